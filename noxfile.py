@@ -1,0 +1,232 @@
+"""Every way this project is checked, built and shown. The single source of the CI matrix.
+
+Default sessions (the README's test command): lint, types, tests, integration (latest flyte and
+torch 2.13.0), dist, docs. Not default: matrix, bench, demo, and the other integration pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+PACKAGES = {
+    "core": ROOT / "packages" / "flyteplugins-wandb-core",
+    "wandb": ROOT / "packages" / "flyteplugins-wandb",
+    "sweeps": ROOT / "packages" / "flyteplugins-wandb-sweeps",
+}
+DISTRIBUTIONS = {
+    "core": "flyteplugins-wandb-core",
+    "wandb": "flyteplugins-wandb",
+    "sweeps": "flyteplugins-wandb-sweeps",
+}
+
+# Versions. FLYTE_LOWEST is the oldest flyte 2.x with every API the plugin uses (docs/versions.md).
+FLYTE_LATEST = "2.12.1"
+FLYTE_LOWEST = "2.5.0"
+TORCH_VERSIONS = ["2.13.0"]
+WANDB_LATEST = "0.31.0"
+# (flyte, torch) pairs the integration tests run against. The first one is the default.
+INTEGRATION_PAIRS = [(FLYTE_LATEST, t) for t in TORCH_VERSIONS] + [
+    (FLYTE_LOWEST, t) for t in TORCH_VERSIONS
+]
+DEFAULT_INTEGRATION = f"integration(flyte='{FLYTE_LATEST}', torch='{TORCH_VERSIONS[0]}')"
+
+TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3"]
+LINT_DEPS = ["ruff==0.17.5", "check-jsonschema==0.39.0"]
+DOCS_DEPS = [
+    "mkdocs==1.6.1",
+    "mkdocs-material==9.8.1",
+    "mkdocstrings==1.0.8",
+    "mkdocstrings-python==2.0.11",
+]
+
+nox.options.default_venv_backend = "virtualenv"
+nox.options.sessions = ["lint", "types", "tests", DEFAULT_INTEGRATION, "dist", "docs"]
+nox.options.error_on_missing_interpreters = True
+
+
+def _editable(*names: str) -> list[str]:
+    args: list[str] = []
+    for name in names:
+        args += ["-e", str(PACKAGES[name])]
+    return args
+
+
+def install_stack(
+    session: nox.Session,
+    *,
+    flyte: str = FLYTE_LATEST,
+    torch: str | None = TORCH_VERSIONS[0],
+    wandb: str = WANDB_LATEST,
+    extra: list[str] | None = None,
+) -> None:
+    """Install flyte, wandb, torch (CPU wheel) and the three local packages in one pip call.
+
+    torch is pinned in the same pip command as flyteplugins-pytorch, whose bare ``torch``
+    requirement would otherwise resolve to a multi-GB CUDA build.
+    """
+    reqs = [f"flyte=={flyte}", f"wandb=={wandb}"]
+    if torch is not None:
+        reqs += [f"flyteplugins-pytorch=={flyte}", f"torch=={torch}"]
+    reqs += ["sweeps==0.2.0", *TEST_DEPS, *(extra or [])]
+    session.install(*reqs, *_editable("core", "wandb", "sweeps"))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check, ruff format --check, and the GitHub workflow schemas."""
+    session.install(*LINT_DEPS)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    if workflows:
+        session.run(
+            "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows
+        )
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    """mypy: strict on core, checked on the plugin and sweeps."""
+    install_stack(session, torch=None, extra=["mypy==2.4.1"])
+    session.run(
+        "mypy", "--strict", "-p", "flyteplugins.wandb_core",
+        env={"MYPYPATH": str(PACKAGES["core"] / "src")},
+    )
+    session.run(
+        "mypy",
+        "-p", "flyteplugins.wandb",
+        "-p", "flyteplugins.wandb_sweeps",
+        env={
+            "MYPYPATH": os.pathsep.join(
+                str(PACKAGES[n] / "src") for n in ("core", "wandb", "sweeps")
+            )
+        },
+    )
+
+
+@nox.session
+@nox.parametrize("package", list(PACKAGES))
+def tests(session: nox.Session, package: str) -> None:
+    """Each package's unit tests; core alone, with nothing but its test tools installed."""
+    if package == "core":
+        session.install(*TEST_DEPS, *_editable("core"))
+        session.run("python", str(ROOT / "tools" / "assert_pure.py"))
+    else:
+        install_stack(session, torch=None)
+    session.run("pytest", str(PACKAGES[package] / "tests"), *session.posargs)
+
+
+def _integration(session: nox.Session, flyte: str, torch: str) -> None:
+    install_stack(session, flyte=flyte, torch=torch, extra=["pandas", "rich", "matplotlib"])
+    args = session.posargs or ["-m", "not slow"]
+    session.run(
+        "pytest", str(ROOT / "tests-integration"), "-p", "no:cacheprovider", *args,
+        env={"WANDB_SILENT": "true", "FLYTE_TEST_VERSION": flyte},
+    )
+
+
+@nox.session
+@nox.parametrize(("flyte", "torch"), INTEGRATION_PAIRS)
+def integration(session: nox.Session, flyte: str, torch: str) -> None:
+    """tests-integration: real Flyte local runs, real wandb, real torchrun, loopback servers."""
+    _integration(session, flyte, torch)
+
+
+@nox.session
+def matrix(session: nox.Session) -> None:
+    """The integration tests for every flyte x torch pair installable on this machine."""
+    for flyte, torch in INTEGRATION_PAIRS:
+        session.notify(f"integration(flyte='{flyte}', torch='{torch}')")
+
+
+def _fresh_venv(where: Path) -> Path:
+    import venv
+
+    venv.EnvBuilder(with_pip=True, clear=True).create(where)
+    return where / ("Scripts" if sys.platform == "win32" else "bin")
+
+
+@nox.session
+def dist(session: nox.Session) -> None:
+    """Build wheels and sdists; install them in clean venvs outside the repo and smoke-test.
+
+    Three installs: core alone (no flyte, wandb or torch may appear), the plugin without sweeps,
+    and the full install. Our packages come only from the built wheels (--no-index).
+    """
+    session.install("build==1.3.0")
+    out = Path(tempfile.mkdtemp(prefix="fpw-dist-"))
+    wheels = out / "wheels"
+    for name, path in PACKAGES.items():
+        session.run("python", "-m", "build", "--outdir", str(wheels), str(path))
+        session.log(f"built {DISTRIBUTIONS[name]}")
+    smoke = ROOT / "tools" / "smoke.py"
+    try:
+        # 1. core alone
+        b = _fresh_venv(out / "core-only")
+        session.run(
+            str(b / "pip"), "install", "-q", "--no-index", "--find-links", str(wheels),
+            DISTRIBUTIONS["core"], external=True,
+        )
+        session.run(str(b / "python"), str(smoke), "core", external=True)
+        session.run(
+            str(b / "flyteplugins-wandb-plan"), "plan", "--nnodes", "2",
+            "--nproc-per-node", "2", "--run-mode", "new", "--rank-scope", "worker",
+            external=True,
+        )
+        # 2. plugin without sweeps; 3. full install
+        for flavour, targets in (
+            ("plugin", [DISTRIBUTIONS["wandb"]]),
+            ("full", [f"{DISTRIBUTIONS['wandb']}[sweeps]", f"{DISTRIBUTIONS['sweeps']}[local]"]),
+        ):
+            b = _fresh_venv(out / flavour)
+            third_party = [f"flyte=={FLYTE_LATEST}", f"wandb=={WANDB_LATEST}"]
+            if flavour == "full":
+                third_party.append("sweeps==0.2.0")
+            session.run(str(b / "pip"), "install", "-q", *third_party, external=True)
+            session.run(
+                str(b / "pip"), "install", "-q", "--no-index", "--find-links", str(wheels),
+                *targets, external=True,
+            )
+            session.run(str(b / "python"), str(smoke), flavour, external=True)
+            session.run(
+                str(b / "python"), "-m", "flyteplugins.wandb_core", "plan", "--nnodes", "1",
+                "--nproc-per-node", "2", external=True,
+            )
+    finally:
+        if not os.environ.get("KEEP_DIST"):
+            shutil.rmtree(out / "core-only", ignore_errors=True)
+            shutil.rmtree(out / "plugin", ignore_errors=True)
+            shutil.rmtree(out / "full", ignore_errors=True)
+    (ROOT / "dist").mkdir(exist_ok=True)
+    for f in wheels.iterdir():
+        shutil.copy2(f, ROOT / "dist" / f.name)
+    session.log(json.dumps(sorted(p.name for p in (ROOT / "dist").iterdir())))
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the mkdocs site in strict mode (tables generated from core's plan)."""
+    install_stack(session, torch=None, extra=DOCS_DEPS)
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"))
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Every benchmark side by side with its baselines; prints a table, writes docs/benchmarks.md."""
+    install_stack(session, extra=["rich", "matplotlib"])
+    session.run("python", str(ROOT / "bench" / "run.py"), *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job in W&B offline mode: no account, no server."""
+    install_stack(session, extra=["rich", "matplotlib"])
+    session.run("python", str(ROOT / "demo" / "pipeline.py"), *session.posargs)

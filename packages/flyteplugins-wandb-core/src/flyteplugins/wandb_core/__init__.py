@@ -1,0 +1,75 @@
+"""Naming and rank logic of the Flyte 2 Weights & Biases plugin.
+
+Pure functions over small frozen dataclasses; standard library only, no I/O.
+"""
+
+from __future__ import annotations
+
+from .__about__ import __version__
+from ._ids import (
+    MAX_RUN_ID_LENGTH,
+    check_user_id,
+    fit,
+    is_template,
+    is_valid_run_id,
+    make_base,
+    sanitize,
+)
+from ._links import (
+    DEFAULT_HOST,
+    LinkTarget,
+    group_url,
+    link_targets,
+    normalize_host,
+    parse_nnodes,
+    run_url,
+    sweep_url,
+    sweeps_page_url,
+)
+from ._modes import (
+    DEFAULT_RANK_SCOPE,
+    DEFAULT_RUN_MODE,
+    RANK_SCOPES,
+    RUN_MODES,
+    RankScope,
+    RunMode,
+    parse_rank_scope,
+    parse_run_mode,
+)
+from ._plan import Role, RunPlan, plan, plan_job
+from ._topology import DistributedInfo, Topology, TopologyError
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_RANK_SCOPE",
+    "DEFAULT_RUN_MODE",
+    "MAX_RUN_ID_LENGTH",
+    "RANK_SCOPES",
+    "RUN_MODES",
+    "DistributedInfo",
+    "LinkTarget",
+    "RankScope",
+    "Role",
+    "RunMode",
+    "RunPlan",
+    "Topology",
+    "TopologyError",
+    "__version__",
+    "check_user_id",
+    "fit",
+    "group_url",
+    "is_template",
+    "is_valid_run_id",
+    "link_targets",
+    "make_base",
+    "normalize_host",
+    "parse_nnodes",
+    "parse_rank_scope",
+    "parse_run_mode",
+    "plan",
+    "plan_job",
+    "run_url",
+    "sanitize",
+    "sweep_url",
+    "sweeps_page_url",
+]
