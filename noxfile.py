@@ -87,9 +87,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
     if workflows:
-        session.run(
-            "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows
-        )
+        session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
 
 
 @nox.session
@@ -97,13 +95,18 @@ def types(session: nox.Session) -> None:
     """mypy: strict on core, checked on the plugin and sweeps."""
     install_stack(session, torch=None, extra=["mypy==2.4.1"])
     session.run(
-        "mypy", "--strict", "-p", "flyteplugins.wandb_core",
+        "mypy",
+        "--strict",
+        "-p",
+        "flyteplugins.wandb_core",
         env={"MYPYPATH": str(PACKAGES["core"] / "src")},
     )
     session.run(
         "mypy",
-        "-p", "flyteplugins.wandb",
-        "-p", "flyteplugins.wandb_sweeps",
+        "-p",
+        "flyteplugins.wandb",
+        "-p",
+        "flyteplugins.wandb_sweeps",
         env={
             "MYPYPATH": os.pathsep.join(
                 str(PACKAGES[n] / "src") for n in ("core", "wandb", "sweeps")
@@ -128,7 +131,11 @@ def _integration(session: nox.Session, flyte: str, torch: str) -> None:
     install_stack(session, flyte=flyte, torch=torch, extra=["pandas", "rich", "matplotlib"])
     args = session.posargs or ["-m", "not slow"]
     session.run(
-        "pytest", str(ROOT / "tests-integration"), "-p", "no:cacheprovider", *args,
+        "pytest",
+        str(ROOT / "tests-integration"),
+        "-p",
+        "no:cacheprovider",
+        *args,
         env={"WANDB_SILENT": "true", "FLYTE_TEST_VERSION": flyte},
     )
 
@@ -172,13 +179,27 @@ def dist(session: nox.Session) -> None:
         # 1. core alone
         b = _fresh_venv(out / "core-only")
         session.run(
-            str(b / "pip"), "install", "-q", "--no-index", "--find-links", str(wheels),
-            DISTRIBUTIONS["core"], external=True,
+            str(b / "pip"),
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            str(wheels),
+            DISTRIBUTIONS["core"],
+            external=True,
         )
         session.run(str(b / "python"), str(smoke), "core", external=True)
         session.run(
-            str(b / "flyteplugins-wandb-plan"), "plan", "--nnodes", "2",
-            "--nproc-per-node", "2", "--run-mode", "new", "--rank-scope", "worker",
+            str(b / "flyteplugins-wandb-plan"),
+            "plan",
+            "--nnodes",
+            "2",
+            "--nproc-per-node",
+            "2",
+            "--run-mode",
+            "new",
+            "--rank-scope",
+            "worker",
             external=True,
         )
         # 2. plugin without sweeps; 3. full install
@@ -192,13 +213,26 @@ def dist(session: nox.Session) -> None:
                 third_party.append("sweeps==0.2.0")
             session.run(str(b / "pip"), "install", "-q", *third_party, external=True)
             session.run(
-                str(b / "pip"), "install", "-q", "--no-index", "--find-links", str(wheels),
-                *targets, external=True,
+                str(b / "pip"),
+                "install",
+                "-q",
+                "--no-index",
+                "--find-links",
+                str(wheels),
+                *targets,
+                external=True,
             )
             session.run(str(b / "python"), str(smoke), flavour, external=True)
             session.run(
-                str(b / "python"), "-m", "flyteplugins.wandb_core", "plan", "--nnodes", "1",
-                "--nproc-per-node", "2", external=True,
+                str(b / "python"),
+                "-m",
+                "flyteplugins.wandb_core",
+                "plan",
+                "--nnodes",
+                "1",
+                "--nproc-per-node",
+                "2",
+                external=True,
             )
     finally:
         if not os.environ.get("KEEP_DIST"):
@@ -220,7 +254,7 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Every benchmark side by side with its baselines; prints a table, writes docs/benchmarks.md."""
+    """Every benchmark beside its baseline: prints a table, writes docs/benchmarks.md."""
     install_stack(session, extra=["rich", "matplotlib"])
     session.run("python", str(ROOT / "bench" / "run.py"), *session.posargs)
 

@@ -21,8 +21,10 @@ def main() -> None:
     bare = wall([sys.executable, "-c", "pass"])
     core = wall([sys.executable, "-c", "import flyteplugins.wandb_core"])
     print(f"{'benchmark':<40} {'median':>10} {'baseline':>10} {'added':>10}")
-    print(f"{'import flyteplugins.wandb_core':<40} {core * 1e3:>8.1f}ms {bare * 1e3:>8.1f}ms "
-          f"{(core - bare) * 1e3:>8.1f}ms")
+    print(
+        f"{'import flyteplugins.wandb_core':<40} {core * 1e3:>8.1f}ms {bare * 1e3:>8.1f}ms "
+        f"{(core - bare) * 1e3:>8.1f}ms"
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = "  ".join("{:<%d}" % w for w in widths)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [line.format(*header), line.format(*("-" * w for w in widths))]
     out.extend(line.format(*row) for row in rows)
     return "\n".join(s.rstrip() for s in out)
@@ -52,16 +52,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         jobs = plan_job(
-            args.run_mode, args.rank_scope, args.nnodes, args.nproc_per_node, args.base,
-            parent_id=args.parent_id, user_id=args.user_id,
+            args.run_mode,
+            args.rank_scope,
+            args.nnodes,
+            args.nproc_per_node,
+            args.base,
+            parent_id=args.parent_id,
+            user_id=args.user_id,
         )
     except ValueError as exc:
         parser.error(str(exc))
     rows = [
         (
-            str(t.rank), str(t.worker_index), str(t.local_rank),
+            str(t.rank),
+            str(t.worker_index),
+            str(t.local_rank),
             "yes" if p.initializes else "no",
-            p.run_id or "-", p.group or "-",
+            p.run_id or "-",
+            p.group or "-",
             p.role + (f" ({p.label})" if p.label else ""),
         )
         for t, p in jobs
@@ -72,8 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{len(runs)} W&B run(s), {len({p.group for _, p in jobs if p.group})} group(s)")
     if args.links:
         targets = link_targets(
-            args.run_mode, args.rank_scope, args.base, nnodes=args.nnodes,
-            nproc_per_node=args.nproc_per_node, parent_id=args.parent_id, user_id=args.user_id,
+            args.run_mode,
+            args.rank_scope,
+            args.base,
+            nnodes=args.nnodes,
+            nproc_per_node=args.nproc_per_node,
+            parent_id=args.parent_id,
+            user_id=args.user_id,
         )
         for target in targets:
             where = f" (worker {target.worker})" if target.worker is not None else ""

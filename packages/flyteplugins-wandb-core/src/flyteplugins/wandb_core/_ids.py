@@ -64,13 +64,15 @@ def fit(text: str, budget: int = BASE_BUDGET) -> str:
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
     literal_indexes = [i for i in range(0, len(parts), 2)]
     longest = max(literal_indexes, key=lambda i: len(parts[i]))
+    # Keep the separator in front of a template that follows the shortened part.
+    tail = "-" if longest + 1 < len(parts) and parts[longest].endswith("-") else ""
     keep = len(parts[longest]) - (cost - budget) - (len(digest) + 1)
-    if keep < 0:
+    if keep - len(tail) < 0:
         raise ValueError(
             f"cannot fit {text!r} into {budget} characters: its templates alone take "
             f"{cost - sum(len(parts[i]) for i in literal_indexes)}"
         )
-    parts[longest] = parts[longest][:keep] + "-" + digest
+    parts[longest] = parts[longest][: keep - len(tail)] + "-" + digest + tail
     return "".join(parts)
 
 
@@ -97,7 +99,6 @@ def check_user_id(run_id: str) -> str:
 
 def is_valid_run_id(run_id: str) -> bool:
     """Whether the W&B client and server accept ``run_id`` (templates not expanded)."""
-    return (
-        0 < len(run_id) <= MAX_RUN_ID_LENGTH
-        and not any(c in RESERVED_CHARACTERS or c.isspace() for c in run_id)
+    return 0 < len(run_id) <= MAX_RUN_ID_LENGTH and not any(
+        c in RESERVED_CHARACTERS or c.isspace() for c in run_id
     )

@@ -68,8 +68,13 @@ def link_targets(
         assert p.run_id is not None
         return [LinkTarget("run", p.run_id)]
     jobs = plan_job(
-        mode, scope, parse_nnodes(nnodes), nproc_per_node, base,
-        parent_id=parent_id, user_id=user_id,
+        mode,
+        scope,
+        parse_nnodes(nnodes),
+        nproc_per_node,
+        base,
+        parent_id=parent_id,
+        user_id=user_id,
     )
     kind: Literal["run", "group"] = "group" if mode == "new" else "run"
     seen: dict[str, int] = {}

@@ -21,14 +21,16 @@ def _parse(value: object, allowed: tuple[str, ...], what: str) -> str:
     if isinstance(value, str) and value in allowed:
         return value
     choices = ", ".join(repr(a) for a in allowed)
-    raise ValueError(f"invalid {what} {value!r} ({type(value).__name__}); expected one of {choices}")
+    raise ValueError(
+        f"invalid {what} {value!r} ({type(value).__name__}); expected one of {choices}"
+    )
 
 
 def parse_run_mode(value: object) -> RunMode:
-    """Return ``value`` as a :data:`RunMode`, or raise ``ValueError`` naming it and the choices."""
+    """Return ``value`` as a :data:`RunMode`; ``ValueError`` names it and the choices."""
     return cast("RunMode", _parse(value, RUN_MODES, "run_mode"))
 
 
 def parse_rank_scope(value: object) -> RankScope:
-    """Return ``value`` as a :data:`RankScope`, or raise ``ValueError`` naming it and the choices."""
+    """Return ``value`` as a :data:`RankScope`; ``ValueError`` names it and the choices."""
     return cast("RankScope", _parse(value, RANK_SCOPES, "rank_scope"))

@@ -75,9 +75,7 @@ class Topology:
         if self.local_world_size < 1:
             raise TopologyError(f"LOCAL_WORLD_SIZE={self.local_world_size} must be >= 1")
         if not 0 <= self.rank < self.world_size:
-            raise TopologyError(
-                f"RANK={self.rank} must be in [0, WORLD_SIZE={self.world_size})"
-            )
+            raise TopologyError(f"RANK={self.rank} must be in [0, WORLD_SIZE={self.world_size})")
         if not 0 <= self.local_rank < self.local_world_size:
             raise TopologyError(
                 f"LOCAL_RANK={self.local_rank} must be in "

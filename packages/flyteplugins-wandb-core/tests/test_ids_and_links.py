@@ -1,0 +1,126 @@
+"""Run id validity, deterministic shortening, templates, link targets and URLs."""
+
+from __future__ import annotations
+
+import pytest
+
+from flyteplugins.wandb_core import (
+    MAX_RUN_ID_LENGTH,
+    LinkTarget,
+    check_user_id,
+    group_url,
+    is_valid_run_id,
+    link_targets,
+    make_base,
+    normalize_host,
+    parse_nnodes,
+    plan_job,
+    run_url,
+    sanitize,
+    sweep_url,
+    sweeps_page_url,
+)
+
+
+def test_base_is_sanitized() -> None:
+    assert make_base("my run/2024", "a0:b") == "my-run-2024-a0-b"
+    assert is_valid_run_id(make_base("x;y,z#?", "'q'"))
+
+
+def test_templates_are_kept_verbatim() -> None:
+    assert make_base("run 1", "{{.actionName}}") == "run-1-{{.actionName}}"
+    assert sanitize("a b{{ .runName }}c/d") == "a-b{{ .runName }}c-d"
+
+
+def test_long_base_is_shortened_deterministically() -> None:
+    long = "r" * 300
+    a, b = make_base(long, "a0"), make_base(long, "a0")
+    assert a == b
+    assert len(a) <= MAX_RUN_ID_LENGTH - 28
+    assert a != make_base(long + "x", "a0")
+    assert is_valid_run_id(a + "-worker-999-rank-999")
+
+
+def test_long_base_never_cuts_a_template() -> None:
+    base = make_base("r" * 300, "{{.actionName}}")
+    assert base.endswith("-{{.actionName}}")
+
+
+def test_templates_alone_too_long() -> None:
+    with pytest.raises(ValueError, match="cannot fit"):
+        make_base("{{.a}}{{.b}}{{.c}}", "{{.d}}")
+
+
+def test_user_id_checked_and_fitted() -> None:
+    assert check_user_id("exp-1") == "exp-1"
+    assert len(check_user_id("x" * 500)) <= 100
+
+
+@pytest.mark.parametrize(
+    ("mode", "scope", "nnodes", "kind", "ids", "workers"),
+    [
+        ("auto", "global", None, "run", ["b"], [None]),
+        ("new", "global", None, "run", ["b"], [None]),
+        ("auto", "global", 2, "run", ["b"], [None]),
+        ("auto", "worker", 2, "run", ["b-worker-0", "b-worker-1"], [0, 1]),
+        ("shared", "worker", "1:3", "run", ["b-worker-0", "b-worker-1", "b-worker-2"], [0, 1, 2]),
+        ("shared", "worker", 1, "run", ["b"], [None]),
+        ("new", "global", 2, "group", ["b"], [None]),
+        ("new", "worker", 2, "group", ["b-worker-0", "b-worker-1"], [0, 1]),
+        ("new", "global", 1, "group", ["b"], [None]),
+    ],
+)
+def test_link_targets(
+    mode: str,
+    scope: str,
+    nnodes: int | str | None,
+    kind: str,
+    ids: list[str],
+    workers: list[int | None],
+) -> None:
+    targets = link_targets(mode, scope, "b", nnodes=nnodes, nproc_per_node=2)
+    assert [t.kind for t in targets] == [kind] * len(ids)
+    assert [t.id for t in targets] == ids
+    assert [t.worker for t in targets] == workers
+
+
+def test_link_targets_follow_parent_and_user_id() -> None:
+    assert link_targets("auto", "global", "b", parent_id="p")[0].id == "p"
+    assert link_targets("new", "global", "b", parent_id="p")[0].id == "b"
+    assert link_targets("auto", "global", "b", parent_id="p", user_id="u")[0].id == "u"
+
+
+def test_links_equal_the_runs_the_plan_creates() -> None:
+    for mode in ("auto", "shared", "new"):
+        for scope in ("global", "worker"):
+            jobs = plan_job(mode, scope, 3, 2, "b")
+            key = "group" if mode == "new" else "run_id"
+            planned = {getattr(p, key) for _, p in jobs if p.logs}
+            linked = {t.id for t in link_targets(mode, scope, "b", nnodes=3, nproc_per_node=2)}
+            assert planned == linked
+
+
+@pytest.mark.parametrize(("value", "n"), [(2, 2), ("3", 3), ("1:4", 4), (" 2:8 ", 8)])
+def test_parse_nnodes(value: int | str, n: int) -> None:
+    assert parse_nnodes(value) == n
+
+
+@pytest.mark.parametrize("value", [0, "x", "1:y", "0", True, 2.5])
+def test_parse_nnodes_rejects(value: object) -> None:
+    with pytest.raises(ValueError, match="invalid nnodes"):
+        parse_nnodes(value)  # type: ignore[arg-type]
+
+
+def test_urls() -> None:
+    assert run_url(None, "team", "proj", "r-1") == "https://wandb.ai/team/proj/runs/r-1"
+    assert (
+        group_url("https://wandb.acme.io/", "t", "p", "g") == "https://wandb.acme.io/t/p/groups/g"
+    )
+    assert sweep_url("api.wandb.ai", "t", "p", "s1") == "https://wandb.ai/t/p/sweeps/s1"
+    assert sweeps_page_url("http://127.0.0.1:8080", "t", "p") == "http://127.0.0.1:8080/t/p/sweeps"
+    assert run_url(None, None, "p", "r") == "https://wandb.ai/p/runs/r"
+    assert run_url(None, "my team", "p", "run-{{.actionName}}") == (
+        "https://wandb.ai/my%20team/p/runs/run-{{.actionName}}"
+    )
+    assert LinkTarget("group", "g").url(None, "t", "p") == "https://wandb.ai/t/p/groups/g"
+    assert normalize_host("") == "https://wandb.ai"
