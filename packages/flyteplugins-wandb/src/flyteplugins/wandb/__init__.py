@@ -1,0 +1,59 @@
+"""Weights & Biases for Flyte 2.
+
+``@wandb_init`` starts a W&B run around a task or function, ``get_wandb_run()`` returns it,
+``wandb_config(...)`` carries settings to child tasks through Flyte's ``custom_context`` and
+``Wandb`` links a task to its run. Importing this package does not import ``wandb``: the client is
+loaded when a run actually starts. The sweeps API (``wandb_sweep``, ``wandb_sweep_config``,
+``get_wandb_sweep_id``, ``WandbSweep``) is re-exported from ``flyteplugins.wandb_sweeps`` when the
+``[sweeps]`` extra is installed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flyteplugins.wandb_core import RankScope, RunMode
+
+from .__about__ import __version__
+from ._context import wandb_config
+from ._decorator import get_distributed_info, get_wandb_run, get_wandb_run_dir, wandb_init
+from ._link import Wandb
+
+_SWEEPS_NAMES = ("wandb_sweep", "wandb_sweep_config", "get_wandb_sweep_id", "WandbSweep")
+
+__all__ = [
+    "RankScope",
+    "RunMode",
+    "Wandb",
+    "WandbSweep",
+    "__version__",
+    "get_distributed_info",
+    "get_wandb_run",
+    "get_wandb_run_dir",
+    "get_wandb_sweep_id",
+    "wandb_config",
+    "wandb_init",
+    "wandb_sweep",
+    "wandb_sweep_config",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SWEEPS_NAMES:
+        try:
+            import flyteplugins.wandb_sweeps as sweeps
+        except ImportError as exc:
+            raise ImportError(
+                f"flyteplugins.wandb.{name} comes from the sweeps distribution, which is not "
+                'installed: pip install "flyteplugins-wandb[sweeps]"'
+            ) from exc
+        try:
+            value = getattr(sweeps, name)
+        except AttributeError as exc:
+            raise ImportError(
+                f"the installed flyteplugins-wandb-sweeps does not provide {name}; upgrade it: "
+                'pip install -U "flyteplugins-wandb[sweeps]"'
+            ) from exc
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

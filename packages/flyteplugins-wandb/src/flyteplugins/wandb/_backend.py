@@ -1,0 +1,139 @@
+"""The one place that imports and calls the wandb client.
+
+Everything else in the package works on plain values; this module turns an init request into
+``wandb.init`` and a run into ``finish``. It is imported only when a process actually starts a run,
+so a process that the plan leaves silent never imports wandb.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+DEFAULT_BASE_URL = "https://api.wandb.ai"
+
+
+class WandbApiKeyMissing(RuntimeError):
+    """Online W&B was requested but no API key can be found."""
+
+
+@dataclass
+class InitRequest:
+    """What to start: ``kwargs`` go to ``wandb.init``; the rest become ``wandb.Settings``."""
+
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    host: str | None = None
+    shared: bool = False
+    primary: bool = True
+    label: str | None = None
+    update_finish_state: bool = True
+    settings: Any = None
+
+
+def effective_mode(requested: str | None) -> str:
+    """The mode the client will run in: the request, else ``WANDB_MODE``, else online."""
+    mode = requested or os.environ.get("WANDB_MODE") or "online"
+    if mode in ("dryrun",):
+        return "offline"
+    if mode == "run":
+        return "online"
+    return mode
+
+
+def _netrc_has_key(base_url: str) -> bool:
+    host = urlparse(base_url).hostname or base_url
+    path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
+    try:
+        auth = netrc.netrc(path).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return False
+    return bool(auth and auth[2])
+
+
+def check_api_key(mode: str, base_url: str | None) -> None:
+    """Fail early, naming both fixes, when an online run has no API key anywhere.
+
+    The key itself is never read into a message: only whether one exists.
+    """
+    if mode not in ("online", "shared"):
+        return
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return
+    url = base_url or os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
+    if _netrc_has_key(url):
+        return
+    raise WandbApiKeyMissing(
+        f"W&B is online (mode={mode!r}, server {url}) but no API key was found. Either give the "
+        "task the key as a secret exposed as WANDB_API_KEY, e.g. "
+        'secrets=flyte.Secret(key="wandb_api_key", as_env_var="WANDB_API_KEY"), or log '
+        "offline with WANDB_MODE=offline (or wandb_config(mode='offline'))."
+    )
+
+
+def init_run(request: InitRequest) -> Any:
+    """Start a run as ``request`` says and return the ``wandb.Run``.
+
+    ``reinit="create_new"`` lets several runs live in one process (a child task's own run next to
+    its parent's, concurrent tasks); which run ``wandb.run`` points at is managed by the caller.
+    """
+    import wandb
+
+    kwargs = dict(request.kwargs)
+    settings = request.settings
+    if settings is None:
+        settings = wandb.Settings()
+    elif isinstance(settings, dict):
+        settings = wandb.Settings(**settings)
+    else:
+        settings = settings.model_copy()
+    if request.host:
+        settings.base_url = request.host.rstrip("/")
+    if request.shared:
+        settings.x_primary = request.primary
+        if request.label:
+            settings.x_label = request.label
+        settings.x_update_finish_state = request.update_finish_state
+    requested = kwargs.get("mode")
+    if requested is None and "mode" in settings.model_fields_set:
+        requested = settings.mode
+    mode = effective_mode(requested)
+    if request.shared and mode == "online":
+        kwargs["mode"] = "shared"
+        mode = "shared"
+    check_api_key(mode, request.host)
+    kwargs.setdefault("reinit", "create_new")
+    return wandb.init(settings=settings, **kwargs)
+
+
+def finish_run(run: Any, exit_code: int) -> None:
+    """Flush and close ``run``, recording ``exit_code`` (0 success, anything else failure)."""
+    run.finish(exit_code=exit_code)
+
+
+def mark_preempting(run: Any) -> None:
+    """Tell W&B the run is being preempted (it may resume later)."""
+    run.mark_preempting()
+
+
+def set_global_run(run: Any | None) -> None:
+    """Point ``wandb.run``/``wandb.log``/``wandb.config`` at ``run`` (or clear them)."""
+    import wandb
+    from wandb.sdk import wandb_init
+    from wandb.sdk.lib import module
+
+    if run is None or getattr(run, "_is_finished", False):
+        if wandb.run is not None:
+            module.unset_globals()  # type: ignore[no-untyped-call]
+        return
+    wandb_init._set_global_run(run)
+
+
+def global_run() -> Any | None:
+    """``wandb.run`` when wandb is already imported, else ``None`` (without importing it)."""
+    import sys
+
+    mod = sys.modules.get("wandb")
+    return getattr(mod, "run", None) if mod is not None else None

@@ -1,0 +1,589 @@
+"""``@wandb_init``: one W&B run per task (or function) call, planned by core, closed as it ended.
+
+Per call: resolve the settings (decorator > ``wandb_config`` context > defaults) -> read the
+topology from the environment -> ask core for the plan -> start, reuse or skip a run -> run the
+user's code -> finish with exit code 0, or with a non-zero code on *any* exception (including
+``KeyboardInterrupt``, ``SystemExit`` and ``asyncio.CancelledError``), which then propagates
+unchanged.
+
+The active run is task-local: it lives in a :class:`~contextvars.ContextVar`, which Flyte copies
+into each task (asyncio task or worker thread) and into ``@flyte.trace`` calls, so concurrent
+tasks in one process each see their own run. The module-level ``wandb.run`` (and ``wandb.log``)
+is a single process-wide slot: it points at the run started most recently by a call still in
+progress, and goes back to the enclosing call's run when a call ends. With concurrent tasks in
+one process, use ``get_wandb_run()``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import inspect
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast, overload
+
+from flyteplugins.wandb_core import (
+    DEFAULT_RANK_SCOPE,
+    DEFAULT_RUN_MODE,
+    DistributedInfo,
+    RunPlan,
+    Topology,
+    make_base,
+    parse_rank_scope,
+    parse_run_mode,
+    plan,
+)
+
+from ._context import (
+    PREFIX,
+    normalize_settings,
+    override_custom_context,
+    parent_entries,
+    read_parent,
+    read_wandb_config,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SWEEPS_EXTRA_HINT = 'pip install "flyteplugins-wandb[sweeps]"'
+_MARK = "__flyteplugins_wandb_init__"
+
+# Settings that shape the plan or the client, never passed to wandb.init as keywords.
+_PLUGIN_ONLY = frozenset({"run_mode", "rank_scope", "download_logs", "host"})
+
+
+@dataclass
+class ActiveRun:
+    """What a ``@wandb_init`` call set up, as seen by the code inside it."""
+
+    run: Any
+    plan: RunPlan
+    topology: Topology | None
+    host: str | None = None
+    entity: str | None = None
+    project: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+_active: ContextVar[ActiveRun | None] = ContextVar("flyteplugins_wandb_active_run", default=None)
+
+# Runs this process started and has not finished yet, by id: a child task running in the same
+# process as its parent (local runs) logs to the parent's live run object instead of joining it.
+_live_runs: dict[str, Any] = {}
+_live_lock = threading.Lock()
+
+
+def get_wandb_run() -> Any | None:
+    """The W&B run of the current task or function call, or ``None``.
+
+    ``None`` outside ``@wandb_init`` and in processes that the plan leaves silent (for example
+    non-zero ranks under ``run_mode="auto"``).
+    """
+    active = _active.get()
+    return None if active is None else active.run
+
+
+def current_active() -> ActiveRun | None:
+    """The :class:`ActiveRun` of the current call (for the sweeps and distributed modules)."""
+    return _active.get()
+
+
+def get_wandb_run_dir() -> str | None:
+    """The local folder of the current run (``files/``, ``logs/`` and ``run-<id>.wandb``)."""
+    run = get_wandb_run()
+    if run is None:
+        return None
+    return cast("str", run.settings.sync_dir)
+
+
+def get_distributed_info() -> DistributedInfo | None:
+    """Rank, local rank, world size, local world size, worker index and worker count; or ``None``.
+
+    ``None`` when the process is not part of a distributed job (``RANK``/``WORLD_SIZE`` unset).
+    """
+    topology = Topology.from_env(os.environ)
+    return None if topology is None else topology.info()
+
+
+# --------------------------------------------------------------------------------------------
+# Decoration
+
+
+def _sweeps_installed() -> bool:
+    try:
+        return importlib.util.find_spec("flyteplugins.wandb_sweeps") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_download_logs(value: Any) -> None:
+    """``download_logs=True`` needs the sweeps distribution: fail at decoration time without it."""
+    if value and not _sweeps_installed():
+        raise ImportError(
+            "download_logs=True needs the log download of the flyteplugins-wandb-sweeps "
+            f"distribution, which is not installed: {SWEEPS_EXTRA_HINT}"
+        )
+
+
+def _is_task_template(obj: Any) -> bool:
+    from flyte._task import TaskTemplate
+
+    return isinstance(obj, TaskTemplate)
+
+
+@overload
+def wandb_init(_func: F) -> F: ...
+
+
+@overload
+def wandb_init(
+    _func: None = None,
+    *,
+    run_mode: str | None = None,
+    rank_scope: str | None = None,
+    download_logs: bool | None = None,
+    project: str | None = None,
+    entity: str | None = None,
+    host: str | None = None,
+    **init_kwargs: Any,
+) -> Callable[[F], F]: ...
+
+
+def wandb_init(
+    _func: Any = None,
+    *,
+    run_mode: str | None = None,
+    rank_scope: str | None = None,
+    download_logs: bool | None = None,
+    project: str | None = None,
+    entity: str | None = None,
+    host: str | None = None,
+    **init_kwargs: Any,
+) -> Any:
+    """Start a W&B run around a Flyte task (put it *above* ``@env.task``) or a plain function.
+
+    ``run_mode`` (``"auto"``, ``"new"``, ``"shared"``) and ``rank_scope`` (``"global"``,
+    ``"worker"``) say which processes log to which run; ``host`` selects a self-hosted W&B
+    server; ``download_logs=True`` downloads the run's files after the task (needs the
+    ``[sweeps]`` extra). Any other keyword (``name``, ``tags``, ``config``, ``group``,
+    ``settings``, ``resume``, ...) goes to ``wandb.init``. These settings win over the
+    ``wandb_config`` context and apply to this task (and its traces) only.
+    """
+    settings_obj = init_kwargs.pop("settings", None)
+    raw = {
+        "run_mode": run_mode,
+        "rank_scope": rank_scope,
+        "download_logs": download_logs,
+        "project": project,
+        "entity": entity,
+        "host": host,
+        **init_kwargs,
+    }
+    if run_mode is not None:
+        parse_run_mode(run_mode)
+    if rank_scope is not None:
+        parse_rank_scope(rank_scope)
+    opts = normalize_settings(raw)
+    check_download_logs(download_logs)
+    if settings_obj is not None:
+        opts["settings"] = settings_obj
+
+    def apply(target: Any) -> Any:
+        if _is_task_template(target):
+            return _wrap_task(target, opts)
+        if callable(target):
+            if getattr(target, _MARK, None) is not None:
+                raise ValueError(f"@wandb_init is applied twice to {target!r}")
+            return _wrap_callable(target, opts, task_wrapper=False)
+        raise TypeError(
+            f"@wandb_init decorates a Flyte task or a function, not {target!r} "
+            f"({type(target).__name__})"
+        )
+
+    if _func is not None:
+        return apply(_func)
+    return apply
+
+
+def _wrap_task(task: Any, opts: dict[str, Any]) -> Any:
+    """Wrap the template's function in place: overrides, registries and Elastic keep W&B."""
+    func = task.func
+    if getattr(func, _MARK, None) is not None:
+        raise ValueError(f"@wandb_init is applied twice to the task {task.name!r}")
+    task.func = _wrap_callable(func, opts, task_wrapper=True)
+    from ._link import Wandb
+
+    links = tuple(_task_links(task, opts, Wandb))
+    task.links = (*tuple(task.links or ()), *links)
+    return task
+
+
+def _task_links(task: Any, opts: Mapping[str, Any], link_cls: Any) -> list[Any]:
+    """One link per page the task's runs will have (one per worker in worker scope)."""
+    plugin_config = getattr(task, "plugin_config", None)
+    nnodes = getattr(plugin_config, "nnodes", None)
+    nproc = getattr(plugin_config, "nproc_per_node", None)
+    common = {
+        "project": opts.get("project"),
+        "entity": opts.get("entity"),
+        "host": opts.get("host"),
+        "id": opts.get("id"),
+        "run_mode": opts.get("run_mode"),
+        "rank_scope": opts.get("rank_scope"),
+    }
+    if nnodes is None:
+        return [link_cls(**common)]
+    nproc_int = nproc if isinstance(nproc, int) and nproc > 0 else 1
+    probe = link_cls(**common, nnodes=nnodes, nproc_per_node=nproc_int)
+    workers = probe.urls("run", "action")
+    if len(workers) <= 1:
+        return [probe]
+    return [
+        link_cls(
+            **common,
+            nnodes=nnodes,
+            nproc_per_node=nproc_int,
+            worker=i,
+            name=f"Weights & Biases (worker {i})",
+        )
+        for i in range(len(workers))
+    ]
+
+
+def _wrap_callable(func: Callable[..., Any], opts: dict[str, Any], *, task_wrapper: bool) -> Any:
+    name = getattr(func, "__qualname__", getattr(func, "__name__", "function"))
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not task_wrapper:
+                _check_order(name)
+            call = _Call(opts, name, task_wrapper=task_wrapper)
+            call.enter()
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as exc:
+                call.exit(exc)
+                raise
+            call.exit(None)
+            return result
+
+        setattr(async_wrapper, _MARK, opts)
+        return async_wrapper
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not task_wrapper:
+            _check_order(name)
+        call = _Call(opts, name, task_wrapper=task_wrapper)
+        call.enter()
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            call.exit(exc)
+            raise
+        call.exit(None)
+        return result
+
+    setattr(wrapper, _MARK, opts)
+    return wrapper
+
+
+# Frames of flyte's task machinery that call a task's function directly.
+_TASK_CALLERS = {
+    ("flyte._task", "execute"),
+    ("flyte._task", "forward"),
+    ("flyte._utils.asyncify", "run_sync_in_thread"),
+    ("flyte._utils.asyncify", "_run"),
+    ("flyte._utils.asyncify", "target"),
+    ("flyte._utils.asyncify", "_target"),
+}
+
+
+def _check_order(name: str) -> None:
+    """Reject ``@env.task`` stacked *above* ``@wandb_init``, before any user code runs.
+
+    Called as a task's own function, the wrapper's caller is flyte's task machinery rather
+    than user code: the task was built from the wrapper, so its links, overrides and Elastic
+    workers would not know about W&B.
+    """
+    frame = sys._getframe(2)
+    for _ in range(3):
+        if frame is None:
+            return
+        module = frame.f_globals.get("__name__", "")
+        if not module.startswith("flyteplugins.wandb"):
+            break
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return
+    module = frame.f_globals.get("__name__", "")
+    if (module, frame.f_code.co_name) in _TASK_CALLERS or (
+        module.startswith("flyte._utils.asyncify")
+    ):
+        raise TypeError(
+            f"@wandb_init is below @env.task on {name!r}: put @wandb_init on top, i.e.\n"
+            "    @wandb_init(...)\n    @env.task\n"
+            f"    def {name.rsplit('.', 1)[-1]}(...): ...\n"
+            "so the task itself (its links, overrides and Elastic workers) carries W&B."
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# One call
+
+
+def _exit_code(exc: BaseException | None) -> int:
+    if exc is None:
+        return 0
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        return code if isinstance(code, int) and code != 0 else 1
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    return 1
+
+
+def _in_sweep_trial() -> bool:
+    """Whether this call is a trial that ``wandb.agent`` started (it assigns the run)."""
+    return bool(os.environ.get("WANDB_SWEEP_ID")) and bool(
+        os.environ.get("WANDB_SWEEP_PARAM_PATH") or os.environ.get("WANDB_RUN_ID")
+    )
+
+
+def _flyte_identity(tctx: Any) -> dict[str, Any]:
+    action = getattr(tctx, "task_action", None) or tctx.action
+    return {
+        "run_name": action.run_name,
+        "action_name": action.name,
+        "project": action.project,
+        "domain": action.domain,
+        "attempt": tctx.attempt_number,
+    }
+
+
+def _with_identity(config: Mapping[str, Any] | None, identity: dict[str, Any]) -> dict[str, Any]:
+    """User config plus the Flyte identity under ``flyte`` (never replacing a user key)."""
+    out = dict(config or {})
+    key = "flyte"
+    while key in out:
+        key = "_" + key
+    out[key] = identity
+    return out
+
+
+class _Call:
+    """The W&B side of one decorated call: enter before user code, exit after it."""
+
+    def __init__(self, opts: Mapping[str, Any], name: str, *, task_wrapper: bool) -> None:
+        self.opts = opts
+        self.name = name
+        self.task_wrapper = task_wrapper
+        self.run: Any = None
+        self.owned = False
+        self.token: Any = None
+        self.publish: AbstractContextManager[None] | None = None
+        self.previous_global: Any = None
+
+    def _resolve(self, tctx: Any) -> dict[str, Any]:
+        context_cfg = read_wandb_config()
+        settings: dict[str, Any] = {**context_cfg}
+        for k, v in self.opts.items():
+            if k == "config" and isinstance(settings.get("config"), dict):
+                settings["config"] = {**settings["config"], **v}
+            else:
+                settings[k] = v
+        return settings
+
+    def enter(self) -> None:
+        import flyte
+
+        tctx = flyte.ctx()
+        settings = self._resolve(tctx)
+        mode = parse_run_mode(settings.get("run_mode", DEFAULT_RUN_MODE))
+        scope = parse_rank_scope(settings.get("rank_scope", DEFAULT_RANK_SCOPE))
+        check_download_logs(settings.get("download_logs"))
+        topology = Topology.from_env(os.environ)
+        enclosing = _active.get()
+        sweep_trial = _in_sweep_trial() and not self.task_wrapper
+
+        action_name: str | None = None
+        if tctx:
+            action = getattr(tctx, "task_action", None) or tctx.action
+            action_name = action.name
+            base = make_base(action.run_name or "run", action.name)
+        else:
+            base = make_base(os.environ.get("TORCHELASTIC_RUN_ID") or "local", self.name)
+
+        parent: dict[str, Any] | None = None
+        if sweep_trial:
+            parent = None
+        elif not self.task_wrapper and enclosing is not None and enclosing.run is not None:
+            parent = {
+                "id": enclosing.plan.run_id,
+                "host": enclosing.host,
+                "entity": enclosing.entity,
+                "project": enclosing.project,
+            }
+        elif tctx:
+            parent = read_parent()
+        user_id = None if sweep_trial else settings.get("id")
+        parent_id = parent["id"] if parent else None
+        with _live_lock:
+            parent_run = _live_runs.get(parent_id) if isinstance(parent_id, str) else None
+        if (
+            parent_run is None
+            and not self.task_wrapper
+            and enclosing is not None
+            and enclosing.plan.run_id == parent_id
+        ):
+            parent_run = enclosing.run
+        p = plan(
+            mode,
+            scope,
+            topology,
+            base,
+            parent_id=parent_id,
+            user_id=user_id,
+            parent_in_process=parent_run is not None,
+            label=action_name or self.name,
+        )
+        joins = p.run_id is not None and p.run_id == parent_id
+        src = parent if (joins and parent) else settings
+        host = src.get("host") or settings.get("host")
+        entity = src.get("entity") or settings.get("entity")
+        project = src.get("project") or settings.get("project")
+
+        run: Any = None
+        if p.reuses_parent:
+            run = parent_run
+        elif p.initializes:
+            from . import _backend
+
+            kwargs = {k: v for k, v in settings.items() if k not in _PLUGIN_ONLY}
+            kwargs.pop("settings", None)
+            kwargs["project"] = project
+            kwargs["entity"] = entity
+            kwargs = {k: v for k, v in kwargs.items() if v is not None}
+            if sweep_trial:
+                kwargs.pop("id", None)
+            elif p.shared and not p.primary:
+                kwargs["id"] = p.run_id
+                kwargs.pop("resume", None)
+            elif user_id is None and not self.task_wrapper and not joins:
+                # A plain function's own run: no action of its own to name it after.
+                kwargs.pop("id", None)
+            else:
+                kwargs["id"] = p.run_id
+                kwargs.setdefault("resume", "allow")
+            if p.group is not None:
+                kwargs["group"] = p.group
+            if tctx and not (p.shared and not p.primary):
+                kwargs["config"] = _with_identity(kwargs.get("config"), _flyte_identity(tctx))
+            request = _backend.InitRequest(
+                kwargs=kwargs,
+                host=host,
+                shared=p.shared,
+                primary=p.primary,
+                label=p.label,
+                update_finish_state=p.finishes,
+                settings=settings.get("settings"),
+            )
+            self.previous_global = _backend.global_run()
+            run = _backend.init_run(request)
+            self.owned = True
+            run_id = str(getattr(run, "id", None) or p.run_id)
+            with _live_lock:
+                _live_runs[run_id] = run
+            _backend.set_global_run(run)
+            _install_sigterm_handler()
+        self.run = run
+        active = ActiveRun(run, p, topology, host, entity, project, dict(settings))
+        self.token = _active.set(active)
+
+        if tctx and run is not None and self.task_wrapper:
+            published_id = getattr(run, "id", None) or p.run_id or ""
+            entries = parent_entries(published_id, host, entity, project)
+            if (PREFIX + "id") in (tctx.custom_context or {}):
+                entries[PREFIX + "id"] = "null"
+            cm = override_custom_context(entries)
+            cm.__enter__()
+            self.publish = cm
+
+    def exit(self, exc: BaseException | None) -> None:
+        try:
+            if self.publish is not None:
+                self.publish.__exit__(
+                    type(exc) if exc is not None else None,
+                    exc,
+                    exc.__traceback__ if exc is not None else None,
+                )
+        finally:
+            if self.token is not None:
+                _active.reset(self.token)
+            if self.owned and self.run is not None:
+                self._finish(_exit_code(exc))
+
+    def _finish(self, code: int) -> None:
+        from . import _backend
+
+        run = self.run
+        with _live_lock:
+            for key in [k for k, v in _live_runs.items() if v is run]:
+                del _live_runs[key]
+        try:
+            if not getattr(run, "_is_finished", False):
+                _backend.finish_run(run, code)
+        finally:
+            enclosing = _active.get()
+            restore = enclosing.run if enclosing is not None else self.previous_global
+            _backend.set_global_run(restore)
+
+
+# --------------------------------------------------------------------------------------------
+# Preemption
+
+
+_sigterm_installed = False
+
+
+def _install_sigterm_handler() -> None:
+    """On SIGTERM (pod eviction, preemption): mark live runs preempting and finish them.
+
+    Installed once, from the main thread only (Python allows no other), and only over the
+    default disposition or a handler that is chained afterwards.
+    """
+    global _sigterm_installed
+    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_IGN or previous is None:
+        return
+    _sigterm_installed = True
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        from . import _backend
+
+        with _live_lock:
+            runs = list(_live_runs.values())
+            _live_runs.clear()
+        for run in runs:
+            try:
+                _backend.mark_preempting(run)
+                _backend.finish_run(run, 128 + signum)
+            except Exception:
+                pass  # the process is going down: still finish the other runs
+        if callable(previous):
+            previous(signum, frame)
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
