@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import importlib.util
+import subprocess
 import sys
 
 flavour = sys.argv[1]
@@ -17,13 +18,41 @@ if flavour == "core":
     assert not heavy & installed, f"core alone pulled in {sorted(heavy & installed)}"
     print("core alone:", sorted(installed))
 else:
+    # The specification's import lines.
     import flyteplugins.wandb as plugin
+    from flyteplugins.wandb import (  # noqa: F401
+        RankScope,
+        RunMode,
+        Wandb,
+        get_distributed_info,
+        get_wandb_run,
+        wandb_config,
+        wandb_init,
+    )
 
     print("plugin", plugin.__version__)
+    # Importing the plugin must not import wandb.
+    probe = "import sys, flyteplugins.wandb; print('wandb' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", "import flyteplugins.wandb imported wandb"
     has_sweeps = importlib.util.find_spec("flyteplugins.wandb_sweeps") is not None
     assert has_sweeps == (flavour == "full"), f"sweeps installed={has_sweeps} for {flavour}"
     if flavour == "full":
         import flyteplugins.wandb_sweeps as sw
+        from flyteplugins.wandb import (  # noqa: F401
+            WandbSweep,
+            get_wandb_sweep_id,
+            wandb_sweep,
+            wandb_sweep_config,
+        )
 
         print("sweeps", sw.__version__)
+    else:
+        try:
+            from flyteplugins.wandb import wandb_sweep  # noqa: F401
+        except ImportError as exc:
+            if 'pip install "flyteplugins-wandb[sweeps]"' not in str(exc):
+                raise AssertionError(f"unhelpful ImportError: {exc}") from exc
+        else:
+            raise AssertionError("wandb_sweep imported without the sweeps distribution")
 print(f"smoke ok: {flavour}")
