@@ -194,6 +194,9 @@ def wandb_init(
     check_download_logs(download_logs)
     if settings_obj is not None:
         opts["settings"] = settings_obj
+    # Decoration normally happens at import, on the main thread: the only thread that may install
+    # signal handlers. Task bodies often run on other threads.
+    _install_sigterm_handler()
 
     def apply(target: Any) -> Any:
         if _is_task_template(target):
@@ -558,7 +561,8 @@ def _install_sigterm_handler() -> None:
     """On SIGTERM (pod eviction, preemption): mark live runs preempting and finish them.
 
     Installed once, from the main thread only (Python allows no other), and only over the
-    default disposition or a handler that is chained afterwards.
+    default disposition or a Python handler, which is chained afterwards. With no live run the
+    handler behaves as the previous disposition did.
     """
     global _sigterm_installed
     if _sigterm_installed or threading.current_thread() is not threading.main_thread():
