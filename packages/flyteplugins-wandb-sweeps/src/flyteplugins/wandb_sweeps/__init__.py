@@ -1,7 +1,57 @@
-"""W&B sweeps for Flyte 2."""
+"""W&B sweeps for Flyte 2: ``@wandb_sweep``, agents as Flyte tasks, a local controller, logs.
+
+``@wandb_sweep`` creates a sweep when its task runs (on the W&B server, or with a local controller
+built on W&B's open-source ``sweeps`` engine when offline); ``run_agent`` runs trials in the task;
+``run_parallel_agents`` runs up to 20 agents as concurrent Flyte child tasks;
+``download_wandb_run_logs`` / ``download_wandb_sweep_logs`` fetch every file, the full history and
+the summary of runs. Importing this package imports neither ``wandb`` nor the ``sweeps`` engine.
+"""
 
 from __future__ import annotations
 
 from .__about__ import __version__
+from ._agent import (
+    SweepTrialsFailed,
+    run_agent,
+    run_agent_work,
+    run_parallel_agents,
+    run_parallel_agents_sync,
+    run_trial,
+)
+from ._context import wandb_sweep_config
+from ._controller import LocalSweep, Trial, create_local_sweep
+from ._decorator import get_wandb_sweep_id, wandb_sweep
+from ._link import WandbSweep
+from ._validate import MAX_PARALLEL_AGENTS, SweepConfigError, validate_sweep_config
+from .download import (
+    DownloadError,
+    DownloadResult,
+    UnsafeFileName,
+    download_wandb_run_logs,
+    download_wandb_sweep_logs,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "MAX_PARALLEL_AGENTS",
+    "DownloadError",
+    "DownloadResult",
+    "LocalSweep",
+    "SweepConfigError",
+    "SweepTrialsFailed",
+    "Trial",
+    "UnsafeFileName",
+    "WandbSweep",
+    "__version__",
+    "create_local_sweep",
+    "download_wandb_run_logs",
+    "download_wandb_sweep_logs",
+    "get_wandb_sweep_id",
+    "run_agent",
+    "run_agent_work",
+    "run_parallel_agents",
+    "run_parallel_agents_sync",
+    "run_trial",
+    "validate_sweep_config",
+    "wandb_sweep",
+    "wandb_sweep_config",
+]

@@ -1,0 +1,488 @@
+"""Running sweep trials: in this process, or as parallel Flyte child tasks.
+
+:func:`run_agent` is the one call user code needs: with a sweep on a W&B server it is
+``wandb.agent``; with a sweep run by the local controller it asks the controller for trials and
+runs them here. Either way the objective is called with no arguments, starts its run with
+``@wandb_init`` and reads its parameters from ``run.config``.
+
+A local trial is an ordinary ``@wandb_init`` run whose settings come from the context: the run id
+the controller chose, the trial's parameters as its config, the sweep id as its group and as a
+tag. They travel in the task-local ``custom_context``, never in process-wide environment variables,
+so trials of concurrent agents in one process (Flyte runs local child tasks on threads) cannot
+mix. After the objective returns, the trial's outcome is read back from what W&B recorded (the
+run's ``.wandb`` file): its exit code and summary, which score the trial for the controller.
+
+:func:`run_parallel_agents` runs N agents as concurrent Flyte child tasks. Online, every child
+runs ``wandb.agent`` on the same server sweep. With the local controller the parent owns the
+controller: it hands each child its trials as input and takes their outcomes back as output, in
+rounds (one trial per agent per round for bayes, so each round learns from the last), so no state
+is shared between processes and a grid configuration is never handed out twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from flyteplugins.wandb._context import wandb_config
+
+from ._context import SweepRef
+from ._controller import LocalSweep, Trial, lookup
+from ._validate import check_agent_count
+
+logger = logging.getLogger(__name__)
+
+# wandb.agent keeps its trial assignment in process-wide environment variables and tears the
+# client down between trials: two in one process at once would mix their trials.
+_wandb_agent_lock = threading.Lock()
+
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
+RECORD_WAIT_SECONDS = 30.0
+
+
+class SweepTrialsFailed(RuntimeError):
+    """Every trial an agent ran failed (the first error is attached)."""
+
+
+def _current_ref(sweep_id: str | None) -> SweepRef:
+    from ._decorator import current_sweep
+
+    ref = current_sweep()
+    if sweep_id is None:
+        if ref is None:
+            raise ValueError(
+                "no sweep to run: call this inside a @wandb_sweep task, or pass sweep_id="
+            )
+        return ref
+    if ref is not None and ref.id == sweep_id:
+        return ref
+    local = lookup(sweep_id)
+    if local is not None:
+        return SweepRef(sweep_id, local.project, local.entity, None, local=True)
+    return SweepRef(sweep_id, ref.project if ref else None, ref.entity if ref else None)
+
+
+# -- one trial -----------------------------------------------------------------------------------
+
+
+def trial_entries(
+    sweep_id: str, run_id: str, params: dict[str, Any], project: str | None, entity: str | None
+) -> Any:
+    """The context a local trial runs in: its run id, parameters, group and tag."""
+    return wandb_config(
+        id=run_id,
+        config=params,
+        group=sweep_id,
+        tags=[sweep_id],
+        run_mode="new",
+        project=project,
+        entity=entity,
+    )
+
+
+def run_trial(
+    function: Callable[[], Any],
+    *,
+    sweep_id: str,
+    run_id: str,
+    params: dict[str, Any],
+    project: str | None = None,
+    entity: str | None = None,
+    metric: str | None = None,
+) -> dict[str, Any]:
+    """Run one trial of a local sweep and read back what W&B recorded for it.
+
+    Returns ``{"run_id", "state", "summary", "history", "error"}``: ``history`` holds the rows
+    that logged ``metric``; ``state`` is ``"finished"`` only when the objective returned and its
+    run recorded exit code 0.
+    """
+    from .download import find_offline_run_dir
+
+    error: str | None = None
+    with trial_entries(sweep_id, run_id, params, project, entity):
+        try:
+            function()
+        except Exception as exc:
+            error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            logger.warning("sweep %s: trial %s failed: %s", sweep_id, run_id, error)
+    folder = find_offline_run_dir(run_id)
+    summary: dict[str, Any] = {}
+    history: list[dict[str, Any]] = []
+    state = "failed"
+    if folder is None:
+        error = error or (
+            f"the objective did not start the W&B run {run_id!r} the sweep assigned: decorate it "
+            "with @wandb_init (a bare wandb.init() does not see the local controller's trial)"
+        )
+    else:
+        record = _read_finished(folder / f"run-{run_id}.wandb")
+        summary = record.summary
+        if metric is not None:
+            history = [{metric: row[metric]} for row in record.history if metric in row]
+        if error is None and record.exit_code == 0:
+            state = "finished"
+        elif error is None:
+            error = f"the trial's run ended with exit code {record.exit_code}"
+    return {
+        "run_id": run_id,
+        "state": state,
+        "summary": summary,
+        "history": history,
+        "error": error,
+    }
+
+
+def _read_finished(path: Path, wait: float = RECORD_WAIT_SECONDS) -> Any:
+    """The run's record once its exit is on disk.
+
+    ``run.finish()`` can return before the client's writer flushed the last records (seen with
+    concurrent runs in one process), so poll briefly for the exit record.
+    """
+    from flyteplugins.wandb._records import RecordFormatError, read_run
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            record = read_run(path)
+            if record.exit_code is not None:
+                return record
+        except RecordFormatError:
+            record = None  # a record still being written
+        if time.monotonic() >= deadline:
+            return record if record is not None else read_run(path)
+        time.sleep(0.05)
+
+
+def _report(sweep: LocalSweep, outcome: dict[str, Any]) -> Trial:
+    return sweep.report(
+        outcome["run_id"],
+        state=outcome["state"],
+        summary=outcome.get("summary"),
+        history=outcome.get("history"),
+        error=outcome.get("error"),
+    )
+
+
+def _run_local(sweep: LocalSweep, function: Callable[[], Any], count: int | None) -> dict[str, Any]:
+    if count is None and sweep.method != "grid" and sweep.run_cap is None:
+        raise ValueError(
+            f"a {sweep.method} sweep never runs out of trials: give count= (or run_cap in the "
+            "sweep configuration)"
+        )
+    done = 0
+    failures = 0
+    first_error: str | None = None
+    while count is None or done < count:
+        trials = sweep.propose(1)
+        if not trials:
+            break
+        trial = trials[0]
+        sweep.mark_running(trial.run_id)
+        outcome = run_trial(
+            function,
+            sweep_id=sweep.sweep_id,
+            run_id=trial.run_id,
+            params=trial.params,
+            project=sweep.project,
+            entity=sweep.entity,
+            metric=sweep.metric_name,
+        )
+        result = _report(sweep, outcome)
+        done += 1
+        if result.state == "finished":
+            failures = 0
+        else:
+            failures += 1
+            first_error = first_error or result.error
+            if failures >= DEFAULT_MAX_CONSECUTIVE_FAILURES:
+                raise SweepTrialsFailed(
+                    f"sweep {sweep.sweep_id}: {failures} trials in a row failed; first error: "
+                    f"{first_error}"
+                )
+    return _summarize(sweep)
+
+
+def _summarize(sweep: LocalSweep) -> dict[str, Any]:
+    results = sweep.results()
+    best = results["best"]
+    if best is not None:
+        logger.info(
+            "sweep %s: best trial %s (%s=%s) with %s",
+            sweep.sweep_id,
+            best["run_id"],
+            sweep.metric_name,
+            best["metric"],
+            best["params"],
+        )
+    trials = results["trials"]
+    if trials and all(t["state"] != "finished" for t in trials):
+        raise SweepTrialsFailed(
+            f"sweep {sweep.sweep_id}: all {len(trials)} trials failed; first error: "
+            f"{trials[0]['error']}"
+        )
+    return results
+
+
+def _ensure_host(host: str | None) -> None:
+    """wandb.sweep/agent read the server from the environment: point it at ``host``."""
+    import os
+
+    if host and os.environ.get("WANDB_BASE_URL", "").rstrip("/") != host.rstrip("/"):
+        os.environ["WANDB_BASE_URL"] = host.rstrip("/")
+
+
+def run_agent(
+    sweep_id: str | None = None,
+    function: Callable[[], Any] | None = None,
+    count: int | None = None,
+    *,
+    project: str | None = None,
+    entity: str | None = None,
+) -> dict[str, Any] | None:
+    """Run sweep trials here: ``wandb.agent`` for a server sweep, else the local controller.
+
+    ``sweep_id`` defaults to the sweep of the enclosing ``@wandb_sweep`` task. ``function`` (the
+    objective, decorated with ``@wandb_init``) is called once per trial with no arguments and
+    reads its parameters from ``get_wandb_run().config``. ``count`` caps the number of trials
+    (a grid sweep without one runs until the grid is exhausted). Returns the local sweep's
+    results (every trial and the best one), or ``None`` for a server sweep (read it with
+    ``wandb.Api().sweep(...)``).
+    """
+    if function is None or not callable(function):
+        raise TypeError(f"function must be the callable objective, got {function!r}")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise ValueError(f"count must be a positive int or None, got {count!r}")
+    ref = _current_ref(sweep_id)
+    local = lookup(ref.id)
+    if local is not None:
+        return _run_local(local, function, count)
+    if ref.local:
+        raise RuntimeError(
+            f"sweep {ref.id!r} is run by a local controller in another process; run its trials "
+            "with run_parallel_agents() from the @wandb_sweep task that owns it"
+        )
+    import wandb
+
+    _ensure_host(ref.host)
+    with _wandb_agent_lock:
+        wandb.agent(
+            ref.id,
+            function=function,
+            count=count,
+            project=project or ref.project,
+            entity=entity or ref.entity,
+        )
+    return None
+
+
+# -- agents as Flyte child tasks -----------------------------------------------------------------
+
+
+def run_agent_work(work: str, function: Callable[[], Any]) -> str:
+    """The body of an agent child task: run the trials (or the agent) that ``work`` describes.
+
+    ``work`` is the JSON text :func:`run_parallel_agents` hands each child; the JSON text returned
+    carries the outcome of every trial back to the parent. Define the agent task once, at module
+    level, so a cluster can import it::
+
+        @env.task
+        def sweep_agent(work: str) -> str:
+            return run_agent_work(work, objective)
+    """
+    spec = json.loads(work)
+    if spec.get("kind") == "wandb":
+        _ensure_host(spec.get("host"))
+        import wandb
+
+        with _wandb_agent_lock:
+            wandb.agent(
+                spec["sweep_id"],
+                function=function,
+                count=spec.get("count"),
+                project=spec.get("project"),
+                entity=spec.get("entity"),
+            )
+        return json.dumps({"kind": "wandb", "outcomes": []})
+    if spec.get("kind") != "local":
+        raise ValueError(f"not a sweep agent's work description: {work[:200]!r}")
+    outcomes = [
+        run_trial(
+            function,
+            sweep_id=spec["sweep_id"],
+            run_id=t["run_id"],
+            params=t["params"],
+            project=spec.get("project"),
+            entity=spec.get("entity"),
+            metric=spec.get("metric"),
+        )
+        for t in spec["trials"]
+    ]
+    return json.dumps({"kind": "local", "outcomes": outcomes}, default=str)
+
+
+def _split(total: int | None, agents: int) -> list[int | None]:
+    if total is None:
+        return [None] * agents
+    base, extra = divmod(total, agents)
+    return [base + (1 if i < extra else 0) for i in range(agents)]
+
+
+def _local_rounds(sweep: LocalSweep, agents: int, count: int | None) -> list[list[Trial]] | None:
+    """The next round: each agent's list of trials (``None`` when nothing is left)."""
+    if sweep.method == "bayes":
+        per_agent = 1
+    else:
+        # grid and random do not learn: hand out everything at once, spread evenly
+        left = count if count is not None else (sweep.run_cap or 10**9)
+        per_agent = max(1, -(-left // agents))
+    want = agents * per_agent
+    if count is not None:
+        want = min(want, count)
+    trials = sweep.propose(want)
+    if not trials:
+        return None
+    buckets: list[list[Trial]] = [[] for _ in range(agents)]
+    for i, t in enumerate(trials):
+        buckets[i % agents].append(t)
+        sweep.mark_running(t.run_id)
+    return [b for b in buckets if b]
+
+
+def _work(sweep: LocalSweep, trials: Sequence[Trial]) -> str:
+    return json.dumps(
+        {
+            "kind": "local",
+            "sweep_id": sweep.sweep_id,
+            "project": sweep.project,
+            "entity": sweep.entity,
+            "metric": sweep.metric_name,
+            "trials": [{"run_id": t.run_id, "params": t.params} for t in trials],
+        }
+    )
+
+
+def _absorb(sweep: LocalSweep, outputs: Sequence[Any], works: Sequence[str]) -> None:
+    for out, work in zip(outputs, works, strict=True):
+        if isinstance(out, BaseException):
+            # the child task itself failed: its trials failed with it
+            for t in json.loads(work)["trials"]:
+                sweep.report(t["run_id"], state="failed", error=f"agent task failed: {out!r}")
+            continue
+        for outcome in json.loads(out)["outcomes"]:
+            _report(sweep, outcome)
+
+
+def _check_parallel(agents: int, count: int | None, sweep: LocalSweep | None) -> None:
+    check_agent_count(agents)
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise ValueError(f"count must be a positive int or None, got {count!r}")
+    if sweep is not None and count is None and sweep.method != "grid" and sweep.run_cap is None:
+        raise ValueError(
+            f"a {sweep.method} sweep never runs out of trials: give count= (or run_cap in the "
+            "sweep configuration)"
+        )
+
+
+def _wandb_works(ref: SweepRef, agents: int, count: int | None) -> list[str]:
+    return [
+        json.dumps(
+            {
+                "kind": "wandb",
+                "sweep_id": ref.id,
+                "project": ref.project,
+                "entity": ref.entity,
+                "host": ref.host,
+                "count": n,
+            }
+        )
+        for n in _split(count, agents)
+        if n != 0
+    ]
+
+
+async def run_parallel_agents(
+    agent_task: Any,
+    agents: int,
+    count: int | None = None,
+    *,
+    sweep_id: str | None = None,
+) -> dict[str, Any] | None:
+    """Run ``agents`` sweep agents as concurrent Flyte child tasks (call from an async task).
+
+    ``agent_task`` is a Flyte task ``(work: str) -> str`` whose body is
+    ``run_agent_work(work, objective)``. At most 20 agents (W&B's limit): more is refused before
+    any starts. ``count`` is the total number of trials across agents (required for random and
+    bayes sweeps). Online every child runs ``wandb.agent`` on the sweep (returns ``None``); with
+    the local controller the parent proposes trials in rounds and returns the sweep's results.
+    """
+    ref = _current_ref(sweep_id)
+    local = lookup(ref.id)
+    _check_parallel(agents, count, local)
+    if local is None:
+        if ref.local:
+            raise RuntimeError(f"sweep {ref.id!r} is controlled by another process")
+        works = _wandb_works(ref, agents, count)
+        await asyncio.gather(*(agent_task.aio(w) for w in works))
+        return None
+    left = count
+    while left is None or left > 0:
+        rounds = _local_rounds(local, agents, left)
+        if rounds is None:
+            break
+        works = [_work(local, trials) for trials in rounds]
+        outputs = await asyncio.gather(*(agent_task.aio(w) for w in works), return_exceptions=True)
+        _absorb(local, outputs, works)
+        if left is not None:
+            left -= sum(len(r) for r in rounds)
+    return _summarize(local)
+
+
+def run_parallel_agents_sync(
+    agent_task: Any,
+    agents: int,
+    count: int | None = None,
+    *,
+    sweep_id: str | None = None,
+) -> dict[str, Any] | None:
+    """:func:`run_parallel_agents` for a synchronous task (child tasks started from threads)."""
+    ref = _current_ref(sweep_id)
+    local = lookup(ref.id)
+    _check_parallel(agents, count, local)
+
+    def launch(works: list[str]) -> list[Any]:
+        with ThreadPoolExecutor(max_workers=len(works)) as pool:
+            futures = [pool.submit(contextvars.copy_context().run, agent_task, w) for w in works]
+            out: list[Any] = []
+            for f in futures:
+                try:
+                    out.append(f.result())
+                except Exception as exc:
+                    out.append(exc)
+            return out
+
+    if local is None:
+        if ref.local:
+            raise RuntimeError(f"sweep {ref.id!r} is controlled by another process")
+        for out in launch(_wandb_works(ref, agents, count)):
+            if isinstance(out, BaseException):
+                raise out
+        return None
+    left = count
+    while left is None or left > 0:
+        rounds = _local_rounds(local, agents, left)
+        if rounds is None:
+            break
+        works = [_work(local, trials) for trials in rounds]
+        _absorb(local, launch(works), works)
+        if left is not None:
+            left -= sum(len(r) for r in rounds)
+    return _summarize(local)

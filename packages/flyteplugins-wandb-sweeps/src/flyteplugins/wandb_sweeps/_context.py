@@ -1,0 +1,154 @@
+"""Sweep settings carried in Flyte's ``custom_context``, with the plugin's exact encoding.
+
+``wandb_sweep_config`` stores each setting under ``wandb_sweep/<name>`` as the JSON text of the
+value (the plugin's :func:`encode_entries`), so what a child task decodes is exactly what the
+user gave. A ``@wandb_sweep`` task publishes the sweep it created under ``wandb_sweep/~sweep`` so
+its child tasks (and their links) reuse it instead of creating another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from flyteplugins.wandb._context import (
+    ContextEntries,
+    current_custom_context,
+    decode_entries,
+    decode_value,
+    encode_entries,
+    encode_value,
+    read_wandb_config,
+)
+
+from ._validate import SweepConfigError, check_partial, check_prior_runs
+
+PREFIX: Final = "wandb_sweep/"
+SWEEP_KEY: Final = "wandb_sweep/~sweep"
+
+# Settings of the sweep itself that are not part of the W&B sweep configuration dict.
+SETTINGS: Final = ("project", "entity", "prior_runs", "download_logs", "local_controller")
+
+
+@dataclass(frozen=True)
+class SweepRef:
+    """A sweep that exists: its id and where it lives (``local`` = the offline controller)."""
+
+    id: str
+    project: str | None = None
+    entity: str | None = None
+    host: str | None = None
+    local: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "project": self.project,
+            "entity": self.entity,
+            "host": self.host,
+            "local": self.local,
+        }
+
+
+def _check_settings(values: Mapping[str, Any]) -> None:
+    for key in ("project", "entity", "name"):
+        v = values.get(key)
+        if v is not None and not isinstance(v, str):
+            raise TypeError(f"{key}={v!r} ({type(v).__name__}): expected a str")
+    for key in ("download_logs", "local_controller"):
+        v = values.get(key)
+        if v is not None and not isinstance(v, bool):
+            raise TypeError(f"{key}={v!r} ({type(v).__name__}): expected True or False")
+    if values.get("prior_runs") is not None:
+        check_prior_runs(values["prior_runs"])
+    for key in values:
+        if not isinstance(key, str) or key.startswith("~"):
+            raise SweepConfigError(f"{key!r} is not a sweep setting")
+
+
+def wandb_sweep_config(
+    method: str | None = None,
+    metric: dict[str, Any] | None = None,
+    parameters: dict[str, Any] | None = None,
+    project: str | None = None,
+    entity: str | None = None,
+    name: str | None = None,
+    prior_runs: list[str] | None = None,
+    early_terminate: dict[str, Any] | None = None,
+    download_logs: bool | None = None,
+    local_controller: bool | None = None,
+    **extra: Any,
+) -> ContextEntries:
+    """A W&B sweep's configuration as Flyte ``custom_context`` entries.
+
+    Pass it as ``flyte.with_runcontext(custom_context=...)`` (it merges with ``wandb_config``:
+    ``{**wandb_config(...), **wandb_sweep_config(...)}``) or use it as ``with
+    wandb_sweep_config(...):`` inside a task to set only the given keys for the code and child
+    tasks in the block. ``method``, ``metric``, ``parameters``, ``name``, ``early_terminate`` and
+    any other keyword (``description``, ``run_cap``, ...) form the sweep configuration given to
+    ``wandb.sweep``; ``project``, ``entity`` and ``prior_runs`` say where it is created;
+    ``download_logs=True`` downloads every trial's logs when the sweep task ends;
+    ``local_controller=True`` runs the sweep with the local controller even when online (default:
+    only when W&B is offline). Every part given is checked now.
+    """
+    values: dict[str, Any] = {
+        "method": method,
+        "metric": metric,
+        "parameters": parameters,
+        "project": project,
+        "entity": entity,
+        "name": name,
+        "prior_runs": prior_runs,
+        "early_terminate": early_terminate,
+        "download_logs": download_logs,
+        "local_controller": local_controller,
+        **extra,
+    }
+    values = {k: v for k, v in values.items() if v is not None}
+    _check_settings(values)
+    check_partial(values)
+    return ContextEntries(encode_entries(PREFIX, values))
+
+
+def read_sweep_settings(context: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What ``wandb_sweep_config`` stored in ``context`` (default: the current context)."""
+    ctx = current_custom_context() if context is None else context
+    values = decode_entries(PREFIX, ctx)
+    values.pop(SWEEP_KEY[len(PREFIX) :], None)
+    return values
+
+
+def split_settings(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the W&B sweep configuration dict, the settings around it)."""
+    config = {k: v for k, v in values.items() if k not in SETTINGS}
+    settings = {k: v for k, v in values.items() if k in SETTINGS}
+    return config, settings
+
+
+def read_sweep(context: Mapping[str, str] | None = None) -> SweepRef | None:
+    """The sweep an enclosing ``@wandb_sweep`` task published, if any."""
+    ctx = current_custom_context() if context is None else context
+    text = ctx.get(SWEEP_KEY)
+    if text is None:
+        return None
+    value = decode_value(text, key=SWEEP_KEY)
+    if not isinstance(value, dict) or not isinstance(value.get("id"), str):
+        return None
+    return SweepRef(
+        id=value["id"],
+        project=value.get("project"),
+        entity=value.get("entity"),
+        host=value.get("host"),
+        local=bool(value.get("local")),
+    )
+
+
+def sweep_entries(ref: SweepRef) -> dict[str, str]:
+    """Entries that publish ``ref`` to child tasks."""
+    return {SWEEP_KEY: encode_value(ref.as_dict(), key=SWEEP_KEY)}
+
+
+def run_settings(context: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The plugin's ``wandb_config`` settings visible here (project, entity, host, mode...)."""
+    return read_wandb_config(context)

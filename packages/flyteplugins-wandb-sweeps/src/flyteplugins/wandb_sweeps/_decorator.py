@@ -1,0 +1,296 @@
+"""``@wandb_sweep``: create (or reuse) a W&B sweep around a Flyte task.
+
+Per call: resolve the sweep settings (decorator > ``wandb_sweep_config`` context >
+``wandb_config`` for project/entity/host) -> reuse the sweep an enclosing ``@wandb_sweep`` task
+published, or validate the configuration and create one (``wandb.sweep`` on a server, a local
+controller offline or when asked) -> publish it to the code inside (``get_wandb_sweep_id()``) and
+to child tasks (``custom_context``) -> run the task -> with ``download_logs``, download every
+trial's logs through a ``flyte.trace`` function.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from typing import Any, TypeVar, overload
+
+from flyteplugins.wandb._context import override_custom_context
+
+from ._context import (
+    SweepRef,
+    _check_settings,
+    read_sweep,
+    read_sweep_settings,
+    run_settings,
+    split_settings,
+    sweep_entries,
+)
+from ._validate import check_partial, validate_sweep_config
+
+F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger(__name__)
+_MARK = "__flyteplugins_wandb_sweep__"
+
+_current: ContextVar[SweepRef | None] = ContextVar("flyteplugins_wandb_sweep", default=None)
+
+
+def current_sweep() -> SweepRef | None:
+    """The sweep of the enclosing ``@wandb_sweep`` call, else the one published to this task."""
+    ref = _current.get()
+    if ref is not None:
+        return ref
+    try:
+        return read_sweep()
+    except ValueError:
+        return None
+
+
+def get_wandb_sweep_id() -> str | None:
+    """The id of the current sweep (inside a ``@wandb_sweep`` task or its children), or ``None``."""
+    ref = current_sweep()
+    return None if ref is None else ref.id
+
+
+def _is_task_template(obj: Any) -> bool:
+    from flyte._task import TaskTemplate
+
+    return isinstance(obj, TaskTemplate)
+
+
+@overload
+def wandb_sweep(_func: F) -> F: ...
+
+
+@overload
+def wandb_sweep(
+    _func: None = None,
+    *,
+    project: str | None = None,
+    entity: str | None = None,
+    download_logs: bool | None = None,
+    prior_runs: list[str] | None = None,
+    local_controller: bool | None = None,
+    **sweep_config: Any,
+) -> Callable[[F], F]: ...
+
+
+def wandb_sweep(
+    _func: Any = None,
+    *,
+    project: str | None = None,
+    entity: str | None = None,
+    download_logs: bool | None = None,
+    prior_runs: list[str] | None = None,
+    local_controller: bool | None = None,
+    **sweep_config: Any,
+) -> Any:
+    """Create a W&B sweep when the task runs (put it *above* ``@env.task``).
+
+    The sweep configuration comes from ``wandb_sweep_config`` in the context, or from keywords
+    here (``method``, ``metric``, ``parameters``, ``name``, ``early_terminate``, or the whole dict
+    as ``sweep={...}``), which win. ``project``/``entity`` default to the ``wandb_config``
+    context. Offline (``WANDB_MODE=offline`` or ``wandb_config(mode="offline")``) or with
+    ``local_controller=True`` the sweep is run by a local controller on W&B's open-source engine.
+    Inside the task, ``get_wandb_sweep_id()`` returns the id and ``run_agent`` /
+    ``run_parallel_agents`` run trials; child tasks reuse the sweep. ``download_logs=True``
+    downloads every trial's logs after the task.
+    """
+    whole = sweep_config.pop("sweep", None)
+    if whole is not None:
+        if not isinstance(whole, Mapping):
+            raise TypeError(f"sweep={whole!r}: expected the sweep configuration dict")
+        sweep_config = {**whole, **sweep_config}
+    opts: dict[str, Any] = {
+        k: v
+        for k, v in {
+            **sweep_config,
+            "project": project,
+            "entity": entity,
+            "download_logs": download_logs,
+            "prior_runs": prior_runs,
+            "local_controller": local_controller,
+        }.items()
+        if v is not None
+    }
+    _check_settings(opts)
+    check_partial(opts)
+    if download_logs:
+        from . import download  # noqa: F401  (the log download must be importable now)
+
+    def apply(target: Any) -> Any:
+        if _is_task_template(target):
+            func = target.func
+            if getattr(func, _MARK, None) is not None:
+                raise ValueError(f"@wandb_sweep is applied twice to the task {target.name!r}")
+            target.func = _wrap(func, opts)
+            from ._link import WandbSweep
+
+            link = WandbSweep(project=opts.get("project"), entity=opts.get("entity"))
+            target.links = (*tuple(target.links or ()), link)
+            return target
+        if callable(target):
+            raise TypeError(
+                f"@wandb_sweep decorates a Flyte task: put it above @env.task on {target!r}"
+            )
+        raise TypeError(f"@wandb_sweep decorates a Flyte task, not {target!r}")
+
+    if _func is not None:
+        return apply(_func)
+    return apply
+
+
+def _wrap(func: Callable[..., Any], opts: dict[str, Any]) -> Any:
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            call = _SweepCall(opts)
+            call.enter()
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException:
+                call.exit()
+                raise
+            call.exit()
+            if call.download is not None:
+                from .download import after_task_async
+
+                await after_task_async(**call.download)
+            return result
+
+        setattr(async_wrapper, _MARK, opts)
+        return async_wrapper
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        call = _SweepCall(opts)
+        call.enter()
+        try:
+            result = func(*args, **kwargs)
+        except BaseException:
+            call.exit()
+            raise
+        call.exit()
+        if call.download is not None:
+            from .download import after_task
+
+            after_task(**call.download)
+        return result
+
+    setattr(wrapper, _MARK, opts)
+    return wrapper
+
+
+def _is_offline(mode: str | None) -> bool:
+    from flyteplugins.wandb._backend import effective_mode
+
+    return effective_mode(mode) in ("offline", "disabled")
+
+
+_CONFIG_KEYS = ("method", "metric", "parameters")
+
+
+class _SweepCall:
+    def __init__(self, opts: Mapping[str, Any]) -> None:
+        self.opts = opts
+        self.token: Any = None
+        self.publish: Any = None
+        self.download: dict[str, Any] | None = None
+
+    def enter(self) -> None:
+        context = read_sweep_settings()
+        values = {**context, **self.opts}
+        config, settings = split_settings(values)
+        wandb_cfg = run_settings()
+        project = settings.get("project") or wandb_cfg.get("project")
+        entity = settings.get("entity") or wandb_cfg.get("entity")
+        host = wandb_cfg.get("host")
+        offline = _is_offline(wandb_cfg.get("mode"))
+        published = read_sweep()
+        if published is not None and not any(k in self.opts for k in _CONFIG_KEYS):
+            ref = published
+        else:
+            config = validate_sweep_config(config)
+            local = bool(settings.get("local_controller")) or offline
+            ref = _create(config, settings, project, entity, host, local)
+        self.token = _current.set(ref)
+        self.publish = override_custom_context(sweep_entries(ref))
+        self.publish.__enter__()
+        if settings.get("download_logs"):
+            self.download = {
+                "sweep_id": ref.id,
+                "project": ref.project,
+                "entity": ref.entity,
+                "host": ref.host,
+                "offline": offline,
+            }
+
+    def exit(self) -> None:
+        try:
+            if self.publish is not None:
+                self.publish.__exit__(None, None, None)
+        finally:
+            if self.token is not None:
+                _current.reset(self.token)
+
+
+def _create(
+    config: dict[str, Any],
+    settings: Mapping[str, Any],
+    project: str | None,
+    entity: str | None,
+    host: str | None,
+    local: bool,
+) -> SweepRef:
+    prior_runs = settings.get("prior_runs")
+    if local:
+        from ._controller import create_local_sweep
+
+        sweep = create_local_sweep(config, project=project, entity=entity)
+        if config.get("early_terminate"):
+            logger.warning(
+                "sweep %s: early_terminate needs a W&B server; the local controller runs every "
+                "trial to completion",
+                sweep.sweep_id,
+            )
+        if prior_runs:
+            _seed_prior_runs(sweep, prior_runs)
+        logger.info("created local sweep %s (%s)", sweep.sweep_id, config["method"])
+        return SweepRef(sweep.sweep_id, project, entity, host, local=True)
+    import wandb
+
+    from ._agent import _ensure_host
+
+    _ensure_host(host)
+    sweep_id = wandb.sweep(config, entity=entity, project=project, prior_runs=prior_runs)
+    return SweepRef(str(sweep_id), project, entity, host, local=False)
+
+
+def _seed_prior_runs(sweep: Any, prior_runs: list[str]) -> None:
+    """Give the local controller the offline runs named in ``prior_runs``."""
+    from flyteplugins.wandb._records import read_run
+
+    from .download import find_offline_run_dir
+
+    names = [".".join(p) for p in _leaf_names(sweep.config["parameters"])]
+    for run_id in prior_runs:
+        folder = find_offline_run_dir(run_id)
+        if folder is None:
+            raise FileNotFoundError(
+                f"prior run {run_id!r} not found under WANDB_DIR: the local controller can only "
+                "add offline runs it can read"
+            )
+        record = read_run(folder / f"run-{run_id}.wandb")
+        params = {k: v for k, v in record.config.items() if k in {n.split(".")[0] for n in names}}
+        sweep.add_prior(
+            run_id, params, record.summary, record.history, finished=record.exit_code == 0
+        )
+
+
+def _leaf_names(parameters: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    from ._controller import parameter_paths
+
+    return parameter_paths(parameters)

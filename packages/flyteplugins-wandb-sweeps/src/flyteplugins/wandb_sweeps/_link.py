@@ -1,0 +1,65 @@
+"""The ``WandbSweep`` link shown on a ``@wandb_sweep`` task in the Flyte UI.
+
+Links are rendered at submit time, before the task runs, while a new sweep's id is only known once
+the W&B server created it. So the link points at the sweep's own page when its id is already known
+(an id given here, or the sweep an enclosing ``@wandb_sweep`` task published in the submitter's
+``custom_context``), and otherwise at the project's sweeps page, where the new sweep appears.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flyteplugins.wandb._context import read_wandb_config
+from flyteplugins.wandb._link import WANDB_ICON
+from flyteplugins.wandb_core import sweep_url, sweeps_page_url
+
+from ._context import read_sweep, read_sweep_settings
+
+
+@dataclass
+class WandbSweep:
+    """Link to a W&B sweep (or, before the sweep exists, to the project's sweeps page).
+
+    Settings given here win over the submitter's ``wandb_sweep_config``/``wandb_config`` context.
+    """
+
+    name: str = "W&B sweep"
+    icon_uri: str = WANDB_ICON
+    project: str | None = None
+    entity: str | None = None
+    host: str | None = None
+    sweep_id: str | None = None
+
+    def url(self, context: dict[str, str] | None = None) -> str:
+        ctx = context or {}
+        run_cfg = read_wandb_config(ctx)
+        sweep_cfg = read_sweep_settings(ctx)
+        published = read_sweep(ctx)
+        sweep_id = self.sweep_id
+        source: dict[str, Any] = {}
+        if sweep_id is None and published is not None and not published.local:
+            sweep_id = published.id
+            source = published.as_dict()
+        host = self.host or source.get("host") or run_cfg.get("host")
+        entity = self.entity or source.get("entity") or sweep_cfg.get("entity")
+        entity = entity or run_cfg.get("entity")
+        project = self.project or source.get("project") or sweep_cfg.get("project")
+        project = project or run_cfg.get("project") or "uncategorized"
+        if sweep_id:
+            return sweep_url(host, entity, project, sweep_id)
+        return sweeps_page_url(host, entity, project)
+
+    def get_link(
+        self,
+        run_name: str,
+        project: str,
+        domain: str,
+        context: dict[str, str],
+        parent_action_name: str,
+        action_name: str,
+        pod_name: str,
+        **kwargs: Any,
+    ) -> str:
+        return self.url(context)

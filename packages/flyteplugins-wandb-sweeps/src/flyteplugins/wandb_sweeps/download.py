@@ -1,0 +1,673 @@
+"""Download what W&B recorded for a run or a sweep: every file, the full history, the summary.
+
+Online, the public API lists the run's files and each one is fetched in parallel; the history is
+read with ``scan_history`` (every row, page by page; never the sampled ``history()``, and never a
+pandas DataFrame, so it behaves the same with or without pandas installed). Offline, the run's
+folder under ``WANDB_DIR`` is packaged into the same layout, its history and summary read from the
+``.wandb`` file with the plugin's reader::
+
+    <target>/
+      files/...            every file of the run (online: as uploaded; offline: the run's files/)
+      history.jsonl        one JSON object per logged row, in order
+      summary.json         the run's summary
+      config.json          the run's config
+      run-<id>.wandb       (offline only) the run's raw record file
+      download.json        what was fetched and what failed, and why
+
+A sweep's download holds ``sweep.json`` and one such folder per trial under ``runs/<run id>/``.
+
+Every file name is checked before anything is written: a name that would land outside the target
+folder (absolute, ``..``, a drive) is refused and reported. The whole download is bounded by a
+deadline; a file that fails or runs past it is reported by name, and the download only raises
+(:class:`DownloadError`) in ``strict`` mode, so a task whose training succeeded is not failed by a
+flaky download. :func:`after_task` is what ``@wandb_init``/``@wandb_sweep`` call with
+``download_logs=True``: it runs the download inside a ``flyte.trace`` function that returns a
+``flyte.io.Dir``, so the logs show up in the Flyte UI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+import flyte
+from flyte.io import Dir
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WORKERS = 8
+DEFAULT_TIMEOUT = 600.0
+PROGRESS_THRESHOLD = 20
+"""Show a progress bar (when ``progress`` is left to ``None``) from this many files on."""
+
+
+class UnsafeFileName(ValueError):
+    """A file name that would be written outside the download folder."""
+
+
+class DownloadError(RuntimeError):
+    """Raised in strict mode when any file could not be downloaded (names them all)."""
+
+    def __init__(self, message: str, failed: Mapping[str, str]) -> None:
+        super().__init__(message)
+        self.failed = dict(failed)
+
+
+@dataclass
+class DownloadResult:
+    """Where the logs were written, what arrived and what did not (name -> reason)."""
+
+    path: Path
+    run_ids: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    history_rows: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def merge(self, other: DownloadResult, prefix: str) -> None:
+        self.run_ids += other.run_ids
+        self.files += [f"{prefix}/{f}" for f in other.files]
+        self.failed.update({f"{prefix}/{k}": v for k, v in other.failed.items()})
+        self.history_rows += other.history_rows
+
+
+def safe_path(root: Path, name: str) -> Path:
+    """``root/name``, refusing any name that would resolve outside ``root``."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise UnsafeFileName(f"refused file name {name!r}: empty or contains NUL")
+    posix = PurePosixPath(name.replace("\\", "/"))
+    if (
+        posix.is_absolute()
+        or PureWindowsPath(name).drive
+        or PureWindowsPath(name).is_absolute()
+        or ".." in posix.parts
+    ):
+        raise UnsafeFileName(f"refused file name {name!r}: it would escape the download folder")
+    base = root.resolve()
+    dest = (base / Path(*posix.parts)).resolve()
+    if dest != base and base not in dest.parents:
+        raise UnsafeFileName(f"refused file name {name!r}: it would escape the download folder")
+    return dest
+
+
+# -- a bounded parallel runner ------------------------------------------------------------------
+
+
+class _Progress:
+    """A rich progress bar when asked for and available, else nothing."""
+
+    def __init__(self, total: int, label: str, enabled: bool | None) -> None:
+        self._bar: Any = None
+        self._task: Any = None
+        show = total >= PROGRESS_THRESHOLD if enabled is None else enabled
+        if not show or total == 0:
+            return
+        try:
+            from rich.progress import Progress
+        except ImportError:
+            return
+        self._bar = Progress(transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task(label, total=total)
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def run_bounded(
+    jobs: Mapping[str, Callable[[], Any]],
+    *,
+    workers: int,
+    deadline: float,
+    progress: bool | None = None,
+    label: str = "downloading",
+) -> dict[str, str]:
+    """Run ``jobs`` (name -> callable) on ``workers`` daemon threads until ``deadline``.
+
+    Returns ``{name: reason}`` for every job that raised or had not finished by the deadline.
+    Daemon threads are used so a download stuck past its deadline never blocks the process from
+    exiting.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers!r}")
+    pending: queue.Queue[str] = queue.Queue()
+    for name in jobs:
+        pending.put(name)
+    failed: dict[str, str] = {}
+    done: set[str] = set()
+    lock = threading.Condition()
+    bar = _Progress(len(jobs), label, progress)
+
+    def worker() -> None:
+        while True:
+            try:
+                name = pending.get_nowait()
+            except queue.Empty:
+                return
+            if time.monotonic() > deadline:
+                error: str | None = "not started before the download deadline"
+            else:
+                try:
+                    jobs[name]()
+                    error = None
+                except Exception as exc:  # reported per file, never swallowed
+                    error = f"{type(exc).__name__}: {exc}"
+            with lock:
+                if error is not None:
+                    failed[name] = error
+                done.add(name)
+                bar.advance()
+                lock.notify_all()
+
+    threads = [
+        threading.Thread(target=worker, daemon=True, name=f"wandb-download-{i}")
+        for i in range(min(workers, max(1, len(jobs))))
+    ]
+    try:
+        for t in threads:
+            t.start()
+        with lock:
+            while len(done) < len(jobs):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                lock.wait(timeout=min(left, 0.5))
+            for name in jobs:
+                if name not in done:
+                    failed[name] = "timed out (the download deadline passed)"
+    finally:
+        bar.close()
+    return failed
+
+
+# -- where runs live ---------------------------------------------------------------------------
+
+
+def _api(host: str | None, timeout: float) -> Any:
+    import wandb
+
+    overrides: dict[str, Any] = {}
+    if host:
+        overrides["base_url"] = host.rstrip("/")
+    return wandb.Api(overrides=overrides, timeout=max(1, int(timeout)))
+
+
+def wandb_root() -> Path:
+    """The folder the wandb client writes ``offline-run-*`` folders into."""
+    base = os.environ.get("WANDB_DIR") or os.getcwd()
+    return Path(base) / "wandb"
+
+
+def find_offline_run_dir(run_id: str, root: str | Path | None = None) -> Path | None:
+    """The newest ``offline-run-*-<run_id>`` folder under ``root`` (default: ``WANDB_DIR``)."""
+    base = Path(root) if root is not None else wandb_root()
+    if base.name != "wandb" and (base / "wandb").is_dir():
+        base = base / "wandb"
+    # offline runs write offline-run-<time>-<id>; online ones (e.g. a local-controller trial
+    # logged to a server) run-<time>-<id>; both hold the same run-<id>.wandb
+    matches = [
+        p
+        for pattern in (f"offline-run-*-{run_id}", f"run-*-{run_id}")
+        for p in base.glob(pattern)
+        if p.is_dir() and (p / f"run-{run_id}.wandb").is_file()
+    ]
+    if not matches:
+        return None
+    return max(matches, key=lambda p: ((p / f"run-{run_id}.wandb").stat().st_mtime, p.name))
+
+
+def _is_offline(offline: bool | None) -> bool:
+    if offline is not None:
+        return offline
+    from flyteplugins.wandb._backend import effective_mode
+
+    from ._context import run_settings
+
+    try:
+        mode = run_settings().get("mode")
+    except ValueError:
+        mode = None
+    return effective_mode(mode) in ("offline", "disabled")
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _write_history(path: Path, rows: Iterable[Mapping[str, Any]]) -> int:
+    n = 0
+    with path.open("w") as fh:
+        for row in rows:
+            fh.write(json.dumps(dict(row), sort_keys=True, default=str) + "\n")
+            n += 1
+    return n
+
+
+def _finish(result: DownloadResult, strict: bool, what: str) -> DownloadResult:
+    _write_json(
+        result.path / "download.json",
+        {
+            "runs": result.run_ids,
+            "files": sorted(result.files),
+            "failed": result.failed,
+            "history_rows": result.history_rows,
+        },
+    )
+    if result.failed:
+        names = ", ".join(f"{k} ({v})" for k, v in sorted(result.failed.items()))
+        message = f"{len(result.failed)} file(s) of {what} could not be downloaded: {names}"
+        if strict:
+            raise DownloadError(message, result.failed)
+        logger.warning("%s; the rest is in %s", message, result.path)
+    return result
+
+
+# -- one run -------------------------------------------------------------------------------------
+
+
+def _online_run(
+    run_id: str,
+    target: Path,
+    *,
+    project: str | None,
+    entity: str | None,
+    host: str | None,
+    workers: int,
+    deadline: float,
+    progress: bool | None,
+    api: Any = None,
+) -> DownloadResult:
+    api = api or _api(host, max(1.0, deadline - time.monotonic()))
+    entity = entity or api.default_entity
+    project = project or "uncategorized"
+    run = api.run(f"{entity}/{project}/{run_id}")
+    result = DownloadResult(path=target, run_ids=[run_id])
+    files_dir = target / "files"
+    files_dir.mkdir(parents=True, exist_ok=True)
+    rows = [0]
+
+    def history() -> None:
+        # scan_history pages through every row; history() would sample 500 of them
+        rows[0] = _write_history(target / "history.jsonl", run.scan_history(use_cache=False))
+
+    jobs: dict[str, Callable[[], Any]] = {
+        "history.jsonl": history,
+        "summary.json": lambda: _write_json(target / "summary.json", dict(run.summary_metrics)),
+        "config.json": lambda: _write_json(target / "config.json", dict(run.config)),
+    }
+    for f in run.files():
+        name = f.name
+        try:
+            dest = safe_path(files_dir, name)
+        except UnsafeFileName as exc:
+            result.failed[f"files/{name}"] = str(exc)
+            continue
+
+        def fetch(f: Any = f, dest: Path = dest) -> None:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            f.download(root=str(files_dir), replace=True).close()
+            if not dest.is_file():
+                raise FileNotFoundError(f"{dest.name} was not written")
+
+        jobs[f"files/{name}"] = fetch
+    failed = run_bounded(
+        jobs, workers=workers, deadline=deadline, progress=progress, label=f"W&B run {run_id}"
+    )
+    result.failed.update(failed)
+    result.files = [name for name in jobs if name not in failed]
+    result.history_rows = rows[0] if "history.jsonl" not in failed else 0
+    return result
+
+
+def _offline_run(
+    run_id: str,
+    target: Path,
+    *,
+    root: str | Path | None,
+    workers: int,
+    deadline: float,
+    progress: bool | None,
+) -> DownloadResult:
+    from flyteplugins.wandb._records import read_run
+
+    folder = find_offline_run_dir(run_id, root)
+    if folder is None:
+        raise FileNotFoundError(
+            f"no offline W&B run {run_id!r} under {Path(root) if root else wandb_root()} "
+            "(set WANDB_DIR to where the run was written)"
+        )
+    result = DownloadResult(path=target, run_ids=[run_id])
+    record_file = folder / f"run-{run_id}.wandb"
+    record = read_run(record_file)
+    files_dir = target / "files"
+    files_dir.mkdir(parents=True, exist_ok=True)
+    jobs: dict[str, Callable[[], Any]] = {
+        record_file.name: lambda: shutil.copy2(record_file, target / record_file.name),
+        "summary.json": lambda: _write_json(target / "summary.json", record.summary),
+        "config.json": lambda: _write_json(target / "config.json", record.config),
+        "history.jsonl": lambda: _write_history(target / "history.jsonl", record.history),
+    }
+    source = folder / "files"
+    for path in sorted(source.rglob("*")) if source.is_dir() else []:
+        if not path.is_file():
+            continue
+        name = path.relative_to(source).as_posix()
+        try:
+            dest = safe_path(files_dir, name)
+        except UnsafeFileName as exc:
+            result.failed[f"files/{name}"] = str(exc)
+            continue
+
+        def copy(path: Path = path, dest: Path = dest) -> None:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest)
+
+        jobs[f"files/{name}"] = copy
+    failed = run_bounded(
+        jobs, workers=workers, deadline=deadline, progress=progress, label=f"W&B run {run_id}"
+    )
+    result.failed.update(failed)
+    result.files = [name for name in jobs if name not in failed]
+    result.history_rows = len(record.history) if "history.jsonl" not in failed else 0
+    return result
+
+
+def _target(target: str | Path | None, label: str) -> Path:
+    path = Path(target) if target is not None else Path(tempfile.mkdtemp(prefix=f"{label}-"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def download_wandb_run_logs(
+    run_id: str,
+    *,
+    project: str | None = None,
+    entity: str | None = None,
+    host: str | None = None,
+    target: str | Path | None = None,
+    offline: bool | None = None,
+    wandb_dir: str | Path | None = None,
+    workers: int = DEFAULT_WORKERS,
+    timeout: float = DEFAULT_TIMEOUT,
+    strict: bool = False,
+    progress: bool | None = None,
+) -> DownloadResult:
+    """Download every file, the full history and the summary of one W&B run into ``target``.
+
+    Online (the default unless ``WANDB_MODE``/``wandb_config(mode=...)`` says offline) the run
+    ``entity/project/run_id`` is read from the W&B server at ``host``. Offline, the run's folder
+    under ``wandb_dir`` (default ``WANDB_DIR``) is packaged instead. ``target`` defaults to a new
+    temporary folder. Files are fetched on ``workers`` threads, all within ``timeout`` seconds;
+    failures are reported in the result (and ``download.json``) or, with ``strict=True``, raised
+    as :class:`DownloadError`.
+    """
+    if not isinstance(run_id, str) or not run_id:
+        raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
+    if timeout <= 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+    deadline = time.monotonic() + timeout
+    out = _target(target, f"wandb-run-{run_id}")
+    if _is_offline(offline):
+        result = _offline_run(
+            run_id, out, root=wandb_dir, workers=workers, deadline=deadline, progress=progress
+        )
+    else:
+        result = _online_run(
+            run_id,
+            out,
+            project=project,
+            entity=entity,
+            host=host,
+            workers=workers,
+            deadline=deadline,
+            progress=progress,
+        )
+    return _finish(result, strict, f"W&B run {run_id!r}")
+
+
+# -- a sweep -------------------------------------------------------------------------------------
+
+
+def _offline_sweep_runs(sweep_id: str, root: str | Path | None) -> list[str]:
+    """Run ids of the offline trials of a local sweep: from its controller, else from disk."""
+    from ._controller import lookup
+
+    sweep = lookup(sweep_id)
+    if sweep is not None:
+        return [t.run_id for t in sweep.trials if t.state in ("finished", "failed")]
+    from flyteplugins.wandb._records import find_run_files, read_run
+
+    base = Path(root) if root is not None else wandb_root()
+    ids: list[str] = []
+    for path in find_run_files(base):
+        rec = read_run(path)
+        in_sweep = rec.group == sweep_id or sweep_id in rec.tags
+        if rec.run_id and in_sweep and rec.run_id not in ids:
+            ids.append(rec.run_id)
+    return ids
+
+
+def download_wandb_sweep_logs(
+    sweep_id: str,
+    *,
+    project: str | None = None,
+    entity: str | None = None,
+    host: str | None = None,
+    target: str | Path | None = None,
+    offline: bool | None = None,
+    wandb_dir: str | Path | None = None,
+    workers: int = DEFAULT_WORKERS,
+    timeout: float = DEFAULT_TIMEOUT,
+    strict: bool = False,
+    progress: bool | None = None,
+) -> DownloadResult:
+    """Download the logs of every run of a sweep (``runs/<run id>/``) and ``sweep.json``.
+
+    Online the sweep and its runs come from the W&B server; offline (a sweep run by the local
+    controller) its trials' run folders are packaged. Same bounds and failure reporting as
+    :func:`download_wandb_run_logs`.
+    """
+    if not isinstance(sweep_id, str) or not sweep_id:
+        raise ValueError(f"sweep_id must be a non-empty string, got {sweep_id!r}")
+    if timeout <= 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+    deadline = time.monotonic() + timeout
+    out = _target(target, f"wandb-sweep-{sweep_id}")
+    result = DownloadResult(path=out)
+    info: dict[str, Any] = {"sweep_id": sweep_id}
+    if _is_offline(offline):
+        from ._controller import lookup
+
+        local = lookup(sweep_id)
+        if local is not None:
+            info.update(local.results())
+        run_ids = _offline_sweep_runs(sweep_id, wandb_dir)
+        for run_id in run_ids:
+            sub = safe_path(out / "runs", run_id)
+            sub.mkdir(parents=True, exist_ok=True)
+            part = _offline_run(
+                run_id,
+                sub,
+                root=wandb_dir,
+                workers=workers,
+                deadline=deadline,
+                progress=progress,
+            )
+            result.merge(part, f"runs/{run_id}")
+    else:
+        api = _api(host, timeout)
+        entity = entity or api.default_entity
+        project = project or "uncategorized"
+        sweep = api.sweep(f"{entity}/{project}/{sweep_id}")
+        info.update({"config": sweep.config, "state": getattr(sweep, "state", None)})
+        runs = list(sweep.runs)
+        for run in runs:
+            sub = safe_path(out / "runs", run.id)
+            sub.mkdir(parents=True, exist_ok=True)
+            try:
+                part = _online_run(
+                    run.id,
+                    sub,
+                    project=project,
+                    entity=entity,
+                    host=host,
+                    workers=workers,
+                    deadline=deadline,
+                    progress=progress,
+                    api=api,
+                )
+            except Exception as exc:
+                result.failed[f"runs/{run.id}"] = f"{type(exc).__name__}: {exc}"
+                continue
+            result.merge(part, f"runs/{run.id}")
+        info["runs"] = [r.id for r in runs]
+    _write_json(out / "sweep.json", info)
+    return _finish(result, strict, f"W&B sweep {sweep_id!r}")
+
+
+# -- the hook the decorators call ----------------------------------------------------------------
+
+
+def after_task(
+    *,
+    run_id: str | None = None,
+    sweep_id: str | None = None,
+    project: str | None = None,
+    entity: str | None = None,
+    host: str | None = None,
+    offline: bool | None = None,
+    strict: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Any:
+    """Download a finished run's (or sweep's) logs through a ``flyte.trace`` function.
+
+    What ``@wandb_init(download_logs=True)`` and ``@wandb_sweep(download_logs=True)`` call after
+    the task body returned (synchronous tasks; async tasks use :func:`after_task_async`). Returns
+    the ``flyte.io.Dir`` of the logs, or ``None`` when the download failed and ``strict`` is off
+    (the failure is logged with the names of the files).
+    """
+    if (run_id is None) == (sweep_id is None):
+        raise ValueError("after_task needs exactly one of run_id or sweep_id")
+    try:
+        return download_wandb_logs(
+            kind="sweep" if sweep_id else "run",
+            id_=str(sweep_id or run_id),
+            project=project,
+            entity=entity,
+            host=host,
+            offline=_is_offline(offline),
+            strict=strict,
+            timeout=timeout,
+        )
+    except Exception as exc:
+        if strict:
+            raise
+        logger.warning("downloading the W&B logs of %s failed: %s", sweep_id or run_id, exc)
+        return None
+
+
+async def after_task_async(
+    *,
+    run_id: str | None = None,
+    sweep_id: str | None = None,
+    project: str | None = None,
+    entity: str | None = None,
+    host: str | None = None,
+    offline: bool | None = None,
+    strict: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Any:
+    """:func:`after_task` for async tasks (a sync trace cannot be called from an async task)."""
+    if (run_id is None) == (sweep_id is None):
+        raise ValueError("after_task_async needs exactly one of run_id or sweep_id")
+    try:
+        return await download_wandb_logs_async(
+            kind="sweep" if sweep_id else "run",
+            id_=str(sweep_id or run_id),
+            project=project,
+            entity=entity,
+            host=host,
+            offline=_is_offline(offline),
+            strict=strict,
+            timeout=timeout,
+        )
+    except Exception as exc:
+        if strict:
+            raise
+        logger.warning("downloading the W&B logs of %s failed: %s", sweep_id or run_id, exc)
+        return None
+
+
+def _download(
+    kind: str,
+    id_: str,
+    project: str | None,
+    entity: str | None,
+    host: str | None,
+    offline: bool,
+    strict: bool,
+    timeout: float,
+) -> DownloadResult:
+    fn = download_wandb_sweep_logs if kind == "sweep" else download_wandb_run_logs
+    return fn(
+        id_,
+        project=project,
+        entity=entity,
+        host=host,
+        offline=offline,
+        strict=strict,
+        timeout=timeout,
+    )
+
+
+@flyte.trace
+def download_wandb_logs(
+    kind: str,
+    id_: str,
+    project: str | None,
+    entity: str | None,
+    host: str | None,
+    offline: bool,
+    strict: bool,
+    timeout: float,
+) -> Dir:
+    """The traced download (sync tasks): its output, the logs folder, shows in the Flyte UI."""
+    result = _download(kind, id_, project, entity, host, offline, strict, timeout)
+    return Dir.from_local_sync(str(result.path))
+
+
+@flyte.trace
+async def download_wandb_logs_async(
+    kind: str,
+    id_: str,
+    project: str | None,
+    entity: str | None,
+    host: str | None,
+    offline: bool,
+    strict: bool,
+    timeout: float,
+) -> Dir:
+    """The traced download (async tasks); the blocking download runs on a worker thread."""
+    result = await asyncio.to_thread(
+        _download, kind, id_, project, entity, host, offline, strict, timeout
+    )
+    return await Dir.from_local(str(result.path))
