@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from servers import OpenWandbServer, ServerProcess, WandbTestServer, client_env
 
 
 @pytest.fixture
@@ -19,3 +23,85 @@ def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+# -- Online: W&B-compatible servers on 127.0.0.1 (see servers.py and docs/testing-servers.md) ----
+
+
+@pytest.fixture(scope="session")
+def wandb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WandbTestServer]:
+    """The project's own W&B test server, one per session (use a fresh project name per test)."""
+    server = WandbTestServer(tmp_path_factory.mktemp("wandb-server") / "data")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def make_wandb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Factory of private test servers, for tests that kill one; all stopped at teardown."""
+    started: list[WandbTestServer] = []
+
+    def make() -> WandbTestServer:
+        server = WandbTestServer(tmp_path_factory.mktemp("wandb-server") / "data")
+        started.append(server)
+        server.start()
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def openwandb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenWandbServer]:
+    """openwandb (PyPI, its own cached venv; non-commercial licence: a test tool only)."""
+    server = OpenWandbServer(tmp_path_factory.mktemp("openwandb") / "data")
+    server.start(timeout=120)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _wandb_teardown() -> None:
+    """End this process's wandb session: it reads the W&B environment only once, at setup."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None:
+        wandb.teardown()
+
+
+@pytest.fixture
+def wandb_online_at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """``point(server) -> Path``: send this test's real wandb client to ``server``.
+
+    Sets WANDB_BASE_URL, WANDB_MODE=online, a dummy API key, bounded client retries, and HOME and
+    every W&B folder under the returned folder (also the working directory). The in-process wandb
+    session is torn down before and after, so the next test's environment takes effect.
+    """
+
+    def point(server: ServerProcess) -> Path:
+        _wandb_teardown()
+        for var in ("WANDB_SERVICE", "WANDB_RUN_ID", "WANDB_SWEEP_ID", "WANDB_PROJECT"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv("WANDB_ENTITY", raising=False)
+        for key, value in client_env(server.url, tmp_path / "home").items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.chdir(tmp_path)
+        return tmp_path
+
+    yield point
+    _wandb_teardown()
+
+
+@pytest.fixture
+def wandb_online(wandb_server: WandbTestServer, wandb_online_at: Any) -> WandbTestServer:
+    """The real wandb client, online, talking to the session's own test server."""
+    if not wandb_server.running:  # a test that killed it must not break the next one
+        wandb_server.start()
+    wandb_online_at(wandb_server)
+    return wandb_server
