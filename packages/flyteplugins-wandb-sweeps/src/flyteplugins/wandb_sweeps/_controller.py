@@ -40,6 +40,7 @@ def _engine() -> Any:
         with warnings.catch_warnings():
             # sweeps 0.2.0 declares a pydantic-1 config key; pydantic 2 warns on import
             warnings.filterwarnings("ignore", message="Valid config keys have changed in V2")
+            warnings.filterwarnings("ignore", message="Support for class-based `config`")
             import sweeps
     except ImportError as exc:
         raise ImportError(

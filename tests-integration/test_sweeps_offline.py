@@ -1,0 +1,293 @@
+"""Sweeps with no W&B server: the local controller on real local Flyte runs, wandb offline.
+
+Every assertion reads what W&B recorded in the trials' ``run-<id>.wandb`` files (or what the
+sweep task returned, which the controller read from those files).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import flyte
+import pytest
+from _plugin_helpers import records, run_local
+
+from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init
+from flyteplugins.wandb._records import RunRecord
+from flyteplugins.wandb_sweeps import (
+    SweepConfigError,
+    get_wandb_sweep_id,
+    run_agent,
+    run_agent_work,
+    run_parallel_agents,
+    run_parallel_agents_sync,
+    wandb_sweep,
+    wandb_sweep_config,
+)
+
+env = flyte.TaskEnvironment(name="sweeps_offline")
+
+GRID = {"lr": {"values": [0.01, 0.1]}, "batch": {"values": [16, 32]}}
+LOSS = {"name": "loss", "goal": "minimize"}
+
+
+@wandb_init
+def objective() -> None:
+    run = get_wandb_run()
+    assert run is not None
+    lr, batch = run.config["lr"], run.config["batch"]
+    for step in range(3):
+        run.log({"loss": (lr - 0.07) ** 2 + batch / 1000 + 0.001 * (3 - step)})
+
+
+@wandb_init
+def failing_objective() -> None:
+    raise RuntimeError("diverged")
+
+
+@env.task
+def sweep_agent(work: str) -> str:
+    return run_agent_work(work, objective)
+
+
+@wandb_sweep
+@env.task
+def tune(count: int) -> str:
+    sweep_id = get_wandb_sweep_id()
+    assert sweep_id is not None
+    result = run_agent(sweep_id, function=objective, count=count if count > 0 else None)
+    return json.dumps(result)
+
+
+@wandb_sweep
+@env.task
+def tune_failing() -> str:
+    return json.dumps(run_agent(function=failing_objective, count=2))
+
+
+@wandb_sweep
+@env.task
+async def tune_parallel(agents: int, count: int) -> str:
+    result = await run_parallel_agents(sweep_agent, agents, count if count > 0 else None)
+    return json.dumps(result)
+
+
+@wandb_sweep
+@env.task
+def tune_parallel_sync(agents: int) -> str:
+    return json.dumps(run_parallel_agents_sync(sweep_agent, agents))
+
+
+@env.task
+def child_sees_sweep() -> str:
+    return str(get_wandb_sweep_id())
+
+
+@wandb_sweep
+@env.task
+def child_of_sweep() -> str:
+    return json.dumps([str(get_wandb_sweep_id()), child_sees_sweep()])
+
+
+@wandb_sweep
+@env.task
+def nested_child_sweep() -> str:
+    return str(get_wandb_sweep_id())
+
+
+@wandb_sweep
+@env.task
+def parent_of_sweep_task() -> str:
+    return json.dumps([str(get_wandb_sweep_id()), nested_child_sweep()])
+
+
+@wandb_sweep(method="grid", parameters={"lr": {"values": [0.01, 0.1]}}, download_logs=True)
+@env.task
+def tune_and_download() -> str:
+    return json.dumps(run_agent(function=objective_lr_only))
+
+
+@wandb_init
+def objective_lr_only() -> None:
+    run = get_wandb_run()
+    assert run is not None
+    run.log({"loss": run.config["lr"]})
+
+
+def _ctx(method: str, parameters: dict[str, Any], **kw: Any) -> dict[str, str]:
+    return {
+        **wandb_config(project="sweeps-offline"),
+        **wandb_sweep_config(method=method, metric=LOSS, parameters=parameters, **kw),
+    }
+
+
+def _trials(root: Path, sweep_id: str) -> list[RunRecord]:
+    return [r for r in records(root) if r.group == sweep_id]
+
+
+def _params(rec: RunRecord, names: tuple[str, ...] = ("lr", "batch")) -> tuple[Any, ...]:
+    return tuple(rec.config[n] for n in names)
+
+
+# ----------------------------------------------------------------------------- in-process agent
+
+
+def test_grid_2x2_runs_exactly_four_distinct_trials_then_stops(wandb_offline: Path) -> None:
+    out = json.loads(run_local(tune, 0, custom_context=_ctx("grid", GRID)))
+    sweep_id = out["sweep_id"]
+    recs = _trials(wandb_offline, sweep_id)
+    assert len(recs) == 4
+    assert sorted(_params(r) for r in recs) == sorted(
+        (lr, b) for lr in (0.01, 0.1) for b in (16, 32)
+    )
+    assert len({r.run_id for r in recs}) == 4
+    for rec in recs:
+        assert rec.exit_code == 0
+        assert rec.tags == [sweep_id]
+        assert rec.project == "sweeps-offline"
+        assert len(rec.metric("loss")) == 3
+    # the controller scored each trial from what W&B recorded, and reports the best one
+    assert [t["state"] for t in out["trials"]] == ["finished"] * 4
+    best = out["best"]
+    assert best["params"] == {"batch": 16, "lr": 0.1}
+    by_run = {r.run_id: r for r in recs}
+    assert best["metric"] == pytest.approx(min(by_run[best["run_id"]].metric("loss")))
+
+
+def test_count_caps_a_grid(wandb_offline: Path) -> None:
+    out = json.loads(run_local(tune, 3, custom_context=_ctx("grid", GRID)))
+    assert len(_trials(wandb_offline, out["sweep_id"])) == 3
+
+
+def test_random_with_a_fixed_count(wandb_offline: Path) -> None:
+    params = {"lr": {"min": 0.0, "max": 0.2}, "batch": {"values": [16, 32, 64]}}
+    out = json.loads(run_local(tune, 5, custom_context=_ctx("random", params)))
+    recs = _trials(wandb_offline, out["sweep_id"])
+    assert len(recs) == 5
+    for rec in recs:
+        assert 0.0 <= rec.config["lr"] <= 0.2
+        assert rec.config["batch"] in (16, 32, 64)
+        assert rec.exit_code == 0
+
+
+def test_bayes_with_a_fixed_count_is_driven_by_the_recorded_metric(wandb_offline: Path) -> None:
+    params = {"lr": {"min": 0.0, "max": 0.3}, "batch": {"values": [16, 32]}}
+    out = json.loads(run_local(tune, 8, custom_context=_ctx("bayes", params)))
+    recs = _trials(wandb_offline, out["sweep_id"])
+    assert len(recs) == 8
+    scored = {t["run_id"]: t["metric"] for t in out["trials"]}
+    for rec in recs:
+        assert scored[rec.run_id] == pytest.approx(min(rec.metric("loss")))
+    assert out["best"]["metric"] == min(scored.values())
+
+
+def test_random_without_count_is_refused(wandb_offline: Path) -> None:
+    with pytest.raises(Exception, match="never runs out of trials"):
+        run_local(tune, 0, custom_context=_ctx("random", {"lr": {"min": 0.0, "max": 1.0}}))
+
+
+def test_failed_trials_are_recorded_as_failed_and_fail_the_sweep(wandb_offline: Path) -> None:
+    ctx = _ctx("grid", {"lr": {"values": [1, 2, 3]}})
+    with pytest.raises(Exception, match="diverged"):
+        run_local(tune_failing, custom_context=ctx)
+    recs = records(wandb_offline)
+    assert len(recs) == 2
+    assert all(r.exit_code == 1 for r in recs)
+
+
+def test_invalid_sweep_config_fails_before_any_trial(wandb_offline: Path) -> None:
+    bad = {
+        **wandb_config(project="p"),
+        # a continuous parameter cannot be enumerated by a grid
+        "wandb_sweep/method": '"grid"',
+        "wandb_sweep/parameters": json.dumps({"lr": {"min": 0.0, "max": 1.0}}),
+    }
+    with pytest.raises(Exception, match="cannot be enumerated by a grid"):
+        run_local(tune, 0, custom_context=bad)
+    assert records(wandb_offline) == []
+    with pytest.raises(SweepConfigError, match="unknown sweep method 'grdi'"):
+        wandb_sweep_config(method="grdi")
+
+
+# ----------------------------------------------------------------------------- parallel agents
+
+
+@pytest.mark.parametrize("agents", [2, 4])
+def test_parallel_agents_run_distinct_grid_trials_all_recorded(
+    wandb_offline: Path, agents: int
+) -> None:
+    grid = {"lr": {"values": [0.01, 0.05, 0.1]}, "batch": {"values": [16, 32, 64]}}
+    out = json.loads(run_local(tune_parallel, agents, 0, custom_context=_ctx("grid", grid)))
+    recs = _trials(wandb_offline, out["sweep_id"])
+    assert len(recs) == 9
+    assert len({_params(r) for r in recs}) == 9  # no configuration ran twice
+    assert {r.run_id for r in recs} == {t["run_id"] for t in out["trials"]}
+    assert all(r.exit_code == 0 for r in recs)
+    assert all(t["state"] == "finished" for t in out["trials"])
+    # trials ran in separate Flyte child actions (the action name is in each run's config)
+    actions = {r.config["flyte"]["action_name"] for r in recs}
+    assert len(actions) == agents
+
+
+@pytest.mark.parametrize("agents", [2, 4])
+def test_parallel_bayes_agents_propose_in_rounds(wandb_offline: Path, agents: int) -> None:
+    params = {"lr": {"min": 0.0, "max": 0.3}, "batch": {"values": [16, 32]}}
+    out = json.loads(
+        run_local(tune_parallel, agents, 2 * agents, custom_context=_ctx("bayes", params))
+    )
+    recs = _trials(wandb_offline, out["sweep_id"])
+    assert len(recs) == 2 * agents
+    assert len({r.run_id for r in recs}) == 2 * agents
+    assert len({_params(r) for r in recs}) == 2 * agents
+    assert all(t["state"] == "finished" and t["metric"] is not None for t in out["trials"])
+
+
+def test_parallel_agents_from_a_sync_task(wandb_offline: Path) -> None:
+    out = json.loads(run_local(tune_parallel_sync, 3, custom_context=_ctx("grid", GRID)))
+    recs = _trials(wandb_offline, out["sweep_id"])
+    assert sorted(_params(r) for r in recs) == sorted(
+        (lr, b) for lr in (0.01, 0.1) for b in (16, 32)
+    )
+
+
+def test_more_than_twenty_agents_is_refused_before_any_starts(wandb_offline: Path) -> None:
+    with pytest.raises(Exception, match="1 to 20 agents"):
+        run_local(tune_parallel, 21, 0, custom_context=_ctx("grid", GRID))
+    assert records(wandb_offline) == []
+
+
+# ----------------------------------------------------------------------------- sweep reuse, logs
+
+
+def test_child_tasks_reuse_the_sweep(wandb_offline: Path) -> None:
+    ctx = _ctx("grid", GRID)
+    own, child = json.loads(run_local(child_of_sweep, custom_context=ctx))
+    assert own == child != "None"
+    outer, inner = json.loads(run_local(parent_of_sweep_task, custom_context=ctx))
+    assert outer == inner != "None"
+
+
+def test_download_logs_packages_every_offline_trial(
+    wandb_offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the traced download writes into a new temporary folder: keep it inside this test's folder
+    monkeypatch.setattr(tempfile, "tempdir", str(wandb_offline / "tmp"))
+    (wandb_offline / "tmp").mkdir()
+    out = json.loads(run_local(tune_and_download, custom_context=wandb_config(project="dl")))
+    sweep_id = out["sweep_id"]
+    found = list((wandb_offline / "tmp").glob(f"wandb-sweep-{sweep_id}-*"))
+    assert len(found) == 1, found
+    root = found[0]
+    info = json.loads((root / "sweep.json").read_text())
+    assert info["sweep_id"] == sweep_id
+    for trial in out["trials"]:
+        run_dir = root / "runs" / trial["run_id"]
+        rows = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+        assert [r["loss"] for r in rows] == [trial["params"]["lr"]]
+        assert json.loads((run_dir / "summary.json").read_text())["loss"] == trial["params"]["lr"]
+        assert (run_dir / f"run-{trial['run_id']}.wandb").is_file()
+    report = json.loads((root / "download.json").read_text())
+    assert report["failed"] == {}
