@@ -1,0 +1,338 @@
+"""Real multi-process PyTorch jobs for the distributed tests and the distributed benchmark.
+
+A *launcher* process stands in for the pod of a Flyte task that uses the ``Elastic`` plugin
+config of ``flyteplugins-pytorch``. It builds a Flyte ``TaskContext`` whose mode is ``"remote"``
+and calls the task's real ``execute``: the Elastic plugin then takes its remote path, starting
+the workers with ``torch.distributed``'s ``elastic_launch`` (the machinery ``torchrun`` uses),
+pickling the task function and restoring the Flyte context and ``custom_context`` in every
+worker. The ``@wandb_init`` wrapper therefore runs in each worker as it does in a cluster.
+
+Two nodes are simulated with two launcher processes that meet at the same rendezvous endpoint
+(``PET_RDZV_ENDPOINT=127.0.0.1:P``, what the Elastic plugin reads in a cluster); the rendezvous
+gives them ``GROUP_RANK`` 0 and 1.
+
+Each worker joins a real gloo (or NCCL) process group, does a real ``all_reduce`` per step, logs the
+steps to its run when it has one, and writes its evidence (rank, run, distributed info, whether
+``wandb`` is in ``sys.modules``) to a JSON file. A launcher runs several cases in sequence (one
+``execute`` each) and writes what each ``execute`` returned or raised.
+
+Usage: ``python torchrun_harness.py SPEC.json NODE_INDEX`` (the tests build the spec, see
+:func:`launch`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import closing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Case:
+    """One ``execute`` of one decorated Elastic task."""
+
+    name: str
+    run_mode: str | None = None  # None: bare @wandb_init
+    rank_scope: str | None = None
+    steps: int = 3
+    fail_rank: int | None = None  # this rank raises after its steps
+    fail_first_attempt_rank: int | None = None  # raises only when TORCHELASTIC_RESTART_COUNT == 0
+    max_restarts: int = 0
+    decorate: bool = True  # False: the same job without W&B (benchmark baseline)
+    backend: str = "gloo"
+    log_every: int = 1
+
+
+@dataclass
+class Spec:
+    run_prefix: str
+    out: str
+    nnodes: int
+    nproc_per_node: int
+    cases: list[Case]
+    project: str = "dist-tests"
+    port_base: int | None = None  # rendezvous ports (one per case) for several nodes
+    env: dict[str, str] = field(default_factory=dict)  # set in the launcher before execute
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def worker_body(case: dict[str, Any], out: str) -> float:
+    """What every worker runs inside the decorated task (and in the baseline without W&B)."""
+    import torch
+    import torch.distributed as dist
+
+    from flyteplugins.wandb import get_distributed_info, get_wandb_run
+
+    start = time.monotonic()
+    rank = int(os.environ["RANK"])
+    restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    backend = case["backend"]
+    device = torch.device("cpu")
+    if backend == "nccl":
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend)
+    run = get_wandb_run()
+    total = 0.0
+    for step in range(case["steps"]):
+        t = torch.tensor([float(rank + 1 + step)], device=device)
+        dist.all_reduce(t)
+        total = float(t.item())
+        if run is not None and step % case["log_every"] == 0:
+            run.log({"loss": 1.0 / (step + 1), "rank": rank, "sum": total, "step_i": step})
+    dist.destroy_process_group()
+    import flyte
+
+    tctx = flyte.ctx()
+    evidence = {
+        "rank": rank,
+        "restart": restart,
+        "pid": os.getpid(),
+        "has_run": run is not None,
+        "run_id": getattr(run, "id", None),
+        "group": getattr(run, "group", None) or None,
+        "info": get_distributed_info(),
+        "wandb_imported": "wandb" in sys.modules,
+        "env": {
+            k: os.environ.get(k)
+            for k in (
+                "RANK",
+                "LOCAL_RANK",
+                "GROUP_RANK",
+                "WORLD_SIZE",
+                "LOCAL_WORLD_SIZE",
+                "TORCHELASTIC_RUN_ID",
+                "WANDB_SERVICE",
+                "WANDB_RUN_ID",
+                "WANDB_SWEEP_ID",
+            )
+        },
+        "run_name": tctx.action.run_name if tctx else None,
+        "action_name": tctx.action.name if tctx else None,
+        "custom_context": dict(tctx.custom_context) if tctx else None,
+        "allreduce": total,
+        "body_s": time.monotonic() - start,
+    }
+    folder = Path(out) / case["name"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"rank-{rank}-restart-{restart}.json").write_text(json.dumps(evidence))
+    if case["fail_rank"] == rank:
+        raise RuntimeError(f"rank {rank} fails on purpose")
+    if case["fail_first_attempt_rank"] == rank and restart == 0:
+        raise RuntimeError(f"rank {rank} fails on its first attempt")
+    return total
+
+
+# --------------------------------------------------------------------------- launcher side
+
+
+def _make_task(spec: Spec, case: Case) -> Any:
+    import flyte
+
+    from flyteplugins.pytorch.task import Elastic
+    from flyteplugins.wandb import wandb_init
+
+    env = flyte.TaskEnvironment(
+        name=f"dist_{case.name}",
+        plugin_config=Elastic(
+            nnodes=spec.nnodes,
+            nproc_per_node=spec.nproc_per_node,
+            max_restarts=case.max_restarts,
+            monitor_interval=1,
+            rdzv_configs={"timeout": 120, "join_timeout": 120},
+        ),
+    )
+    out = spec.out
+    case_dict = asdict(case)
+
+    def train() -> float:
+        return worker_body(case_dict, out)
+
+    train.__name__ = train.__qualname__ = f"train_{case.name}"
+    task = env.task(train)
+    if not case.decorate:
+        return task
+    kwargs: dict[str, Any] = {}
+    if case.run_mode is not None:
+        kwargs["run_mode"] = case.run_mode
+    if case.rank_scope is not None:
+        kwargs["rank_scope"] = case.rank_scope
+    return wandb_init(**kwargs)(task) if kwargs else wandb_init(task)
+
+
+def _task_context(run_name: str, action_name: str, custom: Mapping[str, str], root: Path) -> Any:
+    import flyte.report
+    from flyte.models import ActionID, RawDataPath, TaskContext
+
+    root.mkdir(parents=True, exist_ok=True)
+    return TaskContext(
+        action=ActionID(name=action_name, run_name=run_name, project="p", domain="development"),
+        version="v1",
+        raw_data_path=RawDataPath(path=str(root)),
+        output_path=str(root),
+        run_base_dir=str(root),
+        report=flyte.report.Report(name=action_name),
+        mode="remote",
+        custom_context=dict(custom),
+    )
+
+
+def run_launcher(spec: Spec, node: int) -> list[dict[str, Any]]:
+    """Execute every case of ``spec`` as one node's launcher; return one result per case."""
+    import flyte._context
+
+    from flyteplugins.wandb import wandb_config
+
+    os.environ.update(spec.env)
+    custom = dict(wandb_config(project=spec.project))
+    results: list[dict[str, Any]] = []
+    for i, case in enumerate(spec.cases):
+        if spec.port_base is not None:
+            os.environ["PET_RDZV_ENDPOINT"] = f"127.0.0.1:{spec.port_base + i}"
+        task = _make_task(spec, case)
+        run_name = f"{spec.run_prefix}{i}"
+        tctx = _task_context(run_name, "a0", custom, Path(spec.out) / "flyte" / str(node))
+        started = time.monotonic()
+        result: dict[str, Any] = {"case": case.name, "node": node, "run_name": run_name}
+        try:
+            with flyte._context.internal_ctx().replace_task_context(tctx):
+                result["value"] = asyncio.run(task.execute())
+            result["ok"] = True
+        except Exception as exc:
+            result["ok"] = False
+            result["error"] = f"{type(exc).__name__}: {exc}"
+        result["wall_s"] = time.monotonic() - started
+        results.append(result)
+    return results
+
+
+def main(argv: Sequence[str]) -> int:
+    spec_path, node = argv[0], int(argv[1])
+    raw = json.loads(Path(spec_path).read_text())
+    raw["cases"] = [Case(**c) for c in raw["cases"]]
+    spec = Spec(**raw)
+    results = run_launcher(spec, node)
+    Path(spec.out, f"launcher-{node}.json").write_text(json.dumps(results))
+    return 0
+
+
+# --------------------------------------------------------------------------- test side
+
+
+def free_ports(n: int) -> int:
+    """A base port with ``n`` consecutive free ports after it.
+
+    Chosen below the kernel's ephemeral range (32768+ on Linux), where the client sockets of
+    earlier cases and of wandb would otherwise take them between the check and the use.
+    """
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 32000 - n)
+        ok = True
+        for p in range(base, base + n):
+            with closing(socket.socket()) as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError(f"no {n} consecutive free ports in 20000-32000")
+
+
+@dataclass
+class LaunchResult:
+    out: Path
+    results: list[dict[str, Any]]  # every launcher's per-case results
+    returncodes: list[int]
+    wall_s: float
+    logs: list[str]
+
+    def case(self, name: str) -> list[dict[str, Any]]:
+        return [r for r in self.results if r["case"] == name]
+
+    def evidence(self, name: str) -> list[dict[str, Any]]:
+        folder = self.out / name
+        files = sorted(folder.glob("rank-*.json")) if folder.exists() else []
+        return [json.loads(p.read_text()) for p in files]
+
+
+def launch(
+    out: Path,
+    cases: Sequence[Case],
+    *,
+    nnodes: int = 1,
+    nproc_per_node: int = 2,
+    run_prefix: str = "r",
+    env: Mapping[str, str] | None = None,
+    launcher_env: Mapping[str, str] | None = None,
+    timeout_s: float = 600,
+) -> LaunchResult:
+    """Run ``cases`` as a job of ``nnodes`` launcher processes; wait for all of them."""
+    out.mkdir(parents=True, exist_ok=True)
+    spec = Spec(
+        run_prefix=run_prefix,
+        out=str(out),
+        nnodes=nnodes,
+        nproc_per_node=nproc_per_node,
+        cases=list(cases),
+        port_base=free_ports(len(cases)) if nnodes > 1 else None,
+        env=dict(launcher_env or {}),
+    )
+    spec_path = out / "spec.json"
+    spec_path.write_text(json.dumps(asdict(spec)))
+    child_env = {**os.environ, **(env or {})}
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(HERE), child_env.get("PYTHONPATH", "")) if p
+    )
+    started = time.monotonic()
+    procs = []
+    logs = []
+    for node in range(nnodes):
+        log = out / f"launcher-{node}.log"
+        logs.append(str(log))
+        with open(log, "wb") as fh:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, str(HERE / "torchrun_harness.py"), str(spec_path), str(node)],
+                    env=child_env,
+                    cwd=str(out),
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    codes = []
+    try:
+        for p in procs:
+            codes.append(p.wait(timeout=max(1.0, timeout_s - (time.monotonic() - started))))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    wall = time.monotonic() - started
+    results: list[dict[str, Any]] = []
+    for node in range(nnodes):
+        path = out / f"launcher-{node}.json"
+        if path.exists():
+            results.extend(json.loads(path.read_text()))
+    return LaunchResult(out=out, results=results, returncodes=codes, wall_s=wall, logs=logs)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
