@@ -114,34 +114,29 @@ def _dev_names() -> list[str]:
         return []
 
 
-def worker_settings(topology: Topology | None, gpu_ids: list[int] | None) -> dict[str, Any]:
+def worker_settings(
+    topology: Topology | None, environ: Mapping[str, str], user_settings: Any = None
+) -> dict[str, Any]:
     """The ``wandb.Settings`` fields this plugin adds for one rank of a distributed job.
 
     With CUDA visible, a rank's system metrics watch the GPU of its ``LOCAL_RANK``
     (``x_stats_gpu_device_ids``, the wandb 0.31 name), the device ``torch.cuda.set_device(
     local_rank)`` selects; without it every rank of a node would report every GPU of the node.
+    A field the user set in their own ``settings`` (a dict or a ``wandb.Settings``) is left out.
     Shared-mode fields (``x_primary``, ``x_label``, ``x_update_finish_state``) come from the plan
     and are set by the backend.
     """
-    if topology is None or not gpu_ids:
+    if topology is None:
         return {}
-    return {"x_stats_gpu_device_ids": [gpu_ids[topology.local_rank % len(gpu_ids)]]}
-
-
-def merge_settings(user: Any, extra: Mapping[str, Any]) -> Any:
-    """``extra`` under the user's own settings (a dict, a ``wandb.Settings`` or ``None``).
-
-    A field the user set explicitly is never replaced.
-    """
-    if not extra:
-        return user
-    if user is None:
-        return dict(extra)
-    if isinstance(user, Mapping):
-        return {**extra, **user}
-    explicit: set[str] = set(getattr(user, "model_fields_set", ()))
-    missing = {k: v for k, v in extra.items() if k not in explicit}
-    return user.model_copy(update=missing) if missing else user
+    gpu_ids = visible_gpu_ids(environ)
+    if not gpu_ids:
+        return {}
+    out = {"x_stats_gpu_device_ids": [gpu_ids[topology.local_rank % len(gpu_ids)]]}
+    if isinstance(user_settings, Mapping):
+        explicit: set[str] = set(user_settings)
+    else:
+        explicit = set(getattr(user_settings, "model_fields_set", ()))
+    return {k: v for k, v in out.items() if k not in explicit}
 
 
 def finish_timeout(environ: Mapping[str, str]) -> float:
