@@ -38,15 +38,25 @@ def run_local(
     return outputs[0] if len(outputs) else None
 
 
+def settled_runs(root: Path) -> list[RunRecord]:
+    """Every offline run file under ``root``, oldest first, once the client wrote it all.
+
+    ``run.finish()`` can return before the client's writer has flushed the file's last records;
+    shutting the client down (``wandb.teardown()``) waits for it.
+    """
+    reset_wandb()
+    return read_runs(root)
+
+
 def records(root: Path) -> list[RunRecord]:
     """Every offline run file under ``root``, oldest first."""
-    return read_runs(root)
+    return settled_runs(root)
 
 
 def by_id(root: Path) -> dict[str, list[RunRecord]]:
     """Run files under ``root`` grouped by run id (a shared run has one file per writer)."""
     out: dict[str, list[RunRecord]] = {}
-    for rec in read_runs(root):
+    for rec in settled_runs(root):
         assert rec.run_id is not None
         out.setdefault(rec.run_id, []).append(rec)
     return out
@@ -54,7 +64,7 @@ def by_id(root: Path) -> dict[str, list[RunRecord]]:
 
 def only(root: Path) -> RunRecord:
     """The single run recorded under ``root``."""
-    recs = read_runs(root)
+    recs = settled_runs(root)
     assert len(recs) == 1, [r.run_id for r in recs]
     return recs[0]
 

@@ -31,6 +31,7 @@ class InitRequest:
     label: str | None = None
     update_finish_state: bool = True
     settings: Any = None
+    extra_settings: dict[str, Any] = field(default_factory=dict)
 
 
 def effective_mode(requested: str | None) -> str:
@@ -89,6 +90,15 @@ def init_run(request: InitRequest) -> Any:
         settings = wandb.Settings(**settings)
     else:
         settings = settings.model_copy()
+    for key, value in request.extra_settings.items():
+        setattr(settings, key, value)
+    if settings.sweep_param_path:
+        # The client reads a trial's parameters once per process setup; a setup that predates
+        # the trial (an enclosing task's run) would miss them, so they are passed as config.
+        from wandb.sdk.lib import config_util
+
+        params = config_util.dict_from_config_file(settings.sweep_param_path, must_exist=True)
+        kwargs["config"] = {**(kwargs.get("config") or {}), **(params or {})}
     if request.host:
         settings.base_url = request.host.rstrip("/")
     if request.shared:

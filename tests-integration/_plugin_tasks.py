@@ -1,0 +1,76 @@
+"""Tasks the plugin's integration tests run in a separate Python process.
+
+``python -m _plugin_tasks <scenario> [args]`` (with this folder on ``sys.path``) runs one
+scenario as a real local Flyte run and prints one JSON line with what it observed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import flyte
+
+from flyteplugins.wandb import get_wandb_run, wandb_init
+
+env = flyte.TaskEnvironment(name="plugin_tasks")
+
+
+@wandb_init
+@env.task
+def rank_task() -> bool:
+    run = get_wandb_run()
+    if run is not None:
+        run.log({"rank_logged": 1})
+    return run is not None
+
+
+@wandb_init
+@env.task
+def child_elsewhere(x: int) -> list[Any]:
+    run = get_wandb_run()
+    assert run is not None
+    run.log({"from_other_process": x})
+    return [run.id, run.project, run.settings.x_label, run.settings.x_primary]
+
+
+@wandb_init
+@env.task
+def terminated() -> str:
+    run = get_wandb_run()
+    assert run is not None
+    run.log({"before_sigterm": 1})
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)
+    return "not reached"
+
+
+def _run(task: Any, *args: Any, context: dict[str, str] | None = None) -> Any:
+    flyte.init()
+    kwargs: dict[str, Any] = {"mode": "local", "name": "other-process"}
+    if context is not None:
+        kwargs["custom_context"] = context
+    outputs = flyte.with_runcontext(**kwargs).run(task, *args).outputs()
+    return outputs[0]
+
+
+def main(argv: list[str]) -> None:
+    scenario = argv[0]
+    if scenario == "rank":
+        logged = _run(rank_task)
+        print(json.dumps({"logged": logged, "wandb_imported": "wandb" in sys.modules}))
+    elif scenario == "child":
+        context = json.loads(argv[1])
+        print(json.dumps({"child": _run(child_elsewhere, 5, context=context)}))
+    elif scenario == "sigterm":
+        _run(terminated)
+    else:
+        raise SystemExit(f"unknown scenario {scenario!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
