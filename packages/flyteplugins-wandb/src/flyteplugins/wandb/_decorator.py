@@ -41,6 +41,7 @@ from flyteplugins.wandb_core import (
     plan,
 )
 
+from . import _distributed, _elastic
 from ._context import (
     PREFIX,
     normalize_settings,
@@ -225,14 +226,13 @@ def _wrap_task(task: Any, opts: dict[str, Any]) -> Any:
 
     links = tuple(_task_links(task, opts, Wandb))
     task.links = (*tuple(task.links or ()), *links)
+    _elastic.keep_links_on_override(task, links, lambda t: _task_links(t, opts, Wandb))
     return task
 
 
 def _task_links(task: Any, opts: Mapping[str, Any], link_cls: Any) -> list[Any]:
     """One link per page the task's runs will have (one per worker in worker scope)."""
-    plugin_config = getattr(task, "plugin_config", None)
-    nnodes = getattr(plugin_config, "nnodes", None)
-    nproc = getattr(plugin_config, "nproc_per_node", None)
+    shape = _elastic.shape_of_task(task)  # Elastic / clustered TorchRun config, else None
     common = {
         "project": opts.get("project"),
         "entity": opts.get("entity"),
@@ -241,9 +241,9 @@ def _task_links(task: Any, opts: Mapping[str, Any], link_cls: Any) -> list[Any]:
         "run_mode": opts.get("run_mode"),
         "rank_scope": opts.get("rank_scope"),
     }
-    if nnodes is None:
+    if shape is None:
         return [link_cls(**common)]
-    nproc_int = nproc if isinstance(nproc, int) and nproc > 0 else 1
+    nnodes, nproc_int = shape.nnodes, shape.nproc_per_node
     probe = link_cls(**common, nnodes=nnodes, nproc_per_node=nproc_int)
     workers = probe.urls("run", "action")
     if len(workers) <= 1:
@@ -276,6 +276,11 @@ def _wrap_callable(func: Callable[..., Any], opts: dict[str, Any], *, task_wrapp
                 call.exit(exc)
                 raise
             call.exit(None)
+            download = call.download_request()
+            if download is not None:
+                from flyteplugins.wandb_sweeps.download import after_task_async
+
+                await after_task_async(**download)
             return result
 
         setattr(async_wrapper, _MARK, opts)
@@ -293,6 +298,11 @@ def _wrap_callable(func: Callable[..., Any], opts: dict[str, Any], *, task_wrapp
             call.exit(exc)
             raise
         call.exit(None)
+        download = call.download_request()
+        if download is not None:
+            from flyteplugins.wandb_sweeps.download import after_task
+
+            after_task(**download)
         return result
 
     setattr(wrapper, _MARK, opts)
@@ -394,6 +404,8 @@ class _Call:
         self.token: Any = None
         self.publish: AbstractContextManager[None] | None = None
         self.previous_global: Any = None
+        self.active: ActiveRun | None = None
+        self.shared_finish: _distributed.SharedFinish | None = None
 
     def _resolve(self, tctx: Any) -> dict[str, Any]:
         context_cfg = read_wandb_config()
@@ -414,6 +426,8 @@ class _Call:
         scope = parse_rank_scope(settings.get("rank_scope", DEFAULT_RANK_SCOPE))
         check_download_logs(settings.get("download_logs"))
         topology = Topology.from_env(os.environ)
+        if topology is not None:
+            _distributed.clean_worker_environment(os.environ, pid=os.getpid())
         enclosing = _active.get()
         sweep_trial = _in_sweep_trial() and not self.task_wrapper
 
@@ -475,8 +489,17 @@ class _Call:
             kwargs["project"] = project
             kwargs["entity"] = entity
             kwargs = {k: v for k, v in kwargs.items() if v is not None}
+            extra: dict[str, Any] = {}
             if sweep_trial:
+                # The agent's assignment, passed explicitly: the client's process-wide settings
+                # may predate the trial (e.g. an enclosing task's run started it).
                 kwargs.pop("id", None)
+                kwargs.pop("resume", None)
+                if os.environ.get("WANDB_RUN_ID"):
+                    kwargs["id"] = os.environ["WANDB_RUN_ID"]
+                extra["sweep_id"] = os.environ["WANDB_SWEEP_ID"]
+                if os.environ.get("WANDB_SWEEP_PARAM_PATH"):
+                    extra["sweep_param_path"] = os.environ["WANDB_SWEEP_PARAM_PATH"]
             elif p.shared and not p.primary:
                 kwargs["id"] = p.run_id
                 kwargs.pop("resume", None)
@@ -490,6 +513,12 @@ class _Call:
                 kwargs["group"] = p.group
             if tctx and not (p.shared and not p.primary):
                 kwargs["config"] = _with_identity(kwargs.get("config"), _flyte_identity(tctx))
+            user_settings = settings.get("settings")
+            extra.update(_distributed.worker_settings(topology, os.environ, user_settings))
+            if p.shared:
+                self.shared_finish = _distributed.SharedFinish.for_plan(
+                    p, topology, base, os.environ, parent_id=parent_id, user_id=user_id
+                )
             request = _backend.InitRequest(
                 kwargs=kwargs,
                 host=host,
@@ -498,6 +527,7 @@ class _Call:
                 label=p.label,
                 update_finish_state=p.finishes,
                 settings=settings.get("settings"),
+                extra_settings=extra,
             )
             self.previous_global = _backend.global_run()
             run = _backend.init_run(request)
@@ -509,6 +539,7 @@ class _Call:
             _install_sigterm_handler()
         self.run = run
         active = ActiveRun(run, p, topology, host, entity, project, dict(settings))
+        self.active = active
         self.token = _active.set(active)
 
         if tctx and run is not None and self.task_wrapper:
@@ -519,6 +550,25 @@ class _Call:
             cm = override_custom_context(entries)
             cm.__enter__()
             self.publish = cm
+
+    def download_request(self) -> dict[str, Any] | None:
+        """Arguments of the log download after a successful task with ``download_logs=True``.
+
+        Only the process that owns the run (or is the shared-mode primary) downloads it.
+        """
+        active = self.active
+        if active is None or not self.owned or not active.plan.finishes:
+            return None
+        if not (self.task_wrapper and active.settings.get("download_logs")):
+            return None
+        mode = active.settings.get("mode")
+        return {
+            "run_id": str(getattr(self.run, "id", None) or active.plan.run_id),
+            "project": getattr(self.run, "project", None) or active.project,
+            "entity": active.entity,
+            "host": active.host,
+            "offline": None if mode is None else mode == "offline",
+        }
 
     def exit(self, exc: BaseException | None) -> None:
         try:
@@ -541,6 +591,9 @@ class _Call:
         with _live_lock:
             for key in [k for k, v in _live_runs.items() if v is run]:
                 del _live_runs[key]
+        sync = self.shared_finish  # shared mode in a distributed job: order the finishes
+        if sync is not None:
+            code = sync.before_finish(code)
         try:
             if not getattr(run, "_is_finished", False):
                 _backend.finish_run(run, code)
@@ -548,6 +601,8 @@ class _Call:
             enclosing = _active.get()
             restore = enclosing.run if enclosing is not None else self.previous_global
             _backend.set_global_run(restore)
+            if sync is not None:
+                sync.after_finish(code)
 
 
 # --------------------------------------------------------------------------------------------
