@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import netrc
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
+
+from . import _resilience
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"
 
@@ -83,6 +86,7 @@ def init_run(request: InitRequest) -> Any:
     import wandb
 
     kwargs = dict(request.kwargs)
+    resilience = _resilience.pop_plugin_settings(kwargs)
     settings = request.settings
     if settings is None:
         settings = wandb.Settings()
@@ -115,12 +119,35 @@ def init_run(request: InitRequest) -> Any:
         mode = "shared"
     check_api_key(mode, request.host)
     kwargs.setdefault("reinit", "create_new")
-    return wandb.init(settings=settings, **kwargs)
+    _resilience.apply_bounds(settings, resilience)
+    started = time.monotonic()
+    try:
+        return wandb.init(settings=settings, **kwargs)
+    except Exception as exc:
+        if mode not in ("online", "shared") or not _resilience.is_server_failure(exc):
+            raise
+        base_url = (
+            settings.base_url
+            if "base_url" in settings.model_fields_set
+            else os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
+        )
+        if not resilience.offline_fallback:
+            raise _resilience.unreachable(base_url, time.monotonic() - started, exc) from exc
+        kwargs["mode"] = "offline"
+        run = wandb.init(settings=settings, **kwargs)
+        _resilience.warn_offline_fallback(base_url, exc, run)
+        return run
 
 
 def finish_run(run: Any, exit_code: int) -> None:
-    """Flush and close ``run``, recording ``exit_code`` (0 success, anything else failure)."""
+    """Flush and close ``run``, recording ``exit_code`` (0 success, anything else failure).
+
+    The upload after the task's code is bounded by ``finish_timeout``; a warning names what was
+    not uploaded and how to sync it from the run's local folder.
+    """
+    started = time.monotonic()
     run.finish(exit_code=exit_code)
+    _resilience.report_incomplete_upload(run, time.monotonic() - started)
 
 
 def mark_preempting(run: Any) -> None:

@@ -34,6 +34,8 @@ from typing import Any, Final
 
 from flyteplugins.wandb_core import check_user_id, parse_rank_scope, parse_run_mode
 
+from ._resilience import check_finish_timeout, check_offline_fallback
+
 PREFIX: Final = "wandb/"
 """Prefix of every key this package writes into ``custom_context``."""
 
@@ -68,6 +70,8 @@ KNOWN_SETTINGS: Final = (
     "run_mode",
     "rank_scope",
     "download_logs",
+    "finish_timeout",
+    "offline_fallback",
 )
 
 # Our own bookkeeping key plus the settings stored under PREFIX but never passed to wandb.init.
@@ -233,6 +237,8 @@ def _validate_settings(values: Mapping[str, Any]) -> None:
     dl = values.get("download_logs")
     if dl is not None and not isinstance(dl, bool):
         raise TypeError(f"download_logs={dl!r} ({type(dl).__name__}): expected True or False")
+    check_finish_timeout(values.get("finish_timeout"))
+    check_offline_fallback(values.get("offline_fallback"))
     if "settings" in values and values["settings"] is not None:
         raise TypeError(
             "settings= cannot travel in custom_context; pass wandb.Settings to @wandb_init instead"
@@ -265,6 +271,8 @@ def wandb_config(
     run_mode: str | None = None,
     rank_scope: str | None = None,
     download_logs: bool | None = None,
+    finish_timeout: float | None = None,
+    offline_fallback: bool | None = None,
     **init_kwargs: Any,
 ) -> ContextEntries:
     """W&B settings for a run and its child tasks, as Flyte ``custom_context`` entries.
@@ -272,9 +280,11 @@ def wandb_config(
     Pass the result as ``flyte.with_runcontext(custom_context=...)`` (it merges with other
     entries: ``{**wandb_config(...), "team": "a"}``), or use it inside a task as
     ``with wandb_config(...):`` to override only the given settings for the child tasks started
-    in the block. ``host`` is the W&B server (the client's base URL and the links' host). Any
-    other keyword is passed to ``wandb.init``. Settings left as ``None`` are not written, so they
-    keep whatever value an enclosing context gave them.
+    in the block. ``host`` is the W&B server (the client's base URL and the links' host).
+    ``finish_timeout`` bounds, in seconds, the upload after the task's code returned (default 30;
+    0 waits for everything); ``offline_fallback=True`` logs offline instead of failing when the
+    server cannot be reached at start. Any other keyword is passed to ``wandb.init``. Settings
+    left as ``None`` are not written, so they keep whatever value an enclosing context gave them.
     """
     values: dict[str, Any] = {
         "project": project,
@@ -291,6 +301,8 @@ def wandb_config(
         "run_mode": run_mode,
         "rank_scope": rank_scope,
         "download_logs": download_logs,
+        "finish_timeout": finish_timeout,
+        "offline_fallback": offline_fallback,
         **init_kwargs,
     }
     for k in init_kwargs:

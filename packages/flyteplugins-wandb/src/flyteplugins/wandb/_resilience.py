@@ -1,0 +1,254 @@
+"""Bounded networking for online runs: client retries, the end of a run, and a dead server.
+
+By default the wandb client retries a dead server for many minutes, holding the task's pod. A run
+started by this plugin instead:
+
+* retries a bounded number of times (the ``x_*_retry_*`` and ``init_timeout`` settings below),
+  unless the user chose those settings, through ``wandb.Settings`` or ``WANDB_*`` variables;
+* spends at most ``finish_timeout`` seconds (default 30; setting ``finish_timeout`` of
+  ``wandb_config``/``@wandb_init``, 0 = wait for everything) uploading after the task's code has
+  returned, then warns, naming what was not uploaded and the ``wandb sync`` command that uploads
+  it from the run's local folder, where the client keeps everything;
+* when the server cannot be reached at start, fails within a bounded time with an error that names
+  the server, or, with ``offline_fallback=True``, logs offline and says where the files are.
+
+Logging itself never blocks the task's code: ``run.log`` hands data to the client's own process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+DEFAULT_FINISH_TIMEOUT: Final = 30.0
+"""Seconds a run may spend uploading after the task's code returned (``finish_timeout``)."""
+
+CLIENT_BOUNDS: Final[Mapping[str, float]] = {
+    # /graphql: run creation, config and metadata updates. ~20 s of retries before giving up.
+    "x_graphql_retry_max": 4,
+    "x_graphql_retry_wait_max_seconds": 8.0,
+    # file_stream: history, summary, console. Rides out about a minute and a half of outage
+    # during a long run; the end of the run is bounded by finish_timeout anyway.
+    "x_file_stream_retry_max": 7,
+    "x_file_stream_retry_wait_max_seconds": 30.0,
+    # run file uploads (config.yaml, output.log, media, ...).
+    "x_file_transfer_retry_max": 4,
+    "x_file_transfer_retry_wait_max_seconds": 10.0,
+    # the whole of wandb.init.
+    "init_timeout": 60.0,
+}
+"""Client settings bounded by this plugin unless the user set them (the client's default: none)."""
+
+PLUGIN_SETTINGS: Final = ("finish_timeout", "offline_fallback")
+"""Settings of ``wandb_config``/``@wandb_init`` handled here, never passed to ``wandb.init``."""
+
+# Text of client errors that mean "the server could not be reached or kept failing".
+_SERVER_FAILURE = re.compile(
+    r"connection refused|no such host|giving up after|timed out|timeout|"
+    r"connection reset|EOF|HTTP 5\d\d|status code 5\d\d|network is unreachable|"
+    r"dial tcp|server misbehaving|i/o timeout",
+    re.IGNORECASE,
+)
+
+# What the client's internal log says when it gave up on part of a run's upload.
+_UPLOAD_FAILURES: Final = (
+    ("filestream", "history rows, summary and console output"),
+    ("runupserter", "run metadata updates (config, tags, notes)"),
+    ("runfiles", "run files (config.yaml, output.log, wandb-metadata.json, media)"),
+    ("filetransfer", "run files (config.yaml, output.log, wandb-metadata.json, media)"),
+    ("uploader", "run files (config.yaml, output.log, wandb-metadata.json, media)"),
+)
+
+
+class WandbServerUnreachable(RuntimeError):
+    """``wandb.init`` could not reach the W&B server within the bounded retries."""
+
+
+class WandbUploadIncomplete(UserWarning):
+    """Part of a run's data was not uploaded; it is kept in the run's local folder."""
+
+
+@dataclass(frozen=True)
+class Resilience:
+    """The plugin's own settings for how a run copes with the server."""
+
+    finish_timeout: float | None = None
+    offline_fallback: bool = False
+
+
+def check_finish_timeout(value: Any) -> None:
+    """``finish_timeout`` must be a number of seconds >= 0 (0 waits for every upload)."""
+    if value is None:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(
+            f"finish_timeout={value!r}: expected a number of seconds >= 0 "
+            "(0 waits until everything is uploaded)"
+        )
+
+
+def check_offline_fallback(value: Any) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(
+            f"offline_fallback={value!r} ({type(value).__name__}): expected True or False"
+        )
+
+
+def pop_plugin_settings(kwargs: dict[str, Any]) -> Resilience:
+    """Take this module's settings out of the keywords meant for ``wandb.init``."""
+    timeout = kwargs.pop("finish_timeout", None)
+    fallback = kwargs.pop("offline_fallback", None)
+    check_finish_timeout(timeout)
+    check_offline_fallback(fallback)
+    return Resilience(
+        finish_timeout=None if timeout is None else float(timeout),
+        offline_fallback=bool(fallback),
+    )
+
+
+def env_var(setting: str) -> str:
+    """The variable the client reads ``setting`` from (``x_foo`` -> ``WANDB__FOO``)."""
+    if setting.startswith("x_"):
+        return "WANDB__" + setting[2:].upper()
+    return "WANDB_" + setting.upper()
+
+
+def apply_bounds(
+    settings: Any, resilience: Resilience, environ: Mapping[str, str] | None = None
+) -> dict[str, float]:
+    """Bound every retry and the finish of ``settings`` the user left unset; return what was set.
+
+    A setting counts as the user's when it was given on the ``wandb.Settings`` object or through
+    its ``WANDB_*`` variable; those are never overridden. ``finish_timeout`` from the plugin's
+    own settings wins over both.
+    """
+    env = os.environ if environ is None else environ
+    chosen = set(getattr(settings, "model_fields_set", ()))
+    applied: dict[str, float] = {}
+    for name, value in CLIENT_BOUNDS.items():
+        if name in chosen or env_var(name) in env:
+            continue
+        setattr(settings, name, value)
+        applied[name] = value
+    if resilience.finish_timeout is not None:
+        settings.finish_timeout = resilience.finish_timeout
+        applied["finish_timeout"] = resilience.finish_timeout
+    elif "finish_timeout" not in chosen and env_var("finish_timeout") not in env:
+        settings.finish_timeout = DEFAULT_FINISH_TIMEOUT
+        applied["finish_timeout"] = DEFAULT_FINISH_TIMEOUT
+    return applied
+
+
+def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """``text`` with the API key (if any appears in it) replaced by ``***``."""
+    env = os.environ if environ is None else environ
+    key = env.get("WANDB_API_KEY")
+    if key and len(key) >= 8:
+        text = text.replace(key, "***")
+    return text
+
+
+def is_server_failure(exc: BaseException) -> bool:
+    """Whether a ``wandb.init`` error says the server was unreachable or kept failing."""
+    return bool(_SERVER_FAILURE.search(str(exc)))
+
+
+def unreachable(base_url: str, elapsed: float, exc: BaseException) -> WandbServerUnreachable:
+    """The error raised when the server is down at the start of a run."""
+    detail = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    return WandbServerUnreachable(
+        f"the W&B server {base_url} could not be reached: wandb.init gave up after "
+        f"{elapsed:.0f} s ({detail}). Check the host (wandb_config(host=...) or WANDB_BASE_URL) "
+        "and that the task can reach it, or set wandb_config(offline_fallback=True) to log "
+        "offline when the server is down and upload later with `wandb sync`."
+    )
+
+
+def warn_offline_fallback(base_url: str, exc: BaseException, run: Any) -> None:
+    folder = _run_dir(run)
+    detail = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    warnings.warn(
+        f"the W&B server {base_url} could not be reached ({detail}); offline_fallback=True, so "
+        f"this run logs offline to {folder}. Upload it when the server is back: "
+        f"wandb sync {folder}",
+        WandbUploadIncomplete,
+        stacklevel=3,
+    )
+
+
+def _run_dir(run: Any) -> str:
+    settings = getattr(run, "settings", None)
+    return str(getattr(settings, "sync_dir", None) or getattr(settings, "files_dir", "") or "")
+
+
+def _is_online(run: Any) -> bool:
+    settings = getattr(run, "settings", None)
+    mode = getattr(settings, "mode", None)
+    return mode in ("online", "shared", "run")
+
+
+def upload_failures(run: Any) -> list[str]:
+    """What the client's internal log says it gave up uploading for ``run``."""
+    settings = getattr(run, "settings", None)
+    path = getattr(settings, "log_internal", None)
+    if not path or not os.path.exists(path):
+        return []
+    found: list[str] = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if '"ERROR' not in line:
+                    continue
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                msg = str(entry.get("msg", "")) + " " + str(entry.get("error", ""))
+                if "giving up" not in msg and "fatal" not in msg:
+                    continue
+                for marker, what in _UPLOAD_FAILURES:
+                    if marker in msg and what not in found:
+                        found.append(what)
+    except OSError:
+        return []
+    return found
+
+
+def report_incomplete_upload(run: Any, elapsed: float) -> str | None:
+    """Warn (and return the message) when part of an online run was not uploaded."""
+    if not _is_online(run):
+        return None
+    timed_out = bool(getattr(run, "_finish_timed_out", False))
+    failures = upload_failures(run)
+    if not timed_out and not failures:
+        return None
+    folder = _run_dir(run)
+    limit = getattr(getattr(run, "settings", None), "finish_timeout", None)
+    reasons = []
+    if timed_out:
+        reasons.append(
+            f"the upload did not finish within finish_timeout={limit:g} s after the task's code "
+            "returned, so data still queued (the last history rows, summary, console output "
+            "and files) was not uploaded"
+        )
+    if failures:
+        reasons.append("the client gave up uploading " + " and ".join(failures))
+    base = getattr(getattr(run, "settings", None), "base_url", "the W&B server")
+    message = (
+        f"W&B run {getattr(run, 'id', '?')} on {base} is incomplete ({elapsed:.0f} s spent "
+        f"finishing): {'; and '.join(reasons)}. Everything is kept in the local run folder "
+        f"{folder}; upload it with: wandb sync --no-skip-online {folder}"
+    )
+    warnings.warn(redact(message), WandbUploadIncomplete, stacklevel=3)
+    return message
