@@ -94,6 +94,8 @@ def worker_body(case: dict[str, Any], out: str) -> float:
         total = float(t.item())
         if run is not None and step % case["log_every"] == 0:
             run.log({"loss": 1.0 / (step + 1), "rank": rank, "sum": total, "step_i": step})
+            if step == 0:
+                print(f"rank {rank} logged its first step", flush=True)
     dist.destroy_process_group()
     import flyte
 
