@@ -175,3 +175,11 @@ def test_override_restores_on_error() -> None:
 def test_bad_values_fail_early(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         wandb_config(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["api_key", "key", "WANDB_API_KEY"])
+def test_an_api_key_is_refused_without_echoing_it(name: str) -> None:
+    secret = "s" * 40
+    with pytest.raises(ValueError, match="WANDB_API_KEY") as info:
+        wandb_config(**{name: secret})
+    assert secret not in str(info.value)

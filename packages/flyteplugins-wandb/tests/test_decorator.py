@@ -106,3 +106,19 @@ def test_distributed_info(monkeypatch: pytest.MonkeyPatch) -> None:
         "worker_index": 1,
         "num_workers": 2,
     }
+
+
+def test_an_api_key_is_refused_at_decoration() -> None:
+    secret = "s" * 40
+    with pytest.raises(ValueError, match="WANDB_API_KEY") as info:
+        wandb_init(api_key=secret)
+    assert secret not in str(info.value)
+
+
+def test_flyte_identity_never_replaces_user_config() -> None:
+    from flyteplugins.wandb._decorator import _with_identity
+
+    ident = {"run_name": "r", "action_name": "a", "project": "p", "domain": "d", "attempt": 0}
+    assert _with_identity({"lr": 1}, ident) == {"lr": 1, "flyte": ident}
+    assert _with_identity({"flyte": "mine"}, ident) == {"flyte": "mine", "_flyte": ident}
+    assert _with_identity(None, ident) == {"flyte": ident}

@@ -245,6 +245,23 @@ def _validate_settings(values: Mapping[str, Any]) -> None:
         )
 
 
+SECRET_NAMES: Final = frozenset({"api_key", "key", "wandb_api_key", "token"})
+
+
+def check_no_secret(values: Mapping[str, Any]) -> None:
+    """Refuse an API key among the settings: it would be stored where anyone can read it.
+
+    The message names the setting, never its value.
+    """
+    for name in values:
+        if name.lower() in SECRET_NAMES:
+            raise ValueError(
+                f"{name}= is not accepted: an API key given here would be stored in the run's "
+                "custom_context or config. Give the task a secret exposed as WANDB_API_KEY "
+                '(flyte.Secret(key="wandb_api_key", as_env_var="WANDB_API_KEY")) instead.'
+            )
+
+
 def normalize_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     """Validate settings and bring them to their canonical form (``tags`` as a list)."""
     _validate_settings(values)
@@ -308,6 +325,7 @@ def wandb_config(
     for k in init_kwargs:
         if k.startswith("~") or k in _RESERVED_NAMES:
             raise ValueError(f"{k!r} is not a wandb.init keyword")
+    check_no_secret(init_kwargs)
     return ContextEntries(encode_entries(PREFIX, normalize_settings(values)))
 
 

@@ -44,6 +44,7 @@ from flyteplugins.wandb_core import (
 from . import _distributed, _elastic
 from ._context import (
     PREFIX,
+    check_no_secret,
     normalize_settings,
     override_custom_context,
     parent_entries,
@@ -178,6 +179,7 @@ def wandb_init(
     ``wandb_config`` context and apply to this task (and its traces) only.
     """
     settings_obj = init_kwargs.pop("settings", None)
+    check_no_secret(init_kwargs)
     raw = {
         "run_mode": run_mode,
         "rank_scope": rank_scope,
