@@ -29,7 +29,7 @@ def rank_task() -> bool:
     return run is not None
 
 
-@wandb_init
+@wandb_init(name="child-name", tags=["child"], config={"child": True})
 @env.task
 def child_elsewhere(x: int) -> list[Any]:
     run = get_wandb_run()

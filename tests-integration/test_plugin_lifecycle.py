@@ -329,6 +329,8 @@ def test_child_in_another_process_joins_the_parent_run(wandb_offline: Path) -> N
     writer = next(r for r in files if user_rows(r) == [{"from_other_process": 5}])
     assert writer.project == "parent-proj"
     assert writer.entity == "parent-team"
+    # a joining child leaves the run's name, tags and config to the parent
+    assert (writer.name, writer.tags, writer.config) == (None, [], {})
 
 
 # ----------------------------------------------------------------------------- keys, hosts

@@ -57,6 +57,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 SWEEPS_EXTRA_HINT = 'pip install "flyteplugins-wandb[sweeps]"'
 _MARK = "__flyteplugins_wandb_init__"
 
+# What a run is called and configured with: set by the process that owns the run only.
+_RUN_IDENTITY = ("name", "tags", "notes", "group", "job_type", "config")
+
 # Settings that shape the plan or the client, never passed to wandb.init as keywords.
 _PLUGIN_ONLY = frozenset({"run_mode", "rank_scope", "download_logs", "host"})
 
@@ -505,6 +508,11 @@ class _Call:
             elif p.shared and not p.primary:
                 kwargs["id"] = p.run_id
                 kwargs.pop("resume", None)
+                if joins:
+                    # A child joining its parent's run writes rows, not the run's identity:
+                    # name, tags, notes, group and config stay what the parent set.
+                    for key in _RUN_IDENTITY:
+                        kwargs.pop(key, None)
             elif user_id is None and not self.task_wrapper and not joins:
                 # A plain function's own run: no action of its own to name it after.
                 kwargs.pop("id", None)
