@@ -37,12 +37,29 @@ class RequestLog:
             return list(self.entries)
 
 
-def _apply_lines(lines: list[str], offset: int, content: list[str]) -> None:
-    """Write ``content`` at line ``offset``: a retried chunk replaces what it sent before."""
-    if offset > len(lines):
-        # A gap means a chunk was lost; keep the order of what arrived rather than invent lines.
-        offset = len(lines)
-    lines[offset : offset + len(content)] = content
+def _apply_lines(
+    lines: list[str], index: list[int | None], offset: int, content: list[str]
+) -> None:
+    """Write ``content`` at line ``offset`` of the run's (non-shared) stream.
+
+    ``index`` maps this stream's line numbers to positions in ``lines``, which may also hold
+    lines appended by shared-mode writers: a retried chunk (or ``wandb sync`` re-sending a
+    partly uploaded run) replaces what it sent before, new lines are appended, and lines of
+    other writers are never overwritten. Offsets past the end (a resumed client counts every
+    line of the run) leave unmapped slots.
+    """
+    if offset > len(index):
+        index.extend([None] * (offset - len(index)))
+    for j, line in enumerate(content):
+        slot = offset + j
+        if slot < len(index) and index[slot] is not None:
+            lines[index[slot]] = line  # type: ignore[index]
+            continue
+        lines.append(line)
+        if slot < len(index):
+            index[slot] = len(lines) - 1
+        else:
+            index.append(len(lines) - 1)
 
 
 def _append_new(
@@ -83,7 +100,7 @@ def apply_file_stream(run: Run, body: dict[str, Any], client_id: str | None) -> 
         if client is not None:
             _append_new(lines, client.high_water, name, offset, content)
         else:
-            _apply_lines(lines, offset, content)
+            _apply_lines(lines, run.stream_index.setdefault(name, []), offset, content)
     for name in body.get("uploaded") or []:
         if name not in run.uploaded:
             run.uploaded.append(name)

@@ -405,10 +405,13 @@ class Operations:
                     setattr(run, attr, v[var])
             if v.get("tags") is not None:
                 run.tags = list(v["tags"])
+            resuming = (run.entity, run.project, run.name) in store.resuming
+            store.resuming.discard((run.entity, run.project, run.name))
             if v.get("state") is not None:
                 run.state = v["state"]
-            elif inserted or (run.state in RUN_STATES_DONE and v.get("name")):
-                # A new writer (new run or resume) makes the run live again.
+            elif inserted or resuming:
+                # A new run, or a resumed one (RunResumeStatus came first), is live again. A
+                # shared-mode writer joining a run does not change its state.
                 run.state = "running"
                 run.exitcode = None
             run.heartbeat_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
@@ -426,6 +429,7 @@ class Operations:
         if run is None:
             return {"model": {"id": "1", "name": v.get("project"), "bucket": None}}
         with self.store.lock:
+            self.store.resuming.add((run.entity, run.project, run.name))
             t = (run.config.get("_wandb") or {}).get("value", {}).get("t", {})
             node = run_node(run)
             node.update(
@@ -558,7 +562,8 @@ class Operations:
         rows = []
         for row in sorted(r.rows(), key=lambda x: x.get("_step", 0)):
             step = row.get("_step", 0)
-            if step < lo or (hi is not None and step >= hi):
+            # The client sends the sampled spec's maxStep inclusive (lastStep for a full scan).
+            if step < lo or (hi is not None and step > hi):
                 continue
             if all(k in row for k in keys):
                 rows.append({k: row[k] for k in keys} if keys else row)

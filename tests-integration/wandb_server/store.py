@@ -71,6 +71,8 @@ class Run:
     exitcode: int | None = None
     uploaded: list[str] = field(default_factory=list)
     clients: dict[str, ClientStream] = field(default_factory=dict)
+    # Per file of the non-shared stream: its line number -> position in the run's list.
+    stream_index: dict[str, list[int | None]] = field(default_factory=dict)
     created_seq: int = 0
 
     def rows(self) -> list[dict[str, Any]]:
@@ -139,6 +141,8 @@ class Store:
         self.runs: dict[tuple[str, str, str], Run] = {}
         self.sweeps: dict[tuple[str, str, str], Sweep] = {}
         self.agents: dict[str, Agent] = {}
+        # Runs whose client asked RunResumeStatus: their next UpsertBucket makes them live again.
+        self.resuming: set[tuple[str, str, str]] = set()
         self._seq = 0
         self._load()
 
