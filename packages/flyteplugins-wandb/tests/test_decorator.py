@@ -122,3 +122,24 @@ def test_flyte_identity_never_replaces_user_config() -> None:
     assert _with_identity({"lr": 1}, ident) == {"lr": 1, "flyte": ident}
     assert _with_identity({"flyte": "mine"}, ident) == {"flyte": "mine", "_flyte": ident}
     assert _with_identity(None, ident) == {"flyte": ident}
+
+
+def test_task_called_as_a_function_outside_flyte_gets_fresh_runs(offline: Path) -> None:
+    import flyte
+
+    env = flyte.TaskEnvironment(name="unit_plain_call")
+
+    @wandb_init
+    @env.task
+    def task() -> str:
+        run = get_wandb_run()
+        assert run is not None
+        return str(run.id)
+
+    first, second = task(), task()
+    assert first != second
+    import wandb
+
+    wandb.teardown()
+    assert {r.run_id for r in read_runs(offline)} == {first, second}
+    assert {r.exit_code for r in read_runs(offline)} == {0}

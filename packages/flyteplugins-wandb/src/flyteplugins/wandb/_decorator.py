@@ -513,8 +513,15 @@ class _Call:
                     # name, tags, notes, group and config stay what the parent set.
                     for key in _RUN_IDENTITY:
                         kwargs.pop(key, None)
-            elif user_id is None and not self.task_wrapper and not joins:
-                # A plain function's own run: no action of its own to name it after.
+            elif (
+                user_id is None
+                and not joins
+                and topology is None
+                and not (self.task_wrapper and tctx)
+            ):
+                # No Flyte action to name the run after (a plain function, or a task called as
+                # a function outside Flyte): W&B picks a fresh id rather than resuming one run
+                # on every call. Distributed ranks keep the planned ids, which they must share.
                 kwargs.pop("id", None)
             else:
                 kwargs["id"] = p.run_id
