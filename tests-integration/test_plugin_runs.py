@@ -186,7 +186,10 @@ async def concurrent_child(x: int) -> str:
 @wandb_init
 @env.task
 async def concurrent_parent() -> list[str]:
-    return list(await asyncio.gather(concurrent_child(1), concurrent_child(2)))
+    ids = list(await asyncio.gather(concurrent_child(1), concurrent_child(2)))
+    # whichever child ended last, the module-level slot is the parent's run again
+    assert wandb.run is get_wandb_run()
+    return ids
 
 
 @env.task

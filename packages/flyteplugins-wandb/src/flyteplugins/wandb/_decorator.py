@@ -9,9 +9,10 @@ unchanged.
 The active run is task-local: it lives in a :class:`~contextvars.ContextVar`, which Flyte copies
 into each task (asyncio task or worker thread) and into ``@flyte.trace`` calls, so concurrent
 tasks in one process each see their own run. The module-level ``wandb.run`` (and ``wandb.log``)
-is a single process-wide slot: it points at the run started most recently by a call still in
-progress, and goes back to the enclosing call's run when a call ends. With concurrent tasks in
-one process, use ``get_wandb_run()``.
+is a single process-wide slot: it points at the run started most recently; when the call whose
+run holds it ends, it goes back to that call's enclosing run (a call whose run no longer holds it
+leaves it alone). Nested calls therefore always see their own run there, but with concurrent
+tasks in one process it may be a sibling's run: use ``get_wandb_run()``.
 """
 
 from __future__ import annotations
@@ -611,13 +612,17 @@ class _Call:
         sync = self.shared_finish  # shared mode in a distributed job: order the finishes
         if sync is not None:
             code = sync.before_finish(code)
+        # Only the call whose run holds the process-wide ``wandb.run`` slot hands it back; a
+        # concurrent call that started later keeps it.
+        holds_global = _backend.global_run() is run
         try:
             if not getattr(run, "_is_finished", False):
                 _backend.finish_run(run, code)
         finally:
-            enclosing = _active.get()
-            restore = enclosing.run if enclosing is not None else self.previous_global
-            _backend.set_global_run(restore)
+            if holds_global:
+                enclosing = _active.get()
+                restore = enclosing.run if enclosing is not None else self.previous_global
+                _backend.set_global_run(restore)
             if sync is not None:
                 sync.after_finish(code)
 
