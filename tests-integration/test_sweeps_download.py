@@ -341,3 +341,50 @@ def test_offline_run_and_sweep_download(wandb_offline: Path, tmp_path: Path) -> 
     sweep = download_wandb_sweep_logs("sw1", target=tmp_path / "sweep")
     assert sweep.run_ids == ["off1"]
     assert (tmp_path / "sweep" / "runs" / "off1" / "history.jsonl").is_file()
+
+
+# ----------------------------------------------------------------------------- @wandb_init hook
+
+
+@wandb_init(download_logs=True)
+@env.task
+def train_with_logs(steps: int) -> str:
+    run = get_wandb_run()
+    assert run is not None
+    for i in range(steps):
+        run.log({"loss": 1.0 / (i + 1)})
+    return str(run.id)
+
+
+@wandb_init(download_logs=True)
+@env.task
+async def train_with_logs_async(steps: int) -> str:
+    run = get_wandb_run()
+    assert run is not None
+    for i in range(steps):
+        run.log({"loss": float(i)})
+    return str(run.id)
+
+
+@pytest.mark.parametrize("task", [train_with_logs, train_with_logs_async])
+@pytest.mark.parametrize("backend", ["online", "offline"])
+def test_wandb_init_download_logs_after_the_task(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    backend: str,
+    task: Any,
+) -> None:
+    request.getfixturevalue("wandb_online" if backend == "online" else "wandb_offline")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    run_id = run_local(task, 40, custom_context=wandb_config(project="dl-init", entity="ent"))
+    [root] = list((tmp_path / "tmp").glob(f"wandb-run-{run_id}-*"))
+    assert len(_history(root / "history.jsonl")) == 40
+    assert "loss" in json.loads((root / "summary.json").read_text())
+    assert json.loads((root / "download.json").read_text())["failed"] == {}
+    files = _read_dir(root / "files")
+    if backend == "online":
+        assert {"config.yaml", "wandb-summary.json"} <= set(files)
+    else:
+        assert (root / f"run-{run_id}.wandb").is_file()
