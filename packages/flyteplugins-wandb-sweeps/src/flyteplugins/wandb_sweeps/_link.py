@@ -39,9 +39,10 @@ class WandbSweep:
         published = read_sweep(ctx)
         sweep_id = self.sweep_id
         source: dict[str, Any] = {}
-        if sweep_id is None and published is not None and not published.local:
-            sweep_id = published.id
+        if sweep_id is None and published is not None:
             source = published.as_dict()
+            # a local controller's sweep has no page on the server: link the sweeps page
+            sweep_id = None if published.local else published.id
         host = self.host or source.get("host") or run_cfg.get("host")
         entity = self.entity or source.get("entity") or sweep_cfg.get("entity")
         entity = entity or run_cfg.get("entity")

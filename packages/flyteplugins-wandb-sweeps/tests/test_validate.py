@@ -1,0 +1,121 @@
+"""Sweep configuration checks: every malformed part is refused with an error that names it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flyteplugins.wandb_sweeps import MAX_PARALLEL_AGENTS, SweepConfigError, validate_sweep_config
+from flyteplugins.wandb_sweeps._validate import check_agent_count, infer_distribution
+
+LOSS = {"name": "loss", "goal": "minimize"}
+
+
+def cfg(method: str = "random", parameters: Any = None, **kw: Any) -> dict[str, Any]:
+    return {
+        "method": method,
+        "metric": LOSS,
+        "parameters": parameters if parameters is not None else {"lr": {"values": [1, 2]}},
+        **kw,
+    }
+
+
+VALID = [
+    cfg("grid", {"a": {"values": [1, 2]}, "b": {"value": "x"}}),
+    cfg("grid", {"a": {"min": 1, "max": 4}}),
+    cfg("grid", {"a": {"distribution": "q_uniform", "min": 0.0, "max": 1.0, "q": 0.25}}),
+    cfg("grid", {"opt": {"parameters": {"lr": {"values": [0.1, 0.2]}}}}),
+    cfg("random", {"a": {"min": 0.0, "max": 1.0}}),
+    cfg("random", {"a": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-1}}),
+    cfg("random", {"a": {"distribution": "normal", "mu": 0, "sigma": 2}}),
+    cfg("random", {"a": {"values": ["x", "y"], "probabilities": [0.25, 0.75]}}),
+    cfg("bayes", {"a": {"distribution": "beta", "a": 2, "b": 3}}),
+    cfg("bayes", early_terminate={"type": "hyperband", "min_iter": 3}),
+    cfg("bayes", metric={"name": "acc", "goal": "maximize", "target": 0.99}),
+    cfg("random", run_cap=10, description="d", name="n"),
+]
+
+
+@pytest.mark.parametrize("config", VALID)
+def test_valid_configs_pass_unchanged(config: dict[str, Any]) -> None:
+    assert validate_sweep_config(config) == config
+
+
+INVALID = [
+    (cfg("grdi"), "unknown sweep method 'grdi'"),
+    ({"parameters": {"a": {"value": 1}}}, "no 'method'"),
+    ({"method": "grid"}, "no 'parameters'"),
+    (cfg("random", {}), "non-empty dict"),
+    (cfg("random", []), "non-empty dict"),
+    (cfg("random", metric={"goal": "minimize"}), "needs a non-empty 'name'"),
+    (cfg("random", metric={"name": "loss"}), "needs a 'goal'"),
+    (cfg("random", metric={"name": "loss", "goal": "min"}), "'goal' of 'maximize', 'minimize'"),
+    (cfg("random", metric="loss"), "metric must be a dict"),
+    (cfg("random", metric={**LOSS, "bogus": 1}), "unknown sweep metric key"),
+    ({"method": "bayes", "parameters": {"a": {"min": 0.0, "max": 1.0}}}, "needs a metric"),
+    (cfg("random", {"a": {"values": []}}), "'values' must be a non-empty list"),
+    (cfg("random", {"a": {"values": "abc"}}), "'values' must be a non-empty list"),
+    (cfg("random", {"a": {"min": 1.0}}), "is missing ['max']"),
+    (cfg("random", {"a": {"min": 2.0, "max": 1.0}}), "must be less than 'max'"),
+    (cfg("random", {"a": {"min": "0", "max": 1.0}}), "'min' must be a finite number"),
+    (cfg("random", {"a": {"distribution": "gauss"}}), "unknown distribution 'gauss'"),
+    (cfg("random", {"a": {"distribution": "int_uniform", "min": 0.5, "max": 3}}), "integers"),
+    (cfg("random", {"a": {"distribution": "log_uniform_values", "min": 0, "max": 1}}), "> 0"),
+    (cfg("random", {"a": {"distribution": "normal", "sigma": -1}}), "'sigma' must be > 0"),
+    (cfg("random", {"a": {"values": [1], "max": 3}}), "does not take ['max']"),
+    (cfg("random", {"a": {"valeus": [1]}}), "unknown key(s) ['valeus']"),
+    (cfg("random", {"a": {}}), "neither what to try nor how to sample"),
+    (cfg("random", {"a": 3}), "parameter 'a' must be a dict"),
+    (cfg("random", {"1a": {"value": 1}}), "invalid parameter name"),
+    (cfg("random", {"a": {"values": [1, 2], "probabilities": [0.5]}}), "'probabilities'"),
+    (cfg("grid", {"a": {"min": 0.0, "max": 1.0}}), "cannot be enumerated by a grid"),
+    (cfg("grid", {"o": {"parameters": {"b": {"distribution": "normal"}}}}), "'o.b' (normal)"),
+    (cfg("random", {"o": {"parameters": {}}}), "nested parameters of 'o'"),
+    (cfg("random", {"o": {"parameters": {"b": {"value": 1}}, "value": 2}}), "holds only"),
+    (cfg("random", early_terminate={"type": "median"}), "must be 'hyperband'"),
+    (cfg("random", early_terminate={"type": "hyperband"}), "needs 'min_iter'"),
+    (cfg("random", early_terminate={"type": "hyperband", "min_iter": 0}), "integer >= 1"),
+    (cfg("random", early_terminate={"type": "hyperband", "min_iter": 2, "eta": 1}), "> 1"),
+    (cfg("random", name=3), "'name' must be a string"),
+]
+
+
+@pytest.mark.parametrize(("config", "message"), INVALID)
+def test_invalid_configs_name_the_problem(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(SweepConfigError) as info:
+        validate_sweep_config(config)
+    assert message in str(info.value)
+
+
+def test_infer_distribution() -> None:
+    assert infer_distribution("a", {"value": 1}) == "constant"
+    assert infer_distribution("a", {"values": [1]}) == "categorical"
+    assert infer_distribution("a", {"min": 1, "max": 2}) == "int_uniform"
+    assert infer_distribution("a", {"min": 1, "max": 2.0}) == "uniform"
+
+
+@pytest.mark.parametrize("n", [0, -1, 21, 100, 2.0, True, "4", None])
+def test_agent_count_limit(n: Any) -> None:
+    with pytest.raises(ValueError, match=f"1 to {MAX_PARALLEL_AGENTS} agents"):
+        check_agent_count(n)
+
+
+@given(st.integers(min_value=1, max_value=MAX_PARALLEL_AGENTS))
+def test_agent_counts_within_limit(n: int) -> None:
+    assert check_agent_count(n) == n
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True),
+        st.lists(st.one_of(st.integers(), st.text(max_size=5), st.booleans()), min_size=1),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_any_categorical_grid_is_valid(space: dict[str, list[Any]]) -> None:
+    params = {k: {"values": v} for k, v in space.items()}
+    assert validate_sweep_config(cfg("grid", params))["parameters"] == params
