@@ -117,3 +117,19 @@ def test_link_of_a_distributed_task() -> None:
 def test_bad_link_settings_are_rejected() -> None:
     with pytest.raises(ValueError, match="run_mode 'sometimes'"):
         Wandb(run_mode="sometimes")
+
+
+def test_link_of_a_child_follows_the_published_parent_run() -> None:
+    from flyteplugins.wandb._context import parent_entries
+
+    ctx = {
+        **wandb_config(project="ctx-p", entity="ctx-e"),
+        **parent_entries("parent-run", "https://wandb.example.com", "par-e", "par-p"),
+    }
+    # auto and shared children log to the parent's run, on the parent's server and project
+    assert _link(context=ctx) == "https://wandb.example.com/par-e/par-p/runs/parent-run"
+    assert _link(run_mode="shared", context=ctx) == (
+        "https://wandb.example.com/par-e/par-p/runs/parent-run"
+    )
+    # a new-mode child has its own run, configured by the context
+    assert _link(run_mode="new", context=ctx) == "https://wandb.ai/ctx-e/ctx-p/runs/r1-a1"
