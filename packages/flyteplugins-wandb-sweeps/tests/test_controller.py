@@ -136,3 +136,11 @@ def test_invalid_configs_and_run_cap_are_refused() -> None:
         create_local_sweep({"method": "hyper", "parameters": {"a": {"value": 1}}})
     with pytest.raises(SweepConfigError, match="run_cap"):
         sweep("random", {"a": {"value": 1}}, run_cap=0)
+
+
+def test_missing_engine_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sweeps", None)  # as if the [local] extra were missing
+    with pytest.raises(ImportError, match=r"flyteplugins-wandb-sweeps\[local\]"):
+        sweep("grid", {"a": {"value": 1}})

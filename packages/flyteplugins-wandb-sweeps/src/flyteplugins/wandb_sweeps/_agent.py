@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -381,6 +381,27 @@ def _absorb(sweep: LocalSweep, outputs: Sequence[Any], works: Sequence[str]) -> 
             _report(sweep, outcome)
 
 
+def _drive(
+    local: LocalSweep, agents: int, count: int | None
+) -> Generator[list[str], list[Any], dict[str, Any]]:
+    """The parent's side of local parallel agents.
+
+    Yields each round's work descriptions, takes the children's outputs back (``send``), and
+    returns the sweep's results when no trial is left.
+    """
+    left = count
+    while left is None or left > 0:
+        rounds = _local_rounds(local, agents, left)
+        if rounds is None:
+            break
+        works = [_work(local, trials) for trials in rounds]
+        outputs = yield works
+        _absorb(local, outputs, works)
+        if left is not None:
+            left -= sum(len(r) for r in rounds)
+    return _summarize(local)
+
+
 def _check_parallel(agents: int, count: int | None, sweep: LocalSweep | None) -> None:
     check_agent_count(agents)
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
@@ -433,17 +454,16 @@ async def run_parallel_agents(
         works = _wandb_works(ref, agents, count)
         await asyncio.gather(*(agent_task.aio(w) for w in works))
         return None
-    left = count
-    while left is None or left > 0:
-        rounds = _local_rounds(local, agents, left)
-        if rounds is None:
-            break
-        works = [_work(local, trials) for trials in rounds]
-        outputs = await asyncio.gather(*(agent_task.aio(w) for w in works), return_exceptions=True)
-        _absorb(local, outputs, works)
-        if left is not None:
-            left -= sum(len(r) for r in rounds)
-    return _summarize(local)
+    rounds = _drive(local, agents, count)
+    try:
+        works = next(rounds)
+        while True:
+            outputs = await asyncio.gather(
+                *(agent_task.aio(w) for w in works), return_exceptions=True
+            )
+            works = rounds.send(list(outputs))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 def run_parallel_agents_sync(
@@ -476,13 +496,10 @@ def run_parallel_agents_sync(
             if isinstance(out, BaseException):
                 raise out
         return None
-    left = count
-    while left is None or left > 0:
-        rounds = _local_rounds(local, agents, left)
-        if rounds is None:
-            break
-        works = [_work(local, trials) for trials in rounds]
-        _absorb(local, launch(works), works)
-        if left is not None:
-            left -= sum(len(r) for r in rounds)
-    return _summarize(local)
+    rounds = _drive(local, agents, count)
+    try:
+        works = next(rounds)
+        while True:
+            works = rounds.send(launch(works))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]

@@ -565,24 +565,11 @@ def after_task(
     the ``flyte.io.Dir`` of the logs, or ``None`` when the download failed and ``strict`` is off
     (the failure is logged with the names of the files).
     """
-    if (run_id is None) == (sweep_id is None):
-        raise ValueError("after_task needs exactly one of run_id or sweep_id")
+    args = _hook_args(run_id, sweep_id, project, entity, host, offline, strict, timeout)
     try:
-        return download_wandb_logs(
-            kind="sweep" if sweep_id else "run",
-            id_=str(sweep_id or run_id),
-            project=project,
-            entity=entity,
-            host=host,
-            offline=_is_offline(offline),
-            strict=strict,
-            timeout=timeout,
-        )
+        return download_wandb_logs(**args)
     except Exception as exc:
-        if strict:
-            raise
-        logger.warning("downloading the W&B logs of %s failed: %s", sweep_id or run_id, exc)
-        return None
+        return _hook_failed(exc, args)
 
 
 async def after_task_async(
@@ -597,24 +584,42 @@ async def after_task_async(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Any:
     """:func:`after_task` for async tasks (a sync trace cannot be called from an async task)."""
-    if (run_id is None) == (sweep_id is None):
-        raise ValueError("after_task_async needs exactly one of run_id or sweep_id")
+    args = _hook_args(run_id, sweep_id, project, entity, host, offline, strict, timeout)
     try:
-        return await download_wandb_logs_async(
-            kind="sweep" if sweep_id else "run",
-            id_=str(sweep_id or run_id),
-            project=project,
-            entity=entity,
-            host=host,
-            offline=_is_offline(offline),
-            strict=strict,
-            timeout=timeout,
-        )
+        return await download_wandb_logs_async(**args)
     except Exception as exc:
-        if strict:
-            raise
-        logger.warning("downloading the W&B logs of %s failed: %s", sweep_id or run_id, exc)
-        return None
+        return _hook_failed(exc, args)
+
+
+def _hook_args(
+    run_id: str | None,
+    sweep_id: str | None,
+    project: str | None,
+    entity: str | None,
+    host: str | None,
+    offline: bool | None,
+    strict: bool,
+    timeout: float,
+) -> dict[str, Any]:
+    if (run_id is None) == (sweep_id is None):
+        raise ValueError("after_task needs exactly one of run_id or sweep_id")
+    return {
+        "kind": "sweep" if sweep_id else "run",
+        "id_": str(sweep_id or run_id),
+        "project": project,
+        "entity": entity,
+        "host": host,
+        "offline": _is_offline(offline),
+        "strict": strict,
+        "timeout": timeout,
+    }
+
+
+def _hook_failed(exc: Exception, args: dict[str, Any]) -> None:
+    if args["strict"]:
+        raise exc
+    logger.warning("downloading the W&B logs of %s %s failed: %s", args["kind"], args["id_"], exc)
+    return None
 
 
 def _download(
