@@ -384,8 +384,19 @@ def _flyte_identity(tctx: Any) -> dict[str, Any]:
         "action_name": action.name,
         "project": action.project,
         "domain": action.domain,
-        "attempt": tctx.attempt_number,
+        "attempt": _attempt_number(tctx),
     }
+
+
+def _attempt_number(tctx: Any) -> int:
+    """The Flyte attempt of this action (``FLYTE_ATTEMPT_NUMBER``, which local runs leave unset)."""
+    value = getattr(tctx, "attempt_number", None)
+    if isinstance(value, int):
+        return value
+    try:
+        return int(os.environ.get("FLYTE_ATTEMPT_NUMBER", "0"))
+    except ValueError:
+        return 0
 
 
 def _with_identity(config: Mapping[str, Any] | None, identity: dict[str, Any]) -> dict[str, Any]:
