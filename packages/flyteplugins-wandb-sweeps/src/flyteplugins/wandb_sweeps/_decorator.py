@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, TypeVar, overload
@@ -43,9 +44,13 @@ def current_sweep() -> SweepRef | None:
     if ref is not None:
         return ref
     try:
-        return read_sweep()
+        ref = read_sweep()
     except ValueError:
-        return None
+        ref = None
+    if ref is None and os.environ.get("WANDB_SWEEP_ID"):
+        # inside a wandb.agent trial (a thread of its own, outside the task's context)
+        return SweepRef(os.environ["WANDB_SWEEP_ID"])
+    return ref
 
 
 def get_wandb_sweep_id() -> str | None:
