@@ -143,3 +143,22 @@ def test_task_called_as_a_function_outside_flyte_gets_fresh_runs(offline: Path) 
     wandb.teardown()
     assert {r.run_id for r in read_runs(offline)} == {first, second}
     assert {r.exit_code for r in read_runs(offline)} == {0}
+
+
+@pytest.mark.parametrize(
+    ("host", "base_url"),
+    [
+        ("wandb.ai", "https://api.wandb.ai"),
+        ("https://wandb.ai/", "https://api.wandb.ai"),
+        ("wandb.example.com", "https://wandb.example.com"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+    ],
+)
+def test_host_becomes_the_client_base_url(offline: Path, host: str, base_url: str) -> None:
+    @wandb_init(host=host)
+    def fn() -> str:
+        run = get_wandb_run()
+        assert run is not None
+        return str(run.settings.base_url)
+
+    assert fn() == base_url

@@ -52,6 +52,7 @@ from ._context import (
     read_parent,
     read_wandb_config,
 )
+from ._link import client_base_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -550,7 +551,7 @@ class _Call:
                 )
             request = _backend.InitRequest(
                 kwargs=kwargs,
-                host=host,
+                host=client_base_url(host) if host else None,
                 shared=p.shared,
                 primary=p.primary,
                 label=p.label,

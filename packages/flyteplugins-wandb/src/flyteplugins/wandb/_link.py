@@ -24,6 +24,21 @@ from ._context import read_parent, read_wandb_config
 WANDB_ICON = "https://wandb.ai/logo.svg"
 
 
+def client_base_url(host: str) -> str:
+    """The wandb client's ``base_url`` for a ``host`` setting.
+
+    ``host`` may name the web app or the API, with or without a scheme: W&B's cloud app
+    ``wandb.ai`` is served by ``api.wandb.ai``; a self-hosted server answers both on one host.
+    """
+    text = host.strip().rstrip("/")
+    if "://" not in text:
+        text = "https://" + text
+    scheme, _, rest = text.partition("://")
+    if rest == "wandb.ai":
+        rest = "api.wandb.ai"
+    return f"{scheme}://{rest}"
+
+
 @dataclass
 class Wandb:
     """Link to the W&B run of a task (one link per worker in ``worker`` scope).
