@@ -37,6 +37,7 @@ def objective() -> None:
     run = get_wandb_run()
     assert run is not None
     run.log({"loss": run.config["lr"] * 10 + run.config.get("batch", 0) / 100})
+    run.summary["sweep_seen"] = get_wandb_sweep_id()  # wandb.agent runs trials on its own thread
 
 
 @env.task
@@ -89,6 +90,7 @@ def test_spec_pattern_wandb_sweep_and_plain_wandb_agent(wandb_online: WandbTestS
         assert r.state == "finished"
         assert r.sweep_name == sweep_id
         assert r.summary_metrics["loss"] == pytest.approx(r.config["lr"] * 10)
+        assert r.summary_metrics["sweep_seen"] == sweep_id
     best = wandb.Api().sweep(f"ent/sw-spec/{sweep_id}").best_run()
     assert best.config["lr"] == 0.1
 
