@@ -15,6 +15,8 @@ from typing import Any
 
 from flyteplugins.wandb._records import RunRecord, iter_payloads, read_run
 
+STEPS = 3
+PROJECT = "dist-tests"
 MODES = ("auto", "new", "shared")
 SCOPES = ("global", "worker")
 PAIRS = [(m, s) for m in MODES for s in SCOPES]
@@ -60,9 +62,21 @@ def expected(mode: str, scope: str, base: str, nnodes: int, nproc: int) -> dict[
     return out
 
 
+def offline_env(root: Path) -> dict[str, str]:
+    """The environment of a job whose workers write offline runs under ``root``."""
+    return {
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(root),
+        "WANDB_CONFIG_DIR": str(root / ".config"),
+        "WANDB_CACHE_DIR": str(root / ".cache"),
+        "WANDB_SILENT": "true",
+    }
+
+
 def run_files(wandb_dir: Path) -> list[Path]:
-    """Every offline run file the job wrote (``latest-run`` is a link to one of them)."""
-    return sorted(wandb_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    """Every offline run file the job wrote, oldest first (``latest-run`` links to one)."""
+    files = wandb_dir.glob("wandb/offline-run-*/run-*.wandb")
+    return sorted(files, key=lambda p: (p.stat().st_mtime, str(p)))
 
 
 def records_by_id(wandb_dir: Path) -> dict[str, list[RunRecord]]:

@@ -19,10 +19,13 @@ from typing import Any
 import pytest
 from _distributed_expect import (
     PAIRS,
+    PROJECT,
+    STEPS,
     Expect,
     dump,
     expected,
     labels_of,
+    offline_env,
     records_by_id,
     rows_by_rank,
     wrote_metadata,
@@ -31,24 +34,12 @@ from torchrun_harness import Case, LaunchResult, launch
 
 pytestmark = pytest.mark.timeout(900)
 
-STEPS = 3
-PROJECT = "dist-tests"
 # What a launcher inherits and its workers must not: a wandb-core service token of another
 # process (this one does not exist) and the launcher's own run id.
 LAUNCHER_LEFTOVERS = {
     "WANDB_SERVICE": "3-1-unix-/nonexistent/flyteplugins-wandb-test.sock",
     "WANDB_RUN_ID": "the-launchers-own-run",
 }
-
-
-def offline_env(root: Path) -> dict[str, str]:
-    return {
-        "WANDB_MODE": "offline",
-        "WANDB_DIR": str(root),
-        "WANDB_CONFIG_DIR": str(root / ".config"),
-        "WANDB_CACHE_DIR": str(root / ".cache"),
-        "WANDB_SILENT": "true",
-    }
 
 
 def case_name(mode: str, scope: str) -> str:

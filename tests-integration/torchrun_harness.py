@@ -283,7 +283,7 @@ def launch(
     run_prefix: str = "r",
     env: Mapping[str, str] | None = None,
     launcher_env: Mapping[str, str] | None = None,
-    timeout_s: float = 600,
+    timeout_s: float = 300,
 ) -> LaunchResult:
     """Run ``cases`` as a job of ``nnodes`` launcher processes; wait for all of them."""
     out.mkdir(parents=True, exist_ok=True)
