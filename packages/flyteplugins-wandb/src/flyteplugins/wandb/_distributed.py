@@ -80,22 +80,31 @@ def is_restart(environ: Mapping[str, str], topology: Topology | None) -> bool:
     return raw.isdigit() and int(raw) > 0
 
 
-def visible_gpu_ids(environ: Mapping[str, str]) -> list[int] | None:
-    """The physical indices of the GPUs this process may use; ``None`` when CUDA is not visible.
+def cuda_device_count() -> int:
+    """How many CUDA devices this process sees, without importing torch.
 
     torch is consulted only when the program already imported it (an Elastic worker always has);
-    otherwise the NVIDIA device nodes tell. ``CUDA_VISIBLE_DEVICES`` maps logical to physical
-    indices (W&B's monitor enumerates physical devices); a list of UUIDs cannot be mapped and gives
-    ``None``, so W&B keeps its default of watching every GPU.
+    otherwise the NVIDIA device nodes tell.
     """
     torch = sys.modules.get("torch")
     if torch is not None:
         try:
-            count = int(torch.cuda.device_count())
+            return int(torch.cuda.device_count())
         except Exception:  # a broken CUDA install must not break logging
-            count = 0
-    else:
-        count = sum(1 for n in _dev_names() if n.startswith("nvidia") and n[6:].isdigit())
+            return 0
+    return sum(1 for n in _dev_names() if n.startswith("nvidia") and n[6:].isdigit())
+
+
+def visible_gpu_ids(environ: Mapping[str, str], count: int | None = None) -> list[int] | None:
+    """The physical indices of the GPUs this process may use; ``None`` when CUDA is not visible.
+
+    ``count`` is the number of devices the process sees (default: :func:`cuda_device_count`).
+    ``CUDA_VISIBLE_DEVICES`` maps logical to physical indices (W&B's monitor enumerates physical
+    devices); a list of UUIDs cannot be mapped and gives ``None``, so W&B keeps its default of
+    watching every GPU.
+    """
+    if count is None:
+        count = cuda_device_count()
     if count <= 0:
         return None
     raw = environ.get("CUDA_VISIBLE_DEVICES")
@@ -115,7 +124,11 @@ def _dev_names() -> list[str]:
 
 
 def worker_settings(
-    topology: Topology | None, environ: Mapping[str, str], user_settings: Any = None
+    topology: Topology | None,
+    environ: Mapping[str, str],
+    user_settings: Any = None,
+    *,
+    gpu_count: int | None = None,
 ) -> dict[str, Any]:
     """The ``wandb.Settings`` fields this plugin adds for one rank of a distributed job.
 
@@ -128,7 +141,7 @@ def worker_settings(
     """
     if topology is None:
         return {}
-    gpu_ids = visible_gpu_ids(environ)
+    gpu_ids = visible_gpu_ids(environ, gpu_count)
     if not gpu_ids:
         return {}
     out = {"x_stats_gpu_device_ids": [gpu_ids[topology.local_rank % len(gpu_ids)]]}
