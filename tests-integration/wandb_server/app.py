@@ -334,6 +334,9 @@ class Handler(BaseHTTPRequestHandler):
 class WandbTestServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # wandb-core opens many connections at once (parallel file uploads and downloads); the
+    # default backlog of 5 makes the kernel reset some, and with bounded retries files are lost
+    request_queue_size = 256
 
     def __init__(self, host: str, port: int, data_dir: Path, entity: str, verbose: bool) -> None:
         super().__init__((host, port), Handler)
