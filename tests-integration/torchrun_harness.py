@@ -53,6 +53,8 @@ class Case:
     decorate: bool = True  # False: the same job without W&B (benchmark baseline)
     backend: str = "gloo"
     log_every: int = 1
+    step_sleep_s: float = 0.0  # lets W&B's system monitor take samples (GPU test)
+    init_settings: dict[str, Any] | None = None  # @wandb_init(settings=...)
 
 
 @dataclass
@@ -96,6 +98,8 @@ def worker_body(case: dict[str, Any], out: str) -> float:
             run.log({"loss": 1.0 / (step + 1), "rank": rank, "sum": total, "step_i": step})
             if step == 0:
                 print(f"rank {rank} logged its first step", flush=True)
+        if case["step_sleep_s"]:
+            time.sleep(case["step_sleep_s"])
     dist.destroy_process_group()
     import flyte
 
@@ -127,6 +131,7 @@ def worker_body(case: dict[str, Any], out: str) -> float:
         "action_name": tctx.action.name if tctx else None,
         "custom_context": dict(tctx.custom_context) if tctx else None,
         "allreduce": total,
+        "cuda_device": torch.cuda.current_device() if backend == "nccl" else None,
         "body_s": time.monotonic() - start,
     }
     folder = Path(out) / case["name"]
@@ -173,6 +178,8 @@ def _make_task(spec: Spec, case: Case) -> Any:
         kwargs["run_mode"] = case.run_mode
     if case.rank_scope is not None:
         kwargs["rank_scope"] = case.rank_scope
+    if case.init_settings is not None:
+        kwargs["settings"] = dict(case.init_settings)
     return wandb_init(**kwargs)(task) if kwargs else wandb_init(task)
 
 
