@@ -462,7 +462,7 @@ class _Call:
             parent = None
         elif not self.task_wrapper and enclosing is not None and enclosing.run is not None:
             parent = {
-                "id": enclosing.plan.run_id,
+                "id": str(getattr(enclosing.run, "id", None) or enclosing.plan.run_id),
                 "host": enclosing.host,
                 "entity": enclosing.entity,
                 "project": enclosing.project,
@@ -473,13 +473,8 @@ class _Call:
         parent_id = parent["id"] if parent else None
         with _live_lock:
             parent_run = _live_runs.get(parent_id) if isinstance(parent_id, str) else None
-        if (
-            parent_run is None
-            and not self.task_wrapper
-            and enclosing is not None
-            and enclosing.plan.run_id == parent_id
-        ):
-            parent_run = enclosing.run
+        if parent_run is None and not self.task_wrapper and enclosing is not None and parent:
+            parent_run = enclosing.run  # the enclosing call's run, live in this process
         p = plan(
             mode,
             scope,
