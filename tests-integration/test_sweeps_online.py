@@ -120,3 +120,26 @@ def test_sweep_config_reaches_the_server_as_given(wandb_online: WandbTestServer)
     assert sweep.config["metric"] == LOSS
     assert sweep.config["parameters"] == {"lr": {"values": [0.5]}}
     assert json.dumps(sweep.config["parameters"])  # plain JSON, nothing coerced
+
+
+@wandb_sweep(local_controller=True)
+@env.task
+def local_controller_online() -> str:
+    return json.dumps(run_agent(function=objective))
+
+
+def test_local_controller_on_request_logs_trials_to_the_server(
+    wandb_online: WandbTestServer,
+) -> None:
+    ctx = _ctx("sw-localctl", {"lr": {"values": [0.1, 0.2, 0.3]}})
+    out = json.loads(run_local(local_controller_online, custom_context=ctx))
+    sweep_id = out["sweep_id"]
+    assert [s for s in wandb_online.sweeps() if s["project"] == "sw-localctl"] == []
+    runs = {r.id: r for r in wandb.Api().runs("ent/sw-localctl")}
+    assert set(runs) == {t["run_id"] for t in out["trials"]}
+    for t in out["trials"]:
+        r = runs[t["run_id"]]
+        assert r.group == sweep_id and sweep_id in r.tags
+        assert r.config["lr"] == t["params"]["lr"]
+        assert t["metric"] == pytest.approx(r.summary_metrics["loss"])
+    assert out["best"]["params"] == {"lr": 0.1}

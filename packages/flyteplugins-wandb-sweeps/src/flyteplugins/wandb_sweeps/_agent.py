@@ -159,7 +159,7 @@ def _read_finished(path: Path, wait: float = RECORD_WAIT_SECONDS) -> Any:
             record = None  # a record still being written
         if time.monotonic() >= deadline:
             return record if record is not None else read_run(path)
-        time.sleep(0.05)
+        time.sleep(0.01)
 
 
 def _report(sweep: LocalSweep, outcome: dict[str, Any]) -> Trial:
