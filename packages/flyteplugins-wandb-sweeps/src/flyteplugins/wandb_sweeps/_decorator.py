@@ -215,8 +215,11 @@ class _SweepCall:
         host = wandb_cfg.get("host")
         offline = _is_offline(wandb_cfg.get("mode"))
         published = read_sweep()
-        if published is not None and not any(k in self.opts for k in _CONFIG_KEYS):
+        reused = published is not None and not any(k in self.opts for k in _CONFIG_KEYS)
+        if reused and published is not None:
             ref = published
+            # the task that created the sweep downloads its logs, not every child reusing it
+            settings["download_logs"] = self.opts.get("download_logs")
         else:
             config = validate_sweep_config(config)
             local = bool(settings.get("local_controller")) or offline
