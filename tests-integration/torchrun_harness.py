@@ -72,8 +72,24 @@ class Spec:
 # --------------------------------------------------------------------------- worker side
 
 
+def since_process_start() -> float | None:
+    """Seconds since this process was created (Linux ``/proc``; ``None`` elsewhere)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started_ticks = int(fields[19])  # field 22 of stat(5), counted after "pid (comm)"
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return time.time() - (boot + started_ticks / os.sysconf("SC_CLK_TCK"))
+
+
 def worker_body(case: dict[str, Any], out: str) -> float:
     """What every worker runs inside the decorated task (and in the baseline without W&B)."""
+    startup = since_process_start()  # spawn, imports, Flyte context and (here) @wandb_init
     import torch
     import torch.distributed as dist
 
@@ -133,6 +149,7 @@ def worker_body(case: dict[str, Any], out: str) -> float:
         "allreduce": total,
         "cuda_device": torch.cuda.current_device() if backend == "nccl" else None,
         "body_s": time.monotonic() - start,
+        "startup_s": startup,
     }
     folder = Path(out) / case["name"]
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,145 @@
+"""Benchmark of W&B in a distributed job: a real 2-node x 2-process Elastic job on CPU.
+
+Two launcher processes (two simulated nodes, one rendezvous on 127.0.0.1) run the same Elastic
+task through the Elastic plugin's own remote path (see ``tests-integration/torchrun_harness.py``)
+in three variants: without W&B, with ``@wandb_init`` (auto/global, one run) and with
+``@wandb_init(run_mode="new")`` (global scope: a run per rank, four runs). Each job does 200 steps
+of a gloo ``all_reduce``; the ranks that have a run log every step (offline). The variants are
+interleaved for ``ROUNDS`` rounds (default 3) and the medians reported:
+
+* whole-job wall time (the slower node's ``execute``) of each W&B variant against the baseline;
+  target for auto/global: <= 1.10x;
+* per-rank added start-up: how much later a rank reaches the task body (seconds since its
+  process was created) than in the baseline, mean over ranks; for auto/global the logging rank
+  (rank 0) too.
+
+A job is a few seconds long, most of it process start-up, so the ratio is a worst case: the
+added cost is a fixed ~1 s per job (the logging rank's ``wandb.init``), not per step.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests-integration"))
+
+from torchrun_harness import Case, LaunchResult, launch  # noqa: E402
+
+STEPS = int(os.environ.get("BENCH_DISTRIBUTED_STEPS", "200"))
+ROUNDS = int(os.environ.get("BENCH_DISTRIBUTED_ROUNDS", "3"))
+NNODES, NPROC = 2, 2
+VARIANTS: dict[str, dict[str, Any]] = {
+    "baseline": {"decorate": False},
+    "auto_global": {"run_mode": "auto", "rank_scope": "global"},
+    "new_global": {"run_mode": "new", "rank_scope": "global"},
+}
+
+
+def _cases() -> list[Case]:
+    """Every variant once per round, interleaved, so load drift hits all of them alike."""
+    return [
+        Case(name=f"{variant}_{i}", steps=STEPS, **kwargs)
+        for i in range(ROUNDS)
+        for variant, kwargs in VARIANTS.items()
+    ]
+
+
+def _wall(job: LaunchResult, case: str) -> float:
+    results = job.case(case)
+    if len(results) != NNODES or not all(r["ok"] for r in results):
+        raise RuntimeError(f"benchmark job {case} failed: {results}")
+    return max(float(r["wall_s"]) for r in results)
+
+
+def _startup(job: LaunchResult, case: str) -> dict[int, float]:
+    return {int(e["rank"]): float(e["startup_s"]) for e in job.evidence(case)}
+
+
+def measure(root: Path) -> dict[str, Any]:
+    """Medians over the rounds: whole-job wall and each rank's start-up, per variant."""
+    env = {
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(root),
+        "WANDB_CONFIG_DIR": str(root / ".config"),
+        "WANDB_CACHE_DIR": str(root / ".cache"),
+        "WANDB_SILENT": "true",
+    }
+    job = launch(
+        root, _cases(), nnodes=NNODES, nproc_per_node=NPROC, run_prefix="bench", env=env,
+        timeout_s=1800,
+    )  # fmt: skip
+    out: dict[str, Any] = {}
+    for variant in VARIANTS:
+        walls = [_wall(job, f"{variant}_{i}") for i in range(ROUNDS)]
+        starts = [_startup(job, f"{variant}_{i}") for i in range(ROUNDS)]
+        ranks = sorted(starts[0])
+        out[variant] = {
+            "wall": statistics.median(walls),
+            "walls": walls,
+            "startup": {r: statistics.median(s[r] for s in starts) for r in ranks},
+        }
+    base = out["baseline"]["startup"]
+    for variant in ("auto_global", "new_global"):
+        start = out[variant]["startup"]
+        added = {r: start[r] - base[r] for r in base}
+        out[variant]["added_startup_mean"] = statistics.mean(added.values())
+        out[variant]["added_startup_rank0"] = added[0]
+    out["baseline_wall"] = out["baseline"]["wall"]
+    return out
+
+
+def run() -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="bench-distributed-") as tmp:
+        m = measure(Path(tmp))
+    job = f"{NNODES}x{NPROC} Elastic job, {STEPS} steps"
+    return [
+        {
+            "benchmark": f"distributed: {job}, auto/global (vs no W&B)",
+            "value": m["auto_global"]["wall"],
+            "baseline": m["baseline_wall"],
+            "unit": "s",
+            "target": "<= 1.10x baseline",
+        },
+        {
+            "benchmark": f"distributed: {job}, new/global, 4 runs (vs no W&B)",
+            "value": m["new_global"]["wall"],
+            "baseline": m["baseline_wall"],
+            "unit": "s",
+            "target": "report",
+        },
+        {
+            "benchmark": "distributed: added start-up of the logging rank, auto/global",
+            "value": m["auto_global"]["added_startup_rank0"],
+            "baseline": None,
+            "unit": "s",
+            "target": "report",
+        },
+        {
+            "benchmark": "distributed: added start-up per rank (mean), auto/global",
+            "value": m["auto_global"]["added_startup_mean"],
+            "baseline": None,
+            "unit": "s",
+            "target": "report",
+        },
+        {
+            "benchmark": "distributed: added start-up per rank (mean), new/global",
+            "value": m["new_global"]["added_startup_mean"],
+            "baseline": None,
+            "unit": "s",
+            "target": "report",
+        },
+    ]
+
+
+if __name__ == "__main__":
+    for row in run():
+        value, base = row["value"], row["baseline"]
+        ratio = f"{value / base:.3f}x" if base else "-"
+        shown = f"{base:.3f}" if base is not None else "-"
+        print(f"{row['benchmark']:<66} {value:>8.3f} {shown:>8} {ratio:>8}  {row['target']}")
