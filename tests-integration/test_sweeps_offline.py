@@ -110,6 +110,12 @@ def tune_and_download() -> str:
     return json.dumps(run_agent(function=objective_lr_only))
 
 
+@wandb_sweep(method="grid", parameters={"lr": {"values": [0.01, 0.1]}}, download_logs=True)
+@env.task
+async def tune_and_download_async() -> str:
+    return json.dumps(run_agent(function=objective_lr_only))
+
+
 @wandb_init
 def objective_lr_only() -> None:
     run = get_wandb_run()
@@ -270,13 +276,14 @@ def test_child_tasks_reuse_the_sweep(wandb_offline: Path) -> None:
     assert outer == inner != "None"
 
 
+@pytest.mark.parametrize("task", [tune_and_download, tune_and_download_async])
 def test_download_logs_packages_every_offline_trial(
-    wandb_offline: Path, monkeypatch: pytest.MonkeyPatch
+    wandb_offline: Path, monkeypatch: pytest.MonkeyPatch, task: Any
 ) -> None:
     # the traced download writes into a new temporary folder: keep it inside this test's folder
     monkeypatch.setattr(tempfile, "tempdir", str(wandb_offline / "tmp"))
     (wandb_offline / "tmp").mkdir()
-    out = json.loads(run_local(tune_and_download, custom_context=wandb_config(project="dl")))
+    out = json.loads(run_local(task, custom_context=wandb_config(project="dl")))
     sweep_id = out["sweep_id"]
     found = list((wandb_offline / "tmp").glob(f"wandb-sweep-{sweep_id}-*"))
     assert len(found) == 1, found
