@@ -190,6 +190,18 @@ def test_bayes_with_a_fixed_count_is_driven_by_the_recorded_metric(wandb_offline
     assert out["best"]["metric"] == min(scored.values())
 
 
+def test_prior_runs_seed_the_local_controller(wandb_offline: Path) -> None:
+    first = json.loads(run_local(tune, 1, custom_context=_ctx("grid", GRID)))
+    [prior] = first["trials"]
+    ctx = _ctx("grid", GRID, prior_runs=[prior["run_id"]])
+    second = json.loads(run_local(tune, 0, custom_context=ctx))
+    ran = [t for t in second["trials"] if t["run_id"] != prior["run_id"]]
+    assert len(ran) == 3  # the prior run's grid point is not run again
+    assert prior["params"] not in [t["params"] for t in ran]
+    assert {t["run_id"] for t in second["trials"]} >= {prior["run_id"]}
+    assert len(_trials(wandb_offline, second["sweep_id"])) == 3
+
+
 def test_random_without_count_is_refused(wandb_offline: Path) -> None:
     with pytest.raises(Exception, match="never runs out of trials"):
         run_local(tune, 0, custom_context=_ctx("random", {"lr": {"min": 0.0, "max": 1.0}}))
