@@ -103,7 +103,9 @@ def worker_body(case: dict[str, Any], out: str) -> float:
     if backend == "nccl":
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         torch.cuda.set_device(device)
-    dist.init_process_group(backend)
+    own_group = not dist.is_initialized()  # clustered workers keep one group for all cases
+    if own_group:
+        dist.init_process_group(backend)
     run = get_wandb_run()
     total = 0.0
     for step in range(case["steps"]):
@@ -116,7 +118,8 @@ def worker_body(case: dict[str, Any], out: str) -> float:
                 print(f"rank {rank} logged its first step", flush=True)
         if case["step_sleep_s"]:
             time.sleep(case["step_sleep_s"])
-    dist.destroy_process_group()
+    if own_group:
+        dist.destroy_process_group()
     import flyte
 
     tctx = flyte.ctx()
@@ -141,6 +144,8 @@ def worker_body(case: dict[str, Any], out: str) -> float:
                 "WANDB_SERVICE",
                 "WANDB_RUN_ID",
                 "WANDB_SWEEP_ID",
+                "NODE_RANK",
+                "NNODES",
             )
         },
         "run_name": tctx.action.run_name if tctx else None,
@@ -246,7 +251,61 @@ def run_launcher(spec: Spec, node: int) -> list[dict[str, Any]]:
     return results
 
 
+def clustered_worker(spec_path: str) -> int:
+    """One worker of a Flyte clustered ``TorchRun`` task, started by a real ``torchrun``.
+
+    The ``clustered`` launcher exports ``NODE_RANK``/``NNODES``/``NPROC_PER_NODE`` and execs
+    ``torchrun``, whose workers run the task through Flyte's runtime, i.e. the task template's
+    own ``execute`` under the action's (remote) task context. This does the same for every case
+    of the spec in turn, inside one process group, after removing the variables named in
+    ``drop_env`` (to exercise core's fallbacks for launchers that do not export them).
+    """
+    import flyte._context
+    import torch.distributed as dist
+    from flyte.clustered import ClusteredTaskEnvironment
+
+    from flyteplugins.wandb import wandb_config, wandb_init
+
+    raw = json.loads(Path(spec_path).read_text())
+    for name in raw.get("drop_env", []):
+        os.environ.pop(name, None)
+    dist.init_process_group("gloo")
+    custom = dict(wandb_config(project=raw["project"]))
+    results = []
+    for i, c in enumerate(raw["cases"]):
+        case = Case(**c)
+        env = ClusteredTaskEnvironment(
+            name=f"clustered_{case.name}", replicas=raw["nnodes"], nproc_per_node=raw["nproc"]
+        )
+        case_dict = asdict(case)
+        out = raw["out"]
+
+        def train(case_dict: dict[str, Any] = case_dict, out: str = out) -> float:
+            return worker_body(case_dict, out)
+
+        train.__name__ = train.__qualname__ = f"train_{case.name}"
+        task = wandb_init(run_mode=case.run_mode, rank_scope=case.rank_scope)(env.task(train))
+        run_name = f"{raw['run_prefix']}{i}"
+        root = Path(out) / "flyte" / os.environ["RANK"]
+        tctx = _task_context(run_name, "a0", custom, root)
+        result: dict[str, Any] = {"case": case.name, "rank": int(os.environ["RANK"])}
+        try:
+            with flyte._context.internal_ctx().replace_task_context(tctx):
+                result["value"] = asyncio.run(task.execute())
+            result["ok"] = True
+        except Exception as exc:
+            result["ok"] = False
+            result["error"] = f"{type(exc).__name__}: {exc}"
+        result["run_name"] = run_name
+        results.append(result)
+    dist.destroy_process_group()
+    Path(raw["out"], f"worker-{os.environ['RANK']}.json").write_text(json.dumps(results))
+    return 0
+
+
 def main(argv: Sequence[str]) -> int:
+    if argv[0] == "--clustered":
+        return clustered_worker(argv[1])
     spec_path, node = argv[0], int(argv[1])
     raw = json.loads(Path(spec_path).read_text())
     raw["cases"] = [Case(**c) for c in raw["cases"]]
@@ -358,6 +417,79 @@ def launch(
         if path.exists():
             results.extend(json.loads(path.read_text()))
     return LaunchResult(out=out, results=results, returncodes=codes, wall_s=wall, logs=logs)
+
+
+def launch_torchrun(
+    out: Path,
+    cases: Sequence[Case],
+    *,
+    nnodes: int = 2,
+    nproc_per_node: int = 2,
+    run_prefix: str = "t",
+    env: Mapping[str, str] | None = None,
+    drop_env: Sequence[str] = (),
+    project: str = "dist-tests",
+    timeout_s: float = 300,
+) -> LaunchResult:
+    """One real ``torchrun`` per node (``--nnodes/--node_rank/--master_addr/--master_port``, the
+    static rendezvous Flyte's clustered launcher uses), exporting what that launcher exports;
+    every worker runs :func:`clustered_worker` over all ``cases``."""
+    out.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "out": str(out),
+        "cases": [asdict(c) for c in cases],
+        "run_prefix": run_prefix,
+        "project": project,
+        "nnodes": nnodes,
+        "nproc": nproc_per_node,
+        "drop_env": list(drop_env),
+    }
+    spec_path = out / "clustered-spec.json"
+    spec_path.write_text(json.dumps(spec))
+    port = free_ports(1)
+    started = time.monotonic()
+    procs, logs = [], []
+    for node in range(nnodes):
+        child_env = {**os.environ, **(env or {})}
+        child_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(HERE), child_env.get("PYTHONPATH", "")) if p
+        )
+        child_env.update(
+            NODE_RANK=str(node),
+            NNODES=str(nnodes),
+            NPROC_PER_NODE=str(nproc_per_node),
+            FLYTE_CLUSTERED_WORKER="1",
+            OMP_NUM_THREADS="1",
+        )
+        log = out / f"torchrun-{node}.log"
+        logs.append(str(log))
+        argv = [
+            sys.executable, "-m", "torch.distributed.run",
+            f"--nnodes={nnodes}", f"--node_rank={node}", f"--nproc_per_node={nproc_per_node}",
+            "--master_addr=127.0.0.1", f"--master_port={port}", "--max_restarts=0",
+            str(HERE / "torchrun_harness.py"), "--clustered", str(spec_path),
+        ]  # fmt: skip
+        with open(log, "wb") as fh:
+            procs.append(
+                subprocess.Popen(
+                    argv, env=child_env, cwd=str(out), stdout=fh, stderr=subprocess.STDOUT
+                )
+            )
+    codes = []
+    try:
+        for p in procs:
+            codes.append(p.wait(timeout=max(1.0, timeout_s - (time.monotonic() - started))))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    results: list[dict[str, Any]] = []
+    for path in sorted(out.glob("worker-*.json")):
+        results.extend(json.loads(path.read_text()))
+    return LaunchResult(
+        out=out, results=results, returncodes=codes, wall_s=time.monotonic() - started, logs=logs
+    )
 
 
 if __name__ == "__main__":
