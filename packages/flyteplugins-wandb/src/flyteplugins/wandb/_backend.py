@@ -120,23 +120,27 @@ def init_run(request: InitRequest) -> Any:
     check_api_key(mode, request.host)
     kwargs.setdefault("reinit", "create_new")
     _resilience.apply_bounds(settings, resilience)
+    base_url = (
+        settings.base_url
+        if "base_url" in settings.model_fields_set
+        else os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
+    )
+    if resilience.offline_fallback and mode in ("online", "shared"):
+        # Decided before wandb.init: after a failed init the client keeps the run id taken in
+        # this process, so a second (offline) init with the same id would be refused.
+        down = _resilience.probe(base_url, settings)
+        if down is not None:
+            kwargs["mode"] = "offline"
+            run = wandb.init(settings=settings, **kwargs)
+            _resilience.warn_offline_fallback(base_url, down, run)
+            return run
     started = time.monotonic()
     try:
         return wandb.init(settings=settings, **kwargs)
     except Exception as exc:
         if mode not in ("online", "shared") or not _resilience.is_server_failure(exc):
             raise
-        base_url = (
-            settings.base_url
-            if "base_url" in settings.model_fields_set
-            else os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
-        )
-        if not resilience.offline_fallback:
-            raise _resilience.unreachable(base_url, time.monotonic() - started, exc) from exc
-        kwargs["mode"] = "offline"
-        run = wandb.init(settings=settings, **kwargs)
-        _resilience.warn_offline_fallback(base_url, exc, run)
-        return run
+        raise _resilience.unreachable(base_url, time.monotonic() - started, exc) from exc
 
 
 def finish_run(run: Any, exit_code: int) -> None:

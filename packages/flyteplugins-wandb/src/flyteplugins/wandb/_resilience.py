@@ -21,6 +21,9 @@ import json
 import math
 import os
 import re
+import time
+import urllib.error
+import urllib.request
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -175,9 +178,49 @@ def unreachable(base_url: str, elapsed: float, exc: BaseException) -> WandbServe
     )
 
 
-def warn_offline_fallback(base_url: str, exc: BaseException, run: Any) -> None:
+def _bound(settings: Any, name: str, environ: Mapping[str, str]) -> float:
+    """The value the client will use for a bounded setting: its variable, the object, ours."""
+    text = environ.get(env_var(name))
+    if text:
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    value = getattr(settings, name, None)
+    return float(value) if value is not None else float(CLIENT_BOUNDS[name])
+
+
+def probe(base_url: str, settings: Any, environ: Mapping[str, str] | None = None) -> str | None:
+    """``None`` when the server answers HTTP; otherwise why not, after the GraphQL retry bounds.
+
+    Any HTTP answer below 500 counts as reachable (no credentials are sent). Attempts and waits
+    follow the same bounds as the client's GraphQL retries, so the wait is as long as a failed
+    ``wandb.init`` would take.
+    """
+    env = os.environ if environ is None else environ
+    attempts = int(_bound(settings, "x_graphql_retry_max", env)) + 1
+    wait_max = _bound(settings, "x_graphql_retry_wait_max_seconds", env)
+    wait = min(1.0, wait_max)
+    reason = "no answer"
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(wait)
+            wait = min(wait * 2, wait_max)
+        try:
+            with urllib.request.urlopen(base_url.rstrip("/") + "/", timeout=10):
+                return None
+        except urllib.error.HTTPError as e:
+            if e.code < 500:
+                return None
+            reason = f"HTTP {e.code}"
+        except (OSError, ValueError) as e:
+            reason = str(getattr(e, "reason", None) or e)
+    return f"{reason}, {attempts} attempts"
+
+
+def warn_offline_fallback(base_url: str, reason: str, run: Any) -> None:
     folder = _run_dir(run)
-    detail = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    detail = redact(reason)
     warnings.warn(
         f"the W&B server {base_url} could not be reached ({detail}); offline_fallback=True, so "
         f"this run logs offline to {folder}. Upload it when the server is back: "

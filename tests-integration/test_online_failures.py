@@ -1,0 +1,201 @@
+"""When the W&B server fails: bounded ends, warnings that say how to sync, and no data lost.
+
+The server is the project's own test server, run as a process that the test kills (SIGKILL, as a
+crash) in the middle of a real local Flyte run and starts again on the same port and data folder.
+``wandb sync`` of the run's local folder must then bring every row logged before and after the
+kill to the server.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import flyte
+import pytest
+from _online_tasks import timed_logging
+from _plugin_helpers import run_local
+from servers import WandbTestServer
+
+from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init
+from flyteplugins.wandb._resilience import (
+    CLIENT_BOUNDS,
+    DEFAULT_FINISH_TIMEOUT,
+    WandbServerUnreachable,
+    WandbUploadIncomplete,
+    env_var,
+)
+
+pytestmark = pytest.mark.online
+
+env = flyte.TaskEnvironment(name="online_failures")
+WANDB_CLI = str(Path(sys.executable).parent / "wandb")
+# A local Flyte run needs a moment after the task's code returns (outputs, controller).
+MARGIN_S = 8.0
+
+_victim: list[WandbTestServer] = []
+_marks: dict[str, float] = {}
+
+
+@wandb_init(project="online-kill", entity="ent")
+@env.task
+def killed_mid_run(before: int, after: int) -> dict[str, Any]:
+    run = get_wandb_run()
+    assert run is not None
+    for i in range(before):
+        run.log({"x": i})
+    _victim[0].kill()
+    worst = timed_logging(run, range(before, before + after))
+    _marks["code_returned"] = time.monotonic()
+    return {
+        "id": run.id,
+        "dir": run.settings.sync_dir,
+        "worst_log_s": worst,
+        "finish_timeout": run.settings.finish_timeout,
+    }
+
+
+ran: list[str] = []
+
+
+@wandb_init(project="online-down", entity="ent")
+@env.task
+def never_starts() -> int:
+    ran.append("user code")
+    return 1
+
+
+@wandb_init(project="online-fallback", entity="ent")
+@env.task
+def falls_back() -> dict[str, Any]:
+    run = get_wandb_run()
+    assert run is not None
+    for i in range(3):
+        run.log({"y": i})
+    return {"id": run.id, "dir": run.settings.sync_dir, "mode": run.settings.mode}
+
+
+def _without_client_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drop the test environment's retry limits so the plugin's own defaults apply."""
+    for name in (*CLIENT_BOUNDS, "finish_timeout"):
+        monkeypatch.delenv(env_var(name), raising=False)
+
+
+def _sync_command(message: str, run_dir: str) -> list[str]:
+    marker = "upload it with: " if "upload it with: " in message else "back: "
+    command = shlex.split(message.split(marker, 1)[1].strip())
+    assert command[0] == "wandb" and command[1] == "sync"
+    assert command[-1] == run_dir
+    return [WANDB_CLI, *command[1:]]
+
+
+def _incomplete(record: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in record if issubclass(w.category, WandbUploadIncomplete)]
+
+
+def test_server_killed_mid_run_bounded_end_warning_and_sync_recovers_every_row(
+    make_wandb_server: Any, wandb_online_at: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server: WandbTestServer = make_wandb_server()
+    wandb_online_at(server)
+    _without_client_bounds(monkeypatch)  # the plugin's defaults: finish within 30 s
+    _victim[:] = [server]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        out = run_local(killed_mid_run, 5, 5, name="online-kill")
+    ended_after = time.monotonic() - _marks["code_returned"]
+
+    assert out["finish_timeout"] == DEFAULT_FINISH_TIMEOUT
+    assert ended_after <= DEFAULT_FINISH_TIMEOUT + MARGIN_S, ended_after
+    assert out["worst_log_s"] < 0.5  # logging never waited for the dead server
+    (message,) = _incomplete(record)
+    assert out["id"] in message and server.url in message
+    assert "history rows" in message  # what was not uploaded
+
+    server.start()  # same port, same data folder
+    done = subprocess.run(
+        _sync_command(message, out["dir"]), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    rec = server.run("ent", "online-kill", out["id"])
+    assert [r["x"] for r in rec["history"]] == list(range(10))
+    assert rec["state"] == "finished"
+
+
+def test_finish_timeout_from_wandb_config_bounds_the_end(
+    make_wandb_server: Any, wandb_online_at: Any
+) -> None:
+    server: WandbTestServer = make_wandb_server()
+    wandb_online_at(server)
+    _victim[:] = [server]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        out = run_local(
+            killed_mid_run,
+            3,
+            3,
+            name="online-kill-short",
+            custom_context=dict(wandb_config(finish_timeout=2)),
+        )
+    ended_after = time.monotonic() - _marks["code_returned"]
+    assert out["finish_timeout"] == 2
+    assert ended_after <= 2 + MARGIN_S, ended_after
+    (message,) = _incomplete(record)
+    assert "finish_timeout=2 s" in message
+    assert f"wandb sync --no-skip-online {out['dir']}" in message
+
+
+def test_server_down_at_start_fails_fast_naming_the_host(
+    make_wandb_server: Any, wandb_online_at: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server: WandbTestServer = make_wandb_server()
+    server.stop()  # nothing listens on its port any more
+    wandb_online_at(server)
+    _without_client_bounds(monkeypatch)  # the plugin's own retry bounds
+    ran.clear()
+    started = time.monotonic()
+    with pytest.raises(Exception) as caught:
+        run_local(never_starts, name="online-down")
+    elapsed = time.monotonic() - started
+    assert elapsed < CLIENT_BOUNDS["init_timeout"], elapsed
+    text = str(caught.value)
+    assert server.url in text
+    assert "could not be reached" in text and "offline_fallback=True" in text
+    assert ran == []  # the task's code never ran against a half-started run
+    # local Flyte runs re-raise the task's error as RuntimeUserError, keeping its type's name
+    assert "WandbServerUnreachable" in f"{getattr(caught.value, 'code', '')} {text}" or isinstance(
+        caught.value, WandbServerUnreachable
+    )
+
+
+def test_offline_fallback_logs_locally_and_syncs_later(
+    make_wandb_server: Any, wandb_online_at: Any
+) -> None:
+    server: WandbTestServer = make_wandb_server()
+    server.stop()
+    wandb_online_at(server)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        out = run_local(
+            falls_back,
+            name="online-fallback",
+            custom_context=dict(wandb_config(offline_fallback=True)),
+        )
+    assert out["mode"] == "offline"
+    (message,) = _incomplete(record)
+    assert server.url in message and out["dir"] in message
+    assert list(Path(out["dir"]).glob("run-*.wandb"))
+
+    server.start()
+    done = subprocess.run(
+        _sync_command(message, out["dir"]), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    rec = server.run("ent", "online-fallback", out["id"])
+    assert [r["y"] for r in rec["history"]] == [0, 1, 2]
+    assert rec["state"] == "finished"
