@@ -7,14 +7,12 @@ so a process that the plan leaves silent never imports wandb.
 
 from __future__ import annotations
 
-import netrc
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
-from . import _resilience
+from . import _apikey, _resilience
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"
 
@@ -47,27 +45,15 @@ def effective_mode(requested: str | None) -> str:
     return mode
 
 
-def _netrc_has_key(base_url: str) -> bool:
-    host = urlparse(base_url).hostname or base_url
-    path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
-    try:
-        auth = netrc.netrc(path).authenticators(host)
-    except (OSError, netrc.NetrcParseError):
-        return False
-    return bool(auth and auth[2])
-
-
-def check_api_key(mode: str, base_url: str | None) -> None:
+def check_api_key(mode: str, base_url: str | None, settings: Any = None) -> None:
     """Fail early, naming both fixes, when an online run has no API key anywhere.
 
     The key itself is never read into a message: only whether one exists.
     """
     if mode not in ("online", "shared"):
         return
-    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return
     url = base_url or os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
-    if _netrc_has_key(url):
+    if _apikey.has_api_key(url, settings):
         return
     raise WandbApiKeyMissing(
         f"W&B is online (mode={mode!r}, server {url}) but no API key was found. Either give the "
@@ -117,14 +103,13 @@ def init_run(request: InitRequest) -> Any:
     if request.shared and mode == "online":
         kwargs["mode"] = "shared"
         mode = "shared"
-    check_api_key(mode, request.host)
+    server = request.host or (
+        settings.base_url if "base_url" in settings.model_fields_set else None
+    )
+    check_api_key(mode, server, settings)
     kwargs.setdefault("reinit", "create_new")
     _resilience.apply_bounds(settings, resilience)
-    base_url = (
-        settings.base_url
-        if "base_url" in settings.model_fields_set
-        else os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
-    )
+    base_url = server or os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
     if resilience.offline_fallback and mode in ("online", "shared"):
         # Decided before wandb.init: after a failed init the client keeps the run id taken in
         # this process, so a second (offline) init with the same id would be refused.
