@@ -22,7 +22,6 @@ from flyteplugins.wandb._distributed import (
     clean_worker_environment,
     cuda_device_count,
     finish_timeout,
-    is_restart,
     visible_gpu_ids,
     worker_settings,
 )
@@ -192,17 +191,6 @@ def test_sweep_agent_variables_are_kept() -> None:
     before = dict(env)
     assert clean_worker_environment(env, pid=1) == []
     assert env == before
-
-
-def test_restart_counters() -> None:
-    t0 = Topology(rank=0, world_size=2, local_rank=0, local_world_size=2, worker_index=0)
-    t1 = Topology(
-        rank=0, world_size=2, local_rank=0, local_world_size=2, worker_index=0, restart_count=1
-    )
-    assert not is_restart({}, t0)
-    assert is_restart({}, t1)
-    assert is_restart({"JOBSET_RESTART_ATTEMPT": "2"}, t0)
-    assert not is_restart({"JOBSET_RESTART_ATTEMPT": "0"}, None)
 
 
 # -- per-rank GPU ----------------------------------------------------------------------------

@@ -6,8 +6,9 @@ one worker process of a PyTorch Elastic / torchrun job:
 * **Hygiene** (:func:`clean_worker_environment`): W&B variables a worker inherits from the process
   that launched it and that would make it misbehave are removed from the worker's environment.
 * **Per-rank settings** (:func:`worker_settings`): the GPU the rank's system metrics watch.
-* **Restarts** (:func:`is_restart`): a restarted worker resumes the runs of its first attempt
-  (same ids, ``resume="allow"``) instead of creating new ones.
+* Restarts need nothing here: a restarted worker (``TORCHELASTIC_RESTART_COUNT`` > 0, or
+  ``JOBSET_RESTART_ATTEMPT`` > 0) plans the same run ids and the decorator starts runs with
+  ``resume="allow"``, so it continues the first attempt's runs.
 * **Finish order in shared mode** (:class:`SharedFinish`): secondaries finish (which flushes their
   data) before the primary marks the run finished, and a failed secondary fails the shared run.
 
@@ -66,18 +67,6 @@ def clean_worker_environment(environ: MutableMapping[str, str], *, pid: int) -> 
         del environ["WANDB_RUN_ID"]
         removed.append("WANDB_RUN_ID")
     return removed
-
-
-def is_restart(environ: Mapping[str, str], topology: Topology | None) -> bool:
-    """Whether this process is a restarted incarnation of a worker that may have logged already.
-
-    torchrun / Elastic export ``TORCHELASTIC_RESTART_COUNT`` (read by core's topology); Flyte's
-    clustered (JobSet) tasks export ``JOBSET_RESTART_ATTEMPT`` when the whole pod set restarts.
-    """
-    if topology is not None and topology.restart_count > 0:
-        return True
-    raw = environ.get("JOBSET_RESTART_ATTEMPT", "").strip()
-    return raw.isdigit() and int(raw) > 0
 
 
 def cuda_device_count() -> int:
