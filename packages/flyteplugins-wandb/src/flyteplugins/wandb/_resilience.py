@@ -22,8 +22,6 @@ import math
 import os
 import re
 import time
-import urllib.error
-import urllib.request
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -197,6 +195,11 @@ def probe(base_url: str, settings: Any, environ: Mapping[str, str] | None = None
     follow the same bounds as the client's GraphQL retries, so the wait is as long as a failed
     ``wandb.init`` would take.
     """
+    # Imported here: urllib.request pulls in http.client and email, a few ms of import time that
+    # only a run with the offline fallback enabled should pay.
+    import urllib.error
+    import urllib.request
+
     env = os.environ if environ is None else environ
     attempts = int(_bound(settings, "x_graphql_retry_max", env)) + 1
     wait_max = _bound(settings, "x_graphql_retry_wait_max_seconds", env)
