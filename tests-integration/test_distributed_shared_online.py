@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from _distributed_expect import PROJECT, STEPS, dump, expected
-from servers import WandbTestServer, client_env
+from servers import OpenWandbServer, WandbTestServer, client_env
 from torchrun_harness import Case, LaunchResult, launch
 
 pytestmark = [pytest.mark.online, pytest.mark.timeout(900)]
@@ -89,3 +89,16 @@ def test_two_nodes_share_runs_online(
     case = Case(name=f"shared_{scope}", run_mode="shared", rank_scope=scope)
     job = _launch(wandb_server, tmp_path, [case], 2, f"on2{scope[0]}")
     _check(wandb_server, job, case.name, scope, nnodes=2)
+
+
+@pytest.mark.slow
+def test_shared_run_on_openwandb(openwandb_server: OpenWandbServer, tmp_path: Path) -> None:
+    """A second, independent server implementation of multi-process shared mode."""
+    case = Case(name="shared_global", run_mode="shared", rank_scope="global")
+    env = client_env(openwandb_server.url, tmp_path / "home")
+    job = launch(tmp_path, [case], nnodes=1, nproc_per_node=2, run_prefix="ow", env=env)
+    (result,) = job.case(case.name)
+    assert result["ok"], dump(result)
+    metrics = openwandb_server.metrics(f"{result['run_name']}-a0")
+    ranks = sorted(int(m["value"]) for m in metrics["metrics_by_key"]["rank"])
+    assert ranks == [0] * STEPS + [1] * STEPS, dump(metrics)
