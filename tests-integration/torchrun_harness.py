@@ -340,6 +340,24 @@ def free_ports(n: int) -> int:
     raise RuntimeError(f"no {n} consecutive free ports in 20000-32000")
 
 
+# W&B variables of the test process that must not leak into a job unless a test sets them:
+# a job started without them proves, e.g., that offline runs never ask for an API key.
+_NOT_INHERITED = (
+    "WANDB_API_KEY",
+    "WANDB_BASE_URL",
+    "WANDB_SERVICE",
+    "WANDB_RUN_ID",
+    "WANDB_SWEEP_ID",
+    "WANDB_SWEEP_PARAM_PATH",
+    "WANDB_PROJECT",
+    "WANDB_ENTITY",
+)
+
+
+def _clean_environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
+
+
 @dataclass
 class LaunchResult:
     out: Path
@@ -381,7 +399,7 @@ def launch(
     )
     spec_path = out / "spec.json"
     spec_path.write_text(json.dumps(asdict(spec)))
-    child_env = {**os.environ, **(env or {})}
+    child_env = {**_clean_environ(), **(env or {})}
     child_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(HERE), child_env.get("PYTHONPATH", "")) if p
     )
@@ -450,7 +468,7 @@ def launch_torchrun(
     started = time.monotonic()
     procs, logs = [], []
     for node in range(nnodes):
-        child_env = {**os.environ, **(env or {})}
+        child_env = {**_clean_environ(), **(env or {})}
         child_env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(HERE), child_env.get("PYTHONPATH", "")) if p
         )
