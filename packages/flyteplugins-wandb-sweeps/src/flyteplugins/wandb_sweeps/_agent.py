@@ -26,11 +26,9 @@ import contextvars
 import json
 import logging
 import threading
-import time
 import traceback
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from flyteplugins.wandb._context import wandb_config
@@ -105,7 +103,7 @@ def run_trial(
     that logged ``metric``; ``state`` is ``"finished"`` only when the objective returned and its
     run recorded exit code 0.
     """
-    from .download import find_offline_run_dir
+    from .download import find_offline_run_dir, read_finished
 
     error: str | None = None
     with trial_entries(sweep_id, run_id, params, project, entity):
@@ -124,7 +122,7 @@ def run_trial(
             "with @wandb_init (a bare wandb.init() does not see the local controller's trial)"
         )
     else:
-        record = _read_finished(folder / f"run-{run_id}.wandb")
+        record = read_finished(folder / f"run-{run_id}.wandb", RECORD_WAIT_SECONDS)
         summary = record.summary
         if metric is not None:
             history = [{metric: row[metric]} for row in record.history if metric in row]
@@ -139,27 +137,6 @@ def run_trial(
         "history": history,
         "error": error,
     }
-
-
-def _read_finished(path: Path, wait: float = RECORD_WAIT_SECONDS) -> Any:
-    """The run's record once its exit is on disk.
-
-    ``run.finish()`` can return before the client's writer flushed the last records (seen with
-    concurrent runs in one process), so poll briefly for the exit record.
-    """
-    from flyteplugins.wandb._records import RecordFormatError, read_run
-
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            record = read_run(path)
-            if record.exit_code is not None:
-                return record
-        except RecordFormatError:
-            record = None  # a record still being written
-        if time.monotonic() >= deadline:
-            return record if record is not None else read_run(path)
-        time.sleep(0.01)
 
 
 def _report(sweep: LocalSweep, outcome: dict[str, Any]) -> Trial:

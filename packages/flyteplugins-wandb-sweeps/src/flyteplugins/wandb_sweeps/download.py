@@ -235,6 +235,27 @@ def find_offline_run_dir(run_id: str, root: str | Path | None = None) -> Path | 
     return max(matches, key=lambda p: ((p / f"run-{run_id}.wandb").stat().st_mtime, p.name))
 
 
+def read_finished(path: Path, wait: float) -> Any:
+    """The plugin's record of a run file, once its exit record is on disk.
+
+    ``run.finish()`` can return before the client's writer flushed the last records (seen with
+    concurrent runs in one process), so poll for up to ``wait`` seconds for the exit record.
+    """
+    from flyteplugins.wandb._records import RecordFormatError, read_run
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            record = read_run(path)
+            if record.exit_code is not None:
+                return record
+        except RecordFormatError:
+            record = None  # a record still being written
+        if time.monotonic() >= deadline:
+            return record if record is not None else read_run(path)
+        time.sleep(0.01)
+
+
 def _is_offline(offline: bool | None) -> bool:
     if offline is not None:
         return offline
@@ -347,8 +368,6 @@ def _offline_run(
     deadline: float,
     progress: bool | None,
 ) -> DownloadResult:
-    from flyteplugins.wandb._records import read_run
-
     folder = find_offline_run_dir(run_id, root)
     if folder is None:
         raise FileNotFoundError(
@@ -357,7 +376,7 @@ def _offline_run(
         )
     result = DownloadResult(path=target, run_ids=[run_id])
     record_file = folder / f"run-{run_id}.wandb"
-    record = read_run(record_file)
+    record = read_finished(record_file, min(30.0, max(0.0, deadline - time.monotonic())))
     files_dir = target / "files"
     files_dir.mkdir(parents=True, exist_ok=True)
     jobs: dict[str, Callable[[], Any]] = {
@@ -454,12 +473,15 @@ def _offline_sweep_runs(sweep_id: str, root: str | Path | None) -> list[str]:
     sweep = lookup(sweep_id)
     if sweep is not None:
         return [t.run_id for t in sweep.trials if t.state in ("finished", "failed")]
-    from flyteplugins.wandb._records import find_run_files, read_run
+    from flyteplugins.wandb._records import RecordFormatError, find_run_files, read_run
 
     base = Path(root) if root is not None else wandb_root()
     ids: list[str] = []
     for path in find_run_files(base):
-        rec = read_run(path)
+        try:
+            rec = read_run(path)
+        except RecordFormatError:
+            continue  # not a run of ours, or one still being written
         in_sweep = rec.group == sweep_id or sweep_id in rec.tags
         if rec.run_id and in_sweep and rec.run_id not in ids:
             ids.append(rec.run_id)
