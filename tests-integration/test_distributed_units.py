@@ -8,6 +8,7 @@ the way Flyte renders them at submit time (``get_link``).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import flyte
@@ -251,3 +252,29 @@ def test_no_store_means_no_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sync.before_finish(0) == 0
     sync.after_finish(0)
     assert os.environ.get("TORCHELASTIC_USE_AGENT_STORE") is None
+
+
+def test_local_run_of_an_elastic_task_is_one_plain_run(wandb_offline: Path) -> None:
+    """Flyte's local mode runs an Elastic task inline, in one process: one run, no ranks."""
+    from _plugin_helpers import run_local, settled_runs
+
+    env = flyte.TaskEnvironment(
+        name="units_local_elastic", plugin_config=Elastic(nnodes=2, nproc_per_node=2)
+    )
+
+    @wandb_init(project="local-elastic", rank_scope="worker")
+    @env.task
+    def inline() -> str:
+        from flyteplugins.wandb import get_distributed_info, get_wandb_run
+
+        run = get_wandb_run()
+        assert run is not None
+        assert get_distributed_info() is None
+        run.log({"x": 1})
+        return str(run.id)
+
+    run_id = run_local(inline, name="localel")
+    (rec,) = settled_runs(wandb_offline)
+    assert rec.run_id == run_id
+    assert run_id.startswith("localel-")
+    assert [row["x"] for row in rec.history] == [1]
