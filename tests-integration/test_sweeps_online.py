@@ -143,3 +143,20 @@ def test_local_controller_on_request_logs_trials_to_the_server(
         assert r.config["lr"] == t["params"]["lr"]
         assert t["metric"] == pytest.approx(r.summary_metrics["loss"])
     assert out["best"]["params"] == {"lr": 0.1}
+
+
+@wandb_sweep
+@wandb_init
+@env.task
+def agent_under_a_live_run() -> str:
+    run_agent(function=objective, count=1)
+    return "unreachable"
+
+
+def test_wandb_agent_under_an_open_run_is_refused_clearly(wandb_online: WandbTestServer) -> None:
+    # wandb.agent restarts the client between trials, which would kill the task's own run
+    ctx = _ctx("sw-live", {"lr": {"values": [0.1]}})
+    with pytest.raises(Exception, match=r"cannot run wandb\.agent while the W&B run"):
+        run_local(agent_under_a_live_run, custom_context=ctx)
+    [task_run] = wandb_online.runs("ent", "sw-live")
+    assert task_run["exitcode"] == 1  # the task's own run is recorded as failed, not lost

@@ -209,6 +209,30 @@ def _summarize(sweep: LocalSweep) -> dict[str, Any]:
     return results
 
 
+def _check_no_live_run() -> None:
+    """Refuse ``wandb.agent`` while this process has a ``@wandb_init`` run open.
+
+    ``wandb.agent`` tears the wandb client down before each trial, which ends every other run of
+    the process (an enclosing ``@wandb_init`` task's run, or a parent task's run when Flyte runs
+    child tasks in the same process, as it does locally).
+    """
+    from flyteplugins.wandb import _decorator
+
+    lock = getattr(_decorator, "_live_lock", None)
+    live = getattr(_decorator, "_live_runs", None)
+    if lock is None or live is None:
+        return
+    with lock:
+        open_ids = sorted(str(k) for k in live)
+    if open_ids:
+        raise RuntimeError(
+            f"cannot run wandb.agent while the W&B run(s) {open_ids} of this process are open: "
+            "wandb.agent restarts the wandb client between trials, which would end them. Do not "
+            "put @wandb_init on the task that runs the agent (or its local parent); decorate the "
+            "objective instead, or use the local controller (local_controller=True)"
+        )
+
+
 def _ensure_host(host: str | None) -> None:
     """wandb.sweep/agent read the server from the environment: point it at ``host``."""
     import os
@@ -251,6 +275,7 @@ def run_agent(
 
     _ensure_host(ref.host)
     with _wandb_agent_lock:
+        _check_no_live_run()
         wandb.agent(
             ref.id,
             function=function,
@@ -281,6 +306,7 @@ def run_agent_work(work: str, function: Callable[[], Any]) -> str:
         import wandb
 
         with _wandb_agent_lock:
+            _check_no_live_run()
             wandb.agent(
                 spec["sweep_id"],
                 function=function,
