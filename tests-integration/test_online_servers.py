@@ -51,14 +51,17 @@ def test_own_server_records_a_run_and_serves_it_back(
     assert {f.name for f in api_run.files()} >= {"config.yaml", "wandb-metadata.json"}
 
 
-def test_openwandb_records_a_run(
-    openwandb_server: OpenWandbServer, wandb_online_at: Any
-) -> None:
+def test_openwandb_records_a_run(openwandb_server: OpenWandbServer, wandb_online_at: Any) -> None:
     wandb_online_at(openwandb_server)
     _log_ten("servers-ow", "ow1")
-    runs = openwandb_server.runs("ent", "servers-ow")
-    assert "ow1" in str(runs)
+    (run,) = openwandb_server.runs("ent", "servers-ow")["runs"]
+    assert run["run_id"] == "ow1"
+    assert run["state"] == "finished"
+    assert run["tags"] == ["a", "b"]
     metrics = openwandb_server.metrics("ow1")
-    assert "loss" in str(metrics)
-    config = openwandb_server.config("ow1")
-    assert "2024" in str(config)
+    assert [m["value"] for m in metrics["metrics_by_key"]["loss"]] == [
+        1.0 / (i + 1) for i in range(10)
+    ]
+    config = openwandb_server.config("ow1")["config"]
+    assert config["lr"] == {"value": 0.1}
+    assert config["name"] == {"value": "2024"}  # stays a string

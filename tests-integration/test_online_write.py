@@ -102,8 +102,10 @@ def test_parent_and_child_in_separate_processes_share_one_run(
     assert set(metrics["keys"]) >= {"parent_value", "child_value"}
     assert [m["value"] for m in metrics["metrics_by_key"]["child_value"]] == [7]
     assert sorted(m["value"] for m in metrics["metrics_by_key"]["parent_value"]) == [1, 2]
-    (run,) = [r for r in openwandb_server.runs("ent", "online-shared")["runs"]]
-    assert run["config"]["who"] == {"value": "parent"} or run["config"]["who"] == "parent"
+    (run,) = openwandb_server.runs("ent", "online-shared")["runs"]
+    assert run["run_id"] == out["id"]
+    assert run["config"]["who"] == {"value": "parent"}
+    assert run["state"] == "finished"
 
 
 def test_shared_child_in_another_process_on_the_own_server(wandb_online: WandbTestServer) -> None:
