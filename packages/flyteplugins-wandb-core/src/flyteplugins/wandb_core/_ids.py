@@ -14,9 +14,9 @@ assumed to expand to at most :data:`TEMPLATE_ALLOWANCE` characters when the leng
 
 from __future__ import annotations
 
-import hashlib
-import re
-from typing import Final
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 MAX_RUN_ID_LENGTH: Final = 128
 """Longest run id produced."""
@@ -32,22 +32,72 @@ TEMPLATE_ALLOWANCE: Final = 40
 
 RESERVED_CHARACTERS: Final = ":;,#?/'"
 
-_TEMPLATE = re.compile(r"(\{\{\s*\.?[A-Za-z_][A-Za-z0-9_.]*\s*\}\})")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Plain string scanning instead of ``re`` / ``hashlib``: core's import must stay cheap.
+_SAFE: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+_NAME_START: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_NAME_REST: Final = _NAME_START | frozenset("0123456789.")
+
+
+def _is_placeholder(inner: str) -> bool:
+    """Whether ``inner`` (the text between ``{{`` and ``}}``) is a name such as ``.actionName``."""
+    name = inner.strip()
+    if name.startswith("."):
+        name = name[1:]
+    return bool(name) and name[0] in _NAME_START and all(c in _NAME_REST for c in name)
+
+
+def split_templates(text: str) -> list[str]:
+    """Split ``text`` into literals (even indexes) and template placeholders (odd indexes)."""
+    parts: list[str] = []
+    literal_start = 0
+    search = 0
+    while True:
+        start = text.find("{{", search)
+        if start < 0:
+            break
+        end = text.find("}}", start + 2)
+        if end < 0:
+            break
+        if _is_placeholder(text[start + 2 : end]):
+            parts.append(text[literal_start:start])
+            parts.append(text[start : end + 2])
+            literal_start = search = end + 2
+        else:
+            search = start + 1
+    parts.append(text[literal_start:])
+    return parts
+
+
+def stable_digest(text: str) -> str:
+    """Eight hex digits of the 64-bit FNV-1a hash of ``text`` (stable across processes)."""
+    h = 0xCBF29CE484222325
+    for byte in text.encode("utf-8"):
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"[:8]
 
 
 def is_template(text: str) -> bool:
     """Whether ``text`` contains a Flyte template placeholder such as ``{{.actionName}}``."""
-    return _TEMPLATE.search(text) is not None
+    return len(split_templates(text)) > 1
 
 
 def _clean_literal(text: str) -> str:
-    return _UNSAFE.sub("-", text)
+    """Replace each run of characters outside ``[A-Za-z0-9._-]`` with one ``-``."""
+    out: list[str] = []
+    in_unsafe_run = False
+    for c in text:
+        if c in _SAFE:
+            out.append(c)
+            in_unsafe_run = False
+        elif not in_unsafe_run:
+            out.append("-")
+            in_unsafe_run = True
+    return "".join(out)
 
 
 def sanitize(text: str) -> str:
     """Replace characters W&B rejects in ids with ``-``, keeping template placeholders."""
-    parts = _TEMPLATE.split(text)
+    parts = split_templates(text)
     return "".join(p if i % 2 else _clean_literal(p) for i, p in enumerate(parts))
 
 
@@ -57,11 +107,11 @@ def _cost(parts: list[str]) -> int:
 
 def fit(text: str, budget: int = BASE_BUDGET) -> str:
     """Shorten ``text`` to ``budget`` characters with a stable hash, never cutting a template."""
-    parts = _TEMPLATE.split(text)
+    parts = split_templates(text)
     cost = _cost(parts)
     if cost <= budget:
         return text
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    digest = stable_digest(text)
     literal_indexes = [i for i in range(0, len(parts), 2)]
     longest = max(literal_indexes, key=lambda i: len(parts[i]))
     # Keep the separator in front of a template that follows the shortened part.

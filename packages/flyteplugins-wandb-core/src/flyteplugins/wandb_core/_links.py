@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final, Literal
-from urllib.parse import quote
-
-from ._ids import _TEMPLATE
-from ._modes import RankScope, RunMode, parse_rank_scope, parse_run_mode
+from ._frozen import Frozen
+from ._ids import split_templates
+from ._modes import parse_rank_scope, parse_run_mode
 from ._plan import plan, plan_job
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final, Literal
+
+    from ._modes import RankScope, RunMode
 
 DEFAULT_HOST: Final = "https://wandb.ai"
 
+# RFC 3986 unreserved characters: everything else in a path segment is percent-encoded.
+_UNRESERVED: Final = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+)
 
-@dataclass(frozen=True)
-class LinkTarget:
+
+class LinkTarget(Frozen):
     """One W&B page: a run or a group of runs; ``worker`` is set for per-worker links."""
 
+    __slots__ = ("id", "kind", "worker")
+    _fields = ("kind", "id", "worker")
     kind: Literal["run", "group"]
     id: str
-    worker: int | None = None
+    worker: int | None
+
+    def __init__(self, kind: Literal["run", "group"], id: str, worker: int | None = None) -> None:
+        self._set(kind=kind, id=id, worker=worker)
 
     def url(self, host: str | None, entity: str | None, project: str) -> str:
         if self.kind == "run":
@@ -99,9 +111,14 @@ def normalize_host(host: str | None) -> str:
     return f"{scheme}://{rest}"
 
 
+def _quote(segment: str) -> str:
+    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in segment.encode("utf-8"))
+
+
 def _q(part: str) -> str:
-    pieces = _TEMPLATE.split(part)
-    return "".join(p if i % 2 else quote(p, safe="") for i, p in enumerate(pieces))
+    """Percent-encode a URL path segment, keeping Flyte template placeholders verbatim."""
+    pieces = split_templates(part)
+    return "".join(p if i % 2 else _quote(p) for i, p in enumerate(pieces))
 
 
 def _project_url(host: str | None, entity: str | None, project: str) -> str:

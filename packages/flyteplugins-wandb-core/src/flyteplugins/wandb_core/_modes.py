@@ -2,35 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Final, Literal, cast, get_args
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final, Literal
 
-RunMode = Literal["auto", "new", "shared"]
-"""How a task's W&B run relates to its parent's: reuse it, always create one, or always join it."""
+    RunMode = Literal["auto", "new", "shared"]
+    """How a task's W&B run relates to its parent's: reuse it, always create one, or join it."""
 
-RankScope = Literal["global", "worker"]
-"""Whether a distributed job is one unit for W&B (global) or one unit per worker/node (worker)."""
+    RankScope = Literal["global", "worker"]
+    """Whether a distributed job is one unit for W&B (global) or one unit per worker (worker)."""
 
-RUN_MODES: Final[tuple[RunMode, ...]] = cast("tuple[RunMode, ...]", get_args(RunMode))
-RANK_SCOPES: Final[tuple[RankScope, ...]] = cast("tuple[RankScope, ...]", get_args(RankScope))
+# The runtime aliases live in ``_types`` (typing is imported only when someone asks for them).
+RUN_MODES: Final[tuple[RunMode, ...]] = ("auto", "new", "shared")
+RANK_SCOPES: Final[tuple[RankScope, ...]] = ("global", "worker")
 
 DEFAULT_RUN_MODE: Final[RunMode] = "auto"
 DEFAULT_RANK_SCOPE: Final[RankScope] = "global"
 
 
-def _parse(value: object, allowed: tuple[str, ...], what: str) -> str:
-    if isinstance(value, str) and value in allowed:
-        return value
+def _reject(value: object, allowed: tuple[str, ...], what: str) -> ValueError:
     choices = ", ".join(repr(a) for a in allowed)
-    raise ValueError(
+    return ValueError(
         f"invalid {what} {value!r} ({type(value).__name__}); expected one of {choices}"
     )
 
 
 def parse_run_mode(value: object) -> RunMode:
     """Return ``value`` as a :data:`RunMode`; ``ValueError`` names it and the choices."""
-    return cast("RunMode", _parse(value, RUN_MODES, "run_mode"))
+    for mode in RUN_MODES:
+        if value == mode and isinstance(value, str):
+            return mode
+    raise _reject(value, RUN_MODES, "run_mode")
 
 
 def parse_rank_scope(value: object) -> RankScope:
     """Return ``value`` as a :data:`RankScope`; ``ValueError`` names it and the choices."""
-    return cast("RankScope", _parse(value, RANK_SCOPES, "rank_scope"))
+    for scope in RANK_SCOPES:
+        if value == scope and isinstance(value, str):
+            return scope
+    raise _reject(value, RANK_SCOPES, "rank_scope")

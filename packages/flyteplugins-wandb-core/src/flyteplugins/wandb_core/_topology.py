@@ -6,24 +6,17 @@ so every rule is testable with plain dictionaries.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TypedDict
+from ._frozen import Frozen
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._types import DistributedInfo
 
 
 class TopologyError(ValueError):
     """A distributed-training environment variable is missing, malformed or inconsistent."""
-
-
-class DistributedInfo(TypedDict):
-    """The dictionary returned by ``get_distributed_info()``."""
-
-    rank: int
-    local_rank: int
-    world_size: int
-    local_world_size: int
-    worker_index: int
-    num_workers: int
 
 
 # Variables that torchrun / torch.distributed.elastic export, then the names Flyte's clustered
@@ -54,22 +47,53 @@ def _read_int(
     return None
 
 
-@dataclass(frozen=True)
-class Topology:
+class Topology(Frozen):
     """The position of one process in a distributed job.
 
     ``worker_index`` is the node (torchrun "group") this process runs on and ``num_workers`` the
     number of nodes. A job with one node is ``single_node``.
     """
 
+    __slots__ = (
+        "local_rank",
+        "local_world_size",
+        "rank",
+        "restart_count",
+        "worker_index",
+        "world_size",
+    )
+    _fields = (
+        "rank",
+        "world_size",
+        "local_rank",
+        "local_world_size",
+        "worker_index",
+        "restart_count",
+    )
     rank: int
     world_size: int
     local_rank: int
     local_world_size: int
     worker_index: int
-    restart_count: int = 0
+    restart_count: int
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        rank: int,
+        world_size: int,
+        local_rank: int,
+        local_world_size: int,
+        worker_index: int,
+        restart_count: int = 0,
+    ) -> None:
+        self._set(
+            rank=rank,
+            world_size=world_size,
+            local_rank=local_rank,
+            local_world_size=local_world_size,
+            worker_index=worker_index,
+            restart_count=restart_count,
+        )
         if self.world_size < 1:
             raise TopologyError(f"WORLD_SIZE={self.world_size} must be >= 1")
         if self.local_world_size < 1:
@@ -156,14 +180,14 @@ class Topology:
 
     def info(self) -> DistributedInfo:
         """The rank dictionary that ``get_distributed_info()`` returns."""
-        return DistributedInfo(
-            rank=self.rank,
-            local_rank=self.local_rank,
-            world_size=self.world_size,
-            local_world_size=self.local_world_size,
-            worker_index=self.worker_index,
-            num_workers=self.num_workers,
-        )
+        return {
+            "rank": self.rank,
+            "local_rank": self.local_rank,
+            "world_size": self.world_size,
+            "local_world_size": self.local_world_size,
+            "worker_index": self.worker_index,
+            "num_workers": self.num_workers,
+        }
 
     @classmethod
     def enumerate(cls, nnodes: int, nproc_per_node: int) -> list[Topology]:
