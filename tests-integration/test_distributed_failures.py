@@ -24,8 +24,25 @@ def failures(tmp_path_factory: pytest.TempPathFactory) -> LaunchResult:
     root = tmp_path_factory.mktemp("elastic-failures")
     cases = [
         Case(name="auto_rank0_fails", run_mode="auto", rank_scope="global", fail_rank=0),
-        Case(name="new_rank1_fails", run_mode="new", rank_scope="global", fail_rank=1),
+        # rank 1 fails 3 s after its last step: rank 0 has finished its run by then, before
+        # the agent stops it (the next test checks what a stopped survivor records).
+        Case(
+            name="new_rank1_fails",
+            run_mode="new",
+            rank_scope="global",
+            fail_rank=1,
+            fail_delay_s=3.0,
+        ),
         Case(name="shared_secondary_fails", run_mode="shared", rank_scope="global", fail_rank=1),
+        # rank 0 is still busy when rank 1 fails: the agent stops it with SIGTERM.
+        Case(
+            name="survivor_stopped",
+            run_mode="new",
+            rank_scope="global",
+            fail_rank=1,
+            linger_rank=0,
+            linger_s=60.0,
+        ),
     ]
     return launch(root, cases, nnodes=1, nproc_per_node=2, run_prefix="f", env=offline_env(root))
 
@@ -57,11 +74,24 @@ def test_a_failing_rank_fails_its_own_run_only(failures: LaunchResult) -> None:
     (failed,) = runs[f"{base}-rank-1"]
     assert failed.exit_code == 1
     assert [row["step_i"] for row in failed.history] == list(range(STEPS))
-    # Rank 0 succeeded; the agent may stop it once rank 1 exits, and then the plugin's SIGTERM
-    # handler finishes the run as preempted (128 + SIGTERM) rather than leaving it open.
-    (other,) = runs[f"{base}-rank-0"]
-    assert other.exit_code in (0, 143), other.exit_code
+    (other,) = runs[f"{base}-rank-0"]  # rank 0 succeeded before rank 1 failed
+    assert other.exit_code == 0
     assert [row["step_i"] for row in other.history] == list(range(STEPS))
+
+
+def test_a_survivor_stopped_by_the_agent_is_finished_as_preempted(
+    failures: LaunchResult,
+) -> None:
+    _job_failed(failures, "survivor_stopped", 1)
+    runs = records_by_id(failures.out)
+    base = _base(failures, "survivor_stopped")
+    (survivor,) = runs[f"{base}-rank-0"]
+    # The plugin's SIGTERM handler: marked preempting, finished with 128 + SIGTERM, rows kept.
+    assert survivor.preempting
+    assert survivor.exit_code == 143
+    assert [row["step_i"] for row in survivor.history] == list(range(STEPS))
+    (result,) = failures.case("survivor_stopped")
+    assert result["wall_s"] < 45  # stopped, not waited for
 
 
 def test_a_failing_secondary_fails_the_shared_run(failures: LaunchResult) -> None:

@@ -48,6 +48,9 @@ class Case:
     rank_scope: str | None = None
     steps: int = 3
     fail_rank: int | None = None  # this rank raises after its steps
+    fail_delay_s: float = 0.0  # ... this long after its steps (lets the others finish first)
+    linger_rank: int | None = None  # this rank sleeps after its steps (still busy when stopped)
+    linger_s: float = 0.0
     fail_first_attempt_rank: int | None = None  # raises only when TORCHELASTIC_RESTART_COUNT == 0
     max_restarts: int = 0
     decorate: bool = True  # False: the same job without W&B (benchmark baseline)
@@ -159,7 +162,10 @@ def worker_body(case: dict[str, Any], out: str) -> float:
     folder = Path(out) / case["name"]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"rank-{rank}-restart-{restart}.json").write_text(json.dumps(evidence))
+    if case["linger_rank"] == rank:
+        time.sleep(case["linger_s"])
     if case["fail_rank"] == rank:
+        time.sleep(case["fail_delay_s"])
         raise RuntimeError(f"rank {rank} fails on purpose")
     if case["fail_first_attempt_rank"] == rank and restart == 0:
         raise RuntimeError(f"rank {rank} fails on its first attempt")
