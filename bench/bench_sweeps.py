@@ -66,16 +66,20 @@ print(json.dumps({"seconds": elapsed}))
 """
 
 
+def _offline_env(tmp: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": tmp,
+        "WANDB_CONFIG_DIR": str(Path(tmp) / ".config"),
+        "WANDB_CACHE_DIR": str(Path(tmp) / ".cache"),
+        "WANDB_SILENT": "true",
+    }
+
+
 def _sweep_seconds(agents: int) -> float:
     with tempfile.TemporaryDirectory(prefix="bench-sweeps-") as tmp:
-        env = {
-            **os.environ,
-            "WANDB_MODE": "offline",
-            "WANDB_DIR": tmp,
-            "WANDB_CONFIG_DIR": str(Path(tmp) / ".config"),
-            "WANDB_CACHE_DIR": str(Path(tmp) / ".cache"),
-            "WANDB_SILENT": "true",
-        }
+        env = _offline_env(tmp)
         out = subprocess.run(
             [sys.executable, "-c", _SWEEP_SCRIPT, str(agents), str(TRIALS)],
             env=env, cwd=tmp, capture_output=True, text=True, check=True,
@@ -158,14 +162,7 @@ print(json.dumps({"seconds": elapsed}))
 def _process_seconds(agents: int) -> float:
     """Agents as separate worker processes, as on a cluster (imports done before timing)."""
     with tempfile.TemporaryDirectory(prefix="bench-sweeps-") as tmp:
-        env = {
-            **os.environ,
-            "WANDB_MODE": "offline",
-            "WANDB_DIR": tmp,
-            "WANDB_CONFIG_DIR": str(Path(tmp) / ".config"),
-            "WANDB_CACHE_DIR": str(Path(tmp) / ".cache"),
-            "WANDB_SILENT": "true",
-        }
+        env = _offline_env(tmp)
         out = subprocess.run(
             [sys.executable, "-c", _PROCESS_SCRIPT, str(agents), str(TRIALS), _WORKER_SCRIPT],
             env=env, cwd=tmp, capture_output=True, text=True, check=True,
