@@ -19,11 +19,13 @@ from flyteplugins.pytorch.task import Elastic
 from flyteplugins.wandb import Wandb, wandb_config, wandb_init
 from flyteplugins.wandb._distributed import (
     FINISH_TIMEOUT_ENV,
+    GPU_SETTING,
     SharedFinish,
     clean_worker_environment,
     cuda_device_count,
     finish_timeout,
     visible_gpu_ids,
+    wandb_has_setting,
     worker_settings,
 )
 from flyteplugins.wandb._elastic import shape_of_config, shape_of_task
@@ -208,6 +210,11 @@ def test_gpu_of_the_local_rank() -> None:
     assert worker_settings(t, {}, {"x_stats_gpu_device_ids": [0]}, gpu_count=2) == {}
     assert worker_settings(t, {}, gpu_count=0) == {}
     assert worker_settings(None, {}, gpu_count=2) == {}
+
+
+def test_the_gpu_setting_exists_in_the_installed_wandb() -> None:
+    assert wandb_has_setting(GPU_SETTING)
+    assert not wandb_has_setting("x_no_such_setting")
 
 
 def test_device_count_agrees_with_torch() -> None:

@@ -112,6 +112,22 @@ def _dev_names() -> list[str]:
         return []
 
 
+#: The wandb setting that limits system metrics to some GPUs (its name in wandb 0.31).
+GPU_SETTING = "x_stats_gpu_device_ids"
+
+
+def wandb_has_setting(name: str) -> bool:
+    """Whether the installed wandb knows the setting ``name`` (older clients lack some).
+
+    Imports wandb: call it only in a process that is about to start a run.
+    """
+    try:
+        from wandb import Settings
+    except ImportError:
+        return False
+    return name in getattr(Settings, "model_fields", {})
+
+
 def worker_settings(
     topology: Topology | None,
     environ: Mapping[str, str],
@@ -122,8 +138,9 @@ def worker_settings(
     """The ``wandb.Settings`` fields this plugin adds for one rank of a distributed job.
 
     With CUDA visible, a rank's system metrics watch the GPU of its ``LOCAL_RANK``
-    (``x_stats_gpu_device_ids``, the wandb 0.31 name), the device ``torch.cuda.set_device(
-    local_rank)`` selects; without it every rank of a node would report every GPU of the node.
+    (``x_stats_gpu_device_ids``, the wandb 0.31 name; left out when the installed wandb does not
+    have it), the device ``torch.cuda.set_device(local_rank)`` selects; without it every rank of a
+    node would report every GPU of the node.
     A field the user set in their own ``settings`` (a dict or a ``wandb.Settings``) is left out.
     Shared-mode fields (``x_primary``, ``x_label``, ``x_update_finish_state``) come from the plan
     and are set by the backend.
@@ -133,7 +150,9 @@ def worker_settings(
     gpu_ids = visible_gpu_ids(environ, gpu_count)
     if not gpu_ids:
         return {}
-    out = {"x_stats_gpu_device_ids": [gpu_ids[topology.local_rank % len(gpu_ids)]]}
+    if not wandb_has_setting(GPU_SETTING):
+        return {}
+    out = {GPU_SETTING: [gpu_ids[topology.local_rank % len(gpu_ids)]]}
     if isinstance(user_settings, Mapping):
         explicit: set[str] = set(user_settings)
     else:
