@@ -22,6 +22,9 @@ pytestmark = pytest.mark.timeout(900)
 @pytest.fixture(scope="module")
 def clustered(tmp_path_factory: pytest.TempPathFactory) -> LaunchResult:
     root = tmp_path_factory.mktemp("clustered-2x2")
+    # PAIRS starts with the auto pairs: their silent ranks have not imported wandb for an earlier
+    # case of the same worker process, so "never imported" is still checkable for them.
+    assert [m for m, _ in PAIRS[:2]] == ["auto", "auto"]
     cases = [Case(name=case_name(m, s), run_mode=m, rank_scope=s, steps=STEPS) for m, s in PAIRS]
     return launch_torchrun(
         root,
