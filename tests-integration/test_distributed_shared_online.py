@@ -102,3 +102,27 @@ def test_shared_run_on_openwandb(openwandb_server: OpenWandbServer, tmp_path: Pa
     metrics = openwandb_server.metrics(f"{result['run_name']}-a0")
     ranks = sorted(int(m["value"]) for m in metrics["metrics_by_key"]["rank"])
     assert ranks == [0] * STEPS + [1] * STEPS, dump(metrics)
+
+
+def test_an_elastic_restart_resumes_the_runs_on_the_server(
+    wandb_server: WandbTestServer, tmp_path: Path
+) -> None:
+    """After a restart each rank's run goes on where the first attempt stopped: same id, its
+    rows after the first attempt's, finished."""
+    case = Case(
+        name="restart", run_mode="new", rank_scope="global", max_restarts=1,
+        fail_first_attempt_rank=1, fail_delay_s=2.0,
+    )  # fmt: skip
+    env = client_env(wandb_server.url, tmp_path / "home")
+    # Each attempt gets its own store (see test_distributed_failures.py for why).
+    env["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] = "1"
+    job = launch(tmp_path, [case], nnodes=1, nproc_per_node=2, run_prefix="onrs", env=env)
+    (result,) = job.case("restart")
+    assert result["ok"], dump(result)
+    base = f"{result['run_name']}-a0"
+    for rank in (0, 1):
+        rec = _server_run(wandb_server, f"{base}-rank-{rank}")
+        assert rec["state"] == "finished", dump(rec)
+        steps = [int(row["step_i"]) for row in rec["history"]]
+        assert steps == list(range(STEPS)) * 2, dump(rec["history"])
+        assert [int(row["_step"]) for row in rec["history"]] == list(range(2 * STEPS))

@@ -48,7 +48,7 @@ class Case:
     rank_scope: str | None = None
     steps: int = 3
     fail_rank: int | None = None  # this rank raises after its steps
-    fail_delay_s: float = 0.0  # ... this long after its steps (lets the others finish first)
+    fail_delay_s: float = 0.0  # failing ranks wait this long first (the others finish)
     linger_rank: int | None = None  # this rank sleeps after its steps (still busy when stopped)
     linger_s: float = 0.0
     fail_first_attempt_rank: int | None = None  # raises only when TORCHELASTIC_RESTART_COUNT == 0
@@ -168,6 +168,7 @@ def worker_body(case: dict[str, Any], out: str) -> float:
         time.sleep(case["fail_delay_s"])
         raise RuntimeError(f"rank {rank} fails on purpose")
     if case["fail_first_attempt_rank"] == rank and restart == 0:
+        time.sleep(case["fail_delay_s"])
         raise RuntimeError(f"rank {rank} fails on its first attempt")
     return total
 
