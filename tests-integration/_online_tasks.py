@@ -102,6 +102,20 @@ def flaky_task() -> dict[str, Any]:
     return {"id": run.id, "resumed": run.resumed, "step": run.step}
 
 
+@wandb_init(project="online-resume-pod", entity="ent")
+@env.task
+def pod_attempt() -> dict[str, Any]:
+    """Attempt 0 dies after logging; a later attempt (another process) resumes the run."""
+    attempt = int(os.environ.get("FLYTE_ATTEMPT_NUMBER", "0"))
+    run = get_wandb_run()
+    assert run is not None
+    for i in range(3):
+        run.log({"attempt": attempt, "i": i})
+    if attempt == 0:
+        raise RuntimeError("the pod of attempt 0 was lost")
+    return {"id": run.id, "resumed": run.resumed}
+
+
 def timed_logging(run: Any, values: range) -> float:
     """Log each value; return the longest time one ``run.log`` call blocked the caller."""
     worst = 0.0
@@ -122,6 +136,11 @@ def main(argv: list[str]) -> None:
             .outputs()
         )
         print(json.dumps(outputs[0]))
+        return
+    if argv[0] == "attempt":
+        flyte.init()
+        run = flyte.with_runcontext(mode="local", name=argv[1]).run(pod_attempt)
+        print(json.dumps(run.outputs()[0]))
         return
     raise SystemExit(f"unknown scenario {argv[0]!r}")
 

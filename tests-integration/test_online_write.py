@@ -13,7 +13,9 @@ import pytest
 from _online_tasks import (
     _attempts,
     flaky_task,
+    in_other_process,
     parent_with_remote_child,
+    pod_attempt,
     write_task,
 )
 from _plugin_helpers import run_local
@@ -83,6 +85,29 @@ def test_retried_attempt_resumes_the_same_run_and_history_continues(
         (3, 2, 0),
         (4, 2, 1),
         (5, 2, 2),
+    ]
+
+
+def test_attempt_in_a_new_process_resumes_the_run_of_the_lost_one(
+    wandb_online: WandbTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(Exception, match="pod of attempt 0 was lost"):
+        run_local(pod_attempt, name="online-retry-pod")
+    (first,) = wandb_online.runs("ent", "online-resume-pod")
+    assert first["state"] == "failed"
+    monkeypatch.setenv("FLYTE_ATTEMPT_NUMBER", "1")  # what Flyte sets in the retried pod
+    out = in_other_process("attempt", "online-retry-pod")
+    assert out["id"] == first["name"]
+    assert out["resumed"] is True
+    (rec,) = wandb_online.runs("ent", "online-resume-pod")
+    assert rec["state"] == "finished"
+    assert [(r["_step"], r["attempt"], r["i"]) for r in rec["history"]] == [
+        (0, 0, 0),
+        (1, 0, 1),
+        (2, 0, 2),
+        (3, 1, 0),
+        (4, 1, 1),
+        (5, 1, 2),
     ]
 
 
