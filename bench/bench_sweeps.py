@@ -200,6 +200,7 @@ def _download_rows() -> list[dict[str, Any]]:
         try:
             os.environ.update(client_env(server.url, root / "home"))
             import wandb
+
             from flyteplugins.wandb_sweeps import download_wandb_run_logs
 
             wandb.teardown()

@@ -10,6 +10,7 @@ from typing import Any
 
 import flyte
 import pytest
+import wandb
 from _online_tasks import (
     _attempts,
     flaky_task,
@@ -21,7 +22,6 @@ from _online_tasks import (
 from _plugin_helpers import run_local
 from servers import OpenWandbServer, WandbTestServer
 
-import wandb
 from flyteplugins.wandb import Wandb, wandb_config, wandb_init
 from flyteplugins.wandb_core import make_base
 

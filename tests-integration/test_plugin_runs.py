@@ -11,9 +11,9 @@ from typing import Any
 
 import flyte
 import pytest
+import wandb
 from _plugin_helpers import by_id, only, records, run_local, user_rows
 
-import wandb
 from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init
 from flyteplugins.wandb_core import make_base
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import flyte
 import pytest
+import wandb
 from _plugin_helpers import run_local
 from servers import WandbTestServer
 
-import wandb
 from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init
 from flyteplugins.wandb_sweeps import (
     DownloadError,

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-
 import wandb
+
 from flyteplugins.wandb import _resilience as r
 from flyteplugins.wandb import wandb_config, wandb_init
 
