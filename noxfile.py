@@ -29,9 +29,16 @@ DISTRIBUTIONS = {
 
 # Versions. FLYTE_LOWEST is the oldest flyte 2.x with every API the plugin uses (docs/versions.md).
 FLYTE_LATEST = "2.12.1"
-FLYTE_LOWEST = "2.5.0"
-TORCH_VERSIONS = ["2.13.0"]
+FLYTE_LOWEST = "2.1.3"
+# torch 2.13.0 is the CPU wheel on this machine's disk; CI adds more versions (from PyTorch's CPU
+# index) through NOX_EXTRA_TORCH_VERSIONS, e.g. "2.6.0", so its matrix stays nox's session list.
+TORCH_VERSIONS = ["2.13.0"] + [
+    v.strip() for v in os.environ.get("NOX_EXTRA_TORCH_VERSIONS", "").split(",") if v.strip()
+]
 WANDB_LATEST = "0.31.0"
+# The oldest wandb with the shared-mode settings and finish_timeout whose offline writers pass the
+# integration tests (docs/versions.md). Must equal the plugin's `wandb>=` bound.
+WANDB_LOWEST = "0.30.0"
 # (flyte, torch) pairs the integration tests run against. The first one is the default.
 INTEGRATION_PAIRS = [(FLYTE_LATEST, t) for t in TORCH_VERSIONS] + [
     (FLYTE_LOWEST, t) for t in TORCH_VERSIONS
@@ -154,6 +161,41 @@ def matrix(session: nox.Session) -> None:
         session.notify(f"integration(flyte='{flyte}', torch='{torch}')")
 
 
+def _lower_bound(pyproject: Path, dist: str) -> str:
+    """The ``>=`` bound of ``dist`` in a pyproject's dependencies."""
+    import re
+
+    found = re.search(rf'"{re.escape(dist)}>=([^",<;]+)', pyproject.read_text())
+    if found is None:
+        raise ValueError(f"{pyproject} has no {dist}>= bound")
+    return found.group(1).strip()
+
+
+@nox.session
+def lowest(session: nox.Session) -> None:
+    """Unit and integration tests with the lowest allowed version of every direct dependency."""
+    plugin = PACKAGES["wandb"] / "pyproject.toml"
+    for dist, pinned in (("flyte", FLYTE_LOWEST), ("wandb", WANDB_LOWEST)):
+        declared = _lower_bound(plugin, dist)
+        if declared != pinned:
+            session.error(f"{plugin} says {dist}>={declared} but the noxfile tests {pinned}")
+    install_stack(
+        session, flyte=FLYTE_LOWEST, wandb=WANDB_LOWEST, extra=["pandas", "rich", "matplotlib"]
+    )
+    for name in ("wandb", "sweeps"):
+        session.run("pytest", str(PACKAGES[name] / "tests"))
+    session.run(
+        "pytest",
+        str(ROOT / "tests-integration"),
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "not slow",
+        *session.posargs,
+        env={"WANDB_SILENT": "true", "FLYTE_TEST_VERSION": FLYTE_LOWEST},
+    )
+
+
 def _fresh_venv(where: Path) -> Path:
     import venv
 
@@ -249,7 +291,14 @@ def dist(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the mkdocs site in strict mode (tables generated from core's plan)."""
     install_stack(session, torch=None, extra=DOCS_DEPS)
-    session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"))
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        "--site-dir",
+        str(ROOT / "site"),
+        env={"NO_MKDOCS_2_WARNING": "1"},
+    )
 
 
 @nox.session
