@@ -286,6 +286,43 @@ def files_panel(facts: Facts, plot_path: Path | None, wall_s: float) -> Panel:
     return Panel("\n".join(lines), title="files", title_align="left")
 
 
+def write_summary(facts: Facts, path: Path, plot_path: Path | None, problems: list[str]) -> None:
+    """What the summary shows, as JSON (for scripts and the demo's test)."""
+    best = facts.best_trial()
+    summary = {
+        "runs": [
+            {
+                "id": r.run_id,
+                "group": r.record.group,
+                "job_type": r.record.job_type,
+                "writer": r.writer,
+                "mode": r.wandb_mode,
+                "state": r.state,
+                "rows": len(r.record.history),
+                "file": str(r.record.path),
+            }
+            for r in facts.runs
+        ],
+        "links": [
+            {"action": a.name, "task": a.task, "name": n, "url": u}
+            for a in facts.actions
+            for n, u in a.links
+        ],
+        "sweep_id": facts.sweep_id,
+        "best_trial": None
+        if best is None
+        else {
+            "id": best.run_id,
+            "config": {k: v for k, v in best.record.config.items() if k != "flyte"},
+        },
+        "downloads": [str(p) for p in facts.downloads()],
+        "plot": None if plot_path is None else str(plot_path),
+        "sync": f"wandb sync {facts.out / 'wandb'}",
+        "problems": problems,
+    }
+    path.write_text(json.dumps(summary, indent=2))
+
+
 def plot(facts: Facts, path: Path) -> Path:
     """Loss curves read back from the recorded runs: training child, torchrun ranks, trials."""
     import matplotlib
@@ -355,6 +392,7 @@ def show(
         params = {k: v for k, v in best.record.config.items() if k != "flyte"}
         console.print(f"[bold]best trial[/] {best.run_id}: config {params}")
     console.print(files_panel(facts, plot_path, wall_s))
+    write_summary(facts, out / "summary.json", plot_path, problems)
     if problems:
         console.print(Panel("\n".join(problems), title="[red]problems", border_style="red"))
     else:
