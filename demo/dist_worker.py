@@ -37,7 +37,7 @@ def data_parallel_fit(tag: str) -> dict[str, Any]:
     data = training.spirals()
     x, y = data.x_train[rank::world], data.y_train[rank::world]
     model = training.mlp(hidden=32)
-    opt = torch.optim.Adam(model.parameters(), lr=0.03)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
     run = get_wandb_run()
     loss_value = 0.0
     for epoch in range(EPOCHS):

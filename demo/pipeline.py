@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="where every file goes (cleared first)"
     )
-    parser.add_argument("--epochs", type=int, default=40, help="epochs of the training child")
+    parser.add_argument("--epochs", type=int, default=60, help="epochs of the training child")
     parser.add_argument("--trials", type=int, default=6, help="sweep trials")
     parser.add_argument("--agents", type=int, default=2, help="parallel sweep agents")
     return parser.parse_args(argv)
@@ -85,11 +85,13 @@ def run_pipeline(args: argparse.Namespace, out: Path, console: Console) -> tuple
     from flyteplugins.wandb import wandb_config
 
     totals = {
-        "train": ("training child (PyTorch MLP)", args.epochs),
+        "train": ("training child (PyTorch MLP), epochs", args.epochs),
         "distributed": ("torchrun: 2 CPU ranks, gloo", 1),
-        "sweep": (f"bayes sweep: {args.trials} trials, {args.agents} agents", 0),
+        "sweep": (
+            f"sweep: {args.trials} trials on {args.agents} agents",
+            args.trials * tasks.EPOCHS,
+        ),
     }
-    totals["sweep"] = (totals["sweep"][0], args.trials * tasks.EPOCHS)
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description:<40}"),

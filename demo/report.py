@@ -124,7 +124,8 @@ class Facts:
         return [r for r in self.runs if r.run_id == run_id and r.writer != "owner"]
 
     def rank_runs(self) -> list[Recorded]:
-        return [r for r in self.by_action("distributed") if r.run_id != self.pipeline_run]
+        runs = [r for r in self.by_action("distributed") if r.run_id != self.pipeline_run]
+        return sorted(runs, key=lambda r: r.run_id)
 
     def best_trial(self) -> Recorded | None:
         best = self.result["sweep"].get("best") or {}
@@ -276,6 +277,7 @@ def files_panel(facts: Facts, plot_path: Path | None, wall_s: float) -> Panel:
     lines += [f"torchrun output   {p}" for p in sorted(out.glob("torchrun-*/torchrun.log"))]
     if plot_path is not None:
         lines.append(f"loss curves       {plot_path}")
+    lines += [f"Flyte run store   {p}" for p in sorted((out / "home").rglob("*.db"))]
     lines += [
         "",
         "upload them to W&B (needs an account and WANDB_API_KEY):",
@@ -357,7 +359,8 @@ def plot(facts: Facts, path: Path) -> Path:
     ax.set_title(f"sweep {facts.sweep_id}: validation loss")
     for ax in axes:
         ax.set_xlabel("epoch")
-        ax.set_ylabel("loss")
+        ax.set_ylabel("loss (log scale)")
+        ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("flyteplugins-wandb demo: loss curves read back from the .wandb files")

@@ -29,10 +29,10 @@ from flyteplugins.wandb_sweeps import run_agent_work, run_parallel_agents, wandb
 
 HERE = Path(__file__).resolve().parent
 NPROC = 2
-EPOCHS = 40
+EPOCHS = 60
 SWEEP_METRIC = {"name": "val_loss", "goal": "minimize"}
 SWEEP_PARAMETERS: dict[str, Any] = {
-    "lr": {"distribution": "log_uniform_values", "min": 0.003, "max": 0.3},
+    "lr": {"distribution": "log_uniform_values", "min": 0.005, "max": 0.3},
     "hidden": {"values": [8, 16, 32]},
 }
 
@@ -160,7 +160,7 @@ async def pipeline(epochs: int, trials: int, agents: int, workdir: str) -> str:
     """The whole demo; returns the children's results as JSON."""
     run = get_wandb_run()
     assert run is not None
-    accuracy = await train(epochs=epochs, lr=0.03, hidden=32)
+    accuracy = await train(epochs=epochs, lr=0.05, hidden=32)
     run.log({"train/val_accuracy": accuracy})
     ranks = json.loads(await distributed(workdir=workdir))
     sweep = json.loads(await tune(agents=agents, trials=trials))

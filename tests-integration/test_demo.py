@@ -19,6 +19,7 @@ from flyteplugins.wandb._records import read_runs
 
 DEMO = Path(__file__).resolve().parents[1] / "demo" / "pipeline.py"
 TRIALS = 6
+EPOCHS = 60
 
 
 def _demo_env() -> dict[str, str]:
@@ -57,7 +58,7 @@ def test_every_run_recorded_and_finished(demo: tuple[Path, str, dict[str, Any]])
         by_job.setdefault(r.job_type, []).append(r)
     [pipeline_owner] = by_job["pipeline"]
     [train] = by_job["train"]
-    assert len(train.metric("loss")) == 40
+    assert len(train.metric("loss")) == EPOCHS
     assert train.group is None and pipeline_owner.group is None
     # the torchrun step: run_mode="new" gave each rank its run in one group ...
     ranks = {r.run_id.rsplit("-rank-", 1)[1]: r for r in recs if r.run_id and "-rank-" in r.run_id}
@@ -103,7 +104,7 @@ def test_links_plot_and_log_download(demo: tuple[Path, str, dict[str, Any]]) -> 
     [download] = [Path(p) for p in summary["downloads"]]
     assert download.is_relative_to(out)
     assert json.loads((download / "download.json").read_text())["failed"] == {}
-    assert (download / "history.jsonl").read_text().count("\n") == 40
+    assert (download / "history.jsonl").read_text().count("\n") == EPOCHS
 
 
 def test_a_foreign_output_folder_is_refused(tmp_path: Path) -> None:
