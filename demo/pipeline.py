@@ -73,8 +73,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--epochs", type=int, default=60, help="epochs of the training child")
     parser.add_argument("--trials", type=int, default=6, help="sweep trials")
-    parser.add_argument("--agents", type=int, default=2, help="parallel sweep agents")
-    return parser.parse_args(argv)
+    parser.add_argument("--agents", type=int, default=2, help="parallel sweep agents (1 to 20)")
+    args = parser.parse_args(argv)
+    for name, low, high in (("epochs", 1, None), ("trials", 1, None), ("agents", 1, 20)):
+        value = getattr(args, name)
+        if value < low or (high is not None and value > high):
+            allowed = f"{low} to {high}" if high is not None else f"at least {low}"
+            parser.error(f"--{name} {value}: allowed values are {allowed}")
+    return args
 
 
 def run_pipeline(args: argparse.Namespace, out: Path, console: Console) -> tuple[str, str]:
@@ -138,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         run_name, output = run_pipeline(args, out, console)
     except Exception as exc:
         console.print(f"[bold red]the pipeline failed:[/] {type(exc).__name__}: {exc}")
+        report.show_runs(console, out)  # what W&B recorded up to the failure, failed runs in red
         return 1
     problems = report.show(console, out, run_name, output, args.trials, time.monotonic() - started)
     return 1 if problems else 0

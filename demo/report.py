@@ -370,6 +370,12 @@ def plot(facts: Facts, path: Path) -> Path:
     return path
 
 
+def show_runs(console: Console, out: Path) -> None:
+    """The runs table alone (after a failure: whatever W&B recorded until then)."""
+    console.print(runs_table(Facts(recorded_runs(out / "wandb"), [], {}, out)))
+    console.print(f"W&B files: {out / 'wandb'}")
+
+
 def show(
     console: Console, out: Path, run_name: str, output: str, trials: int, wall_s: float
 ) -> list[str]:

@@ -113,3 +113,19 @@ def test_a_foreign_output_folder_is_refused(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "is not empty and was not written by this demo" in proc.stderr
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--agents", "21"], "--agents 21: allowed values are 1 to 20"),
+        (["--trials", "0"], "--trials 0: allowed values are at least 1"),
+    ],
+)
+def test_bad_arguments_fail_before_anything_runs(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    proc = _run("--output", str(tmp_path / "out"), *args, timeout=60)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert not (tmp_path / "out").exists()
