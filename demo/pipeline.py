@@ -22,6 +22,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from flyteplugins.wandb_sweeps import MAX_PARALLEL_AGENTS
+
 ROOT = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = ROOT.parent / "demo-output"
 PROJECT = "flyte-wandb-demo"
@@ -75,7 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=6, help="sweep trials")
     parser.add_argument("--agents", type=int, default=2, help="parallel sweep agents (1 to 20)")
     args = parser.parse_args(argv)
-    for name, low, high in (("epochs", 1, None), ("trials", 1, None), ("agents", 1, 20)):
+    limits = (("epochs", 1, None), ("trials", 1, None), ("agents", 1, MAX_PARALLEL_AGENTS))
+    for name, low, high in limits:
         value = getattr(args, name)
         if value < low or (high is not None and value > high):
             allowed = f"{low} to {high}" if high is not None else f"at least {low}"
