@@ -8,6 +8,7 @@ so a process that the plan leaves silent never imports wandb.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,17 @@ from typing import Any
 from . import _apikey, _resilience
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"
+
+# The client's process-wide setup (settings read from the environment, login) is not safe against
+# concurrent first calls: two tasks starting runs at once in one process (Flyte local mode runs
+# child tasks as threads) were seen to log in online despite WANDB_MODE=offline. Runs are
+# started one at a time; logging and finishing stay concurrent.
+_INIT_LOCK = threading.Lock()
+
+
+def _init(wandb: Any, settings: Any, kwargs: dict[str, Any]) -> Any:
+    with _INIT_LOCK:
+        return wandb.init(settings=settings, **kwargs)
 
 
 class WandbApiKeyMissing(RuntimeError):
@@ -116,12 +128,12 @@ def init_run(request: InitRequest) -> Any:
         down = _resilience.probe(base_url, settings)
         if down is not None:
             kwargs["mode"] = "offline"
-            run = wandb.init(settings=settings, **kwargs)
+            run = _init(wandb, settings, kwargs)
             _resilience.warn_offline_fallback(base_url, down, run)
             return run
     started = time.monotonic()
     try:
-        return wandb.init(settings=settings, **kwargs)
+        return _init(wandb, settings, kwargs)
     except Exception as exc:
         if mode not in ("online", "shared") or not _resilience.is_server_failure(exc):
             raise
