@@ -16,6 +16,10 @@ from _distributed_expect import PAIRS, STEPS, offline_env
 from test_distributed_elastic import LAUNCHER_LEFTOVERS, case_name, check_pair
 from torchrun_harness import Case, LaunchResult, launch_torchrun
 
+pytest.importorskip(
+    "flyte.clustered", reason="Flyte's clustered environments need flyte >= 2.5 (lowest-flyte run)"
+)
+
 pytestmark = pytest.mark.timeout(900)
 
 
