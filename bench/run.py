@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 PLOT = ROOT / "docs" / "benchmarks.png"
+ROWS = ROOT / "docs" / "benchmarks.json"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 TIMEOUT = float(os.environ.get("BENCH_MODULE_TIMEOUT", "1200"))
 
@@ -188,27 +189,59 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
+def higher_is_better(row: dict[str, Any]) -> bool:
+    """Rates (``trials/min``, ``rows/s``) improve upwards; times and sizes downwards."""
+    return "/" in row["unit"]
+
+
+def _label(row: dict[str, Any]) -> str:
+    name = row["benchmark"]
+    if not name.startswith(f"{row['area']}:"):
+        name = f"{row['area']}: {name}"
+    return name if len(name) <= 72 else name[:69] + "..."
+
+
 def plot(rows: list[dict[str, Any]], path: Path) -> bool:
     """Horizontal bars of median / baseline for every row that has a baseline."""
-    with_base = [(f"{r['area']}: {r['benchmark']}", ratio(r)) for r in rows if ratio(r)]
+    with_base = [r for r in rows if ratio(r)]
     if not with_base:
         return False
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter
 
-    labels = [(name if len(name) <= 70 else name[:67] + "...") for name, _ in with_base]
-    values = [v for _, v in with_base]
-    fig, ax = plt.subplots(figsize=(10, 0.45 * len(values) + 1.2))
-    colors = ["tab:green" if v <= 1 else "tab:orange" for v in values]
-    ax.barh(range(len(values)), values, color=colors)
+    values = [ratio(r) or 1.0 for r in with_base]
+    better = [
+        (v >= 1) if higher_is_better(r) else (v <= 1)
+        for r, v in zip(with_base, values, strict=True)
+    ]
+    fig, ax = plt.subplots(figsize=(10, 0.42 * len(values) + 1.6))
+    ax.barh(
+        range(len(values)),
+        values,
+        color=["tab:green" if b else "tab:orange" for b in better],
+    )
     ax.axvline(1.0, color="black", linewidth=1)
-    ax.set_yticks(range(len(values)), labels, fontsize=8)
+    ax.set_yticks(range(len(values)), [_label(r) for r in with_base], fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.set_xlabel("median / baseline (log scale; < 1 is faster or smaller than the baseline)")
+    lo, hi = ax.get_xlim()
+    ax.set_xticks([t for t in (0.05, 0.1, 0.2, 0.5, 1, 1.5, 2, 5, 10) if lo <= t <= hi])
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}x"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, _: ""))
+    ax.set_xlabel("median / baseline (log scale)")
     ax.set_title("flyteplugins-wandb benchmarks")
+    ax.legend(
+        handles=[
+            Patch(color="tab:green", label="better than its baseline"),
+            Patch(color="tab:orange", label="worse than its baseline"),
+        ],
+        loc="lower right",
+        fontsize=8,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -258,7 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("areas", nargs="*", help="only these areas (default: all)")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
+    parser.add_argument(
+        "--plot-only", action="store_true", help=f"redraw the plot from {ROWS.name}, run nothing"
+    )
     args = parser.parse_args(argv)
+    if args.plot_only:
+        plot(json.loads(ROWS.read_text())["rows"], PLOT)
+        return 0
     known = areas()
     unknown = sorted(set(args.areas) - set(known))
     if unknown:
@@ -274,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] {area}: {len(area_rows)} row(s) in {seconds:.0f} s", flush=True)
     print_table(rows)
     if not args.no_write:
+        ROWS.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1) + "\n")
         has_plot = plot(rows, PLOT)
         write_doc(markdown(rows, took, has_plot))
         print(f"[bench] wrote {DOC.relative_to(ROOT)}" + (f" and {PLOT.name}" if has_plot else ""))
