@@ -1,9 +1,9 @@
 """Print the GitHub Actions matrix of the CI workflow, read from nox's own session list.
 
-``nox --json -l`` lists every session with its parameters; the sessions that run per Python
-version (``tests`` per package, ``integration`` per flyte x torch pair) become one matrix entry
-per Python version. The workflow therefore runs exactly the sessions the noxfile defines: adding
-a flyte or torch version to the noxfile adds it to CI.
+``nox --json -l -s tests integration`` lists the sessions that run per Python version
+(``tests`` per package, ``integration`` per flyte x torch pair) with their parameters; each
+becomes one matrix entry per Python version. The workflow therefore runs exactly the sessions
+the noxfile defines: adding a flyte or torch version to the noxfile adds it to CI.
 
 Usage (in a workflow step): ``python tools/ci_matrix.py >> "$GITHUB_OUTPUT"``.
 """
@@ -20,7 +20,11 @@ PER_PYTHON = ("tests", "integration")
 
 def sessions() -> list[dict[str, object]]:
     out = subprocess.run(
-        [sys.executable, "-m", "nox", "--json", "-l"], check=True, capture_output=True, text=True
+        # -s names the sessions: without it nox lists only the default ones
+        [sys.executable, "-m", "nox", "--json", "-l", "-s", *PER_PYTHON],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     listed: list[dict[str, object]] = json.loads(out)
     return listed
