@@ -2,7 +2,8 @@
 
 The same script, using only the API both share (``@wandb_init`` above ``@env.task``,
 ``get_wandb_run()``), runs a local Flyte task that logs 100 rows to an offline W&B run: once with
-this repository's packages, once in the published package's own virtualenv
+this repository's packages (in a twin virtualenv with the same third-party distributions, so
+only the plugin differs), once in the published package's own virtualenv
 (``bench/published.py``), alternately, ``BENCH_PUBLISHED_REPEAT`` times each. Two figures per
 side: the whole process (imports included) and the Flyte run alone (timed inside the process,
 with flyte and wandb already imported).
@@ -13,12 +14,11 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from typing import Any
 
-from published import PUBLISHED_VERSION, run_published
+from published import PUBLISHED_VERSION, run_published, twin_python
 
 REPEAT = int(os.environ.get("BENCH_PUBLISHED_REPEAT", "5"))
 ROWS = 100
@@ -62,7 +62,7 @@ def _env(tmp: str) -> dict[str, str]:
 def _ours(tmp: str) -> tuple[float, float]:
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+        [str(twin_python()), "-c", SCRIPT],
         check=True,
         capture_output=True,
         text=True,

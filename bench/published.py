@@ -28,6 +28,10 @@ PUBLISHED_VERSION = "2.12.1"
 FLYTE_VERSION = "2.12.1"
 WANDB_VERSION = "0.31.0"
 VENV = Path(os.environ.get("BENCH_PUBLISHED_VENV", ROOT / ".bench" / "published"))
+# Our packages in a twin virtualenv holding the same third-party distributions: the wandb client
+# lists every installed distribution when a run starts, so a bigger environment (torch, the test
+# tools) would be measured as plugin overhead.
+TWIN = Path(os.environ.get("BENCH_TWIN_VENV", ROOT / ".bench" / "ours"))
 _STAMP = "bench-published.json"
 
 
@@ -64,6 +68,37 @@ def published_python() -> Path:
     )
     subprocess.run([str(python), "-c", check], check=True)
     stamp.write_text(json.dumps(_wanted()))
+    return python
+
+
+def twin_python() -> Path:
+    """The interpreter of our twin virtualenv (same flyte and wandb pins, our three packages)."""
+    stamp = TWIN / _STAMP
+    python = _python(TWIN)
+    wanted = {"flyte": FLYTE_VERSION, "wandb": WANDB_VERSION, "ours": "local"}
+    if python.exists() and stamp.exists() and json.loads(stamp.read_text()) == wanted:
+        # Editable installs: the twin always runs the working tree's code.
+        return python
+    venv.EnvBuilder(with_pip=True, clear=True).create(TWIN)
+    packages = ROOT / "packages"
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            f"flyte=={FLYTE_VERSION}",
+            f"wandb=={WANDB_VERSION}",
+            "-e",
+            str(packages / "flyteplugins-wandb-core"),
+            "-e",
+            str(packages / "flyteplugins-wandb"),
+        ],
+        check=True,
+    )
+    stamp.write_text(json.dumps(wanted))
     return python
 
 
