@@ -115,6 +115,16 @@ def init_run(request: InitRequest) -> Any:
     if request.shared and mode == "online":
         kwargs["mode"] = "shared"
         mode = "shared"
+    if (
+        request.shared
+        and mode == "offline"
+        and request.label
+        and "x_sync_dir_suffix" not in settings.model_fields_set
+    ):
+        # Offline, every writer of a shared run keeps its own folder. The client names it
+        # offline-run-<start second>-<id>: ranks of one job starting in the same second would
+        # otherwise write into one folder and one run file.
+        settings.x_sync_dir_suffix = request.label
     server = request.host or (
         settings.base_url if "base_url" in settings.model_fields_set else None
     )
