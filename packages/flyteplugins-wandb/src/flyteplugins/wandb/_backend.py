@@ -164,24 +164,3 @@ def finish_run(run: Any, exit_code: int) -> None:
 def mark_preempting(run: Any) -> None:
     """Tell W&B the run is being preempted (it may resume later)."""
     run.mark_preempting()
-
-
-def set_global_run(run: Any | None) -> None:
-    """Point ``wandb.run``/``wandb.log``/``wandb.config`` at ``run`` (or clear them)."""
-    import wandb
-    from wandb.sdk import wandb_init
-    from wandb.sdk.lib import module
-
-    if run is None or getattr(run, "_is_finished", False):
-        if wandb.run is not None:
-            module.unset_globals()  # type: ignore[no-untyped-call]
-        return
-    wandb_init._set_global_run(run)
-
-
-def global_run() -> Any | None:
-    """``wandb.run`` when wandb is already imported, else ``None`` (without importing it)."""
-    import sys
-
-    mod = sys.modules.get("wandb")
-    return getattr(mod, "run", None) if mod is not None else None

@@ -42,7 +42,7 @@ from flyteplugins.wandb_core import (
     plan,
 )
 
-from . import _distributed, _elastic
+from . import _distributed, _elastic, _globals
 from ._context import (
     PREFIX,
     check_no_secret,
@@ -421,7 +421,7 @@ class _Call:
         self.owned = False
         self.token: Any = None
         self.publish: AbstractContextManager[None] | None = None
-        self.previous_global: Any = None
+        self.binding: Any = None
         self.active: ActiveRun | None = None
         self.shared_finish: _distributed.SharedFinish | None = None
 
@@ -455,7 +455,7 @@ class _Call:
             action_name = action.name
             base = make_base(action.run_name or "run", action.name)
         else:
-            base = make_base(os.environ.get("TORCHELASTIC_RUN_ID") or "local", self.name)
+            base = _distributed.launcher_base(self.name, topology, os.environ)
 
         parent: dict[str, Any] | None = None
         if sweep_trial:
@@ -554,13 +554,13 @@ class _Call:
                 settings=settings.get("settings"),
                 extra_settings=extra,
             )
-            self.previous_global = _backend.global_run()
+            before = _globals.current_global()
             run = _backend.init_run(request)
             self.owned = True
             run_id = str(getattr(run, "id", None) or p.run_id)
             with _live_lock:
                 _live_runs[run_id] = run
-            _backend.set_global_run(run)
+            self.binding = _globals.bind(run, before)
             _install_sigterm_handler()
         self.run = run
         active = ActiveRun(run, p, topology, host, entity, project, dict(settings))
@@ -619,17 +619,14 @@ class _Call:
         sync = self.shared_finish  # shared mode in a distributed job: order the finishes
         if sync is not None:
             code = sync.before_finish(code)
-        # Only the call whose run holds the process-wide ``wandb.run`` slot hands it back; a
-        # concurrent call that started later keeps it.
-        holds_global = _backend.global_run() is run
+        release = _globals.release(self.binding) if self.binding is not None else None
         try:
             if not getattr(run, "_is_finished", False):
                 _backend.finish_run(run, code)
         finally:
-            if holds_global:
+            if release is not None:
                 enclosing = _active.get()
-                restore = enclosing.run if enclosing is not None else self.previous_global
-                _backend.set_global_run(restore)
+                release(enclosing.run if enclosing is not None else None)
             if sync is not None:
                 sync.after_finish(code)
 

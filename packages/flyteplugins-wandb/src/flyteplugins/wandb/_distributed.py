@@ -69,6 +69,16 @@ def clean_worker_environment(environ: MutableMapping[str, str], *, pid: int) -> 
     return removed
 
 
+def launcher_base(name: str, topology: Topology | None, environ: Mapping[str, str]) -> str:
+    """The base id of a call that no Flyte action names (a function under ``torchrun``).
+
+    ``name`` is the decorated function's qualified name.
+    """
+    from flyteplugins.wandb_core import make_base
+
+    return make_base(environ.get("TORCHELASTIC_RUN_ID") or "local", name)
+
+
 def cuda_device_count() -> int:
     """How many CUDA devices this process sees, without importing torch.
 
