@@ -128,7 +128,12 @@ def fit(text: str, budget: int = BASE_BUDGET) -> str:
 
 def make_base(run_name: str, action_name: str) -> str:
     """The base id ``{run_name}-{action_name}``, sanitized and fitted."""
-    return fit(sanitize(f"{run_name}-{action_name}"))
+    return clean_base(f"{run_name}-{action_name}")
+
+
+def clean_base(text: str) -> str:
+    """``text`` made a valid base id: sanitized, then fitted (the rule of :func:`make_base`)."""
+    return fit(sanitize(text))
 
 
 def check_user_id(run_id: str) -> str:
