@@ -77,6 +77,8 @@ class ActiveRun:
     entity: str | None = None
     project: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: The Flyte action the call started in: the run is visible there only (see _globals.scope).
+    scope: Any = field(default_factory=_globals.scope)
 
 
 _active: ContextVar[ActiveRun | None] = ContextVar("flyteplugins_wandb_active_run", default=None)
@@ -93,13 +95,18 @@ def get_wandb_run() -> Any | None:
     ``None`` outside ``@wandb_init`` and in processes that the plan leaves silent (for example
     non-zero ranks under ``run_mode="auto"``).
     """
-    active = _active.get()
+    active = current_active()
     return None if active is None else active.run
 
 
 def current_active() -> ActiveRun | None:
-    """The :class:`ActiveRun` of the current call (for the sweeps and distributed modules)."""
-    return _active.get()
+    """The :class:`ActiveRun` of the current call (for the sweeps and distributed modules).
+
+    ``None`` in a child task that inherited its parent's context (local runs) but is not
+    decorated itself: as in a remote run, where it runs in another process.
+    """
+    active = _active.get()
+    return active if active is not None and _globals.in_scope(active.scope) else None
 
 
 def get_wandb_run_dir() -> str | None:
@@ -554,13 +561,12 @@ class _Call:
                 settings=settings.get("settings"),
                 extra_settings=extra,
             )
-            before = _globals.current_global()
             run = _backend.init_run(request)
             self.owned = True
             run_id = str(getattr(run, "id", None) or p.run_id)
             with _live_lock:
                 _live_runs[run_id] = run
-            self.binding = _globals.bind(run, before)
+            self.binding = _globals.bind(run)
             _install_sigterm_handler()
         self.run = run
         active = ActiveRun(run, p, topology, host, entity, project, dict(settings))
@@ -619,14 +625,12 @@ class _Call:
         sync = self.shared_finish  # shared mode in a distributed job: order the finishes
         if sync is not None:
             code = sync.before_finish(code)
-        release = _globals.release(self.binding) if self.binding is not None else None
         try:
             if not getattr(run, "_is_finished", False):
                 _backend.finish_run(run, code)
         finally:
-            if release is not None:
-                enclosing = _active.get()
-                release(enclosing.run if enclosing is not None else None)
+            if self.binding is not None:
+                _globals.release(self.binding)
             if sync is not None:
                 sync.after_finish(code)
 

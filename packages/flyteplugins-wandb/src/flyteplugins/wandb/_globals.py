@@ -1,63 +1,312 @@
 """wandb's module-level state (``wandb.run``, ``wandb.log``, ``wandb.config``, ...) per call.
 
-The only module that touches wandb's module globals. A decorated call binds its run when the run
-becomes current and unbinds it when the call ends.
+The only module that touches wandb's module state. wandb keeps one current run per process, in
+module attributes that :func:`wandb.sdk.lib.module.set_global` writes. Flyte's local mode runs
+sibling tasks concurrently in one process, so with the plugin those attributes must answer per
+call instead:
+
+- While at least one plugin run is live (from :func:`bind` of the first to :func:`release` of the
+  last), the ``wandb`` module object's class is a subclass of its own with one property per
+  module-level run helper (the names ``set_global`` takes, plus ``init``). Inside a decorated
+  call whose run is live, a helper is that run's (``wandb.log`` is ``run.log``). Anywhere else it
+  is what wandb itself stored: the properties read and write the module's ``__dict__``, where
+  wandb keeps it, so the user's own ``wandb.init()`` outside our calls sets what it always sets.
+- Plugin runs are started with ``reinit="create_new"`` and never written into the module, so
+  nothing has to be put back but the class when the last one ends.
+- A call's run is visible in the Flyte action it was started in (its traces, groups and plain
+  decorated functions included), not in a child task that inherited the context variable:
+  :func:`scope` and :func:`in_scope` decide that, for ``get_wandb_run()`` as well.
+- ``wandb.init(...)`` called by user code is routed by :func:`_init`: inside a call it returns
+  the call's run (see there); outside, while plugin runs are live, wandb sees only the user's own
+  runs, as it would without the plugin.
+
+Threads that user code starts itself run outside the call unless started in a copy of its
+context (``contextvars.copy_context().run``; ``asyncio.to_thread`` does that).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
+import threading
+import types
+import warnings
 from collections.abc import Callable
 from typing import Any
 
+_BACKEND = __name__.rsplit(".", 1)[0] + "._backend"
+
+# init() arguments that can be compared with what the call's run already has.
+_RUN_FIELDS = ("entity", "project", "name", "id", "group", "job_type", "notes")
+
+
+class WandbInitInTaskWarning(UserWarning):
+    """``wandb.init()`` inside a ``@wandb_init`` call returned that call's run, ignoring some
+    of its arguments (the warning names them)."""
+
 
 class Binding:
-    """What :func:`bind` changed, handed back to :func:`unbind`."""
+    """One live plugin run, from :func:`bind` until :func:`release`."""
 
-    def __init__(self, run: Any, previous: Any) -> None:
+    def __init__(self, run: Any) -> None:
         self.run = run
-        self.previous = previous
+        self.released = False
 
 
-def bind(run: Any, previous: Any | None) -> Binding:
-    """Make ``run`` the current run of wandb's module-level helpers for this call.
+_lock = threading.Lock()
+_live: dict[int, Binding] = {}  # by id(binding)
+_saved_class: type | None = None  # the wandb module's class while ours is installed
+_classes: dict[type, type] = {}  # our subclass of each original class, built on first install
+_task_context: Callable[[], Any] | None = None
+_current_active: Callable[[], Any] | None = None
 
-    ``previous`` is what ``wandb.run`` was before the run started.
+
+# -- scope: which Flyte action a call belongs to -------------------------------------------------
+
+
+def scope() -> Any:
+    """The Flyte action the caller runs in (``None`` outside Flyte).
+
+    It stays the same in the action's traces and groups and differs in every child task, also
+    in local runs where the child inherits the parent's context variables. flyte's
+    ``task_action`` is exactly that; releases without it (< 2.12) swap ``action`` in traces, but
+    keep the action's ``output_path``.
     """
-    from wandb.sdk import wandb_init
+    global _task_context
+    get = _task_context
+    if get is None:
+        from flyte._context import internal_ctx  # flyte.ctx() costs ~1 µs per call
 
-    wandb_init._set_global_run(run)
-    return Binding(run, previous)
-
-
-def release(binding: Binding) -> Callable[[Any | None], None]:
-    """Prepare to undo :func:`bind`; call the result, with the enclosing run, after finishing.
-
-    Only a call whose run still holds the slot hands it back: a concurrent call that started
-    later keeps it.
-    """
-    held = current_global() is binding.run
-
-    def restore(enclosing: Any | None) -> None:
-        if held:
-            _set(enclosing if enclosing is not None else binding.previous)
-
-    return restore
+        get = _task_context = internal_ctx
+    tctx = get().data.task_context
+    if tctx is None:
+        return None
+    return getattr(tctx, "task_action", None) or tctx.output_path
 
 
-def _set(run: Any | None) -> None:
-    import wandb
-    from wandb.sdk import wandb_init
+def in_scope(started_in: Any) -> bool:
+    """Whether a run started in the action ``started_in`` belongs to the caller."""
+    now = scope()
+    return now is started_in or now == started_in
+
+
+def _visible_run() -> Any | None:
+    """The live run of the decorated call the caller is in, else ``None``."""
+    active = _current_active() if _current_active is not None else None
+    run = None if active is None else active.run
+    if run is None or getattr(run, "_is_finished", False):
+        return None
+    return run
+
+
+# -- bind / release --------------------------------------------------------------------------------
+
+
+def bind(run: Any) -> Binding:
+    """Count ``run`` as a live plugin run; the first one installs the call-aware module class."""
+    global _current_active
+    binding = Binding(run)
+    with _lock:
+        if not _live:
+            from ._decorator import current_active
+
+            _current_active = current_active
+            _install()
+        _live[id(binding)] = binding
+    return binding
+
+
+def release(binding: Binding) -> None:
+    """End ``binding`` (once); after the last live run, wandb's module is as it was before."""
+    with _lock:
+        if binding.released:
+            return
+        binding.released = True
+        del _live[id(binding)]
+        if not _live:
+            _uninstall()
+
+
+def installed() -> bool:
+    """Whether wandb's module currently answers per call (some plugin run is live)."""
+    return _saved_class is not None
+
+
+def _install() -> None:
+    global _saved_class
+    mod = sys.modules["wandb"]
+    original = type(mod)
+    cls = _classes.get(original)
+    if cls is None:
+        cls = _classes[original] = _call_aware_class(original)
+    _saved_class = original
+    mod.__class__ = cls
+
+
+def _uninstall() -> None:
+    global _saved_class
+    mod = sys.modules.get("wandb")
+    if mod is not None and _saved_class is not None and type(mod) is _classes.get(_saved_class):
+        mod.__class__ = _saved_class
+    _saved_class = None
+
+
+def _helper_names() -> tuple[str, ...]:
+    """What wandb points at the current run: the parameters of its own ``set_global``."""
     from wandb.sdk.lib import module
 
-    if run is None or getattr(run, "_is_finished", False):
-        if wandb.run is not None:
-            module.unset_globals()  # type: ignore[no-untyped-call]
-        return
-    wandb_init._set_global_run(run)
+    return tuple(inspect.signature(module.set_global).parameters)
 
 
-def current_global() -> Any | None:
-    """``wandb.run`` when wandb is already imported, else ``None`` (without importing it)."""
-    mod = sys.modules.get("wandb")
-    return getattr(mod, "run", None) if mod is not None else None
+def _call_aware_class(original: type) -> type:
+    namespace: dict[str, Any] = {name: _helper(name) for name in _helper_names()}
+    namespace["init"] = _init_property(sys.modules["wandb"].__dict__["init"])
+    namespace["__slots__"] = ()
+    return type(original.__name__, (original,), namespace)
+
+
+def _helper(name: str) -> property:
+    if name == "run":
+        return _stored_property(name, lambda run: run)
+    return _stored_property(name, lambda run: getattr(run, name))
+
+
+def _stored_property(name: str, in_call: Callable[[Any], Any]) -> property:
+    """``in_call(run)`` inside a call with a live run, else the module's own value."""
+
+    def get(mod: types.ModuleType) -> Any:
+        run = _visible_run()
+        if run is not None:
+            return in_call(run)
+        try:
+            return mod.__dict__[name]
+        except KeyError:
+            raise AttributeError(f"module 'wandb' has no attribute {name!r}") from None
+
+    def set_(mod: types.ModuleType, value: Any) -> None:
+        mod.__dict__[name] = value
+
+    def delete(mod: types.ModuleType) -> None:
+        del mod.__dict__[name]
+
+    return property(get, set_, delete)
+
+
+# -- wandb.init() called by user code ----------------------------------------------------------
+
+
+def _init_property(client_init: Callable[..., Any]) -> property:
+    """``wandb.init`` is :func:`_init` (with the client's signature) everywhere while installed."""
+
+    @functools.wraps(client_init)
+    def init(*args: Any, **kwargs: Any) -> Any:
+        return _init(sys._getframe(1), args, kwargs)
+
+    def set_(mod: types.ModuleType, value: Any) -> None:
+        mod.__dict__["init"] = value
+
+    return property(lambda mod: init, set_)
+
+
+def _reinit(arguments: dict[str, Any]) -> Any:
+    """The ``reinit`` this ``wandb.init`` call asks for: argument, ``settings=``, process."""
+    if arguments.get("reinit") is not None:
+        return arguments["reinit"]
+    settings = arguments.get("settings")
+    if isinstance(settings, dict) and settings.get("reinit") is not None:
+        return settings["reinit"]
+    if settings is not None and "reinit" in getattr(settings, "model_fields_set", ()):
+        return settings.reinit
+    from wandb.sdk import wandb_setup
+
+    return wandb_setup.singleton().settings.reinit
+
+
+def _init(caller: types.FrameType, args: Any, kwargs: Any) -> Any:
+    """``wandb.init(*args, **kwargs)`` while plugin runs are live.
+
+    - Called by the plugin itself, or with ``reinit="create_new"`` (explicitly asking for a
+      separate run, which then does not become ``wandb.run``): the client's own ``wandb.init``.
+    - Inside a decorated call with a live run: that run, not a second one. New keys of
+      ``config=`` are added to the run's config (all keys with ``allow_val_change=True``); every
+      argument that is not applied (a different ``project=``, a config key the run already has
+      with another value, ...) is named in a :class:`WandbInitInTaskWarning`. Leaving
+      ``with wandb.init(...)`` or calling ``run.finish()`` ends the call's run early, as
+      wandb's own ``reinit="return_previous"`` does.
+    - Elsewhere: the client's own ``wandb.init``, seeing only the user's own runs, so that
+      ``reinit`` and ``resume="must"`` behave as without the plugin.
+    """
+    real = sys.modules["wandb"].__dict__["init"]
+    if caller.f_globals.get("__name__") == _BACKEND:
+        return real(*args, **kwargs)
+    arguments = dict(inspect.signature(real).bind(*args, **kwargs).arguments)
+    if _reinit(arguments) == "create_new":
+        return real(*args, **kwargs)
+    run = _visible_run()
+    if run is not None:
+        return _adopt(run, arguments)
+    return _init_as_guest(real, args, kwargs)
+
+
+def _adopt(run: Any, arguments: dict[str, Any]) -> Any:
+    """Apply what ``wandb.init(**arguments)`` can apply to ``run``; warn about the rest."""
+    from wandb.sdk.wandb_helper import parse_config
+
+    ignored: list[str] = []
+    config = arguments.pop("config", None)
+    include = arguments.pop("config_include_keys", None)
+    exclude = arguments.pop("config_exclude_keys", None)
+    change = bool(arguments.pop("allow_val_change", None))
+    if config is not None:
+        given = parse_config(config, include=include, exclude=exclude)  # type: ignore[no-untyped-call]
+        taken = {k: v for k, v in given.items() if change or k not in run.config}
+        kept = sorted(k for k in given if k not in taken and run.config[k] != given[k])
+        if taken:
+            run.config.update(taken, allow_val_change=change)
+        if kept:
+            ignored.append(f"config keys {kept} (the run already has other values)")
+    for key, value in arguments.items():
+        if value is None or (key == "reinit" and value in (False, "default", "return_previous")):
+            continue
+        if key in _RUN_FIELDS and getattr(run, key, None) == value:
+            continue
+        if key == "tags" and tuple(getattr(run, "tags", ()) or ()) == tuple(value):
+            continue
+        ignored.append("settings=..." if key == "settings" else f"{key}={value!r}")
+    if ignored:
+        warnings.warn(
+            f"wandb.init() inside a @wandb_init call returned that call's run {run.id!r} instead "
+            f"of starting another; not applied: {', '.join(ignored)}. Set these on @wandb_init "
+            "or wandb_config(...), or pass reinit='create_new' for a separate run.",
+            WandbInitInTaskWarning,
+            stacklevel=4,
+        )
+    return run
+
+
+def _init_as_guest(real: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """The client's ``wandb.init`` with the plugin's runs out of its list of active runs.
+
+    wandb returns (or finishes, with ``reinit="finish_previous"``) its most recent active run
+    when ``init`` is called again; the plugin's runs are hidden for the duration so that only
+    the user's own are considered. Runs start one at a time in a process (``_INIT_LOCK``), so no
+    plugin run starts meanwhile.
+    """
+    from wandb.sdk import wandb_setup
+
+    from ._backend import _INIT_LOCK
+
+    with _INIT_LOCK:
+        setup = wandb_setup.singleton()
+        with _lock:
+            ours = {id(b.run) for b in _live.values()}
+        with setup._active_runs_lock:
+            hidden = [r for r in setup._active_runs if id(r) in ours]
+            setup._active_runs[:] = [r for r in setup._active_runs if id(r) not in ours]
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with setup._active_runs_lock:
+                back = [r for r in hidden if not r._is_finished and r not in setup._active_runs]
+                setup._active_runs[:0] = back
