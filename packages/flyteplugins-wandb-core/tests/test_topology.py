@@ -83,6 +83,49 @@ def test_topology_error_is_a_value_error() -> None:
     assert issubclass(TopologyError, ValueError)
 
 
+@pytest.mark.parametrize(
+    ("environ", "present", "missing"),
+    [
+        (env(RANK=1), "RANK", "WORLD_SIZE"),
+        (env(RANK=0, LOCAL_RANK=0, GROUP_RANK=0), "RANK", "WORLD_SIZE"),
+        (env(WORLD_SIZE=2), "WORLD_SIZE", "RANK"),
+        (env(WORLD_SIZE=2, RANK=" "), "WORLD_SIZE", "RANK"),
+    ],
+)
+def test_a_lone_rank_or_world_size_is_named(
+    environ: dict[str, str], present: str, missing: str
+) -> None:
+    """What a caller needs to tell a stray variable from a broken distributed job."""
+    with pytest.raises(TopologyError) as caught:
+        Topology.from_env(environ)
+    assert (caught.value.present, caught.value.missing) == (present, missing)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        env(RANK="x"),  # malformed, even alone: never a stray variable
+        env(RANK=2, WORLD_SIZE=2),
+        env(RANK=0, WORLD_SIZE=5, LOCAL_WORLD_SIZE=2),
+    ],
+)
+def test_other_errors_name_no_lone_variable(environ: dict[str, str]) -> None:
+    with pytest.raises(TopologyError) as caught:
+        Topology.from_env(environ)
+    assert (caught.value.present, caught.value.missing) == (None, None)
+
+
+def test_topology_error_survives_pickling() -> None:
+    """Errors cross process boundaries (Elastic workers report them to the launcher)."""
+    import pickle
+
+    with pytest.raises(TopologyError) as caught:
+        Topology.from_env(env(RANK=1))
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert isinstance(again, TopologyError) and str(again) == str(caught.value)
+    assert (again.present, again.missing) == ("RANK", "WORLD_SIZE")
+
+
 def test_enumerate_rejects_empty_jobs() -> None:
     with pytest.raises(TopologyError, match="nnodes=0"):
         Topology.enumerate(0, 2)

@@ -16,7 +16,22 @@ if TYPE_CHECKING:
 
 
 class TopologyError(ValueError):
-    """A distributed-training environment variable is missing, malformed or inconsistent."""
+    """A distributed-training environment variable is missing, malformed or inconsistent.
+
+    When only one of ``RANK`` and ``WORLD_SIZE`` is set, ``present`` names the one that is and
+    ``missing`` the other (both ``None`` for every other error): a caller that knows the process
+    is not part of a distributed job may then treat the lone variable as a stray one.
+    """
+
+    present: str | None
+    missing: str | None
+
+    def __init__(
+        self, message: str, *, present: str | None = None, missing: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.present = present
+        self.missing = missing
 
 
 # Variables that torchrun / torch.distributed.elastic export, then the names Flyte's clustered
@@ -148,7 +163,9 @@ class Topology(Frozen):
             assert present is not None
             raise TopologyError(
                 f"{present[0]}={present[1]} is set but {missing} is not; "
-                "a distributed process needs both"
+                "a distributed process needs both",
+                present=present[0],
+                missing=missing,
             )
         world_size = world[1]
         local_world = _read_int(environ, _LOCAL_WORLD_VARS, minimum=1)
