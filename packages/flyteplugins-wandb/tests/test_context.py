@@ -13,6 +13,8 @@ from flyteplugins.wandb._context import (
     PREFIX,
     UNSET,
     ContextEntries,
+    check_entity,
+    check_project,
     current_custom_context,
     decode_entries,
     encode_entries,
@@ -46,15 +48,25 @@ def test_entries_round_trip_exactly(values: dict[str, Any]) -> None:
 
 @given(st.text())
 def test_any_string_stays_that_string(text: str) -> None:
-    for field in ("project", "entity", "name", "group", "notes", "job_type"):
+    for field in ("name", "group", "notes", "job_type"):
         cfg = wandb_config(**{field: text})
         assert read_wandb_config(cfg) == {field: text}
+    # project and entity: every name W&B accepts comes back exactly; the others are refused
+    for field, check in (("project", check_project), ("entity", check_entity)):
+        try:
+            check(text)
+        except ValueError:
+            with pytest.raises(ValueError, match=field):
+                wandb_config(**{field: text})
+            continue
+        assert read_wandb_config(wandb_config(**{field: text})) == {field: text}
 
 
-@pytest.mark.parametrize("text", ["2024", "null", "true", "false", "1.5", "[]", "{}", '"q"', ""])
+@pytest.mark.parametrize("text", ["2024", "null", "true", "false", "1.5", "[]", "{}", '"q"'])
 def test_strings_that_look_like_json_stay_strings(text: str) -> None:
     cfg = wandb_config(project=text, name=text, tags=[text])
     assert read_wandb_config(cfg) == {"project": text, "name": text, "tags": [text]}
+    assert read_wandb_config(wandb_config(name="")) == {"name": ""}
 
 
 def test_only_given_keys_are_written() -> None:

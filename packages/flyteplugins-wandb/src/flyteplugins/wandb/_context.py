@@ -24,13 +24,16 @@ Generic helpers, shared with ``flyteplugins.wandb_sweeps`` (keep their signature
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
 import json
 import math
+import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 from flyteplugins.wandb_core import check_user_id, parse_rank_scope, parse_run_mode
 
@@ -54,7 +57,8 @@ UNSET: Final = _Unset()
 MODES: Final = ("online", "offline", "disabled", "shared")
 """Values of ``mode`` accepted by the wandb client (besides its legacy aliases)."""
 
-# Settings wandb_config knows by name; any other keyword is passed to ``wandb.init`` as is.
+# Settings wandb_config knows by name, in the order of its parameters (the first twelve in the
+# order of 2.x); any other keyword must be a ``wandb.init`` keyword and is passed to it as is.
 KNOWN_SETTINGS: Final = (
     "project",
     "entity",
@@ -65,11 +69,11 @@ KNOWN_SETTINGS: Final = (
     "config",
     "mode",
     "group",
-    "job_type",
-    "notes",
     "run_mode",
     "rank_scope",
     "download_logs",
+    "job_type",
+    "notes",
     "finish_timeout",
     "offline_fallback",
 )
@@ -183,19 +187,36 @@ def override_custom_context(entries: Mapping[str, str]) -> Iterator[None]:
         _outside_task.reset(token)
 
 
+_E = TypeVar("_E", bound="ContextEntries")
+
+_entered: ContextVar[tuple[tuple[ContextEntries, AbstractContextManager[None]], ...]] = ContextVar(
+    "flyteplugins_wandb_entered_entries", default=()
+)
+"""The ``with`` blocks open in the current context, innermost last.
+
+Kept in a context variable rather than on the object: each asyncio task and each thread sees its
+own copy, so one module-level ``CFG = wandb_config(...)`` can be entered by concurrent tasks (and
+nested, and re-entered) without one task's exit undoing another's.
+"""
+
+
 class ContextEntries(dict[str, str]):
     """Encoded settings: usable as ``custom_context=`` and as a ``with`` block.
 
     As a mapping it merges with other entries (``{**wandb_config(...), "team": "a"}``). As a
     context manager it overrides only its own keys for child tasks started inside the block and
-    restores the previous values on exit.
+    restores the previous values on exit; the object can be reused, nested and entered from
+    concurrent tasks and threads. Subclasses that set ``_prefix`` and ``_fields`` also read their
+    settings as attributes (``cfg.project``; ``None`` when not given).
     """
 
-    def __enter__(self) -> ContextEntries:
-        stack = self.__dict__.setdefault("_stack", [])
+    _prefix: ClassVar[str] = ""
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __enter__(self: _E) -> _E:
         cm = override_custom_context(dict(self))
         cm.__enter__()
-        stack.append(cm)
+        _entered.set((*_entered.get(), (self, cm)))
         return self
 
     def __exit__(
@@ -204,12 +225,242 @@ class ContextEntries(dict[str, str]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        cm = self.__dict__["_stack"].pop()
-        cm.__exit__(exc_type, exc, tb)
+        stack = _entered.get()
+        if not stack or stack[-1][0] is not self:
+            where = (
+                "inside another block that is still open"
+                if any(entry is self for entry, _ in stack)
+                else "in this task or thread"
+            )
+            raise RuntimeError(
+                f"{type(self).__name__} is exited without a matching enter {where}: "
+                "enter and exit each block in the same task (or thread), innermost first"
+            )
+        _entered.set(stack[:-1])
+        stack[-1][1].__exit__(exc_type, exc, tb)
+
+    # -- attribute access -----------------------------------------------------------------------
+
+    def _settings(self) -> dict[str, Any]:
+        values = decode_entries(self._prefix, self) if self._prefix else {}
+        return {k: v for k, v in values.items() if not k.startswith("~")}
+
+    def __getattr__(self, name: str) -> Any:
+        if not self._prefix or name.startswith("_"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        values = self._settings()
+        if name == "kwargs":
+            extra = {k: v for k, v in values.items() if k not in self._fields}
+            return extra or None
+        if name in self._fields:
+            return values.get(name)
+        raise AttributeError(
+            f"{type(self).__name__} has no setting {name!r}; its settings are "
+            + ", ".join(self._fields)
+            + " and kwargs (every other keyword)"
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not self._prefix or (name not in self._fields and name != "kwargs"):
+            raise AttributeError(
+                f"cannot set {name!r} on {type(self).__name__}: "
+                + (f"its settings are {', '.join(self._fields)} and kwargs" if self._prefix else "")
+            )
+        updates = dict(value or {}) if name == "kwargs" else {name: value}
+        if name == "kwargs":
+            for key in self._settings():
+                if key not in self._fields and key not in updates:
+                    del self[self._prefix + key]
+        checked = self._normalize({k: v for k, v in updates.items() if v is not None})
+        for key, item in updates.items():
+            if item is None:
+                self.pop(self._prefix + key, None)
+        self.update(encode_entries(self._prefix, checked))
+
+    def __delattr__(self, name: str) -> None:
+        self.__setattr__(name, None)
+
+    @classmethod
+    def _normalize(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Check settings given by attribute (subclasses apply their own rules)."""
+        return values
+
+    def to_dict(self) -> dict[str, str]:
+        """The entries as a plain ``dict[str, str]``, as Flyte's ``custom_context`` takes them."""
+        return dict(self)
+
+    @classmethod
+    def from_dict(cls: type[_E], entries: Mapping[str, str]) -> _E:
+        """The settings of this kind found in ``entries`` (other keys are left out)."""
+        return cls(
+            {
+                k: v
+                for k, v in entries.items()
+                if isinstance(k, str)
+                and k.startswith(cls._prefix)
+                and not k[len(cls._prefix) :].startswith("~")
+            }
+        )
+
+
+WANDB_INIT_KEYWORDS: Final = (
+    "entity",
+    "project",
+    "dir",
+    "id",
+    "name",
+    "notes",
+    "tags",
+    "config",
+    "config_exclude_keys",
+    "config_include_keys",
+    "allow_val_change",
+    "group",
+    "job_type",
+    "mode",
+    "force",
+    "reinit",
+    "resume",
+    "resume_from",
+    "fork_from",
+    "save_code",
+    "tensorboard",
+    "sync_tensorboard",
+    "monitor_gym",
+    "settings",
+    "anonymous",
+)
+"""The keywords of ``wandb.init`` in the supported client, written here so that checking a
+setting never imports ``wandb``. A test compares this list with the installed client's
+``inspect.signature(wandb.init)``: a client that adds or drops one fails that test."""
+
+MAX_TAG_LENGTH: Final = 64
+"""The client refuses tags that are empty or longer than this (``Settings.validate_run_tags``)."""
+
+MAX_PROJECT_LENGTH: Final = 128
+"""The client refuses longer project names (``Settings.validate_project``)."""
+
+PATH_CHARACTERS: Final = "/\\#?%:"
+"""Characters the client refuses in a project name: they would split or end the run's path
+(``entity/project/run``) and URL. An entity (a user or team name) is one segment of the same
+path, so the plugin refuses them there too, as well as whitespace and control characters."""
+
+SWEEPS_EXTRA_HINT: Final = 'pip install "flyteplugins-wandb[sweeps]"'
+
+
+def _sweeps_installed() -> bool:
+    try:
+        return importlib.util.find_spec("flyteplugins.wandb_sweeps") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_download_logs(value: Any) -> None:
+    """``download_logs`` needs the log download of the sweeps distribution: refuse it without."""
+    if value and not _sweeps_installed():
+        raise ImportError(
+            f"download_logs={value!r} needs the log download of the flyteplugins-wandb-sweeps "
+            f"distribution, which is not installed: {SWEEPS_EXTRA_HINT}"
+        )
+
+
+def check_keywords(names: Any) -> None:
+    """Refuse a keyword that is neither a plugin setting nor a ``wandb.init`` keyword."""
+    allowed = (*KNOWN_SETTINGS, *WANDB_INIT_KEYWORDS)
+    for name in names:
+        if name in allowed:
+            continue
+        close = difflib.get_close_matches(str(name), allowed, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise TypeError(
+            f"unknown keyword {name!r}: {hint}accepted are the plugin's settings "
+            f"({', '.join(KNOWN_SETTINGS)}) and the keywords of wandb.init "
+            f"({', '.join(k for k in WANDB_INIT_KEYWORDS if k not in KNOWN_SETTINGS)})"
+        )
+
+
+def _check_path_segment(name: str, value: str) -> None:
+    bad = sorted({c for c in value if c in PATH_CHARACTERS})
+    if bad:
+        raise ValueError(
+            f"{name}={value!r} contains {', '.join(repr(c) for c in bad)}: W&B refuses the "
+            f"characters {' '.join(PATH_CHARACTERS)} in a {name} name"
+        )
+
+
+def check_project(value: str) -> None:
+    """A project name the client accepts: not empty, at most 128 characters, no path characters."""
+    if not value.strip():
+        raise ValueError(f"project={value!r} is empty: give a W&B project name or leave it unset")
+    if len(value) > MAX_PROJECT_LENGTH:
+        raise ValueError(
+            f"project={value[:20] + '...' + value[-20:]!r} has {len(value)} characters: "
+            f"W&B accepts "
+            f"at most {MAX_PROJECT_LENGTH}"
+        )
+    _check_path_segment("project", value)
+
+
+def check_entity(value: str) -> None:
+    """An entity (user or team name) that fits in one segment of a run's path."""
+    if not value.strip():
+        raise ValueError(
+            f"entity={value!r} is empty: give a W&B user or team name or leave it unset"
+        )
+    _check_path_segment("entity", value)
+    odd = sorted({c for c in value if c.isspace() or not c.isprintable()})
+    if odd:
+        raise ValueError(
+            f"entity={value!r} contains {', '.join(repr(c) for c in odd)}: W&B user and team "
+            "names have no whitespace or control characters"
+        )
+
+
+def check_tags(tags: Any) -> None:
+    """A list of str, each 1 to 64 characters long (the client's own rule)."""
+    if (
+        isinstance(tags, str)
+        or not isinstance(tags, (list, tuple))
+        or not all(isinstance(t, str) for t in tags)
+    ):
+        raise TypeError(f"tags={tags!r}: expected a list of str")
+    for i, tag in enumerate(tags):
+        if not 1 <= len(tag) <= MAX_TAG_LENGTH:
+            shown = tag if len(tag) <= 43 else f"{tag[:20]}...{tag[-20:]}"
+            raise ValueError(
+                f"tags[{i}]={shown!r} has {len(tag)} characters: W&B accepts tags of 1 to "
+                f"{MAX_TAG_LENGTH} characters"
+            )
+
+
+_YES_NO: Final = frozenset({"yes", "no", "y", "n", "true", "false", "on", "off", "1", "0"})
+
+
+def check_download_target(value: Any) -> None:
+    """``download_logs``: ``True``/``False``, or the folder to download into (str or path)."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        if not text:
+            raise ValueError(
+                "download_logs='' is empty: give True (the default folder) or a folder path"
+            )
+        if isinstance(value, str) and text.strip().lower() in _YES_NO:
+            raise TypeError(
+                f"download_logs={value!r} reads as a yes/no answer, not a folder: give True or "
+                f"False, or a folder path (e.g. './{text}')"
+            )
+        return
+    raise TypeError(
+        f"download_logs={value!r} ({type(value).__name__}): expected True, False or the folder "
+        "to download into (a str or os.PathLike)"
+    )
 
 
 def _validate_settings(values: Mapping[str, Any]) -> None:
     """Reject bad settings at the call that gave them, naming the value and what is allowed."""
+    check_keywords(values)
     if values.get("run_mode") is not None:
         parse_run_mode(values["run_mode"])
     if values.get("rank_scope") is not None:
@@ -218,25 +469,24 @@ def _validate_settings(values: Mapping[str, Any]) -> None:
         v = values.get(name)
         if v is not None and not isinstance(v, str):
             raise TypeError(f"{name}={v!r} ({type(v).__name__}): expected a str")
+    if values.get("project") is not None:
+        check_project(values["project"])
+    if values.get("entity") is not None:
+        check_entity(values["entity"])
     if values.get("id") is not None:
         check_user_id(values["id"])
     mode = values.get("mode")
     if mode is not None and mode not in MODES:
         choices = ", ".join(repr(m) for m in MODES)
         raise ValueError(f"invalid mode {mode!r}; expected one of {choices}")
-    tags = values.get("tags")
-    if tags is not None and (
-        isinstance(tags, str)
-        or not isinstance(tags, (list, tuple))
-        or not all(isinstance(t, str) for t in tags)
-    ):
-        raise TypeError(f"tags={tags!r}: expected a list of str")
+    if values.get("tags") is not None:
+        check_tags(values["tags"])
     config = values.get("config")
     if config is not None and not isinstance(config, Mapping):
         raise TypeError(f"config={config!r} ({type(config).__name__}): expected a dict")
-    dl = values.get("download_logs")
-    if dl is not None and not isinstance(dl, bool):
-        raise TypeError(f"download_logs={dl!r} ({type(dl).__name__}): expected True or False")
+    if values.get("download_logs") is not None:
+        check_download_target(values["download_logs"])
+        check_download_logs(values["download_logs"])
     check_finish_timeout(values.get("finish_timeout"))
     check_offline_fallback(values.get("offline_fallback"))
     if "settings" in values and values["settings"] is not None:
@@ -266,11 +516,32 @@ def normalize_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     """Validate settings and bring them to their canonical form (``tags`` as a list)."""
     _validate_settings(values)
     out = {k: v for k, v in values.items() if v is not None}
+    if isinstance(out.get("download_logs"), os.PathLike):
+        out["download_logs"] = os.fspath(out["download_logs"])
     if "tags" in out:
         out["tags"] = list(out["tags"])
     if "config" in out:
         out["config"] = dict(out["config"])
     return out
+
+
+class WandbConfig(ContextEntries):
+    """What :func:`wandb_config` returns: its settings as ``custom_context`` entries.
+
+    A ``dict[str, str]`` (pass it as ``custom_context=``, merge it with ``**``), a reusable
+    ``with`` block, and the settings as attributes: ``cfg.project`` is the value given, ``None``
+    when it was not given (the enclosing context or the default then applies); ``cfg.kwargs`` is
+    a dict of the other ``wandb.init`` keywords (``None`` when there are none). Setting an
+    attribute checks the value as :func:`wandb_config` would.
+    """
+
+    _prefix: ClassVar[str] = PREFIX
+    _fields: ClassVar[tuple[str, ...]] = KNOWN_SETTINGS
+
+    @classmethod
+    def _normalize(cls, values: dict[str, Any]) -> dict[str, Any]:
+        check_no_secret(values)
+        return normalize_settings(values)
 
 
 def wandb_config(
@@ -283,15 +554,15 @@ def wandb_config(
     config: dict[str, Any] | None = None,
     mode: str | None = None,
     group: str | None = None,
-    job_type: str | None = None,
-    notes: str | None = None,
     run_mode: str | None = None,
     rank_scope: str | None = None,
-    download_logs: bool | None = None,
+    download_logs: bool | str | os.PathLike[str] | None = None,
+    job_type: str | None = None,
+    notes: str | None = None,
     finish_timeout: float | None = None,
     offline_fallback: bool | None = None,
     **init_kwargs: Any,
-) -> ContextEntries:
+) -> WandbConfig:
     """W&B settings for a run and its child tasks, as Flyte ``custom_context`` entries.
 
     Pass the result as ``flyte.with_runcontext(custom_context=...)`` (it merges with other
@@ -300,8 +571,12 @@ def wandb_config(
     in the block. ``host`` is the W&B server (the client's base URL and the links' host).
     ``finish_timeout`` bounds, in seconds, the upload after the task's code returned (default 30;
     0 waits for everything); ``offline_fallback=True`` logs offline instead of failing when the
-    server cannot be reached at start. Any other keyword is passed to ``wandb.init``. Settings
+    server cannot be reached at start; ``download_logs=True`` downloads the run's logs after the
+    task into the default folder, ``download_logs="DIR"`` into ``DIR`` (needs the ``[sweeps]``
+    extra). Any other keyword must be a ``wandb.init`` keyword and is passed to it. Settings
     left as ``None`` are not written, so they keep whatever value an enclosing context gave them.
+    Every setting is checked now; the result reads back as attributes (``cfg.project``,
+    ``cfg.kwargs`` for the other keywords) and ``cfg.to_dict()`` gives the plain entries.
     """
     values: dict[str, Any] = {
         "project": project,
@@ -313,20 +588,17 @@ def wandb_config(
         "config": config,
         "mode": mode,
         "group": group,
-        "job_type": job_type,
-        "notes": notes,
         "run_mode": run_mode,
         "rank_scope": rank_scope,
         "download_logs": download_logs,
+        "job_type": job_type,
+        "notes": notes,
         "finish_timeout": finish_timeout,
         "offline_fallback": offline_fallback,
         **init_kwargs,
     }
-    for k in init_kwargs:
-        if k.startswith("~") or k in _RESERVED_NAMES:
-            raise ValueError(f"{k!r} is not a wandb.init keyword")
     check_no_secret(init_kwargs)
-    return ContextEntries(encode_entries(PREFIX, normalize_settings(values)))
+    return WandbConfig(encode_entries(PREFIX, normalize_settings(values)))
 
 
 def read_wandb_config(context: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -336,6 +608,16 @@ def read_wandb_config(context: Mapping[str, str] | None = None) -> dict[str, Any
     for name in _RESERVED_NAMES:
         values.pop(name, None)
     return values
+
+
+def get_wandb_context() -> WandbConfig | None:
+    """The ``wandb_config`` settings the running code sees, or ``None`` when there are none.
+
+    Inside a task: those of its ``custom_context`` (given at submission or by enclosing ``with``
+    blocks and parent tasks); outside one: those of the open ``with wandb_config(...)`` blocks.
+    """
+    found = WandbConfig.from_dict(current_custom_context())
+    return found if found else None
 
 
 def read_parent(context: Mapping[str, str] | None = None) -> dict[str, Any] | None:
