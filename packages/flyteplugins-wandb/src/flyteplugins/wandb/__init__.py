@@ -2,9 +2,12 @@
 
 ``@wandb_init`` starts a W&B run around a task or function, ``get_wandb_run()`` returns it,
 ``wandb_config(...)`` carries settings to child tasks through Flyte's ``custom_context`` and
-``Wandb`` links a task to its run. Importing this package does not import ``wandb``: the client is
-loaded when a run actually starts. The sweeps API (``wandb_sweep``, ``wandb_sweep_config``,
-``get_wandb_sweep_id``, ``WandbSweep``) is re-exported from ``flyteplugins.wandb_sweeps`` when the
+``Wandb`` links a task to its run; ``get_wandb_context()`` reads the settings in effect. Importing
+this package does not import ``wandb``: the client is loaded when a run actually starts. The
+sweeps API (``wandb_sweep``, ``wandb_sweep_config``, ``get_wandb_sweep_id``,
+``get_wandb_sweep_context``, ``WandbSweep``) and the log download (``download_wandb_run_dir``,
+``download_wandb_sweep_dirs``, ``download_wandb_run_logs``, ``download_wandb_sweep_logs``,
+``remove_downloaded_logs``) are re-exported from ``flyteplugins.wandb_sweeps`` when the
 ``[sweeps]`` extra is installed.
 """
 
@@ -15,11 +18,22 @@ from typing import Any
 from flyteplugins.wandb_core import RankScope, RunMode
 
 from .__about__ import __version__
-from ._context import wandb_config
+from ._context import get_wandb_context, wandb_config
 from ._decorator import get_distributed_info, get_wandb_run, get_wandb_run_dir, wandb_init
 from ._link import Wandb
 
-_SWEEPS_NAMES = ("wandb_sweep", "wandb_sweep_config", "get_wandb_sweep_id", "WandbSweep")
+_SWEEPS_NAMES = (
+    "wandb_sweep",
+    "wandb_sweep_config",
+    "get_wandb_sweep_id",
+    "get_wandb_sweep_context",
+    "WandbSweep",
+    "download_wandb_run_dir",
+    "download_wandb_sweep_dirs",
+    "download_wandb_run_logs",
+    "download_wandb_sweep_logs",
+    "remove_downloaded_logs",
+)
 
 __all__ = [
     "RankScope",
@@ -27,10 +41,17 @@ __all__ = [
     "Wandb",
     "WandbSweep",
     "__version__",
+    "download_wandb_run_dir",
+    "download_wandb_run_logs",
+    "download_wandb_sweep_dirs",
+    "download_wandb_sweep_logs",
     "get_distributed_info",
+    "get_wandb_context",
     "get_wandb_run",
     "get_wandb_run_dir",
+    "get_wandb_sweep_context",
     "get_wandb_sweep_id",
+    "remove_downloaded_logs",
     "wandb_config",
     "wandb_init",
     "wandb_sweep",
