@@ -42,7 +42,7 @@ from flyteplugins.wandb_core import (
     plan,
 )
 
-from . import _distributed, _elastic, _globals
+from . import _distributed, _elastic, _globals, _ranks
 from ._context import (
     PREFIX,
     check_no_secret,
@@ -122,7 +122,7 @@ def get_distributed_info() -> DistributedInfo | None:
 
     ``None`` when the process is not part of a distributed job (``RANK``/``WORLD_SIZE`` unset).
     """
-    topology = Topology.from_env(os.environ)
+    topology = _ranks.read_topology(os.environ)
     return None if topology is None else topology.info()
 
 
@@ -450,7 +450,7 @@ class _Call:
         mode = parse_run_mode(settings.get("run_mode", DEFAULT_RUN_MODE))
         scope = parse_rank_scope(settings.get("rank_scope", DEFAULT_RANK_SCOPE))
         check_download_logs(settings.get("download_logs"))
-        topology = Topology.from_env(os.environ)
+        topology = _ranks.read_topology(os.environ)
         if topology is not None:
             _distributed.clean_worker_environment(os.environ, pid=os.getpid())
         enclosing = _active.get()
