@@ -26,6 +26,7 @@ from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init
 from flyteplugins.wandb._resilience import (
     CLIENT_BOUNDS,
     DEFAULT_FINISH_TIMEOUT,
+    WandbOfflineFallback,
     WandbServerUnreachable,
     WandbUploadIncomplete,
     env_var,
@@ -187,8 +188,12 @@ def test_offline_fallback_logs_locally_and_syncs_later(
             custom_context=dict(wandb_config(offline_fallback=True)),
         )
     assert out["mode"] == "offline"
-    (message,) = _incomplete(record)
-    assert server.url in message and out["dir"] in message
+    # Its own class and words: falling back at start is not an incomplete upload.
+    assert _incomplete(record) == []
+    (message,) = [str(w.message) for w in record if w.category is WandbOfflineFallback]
+    assert message.startswith(f"W&B run {out['id']} is logging offline: the server {server.url}")
+    assert "could not be reached when it started" in message and "offline_fallback=True" in message
+    assert f"kept in {out['dir']}; upload it when the server is back: wandb sync " in message
     assert list(Path(out["dir"]).glob("run-*.wandb"))
 
     server.start()

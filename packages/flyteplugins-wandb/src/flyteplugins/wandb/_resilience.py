@@ -75,6 +75,10 @@ class WandbUploadIncomplete(UserWarning):
     """Part of a run's data was not uploaded; it is kept in the run's local folder."""
 
 
+class WandbOfflineFallback(UserWarning):
+    """The server was unreachable at start and ``offline_fallback=True``: the run logs offline."""
+
+
 @dataclass(frozen=True)
 class Resilience:
     """The plugin's own settings for how a run copes with the server."""
@@ -225,10 +229,10 @@ def warn_offline_fallback(base_url: str, reason: str, run: Any) -> None:
     folder = _run_dir(run)
     detail = redact(reason)
     warnings.warn(
-        f"the W&B server {base_url} could not be reached ({detail}); offline_fallback=True, so "
-        f"this run logs offline to {folder}. Upload it when the server is back: "
-        f"wandb sync {folder}",
-        WandbUploadIncomplete,
+        f"W&B run {getattr(run, 'id', None) or '?'} is logging offline: the server {base_url} "
+        f"could not be reached when it started ({detail}) and offline_fallback=True. Everything "
+        f"it logs is kept in {folder}; upload it when the server is back: wandb sync {folder}",
+        WandbOfflineFallback,
         stacklevel=3,
     )
 
