@@ -196,6 +196,133 @@ def lowest(session: nox.Session) -> None:
     )
 
 
+RELEASE_TAGS = {"core": "core-v", "wandb": "wandb-v", "sweeps": "sweeps-v"}
+_MODULES = {"core": "wandb_core", "wandb": "wandb", "sweeps": "wandb_sweeps"}
+
+
+def _tree_version(root: Path, name: str) -> str:
+    """The version a distribution's ``__about__.py`` declares under ``root`` (a checkout)."""
+    import re
+
+    about = root / "src" / "flyteplugins" / _MODULES[name] / "__about__.py"
+    found = re.search(r'__version__\s*=\s*"([^"]+)"', about.read_text())
+    if found is None:
+        raise ValueError(f"{about} declares no __version__")
+    return found.group(1)
+
+
+def _sibling_floors(pyproject: Path) -> dict[str, str]:
+    """``{package: lowest version}`` of every sibling distribution a pyproject requires.
+
+    Dependencies and extras alike (the plugin's ``[sweeps]`` extra names the sweeps
+    distribution); the floor is the range's ``>=`` bound, padded to three parts.
+    """
+    import re
+
+    text = pyproject.read_text()
+    floors: dict[str, str] = {}
+    for name, dist in DISTRIBUTIONS.items():
+        found = re.search(rf'"{re.escape(dist)}(?:\[[^\]]*\])?>=([0-9.]+)', text)
+        if found is not None:
+            parts = found.group(1).split(".")
+            floors[name] = ".".join([*parts, "0", "0"][:3])
+    return floors
+
+
+def _source(session: nox.Session, name: str, version: str, work: Path) -> Path:
+    """The folder to build ``name`` at ``version`` from: this tree's, else its release tag's."""
+    import subprocess
+
+    if _tree_version(PACKAGES[name], name) == version:
+        return PACKAGES[name]
+    tag = f"{RELEASE_TAGS[name]}{version}"
+    where = PACKAGES[name].relative_to(ROOT)
+    found = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "-q", "--verify", f"refs/tags/{tag}"],
+        capture_output=True,
+        check=False,
+    )
+    if found.returncode != 0:
+        session.error(
+            f"the lowest {DISTRIBUTIONS[name]} a range allows is {version}: not this tree's "
+            f"version, and there is no release tag {tag!r} to build it from"
+        )
+    export = work / f"{tag}.tar"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "archive", f"--output={export}", tag, str(where)], check=True
+    )
+    shutil.unpack_archive(str(export), str(work / tag), format="tar")
+    return work / tag / where
+
+
+def _lowest_stack(session: nox.Session, under_test: str, work: Path) -> dict[str, tuple[str, Path]]:
+    """``{package: (version, source folder)}`` to install for testing ``under_test``.
+
+    The package at this tree's version; every sibling it needs (directly or through another
+    sibling) at the floor of the range that first names it.
+    """
+    version = _tree_version(PACKAGES[under_test], under_test)
+    stack = {under_test: (version, PACKAGES[under_test])}
+    todo = [under_test]
+    while todo:
+        current = todo.pop()
+        for name, floor in _sibling_floors(stack[current][1] / "pyproject.toml").items():
+            if name not in stack:
+                stack[name] = (floor, _source(session, name, floor, work))
+                todo.append(name)
+    return stack
+
+
+@nox.session
+@nox.parametrize("package", ["wandb", "sweeps"])
+def siblings(session: nox.Session, package: str) -> None:
+    """A distribution's built wheel with the *lowest* sibling versions its ranges allow.
+
+    The package under test is built from this tree; each sibling it requires (and each sibling of
+    those) is installed at the floor of its declared range: a wheel built from this tree when the
+    floor is the tree's version, else from the sibling's release tag. Our distributions come
+    only from these wheels (``--no-index``), pip checks every declared range, and the package's
+    unit tests run against what was installed, never against the source tree.
+    """
+    session.install("build==1.3.0")
+    work = Path(tempfile.mkdtemp(prefix="fpw-siblings-"))
+    wheels = work / "wheels"
+    wheels.mkdir()
+    stack = _lowest_stack(session, package, work)
+    for _version, source in stack.values():
+        session.run("python", "-m", "build", "--wheel", "--outdir", str(wheels), str(source))
+    session.install(f"flyte=={FLYTE_LATEST}", f"wandb=={WANDB_LATEST}", "sweeps==0.2.0", *TEST_DEPS)
+    # the plugin's [sweeps] extra is requested so that pip checks its range too
+    extras = {"wandb": "[sweeps]"} if "sweeps" in stack else {}
+    session.install(
+        "--no-index",
+        "--find-links",
+        str(wheels),
+        *(
+            f"{DISTRIBUTIONS[name]}{extras.get(name, '')}=={version}"
+            for name, (version, _) in stack.items()
+        ),
+    )
+    pins = ", ".join(f"{DISTRIBUTIONS[name]} {version}" for name, (version, _) in stack.items())
+    session.log(f"installed from wheels: {pins}")
+    # the tests must import the installed wheels, not this tree's sources
+    check = (
+        "import sys, flyteplugins.wandb_core as c, flyteplugins.wandb as w, "
+        "flyteplugins.wandb_sweeps as s; "
+        "bad = [m.__file__ for m in (c, w, s) if sys.argv[1] in m.__file__]; "
+        "sys.exit(f'imported from the tree: {bad}' if bad else 0)"
+    )
+    session.run("python", "-c", check, str(ROOT / "packages"))
+    session.run(
+        "pytest",
+        str(PACKAGES[package] / "tests"),
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"WANDB_SILENT": "true"},
+    )
+
+
 def _fresh_venv(where: Path) -> Path:
     import venv
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flyteplugins.wandb import wandb_config
-from flyteplugins.wandb._context import current_custom_context
+from flyteplugins.wandb.ext import current_custom_context
 from flyteplugins.wandb_sweeps import SweepConfigError, wandb_sweep_config
 from flyteplugins.wandb_sweeps._context import (
     SweepRef,

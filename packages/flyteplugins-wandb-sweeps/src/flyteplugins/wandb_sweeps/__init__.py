@@ -4,7 +4,9 @@
 built on W&B's open-source ``sweeps`` engine when offline); ``run_agent`` runs trials in the task;
 ``run_parallel_agents`` runs up to 20 agents as concurrent Flyte child tasks;
 ``download_wandb_run_logs`` / ``download_wandb_sweep_logs`` fetch every file, the full history and
-the summary of runs. Importing this package imports neither ``wandb`` nor the ``sweeps`` engine.
+the summary of runs; ``after_task`` / ``after_task_async`` are the log download that
+``@wandb_init(download_logs=True)`` runs after a task (the plugin's only entry into this
+distribution). Importing this package imports neither ``wandb`` nor the ``sweeps`` engine.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from .download import (
     DownloadError,
     DownloadResult,
     UnsafeFileName,
+    after_task,
+    after_task_async,
     download_wandb_run_logs,
     download_wandb_sweep_logs,
 )
@@ -42,6 +46,8 @@ __all__ = [
     "UnsafeFileName",
     "WandbSweep",
     "__version__",
+    "after_task",
+    "after_task_async",
     "create_local_sweep",
     "download_wandb_run_logs",
     "download_wandb_sweep_logs",

@@ -31,7 +31,8 @@ from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from flyteplugins.wandb._context import wandb_config
+from flyteplugins.wandb import wandb_config
+from flyteplugins.wandb.ext import live_run_ids
 
 from ._context import SweepRef
 from ._controller import LocalSweep, Trial, lookup
@@ -216,14 +217,7 @@ def _check_no_live_run() -> None:
     the process (an enclosing ``@wandb_init`` task's run, or a parent task's run when Flyte runs
     child tasks in the same process, as it does locally).
     """
-    from flyteplugins.wandb import _decorator
-
-    lock = getattr(_decorator, "_live_lock", None)
-    live = getattr(_decorator, "_live_runs", None)
-    if lock is None or live is None:
-        return
-    with lock:
-        open_ids = sorted(str(k) for k in live)
+    open_ids = list(live_run_ids())
     if open_ids:
         raise RuntimeError(
             f"cannot run wandb.agent while the W&B run(s) {open_ids} of this process are open: "

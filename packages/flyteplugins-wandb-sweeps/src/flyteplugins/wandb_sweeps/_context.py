@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from flyteplugins.wandb._context import (
+from flyteplugins.wandb.ext import (
     ContextEntries,
     current_custom_context,
     decode_entries,

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, TypeVar, overload
 
-from flyteplugins.wandb._context import override_custom_context
+from flyteplugins.wandb.ext import override_custom_context
 
 from ._context import (
     SweepRef,
@@ -190,7 +190,7 @@ def _wrap(func: Callable[..., Any], opts: dict[str, Any]) -> Any:
 
 
 def _is_offline(mode: str | None) -> bool:
-    from flyteplugins.wandb._backend import effective_mode
+    from flyteplugins.wandb.ext import effective_mode
 
     return effective_mode(mode) in ("offline", "disabled")
 
@@ -234,6 +234,7 @@ class _SweepCall:
                 "entity": ref.entity,
                 "host": ref.host,
                 "offline": offline,
+                "download_logs": settings["download_logs"],  # True, or the folder to use
             }
 
     def exit(self) -> None:
@@ -279,7 +280,7 @@ def _create(
 
 def _seed_prior_runs(sweep: Any, prior_runs: list[str]) -> None:
     """Give the local controller the offline runs named in ``prior_runs``."""
-    from flyteplugins.wandb._records import read_run
+    from flyteplugins.wandb.ext import read_run
 
     from .download import find_offline_run_dir
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flyteplugins.wandb._context import read_wandb_config
-from flyteplugins.wandb._link import WANDB_ICON
+from flyteplugins.wandb.ext import WANDB_ICON, read_wandb_config
 from flyteplugins.wandb_core import sweep_url, sweeps_page_url
 
 from ._context import read_sweep, read_sweep_settings

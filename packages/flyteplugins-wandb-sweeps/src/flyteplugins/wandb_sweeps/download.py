@@ -241,7 +241,7 @@ def read_finished(path: Path, wait: float) -> Any:
     ``run.finish()`` can return before the client's writer flushed the last records (seen with
     concurrent runs in one process), so poll for up to ``wait`` seconds for the exit record.
     """
-    from flyteplugins.wandb._records import RecordFormatError, read_run
+    from flyteplugins.wandb.ext import RecordFormatError, read_run
 
     deadline = time.monotonic() + wait
     while True:
@@ -259,7 +259,7 @@ def read_finished(path: Path, wait: float) -> Any:
 def _is_offline(offline: bool | None) -> bool:
     if offline is not None:
         return offline
-    from flyteplugins.wandb._backend import effective_mode
+    from flyteplugins.wandb.ext import effective_mode
 
     from ._context import run_settings
 
@@ -473,7 +473,7 @@ def _offline_sweep_runs(sweep_id: str, root: str | Path | None) -> list[str]:
     sweep = lookup(sweep_id)
     if sweep is not None:
         return [t.run_id for t in sweep.trials if t.state in ("finished", "failed")]
-    from flyteplugins.wandb._records import RecordFormatError, find_run_files, read_run
+    from flyteplugins.wandb.ext import RecordFormatError, find_run_files, read_run
 
     base = Path(root) if root is not None else wandb_root()
     ids: list[str] = []

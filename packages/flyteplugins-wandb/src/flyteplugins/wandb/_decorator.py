@@ -292,7 +292,7 @@ def _wrap_callable(func: Callable[..., Any], opts: dict[str, Any], *, task_wrapp
             call.exit(None)
             download = call.download_request()
             if download is not None:
-                from flyteplugins.wandb_sweeps.download import after_task_async
+                from flyteplugins.wandb_sweeps import after_task_async
 
                 await after_task_async(**download)
             return result
@@ -314,7 +314,7 @@ def _wrap_callable(func: Callable[..., Any], opts: dict[str, Any], *, task_wrapp
         call.exit(None)
         download = call.download_request()
         if download is not None:
-            from flyteplugins.wandb_sweeps.download import after_task
+            from flyteplugins.wandb_sweeps import after_task
 
             after_task(**download)
         return result

@@ -1,0 +1,85 @@
+"""The plugin's declared surface for the distributions built on it (``flyteplugins-wandb-sweeps``).
+
+Everything else in ``flyteplugins.wandb`` whose name starts with ``_`` is private and may change
+in any release. What this module exports is a contract: within one minor series of
+``flyteplugins-wandb`` (3.1.x) no name here goes away and no signature or behaviour changes; a
+new minor version may add names, and changes one only with a CHANGELOG entry. A distribution that
+uses this module therefore pins ``flyteplugins-wandb`` to one minor series (the sweeps
+distribution: ``>=3.1,<3.2``). The project's ruff configuration forbids every other import of
+the plugin's private modules from the sweeps distribution.
+
+The surface, by purpose:
+
+``custom_context`` encoding (each setting under ``<prefix><name>`` as the JSON text of its value,
+so it decodes exactly; see :func:`flyteplugins.wandb.wandb_config`)
+    :func:`encode_value`, :func:`decode_value`, :func:`encode_entries`, :func:`decode_entries`,
+    :func:`current_custom_context`, :func:`override_custom_context`, :class:`ContextEntries`,
+    :func:`read_wandb_config`.
+
+The client's mode
+    :func:`effective_mode`: the mode a run started now would use.
+
+What the client recorded offline (the ``run-<id>.wandb`` reader)
+    :func:`read_run`, :func:`find_run_files`, :class:`RunRecord`, :class:`RecordFormatError`.
+
+Links
+    :data:`WANDB_ICON`: the icon of every W&B link in the Flyte UI.
+
+Runs of this process
+    :func:`live_run_ids`: the ids of the ``@wandb_init`` runs this process started and has not
+    finished yet.
+
+Importing this module does not import ``wandb``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._backend import effective_mode
+from ._context import (
+    ContextEntries,
+    current_custom_context,
+    decode_entries,
+    decode_value,
+    encode_entries,
+    encode_value,
+    override_custom_context,
+    read_wandb_config,
+)
+from ._decorator import _live_lock, _live_runs
+from ._link import WANDB_ICON as _ICON
+from ._records import RecordFormatError, RunRecord, find_run_files, read_run
+
+WANDB_ICON: Final[str] = _ICON
+"""URL of the W&B logo that every W&B link of the Flyte UI shows."""
+
+
+def live_run_ids() -> tuple[str, ...]:
+    """The ids of the runs ``@wandb_init`` started in this process and has not finished, sorted.
+
+    Empty when no decorated call of this process has a run open. A run appears when its call
+    started it and disappears when the call finishes it (also on failure or SIGTERM). Runs the
+    user started with a bare ``wandb.init()`` are not counted.
+    """
+    with _live_lock:
+        return tuple(sorted(str(run_id) for run_id in _live_runs))
+
+
+__all__ = [
+    "WANDB_ICON",
+    "ContextEntries",
+    "RecordFormatError",
+    "RunRecord",
+    "current_custom_context",
+    "decode_entries",
+    "decode_value",
+    "effective_mode",
+    "encode_entries",
+    "encode_value",
+    "find_run_files",
+    "live_run_ids",
+    "override_custom_context",
+    "read_run",
+    "read_wandb_config",
+]
