@@ -106,7 +106,7 @@ def current_active() -> ActiveRun | None:
     decorated itself: as in a remote run, where it runs in another process.
     """
     active = _active.get()
-    return active if active is not None and _globals.in_scope(active.scope) else None
+    return active if active is not None and _globals.visible(active) else None
 
 
 def get_wandb_run_dir() -> str | None:

@@ -15,7 +15,7 @@ call instead:
   nothing has to be put back but the class when the last one ends.
 - A call's run is visible in the Flyte action it was started in (its traces, groups and plain
   decorated functions included), not in a child task that inherited the context variable:
-  :func:`scope` and :func:`in_scope` decide that, for ``get_wandb_run()`` as well.
+  :func:`scope` and :func:`visible` decide that, for ``get_wandb_run()`` as well.
 - ``wandb.init(...)`` called by user code is routed by :func:`_init`: inside a call it returns
   the call's run (see there); outside, while plugin runs are live, wandb sees only the user's own
   runs, as it would without the plugin.
@@ -58,37 +58,42 @@ _lock = threading.Lock()
 _live: dict[int, Binding] = {}  # by id(binding)
 _saved_class: type | None = None  # the wandb module's class while ours is installed
 _classes: dict[type, type] = {}  # our subclass of each original class, built on first install
-_task_context: Callable[[], Any] | None = None
+_internal_ctx: Callable[[], Any] | None = None
 _current_active: Callable[[], Any] | None = None
 
 
 # -- scope: which Flyte action a call belongs to -------------------------------------------------
 
 
-def scope() -> Any:
-    """The Flyte action the caller runs in (``None`` outside Flyte).
+def _task_context() -> Any:
+    """flyte's current task context, or ``None`` outside Flyte (flyte.ctx() costs ~1 µs)."""
+    global _internal_ctx
+    if _internal_ctx is None:
+        from flyte._context import internal_ctx
 
-    It stays the same in the action's traces and groups and differs in every child task, also
-    in local runs where the child inherits the parent's context variables. flyte's
-    ``task_action`` is exactly that; releases without it (< 2.12) swap ``action`` in traces, but
-    keep the action's ``output_path``.
-    """
-    global _task_context
-    get = _task_context
-    if get is None:
-        from flyte._context import internal_ctx  # flyte.ctx() costs ~1 µs per call
+        _internal_ctx = internal_ctx
+    return _internal_ctx().data.task_context
 
-        get = _task_context = internal_ctx
-    tctx = get().data.task_context
+
+def _action_of(tctx: Any) -> Any:
+    """The Flyte action of a task context: the same in the action's traces and groups, another
+    one in each child task (also in local runs, where the child inherits the parent's context
+    variables). flyte's ``task_action`` is exactly that; releases without it (< 2.12) swap
+    ``action`` in traces but keep the action's ``output_path``."""
     if tctx is None:
         return None
     return getattr(tctx, "task_action", None) or tctx.output_path
 
 
-def in_scope(started_in: Any) -> bool:
-    """Whether a run started in the action ``started_in`` belongs to the caller."""
+def scope() -> Any:
+    """The Flyte action the caller runs in (``None`` outside Flyte)."""
+    return _action_of(_task_context())
+
+
+def visible(active: Any) -> bool:
+    """Whether the call ``active`` (an ``ActiveRun``) belongs to the caller's Flyte action."""
     now = scope()
-    return now is started_in or now == started_in
+    return now is active.scope or now == active.scope
 
 
 def _visible_run() -> Any | None:
