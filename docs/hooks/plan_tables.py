@@ -6,7 +6,7 @@ A page asks for a table with an HTML comment on a line of its own:
 * ``<!-- plan:ids -->``     the run id and group patterns of every distributed scenario
 * ``<!-- plan:single -->``  single-process tasks: with and without a parent run
 * ``<!-- plan:links -->``   which W&B pages a task's links point at
-* ``<!-- plan:cli ARGS -->`` the output of ``python -m flyteplugins.wandb_core plan ARGS``
+* ``<!-- plan:cli ARGS -->`` the output of ``flyteplugins-wandb-plan ARGS``
 
 Everything in these tables is computed by calling :func:`flyteplugins.wandb_core.plan_job`,
 :func:`~flyteplugins.wandb_core.plan` and :func:`~flyteplugins.wandb_core.link_targets`: when the
@@ -231,7 +231,7 @@ def render_cli(args: str) -> str:
     with contextlib.redirect_stdout(buf):
         code = cli_main(argv)
     assert code == 0, f"plan CLI failed for {args!r}"
-    shown = "python -m flyteplugins.wandb_core " + args.strip()
+    shown = "flyteplugins-wandb-plan " + args.strip()
     return f"```console\n$ {shown}\n{buf.getvalue().rstrip()}\n```"
 
 
