@@ -79,6 +79,7 @@ class ActiveRun:
     settings: dict[str, Any] = field(default_factory=dict)
     #: The Flyte action the call started in: the run is visible there only (see _globals.scope).
     scope: Any = field(default_factory=_globals.scope)
+    seen_context: Any = field(default=None, repr=False, compare=False)
 
 
 _active: ContextVar[ActiveRun | None] = ContextVar("flyteplugins_wandb_active_run", default=None)

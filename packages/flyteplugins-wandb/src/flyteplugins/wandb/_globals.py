@@ -58,21 +58,21 @@ _lock = threading.Lock()
 _live: dict[int, Binding] = {}  # by id(binding)
 _saved_class: type | None = None  # the wandb module's class while ours is installed
 _classes: dict[type, type] = {}  # our subclass of each original class, built on first install
-_internal_ctx: Callable[[], Any] | None = None
-_current_active: Callable[[], Any] | None = None
+_root_var: Any = None  # flyte's context variable
+_active_var: Any = None  # the plugin's (_decorator._active), taken when the first run binds
 
 
 # -- scope: which Flyte action a call belongs to -------------------------------------------------
 
 
-def _task_context() -> Any:
-    """flyte's current task context, or ``None`` outside Flyte (flyte.ctx() costs ~1 µs)."""
-    global _internal_ctx
-    if _internal_ctx is None:
-        from flyte._context import internal_ctx
+def _flyte_context() -> Any:
+    """flyte's current context object (flyte.ctx() costs ~1 µs, too much for every wandb.log)."""
+    global _root_var
+    if _root_var is None:
+        from flyte._context import root_context_var
 
-        _internal_ctx = internal_ctx
-    return _internal_ctx().data.task_context
+        _root_var = root_context_var
+    return _root_var.get()
 
 
 def _action_of(tctx: Any) -> Any:
@@ -87,20 +87,38 @@ def _action_of(tctx: Any) -> Any:
 
 def scope() -> Any:
     """The Flyte action the caller runs in (``None`` outside Flyte)."""
-    return _action_of(_task_context())
+    return _action_of(_flyte_context().data.task_context)
 
 
 def visible(active: Any) -> bool:
-    """Whether the call ``active`` (an ``ActiveRun``) belongs to the caller's Flyte action."""
-    now = scope()
-    return now is active.scope or now == active.scope
+    """Whether the call ``active`` (an ``ActiveRun``) belongs to the caller's Flyte action.
+
+    flyte's context object is immutable (a change makes a new one), so the last one found to
+    belong to the call is remembered in ``active.seen_context``.
+    """
+    ctx = _flyte_context()
+    if ctx is active.seen_context:
+        return True
+    now = _action_of(ctx.data.task_context)
+    if now is active.scope or now == active.scope:
+        active.seen_context = ctx
+        return True
+    return False
 
 
 def _visible_run() -> Any | None:
-    """The live run of the decorated call the caller is in, else ``None``."""
-    active = _current_active() if _current_active is not None else None
-    run = None if active is None else active.run
+    """The live run of the decorated call the caller is in, else ``None``.
+
+    On every ``wandb.log``: :func:`visible` and ``current_active()`` with their usual answer
+    inlined (cold, each Python call costs about half a microsecond).
+    """
+    active = _active_var.get() if _active_var is not None else None
+    if active is None:
+        return None
+    run = active.run
     if run is None or getattr(run, "_is_finished", False):
+        return None
+    if _root_var.get() is not active.seen_context and not visible(active):
         return None
     return run
 
@@ -110,13 +128,14 @@ def _visible_run() -> Any | None:
 
 def bind(run: Any) -> Binding:
     """Count ``run`` as a live plugin run; the first one installs the call-aware module class."""
-    global _current_active
+    global _active_var
     binding = Binding(run)
     with _lock:
         if not _live:
-            from ._decorator import current_active
+            from ._decorator import _active
 
-            _current_active = current_active
+            _active_var = _active
+            _flyte_context()
             _install()
         _live[id(binding)] = binding
     return binding
@@ -172,18 +191,13 @@ def _call_aware_class(original: type) -> type:
 
 
 def _helper(name: str) -> property:
-    if name == "run":
-        return _stored_property(name, lambda run: run)
-    return _stored_property(name, lambda run: getattr(run, name))
-
-
-def _stored_property(name: str, in_call: Callable[[Any], Any]) -> property:
-    """``in_call(run)`` inside a call with a live run, else the module's own value."""
+    """The call's run (``run``) or its attribute of that name inside a call with a live run,
+    else the module's own value."""
 
     def get(mod: types.ModuleType) -> Any:
         run = _visible_run()
         if run is not None:
-            return in_call(run)
+            return run if name == "run" else getattr(run, name)
         try:
             return mod.__dict__[name]
         except KeyError:
