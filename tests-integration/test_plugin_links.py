@@ -1,4 +1,8 @@
-"""The Wandb link: rendered by Flyte for real local runs and matching the runs W&B recorded."""
+"""The Wandb link: rendered by Flyte for real local runs and matching the runs W&B recorded.
+
+Every expected URL is the installed client's own (``wandb.Settings(...).run_url``), so a client
+that changes its hosts or URL shapes fails here instead of giving users dead links.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,22 @@ from _plugin_helpers import by_id, reset_wandb
 from flyteplugins.wandb import Wandb, get_wandb_run, wandb_config, wandb_init
 
 env = flyte.TaskEnvironment(name="plugin_links")
+
+
+def client_run_url(entity: str, project: str, run_id: str, base_url: str | None = None) -> str:
+    """The URL the installed client gives the run ``entity/project/run_id`` on ``base_url``."""
+    import wandb
+
+    kw = {"base_url": base_url} if base_url else {}
+    return str(wandb.Settings(entity=entity, project=project, run_id=run_id, **kw).run_url)
+
+
+@pytest.fixture(autouse=True)
+def client_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No server, entity or project from the machine running the tests."""
+    for var in ("WANDB_BASE_URL", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_APP_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
 
 
 @wandb_init(run_mode="new", project="kid")
@@ -66,9 +86,9 @@ def test_links_recorded_by_flyte_point_at_the_recorded_runs(
         rows = conn.execute("select log_links from runs where log_links is not null").fetchall()
     links = {url for (raw,) in rows for _, url in json.loads(raw)}
     assert links == {
-        f"https://wandb.ai/team/proj/runs/{parent_id}",
-        f"https://wandb.ai/team/kid/runs/{new_id}",
-        f"https://wandb.ai/team/proj/runs/{fixed_id}",
+        client_run_url("team", "proj", parent_id),
+        client_run_url("team", "kid", new_id),
+        client_run_url("team", "proj", fixed_id),
     }
     assert auto_id == parent_id
     assert fixed_id == "fixed-child-id"
@@ -90,15 +110,82 @@ def _link(**kw: object) -> str:
 
 
 def test_link_uses_decorator_then_context() -> None:
+    host = "https://wandb.example.com"
     ctx = dict(wandb_config(project="ctx-p", entity="ctx-e", host="wandb.example.com"))
-    assert _link(context=ctx) == "https://wandb.example.com/ctx-e/ctx-p/runs/r1-a1"
-    assert _link(project="dec-p", context=ctx) == "https://wandb.example.com/ctx-e/dec-p/runs/r1-a1"
-    assert _link(id="mine", context=ctx) == "https://wandb.example.com/ctx-e/ctx-p/runs/mine"
+    assert _link(context=ctx) == client_run_url("ctx-e", "ctx-p", "r1-a1", host)
+    assert _link(project="dec-p", context=ctx) == client_run_url("ctx-e", "dec-p", "r1-a1", host)
+    assert _link(id="mine", context=ctx) == client_run_url("ctx-e", "ctx-p", "mine", host)
+
+
+def test_link_on_the_default_server_is_the_clients_run_url() -> None:
+    url = _link(project="p", entity="e")
+    assert url == client_run_url("e", "p", "r1-a1")
+    assert url.startswith("https://forge.coreweave.com/wandb/")  # wandb 0.31's default
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "https://api.forge.coreweave.com",
+        "https://forge.coreweave.com/wandb",
+        "forge.coreweave.com",
+        "https://api.wandb.ai",
+        "wandb.ai",
+        "http://127.0.0.1:8123",
+        "https://wandb.acme.io/",
+    ],
+)
+def test_link_of_a_host_is_the_clients_run_url_for_that_server(host: str) -> None:
+    from flyteplugins.wandb._client import api_url_for_host
+
+    url = _link(project="p", entity="e", host=host)
+    assert url == client_run_url("e", "p", "r1-a1", api_url_for_host(host))
+    assert "://api." not in url  # never the API host
+
+
+def test_link_takes_entity_and_project_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WANDB_ENTITY", "env-team")
+    monkeypatch.setenv("WANDB_PROJECT", "env-proj")
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:8123")
+    assert _link() == client_run_url("env-team", "env-proj", "r1-a1", "http://127.0.0.1:8123")
+    assert _link(project="dec") == client_run_url(
+        "env-team", "dec", "r1-a1", "http://127.0.0.1:8123"
+    )
+
+
+def test_link_takes_the_server_and_entity_from_the_clients_settings_file(
+    tmp_path: Path,
+) -> None:
+    settings = tmp_path / "wandb-config" / "settings"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text("[default]\nbase_url = http://127.0.0.1:8123\nentity = file-team\n")
+    assert _link(project="p") == client_run_url("file-team", "p", "r1-a1", "http://127.0.0.1:8123")
+
+
+def test_link_without_an_entity_is_never_an_invalid_url() -> None:
+    import wandb
+
+    app = wandb.Settings().app_url
+    assert _link() == app
+    assert _link(project="p") == app
+
+
+def test_decoration_says_once_that_a_link_has_no_entity() -> None:
+    from flyteplugins.wandb._resolve import WandbLinkIncomplete
+
+    local = flyte.TaskEnvironment(name="plugin_links_no_entity")
+    with pytest.warns(WandbLinkIncomplete, match="no entity"):
+
+        @wandb_init(project="p")
+        @local.task
+        def nameless() -> None: ...
 
 
 def test_link_keeps_flyte_templates() -> None:
     url = _link(project="p", entity="e", action_name="{{.actionName}}")
-    assert url == "https://wandb.ai/e/p/runs/r1-{{.actionName}}"
+    assert url == client_run_url("e", "p", "r1-a1").replace("r1-a1", "r1-{{.actionName}}")
 
 
 def test_link_of_a_distributed_task() -> None:
@@ -107,11 +194,11 @@ def test_link_of_a_distributed_task() -> None:
         for i in (0, 1)
     ]
     assert per_worker == [
-        "https://wandb.ai/e/p/runs/r1-a1-worker-0",
-        "https://wandb.ai/e/p/runs/r1-a1-worker-1",
+        client_run_url("e", "p", "r1-a1-worker-0"),
+        client_run_url("e", "p", "r1-a1-worker-1"),
     ]
     group = _link(project="p", entity="e", run_mode="new", nnodes="1:4", nproc_per_node=2)
-    assert group == "https://wandb.ai/e/p/groups/r1-a1"
+    assert group == client_run_url("e", "p", "x").replace("/runs/x", "/groups/r1-a1")
 
 
 def test_bad_link_settings_are_rejected() -> None:
@@ -126,10 +213,16 @@ def test_link_of_a_child_follows_the_published_parent_run() -> None:
         **wandb_config(project="ctx-p", entity="ctx-e"),
         **parent_entries("parent-run", "https://wandb.example.com", "par-e", "par-p"),
     }
+    parent_url = client_run_url("par-e", "par-p", "parent-run", "https://wandb.example.com")
     # auto and shared children log to the parent's run, on the parent's server and project
-    assert _link(context=ctx) == "https://wandb.example.com/par-e/par-p/runs/parent-run"
-    assert _link(run_mode="shared", context=ctx) == (
-        "https://wandb.example.com/par-e/par-p/runs/parent-run"
+    assert _link(context=ctx) == parent_url
+    assert _link(run_mode="shared", context=ctx) == parent_url
+    # a distributed child joins the parent's run too (global scope): same page as the runtime
+    assert _link(nnodes=2, nproc_per_node=2, context=ctx) == parent_url
+    assert _link(run_mode="shared", nnodes=1, nproc_per_node=2, context=ctx) == parent_url
+    # per-worker runs of a child are its own runs, in its own project
+    assert _link(rank_scope="worker", nnodes=2, nproc_per_node=2, worker=1, context=ctx) == (
+        client_run_url("ctx-e", "ctx-p", "parent-run-worker-1")
     )
     # a new-mode child has its own run, configured by the context
-    assert _link(run_mode="new", context=ctx) == "https://wandb.ai/ctx-e/ctx-p/runs/r1-a1"
+    assert _link(run_mode="new", context=ctx) == client_run_url("ctx-e", "ctx-p", "r1-a1")

@@ -47,7 +47,7 @@ def test_plain_functions_nest_and_restore(offline: Path) -> None:
     def outer() -> tuple[str, str, str]:
         run = get_wandb_run()
         assert run is not None
-        assert get_wandb_run_dir() == run.settings.sync_dir
+        assert get_wandb_run_dir() == run.dir  # the folder W&B uploads, as in 2.x
         child = inner()
         assert get_wandb_run() is run
         assert wandb.run is run
@@ -116,12 +116,13 @@ def test_an_api_key_is_refused_at_decoration() -> None:
 
 
 def test_flyte_identity_never_replaces_user_config() -> None:
-    from flyteplugins.wandb._decorator import _with_identity
+    from flyteplugins.wandb._resolve import Identity, _with_identity
 
-    ident = {"run_name": "r", "action_name": "a", "project": "p", "domain": "d", "attempt": 0}
-    assert _with_identity({"lr": 1}, ident) == {"lr": 1, "flyte": ident}
-    assert _with_identity({"flyte": "mine"}, ident) == {"flyte": "mine", "_flyte": ident}
-    assert _with_identity(None, ident) == {"flyte": ident}
+    identity = Identity(run_name="r", action_name="a", project="p", domain="d", attempt=0)
+    ident = identity.as_config()
+    assert _with_identity({"lr": 1}, identity) == {"lr": 1, "flyte": ident}
+    assert _with_identity({"flyte": "mine"}, identity) == {"flyte": "mine", "_flyte": ident}
+    assert _with_identity(None, identity) == {"flyte": ident}
 
 
 def test_task_called_as_a_function_outside_flyte_gets_fresh_runs(offline: Path) -> None:

@@ -17,18 +17,9 @@ from ._ids import (
     is_valid_run_id,
     make_base,
     sanitize,
+    split_templates,
 )
-from ._links import (
-    DEFAULT_HOST,
-    LinkTarget,
-    group_url,
-    link_targets,
-    normalize_host,
-    parse_nnodes,
-    run_url,
-    sweep_url,
-    sweeps_page_url,
-)
+from ._links import LinkTarget, link_targets, parse_nnodes
 from ._modes import (
     DEFAULT_RANK_SCOPE,
     DEFAULT_RUN_MODE,
@@ -60,7 +51,6 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "DEFAULT_HOST",
     "DEFAULT_RANK_SCOPE",
     "DEFAULT_RUN_MODE",
     "MAX_RUN_ID_LENGTH",
@@ -77,19 +67,15 @@ __all__ = [
     "__version__",
     "check_user_id",
     "fit",
-    "group_url",
     "is_template",
     "is_valid_run_id",
     "link_targets",
     "make_base",
-    "normalize_host",
     "parse_nnodes",
     "parse_rank_scope",
     "parse_run_mode",
     "plan",
     "plan_job",
-    "run_url",
     "sanitize",
-    "sweep_url",
-    "sweeps_page_url",
+    "split_templates",
 ]

@@ -1,24 +1,20 @@
-"""Which W&B pages a task's links point at, derived from the run plan, and their URLs."""
+"""Which W&B pages a task's links point at, derived from the run plan.
+
+The URLs of those pages follow the installed wandb client's rules (hosts, web app, quoting), so
+they are built by the plugin, which knows the client; core only says which runs and groups exist.
+"""
 
 from __future__ import annotations
 
 from ._frozen import Frozen
-from ._ids import split_templates
 from ._modes import parse_rank_scope, parse_run_mode
 from ._plan import plan, plan_job
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Final, Literal
+    from typing import Literal
 
     from ._modes import RankScope, RunMode
-
-DEFAULT_HOST: Final = "https://wandb.ai"
-
-# RFC 3986 unreserved characters: everything else in a path segment is percent-encoded.
-_UNRESERVED: Final = frozenset(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
-)
 
 
 class LinkTarget(Frozen):
@@ -32,11 +28,6 @@ class LinkTarget(Frozen):
 
     def __init__(self, kind: Literal["run", "group"], id: str, worker: int | None = None) -> None:
         self._set(kind=kind, id=id, worker=worker)
-
-    def url(self, host: str | None, entity: str | None, project: str) -> str:
-        if self.kind == "run":
-            return run_url(host, entity, project, self.id)
-        return group_url(host, entity, project, self.id)
 
 
 def parse_nnodes(value: int | str) -> int:
@@ -96,49 +87,3 @@ def link_targets(
             seen[key] = topology.worker_index
     per_worker = len(seen) > 1
     return [LinkTarget(kind, key, worker if per_worker else None) for key, worker in seen.items()]
-
-
-def normalize_host(host: str | None) -> str:
-    """The W&B web app's base URL for ``host`` (the API host ``api.wandb.ai`` maps to the app)."""
-    if not host:
-        return DEFAULT_HOST
-    text = host.strip().rstrip("/")
-    if "://" not in text:
-        text = "https://" + text
-    scheme, _, rest = text.partition("://")
-    if rest == "api.wandb.ai":
-        rest = "wandb.ai"
-    return f"{scheme}://{rest}"
-
-
-def _quote(segment: str) -> str:
-    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in segment.encode("utf-8"))
-
-
-def _q(part: str) -> str:
-    """Percent-encode a URL path segment, keeping Flyte template placeholders verbatim."""
-    pieces = split_templates(part)
-    return "".join(p if i % 2 else _quote(p) for i, p in enumerate(pieces))
-
-
-def _project_url(host: str | None, entity: str | None, project: str) -> str:
-    prefix = normalize_host(host)
-    if entity:
-        return f"{prefix}/{_q(entity)}/{_q(project)}"
-    return f"{prefix}/{_q(project)}"
-
-
-def run_url(host: str | None, entity: str | None, project: str, run_id: str) -> str:
-    return f"{_project_url(host, entity, project)}/runs/{_q(run_id)}"
-
-
-def group_url(host: str | None, entity: str | None, project: str, group: str) -> str:
-    return f"{_project_url(host, entity, project)}/groups/{_q(group)}"
-
-
-def sweep_url(host: str | None, entity: str | None, project: str, sweep_id: str) -> str:
-    return f"{_project_url(host, entity, project)}/sweeps/{_q(sweep_id)}"
-
-
-def sweeps_page_url(host: str | None, entity: str | None, project: str) -> str:
-    return f"{_project_url(host, entity, project)}/sweeps"

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flyteplugins.wandb.ext import WANDB_ICON, read_wandb_config
-from flyteplugins.wandb_core import sweep_url, sweeps_page_url
+from flyteplugins.wandb.ext import WANDB_ICON, read_wandb_config, sweep_page_url
 
 from ._context import read_sweep, read_sweep_settings
 
@@ -22,14 +21,26 @@ class WandbSweep:
     """Link to a W&B sweep (or, before the sweep exists, to the project's sweeps page).
 
     Settings given here win over the submitter's ``wandb_sweep_config``/``wandb_config`` context.
+    The fields come in the order of the 2.x link (``host, project, entity, id, name``); ``id`` and
+    ``sweep_id`` name the same sweep (either may be given; both only when equal).
     """
 
-    name: str = "W&B sweep"
-    icon_uri: str = WANDB_ICON
+    host: str | None = None
     project: str | None = None
     entity: str | None = None
-    host: str | None = None
+    id: str | None = None
+    name: str = "Weights & Biases Sweep"
+    icon_uri: str = WANDB_ICON
     sweep_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.id is not None and self.sweep_id is not None and self.id != self.sweep_id:
+            raise ValueError(
+                f"WandbSweep(id={self.id!r}, sweep_id={self.sweep_id!r}): both name the sweep; "
+                "give one of them"
+            )
+        self.sweep_id = self.sweep_id if self.sweep_id is not None else self.id
+        self.id = self.sweep_id
 
     def url(self, context: dict[str, str] | None = None) -> str:
         ctx = context or {}
@@ -42,14 +53,18 @@ class WandbSweep:
             source = published.as_dict()
             # a local controller's sweep has no page on the server: link the sweeps page
             sweep_id = None if published.local else published.id
-        host = self.host or source.get("host") or run_cfg.get("host")
-        entity = self.entity or source.get("entity") or sweep_cfg.get("entity")
-        entity = entity or run_cfg.get("entity")
-        project = self.project or source.get("project") or sweep_cfg.get("project")
-        project = project or run_cfg.get("project") or "uncategorized"
-        if sweep_id:
-            return sweep_url(host, entity, project, sweep_id)
-        return sweeps_page_url(host, entity, project)
+        settings = {
+            "host": self.host or source.get("host") or run_cfg.get("host"),
+            "entity": self.entity
+            or source.get("entity")
+            or sweep_cfg.get("entity")
+            or run_cfg.get("entity"),
+            "project": self.project
+            or source.get("project")
+            or sweep_cfg.get("project")
+            or run_cfg.get("project"),
+        }
+        return sweep_page_url({k: v for k, v in settings.items() if v}, sweep_id)
 
     def get_link(
         self,

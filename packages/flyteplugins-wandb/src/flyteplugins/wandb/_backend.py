@@ -13,9 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _apikey, _resilience
-
-DEFAULT_BASE_URL = "https://api.wandb.ai"
+from . import _client, _resilience
 
 # The client's process-wide setup (settings read from the environment, login) is not safe against
 # concurrent first calls: two tasks starting runs at once in one process (Flyte local mode runs
@@ -35,14 +33,17 @@ class WandbApiKeyMissing(RuntimeError):
 
 @dataclass
 class InitRequest:
-    """What to start: ``kwargs`` go to ``wandb.init``; the rest become ``wandb.Settings``."""
+    """What to start, as the resolver decided it.
 
+    ``kwargs`` go to ``wandb.init``; ``settings`` is the user's own ``settings=`` (a dict or a
+    ``wandb.Settings``), ``extra_settings`` the fields the plugin sets on it (server, shared-mode
+    role, sweep trial, per-rank GPU); ``server`` names the server in messages.
+    """
+
+    server: _client.Server
     kwargs: dict[str, Any] = field(default_factory=dict)
-    host: str | None = None
     shared: bool = False
-    primary: bool = True
     label: str | None = None
-    update_finish_state: bool = True
     settings: Any = None
     extra_settings: dict[str, Any] = field(default_factory=dict)
 
@@ -57,18 +58,18 @@ def effective_mode(requested: str | None) -> str:
     return mode
 
 
-def check_api_key(mode: str, base_url: str | None, settings: Any = None) -> None:
+def check_api_key(mode: str, server: _client.Server, settings: Any = None) -> None:
     """Fail early, naming both fixes, when an online run has no API key anywhere.
 
     The key itself is never read into a message: only whether one exists.
     """
     if mode not in ("online", "shared"):
         return
-    url = base_url or os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
-    if _apikey.has_api_key(url, settings):
+    if _client.has_api_key(server.api_url, settings):
         return
     raise WandbApiKeyMissing(
-        f"W&B is online (mode={mode!r}, server {url}) but no API key was found. Either give the "
+        f"W&B is online (mode={mode!r}, server {server.api_url}, from {server.source}) but no "
+        "API key was found for it (WANDB_API_KEY, `wandb login`, netrc). Either give the "
         "task the key as a secret exposed as WANDB_API_KEY, e.g. "
         'secrets=flyte.Secret(key="wandb_api_key", as_env_var="WANDB_API_KEY"), or log '
         "offline with WANDB_MODE=offline (or wandb_config(mode='offline'))."
@@ -101,13 +102,6 @@ def init_run(request: InitRequest) -> Any:
 
         params = config_util.dict_from_config_file(settings.sweep_param_path, must_exist=True)
         kwargs["config"] = {**(kwargs.get("config") or {}), **(params or {})}
-    if request.host:
-        settings.base_url = request.host.rstrip("/")
-    if request.shared:
-        settings.x_primary = request.primary
-        if request.label:
-            settings.x_label = request.label
-        settings.x_update_finish_state = request.update_finish_state
     requested = kwargs.get("mode")
     if requested is None and "mode" in settings.model_fields_set:
         requested = settings.mode
@@ -125,13 +119,10 @@ def init_run(request: InitRequest) -> Any:
         # offline-run-<start second>-<id>: ranks of one job starting in the same second would
         # otherwise write into one folder and one run file.
         settings.x_sync_dir_suffix = request.label
-    server = request.host or (
-        settings.base_url if "base_url" in settings.model_fields_set else None
-    )
-    check_api_key(mode, server, settings)
+    check_api_key(mode, request.server, settings)
     kwargs.setdefault("reinit", "create_new")
     _resilience.apply_bounds(settings, resilience)
-    base_url = server or os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
+    base_url = request.server.api_url
     if resilience.offline_fallback and mode in ("online", "shared"):
         # Decided before wandb.init: after a failed init the client keeps the run id taken in
         # this process, so a second (offline) init with the same id would be refused.
@@ -150,15 +141,27 @@ def init_run(request: InitRequest) -> Any:
         raise _resilience.unreachable(base_url, time.monotonic() - started, exc) from exc
 
 
-def finish_run(run: Any, exit_code: int) -> None:
+def finish_run(
+    run: Any,
+    exit_code: int,
+    *,
+    since: float | None = None,
+    limit: float | None = None,
+    share: float | None = None,
+) -> None:
     """Flush and close ``run``, recording ``exit_code`` (0 success, anything else failure).
 
     The upload after the task's code is bounded by ``finish_timeout``; a warning names what was
-    not uploaded and how to sync it from the run's local folder.
+    not uploaded, the time spent and how to sync it from the run's local folder. ``since`` (a
+    ``time.monotonic()`` value) is when finishing began, when that was before this call (a
+    shared run's primary first waits for the other writers); ``limit`` and ``share`` are the
+    budget the writers of a shared run split (see ``_distributed.SharedFinish``).
     """
-    started = time.monotonic()
+    started = time.monotonic() if since is None else since
     run.finish(exit_code=exit_code)
-    _resilience.report_incomplete_upload(run, time.monotonic() - started)
+    _resilience.report_incomplete_upload(
+        run, time.monotonic() - started, limit=limit, share=share
+    )
 
 
 def mark_preempting(run: Any) -> None:

@@ -17,6 +17,7 @@ tasks in one process it may be a sibling's run: use ``get_wandb_run()``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import inspect
@@ -31,18 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast, overload
 
 from flyteplugins.wandb_core import (
-    DEFAULT_RANK_SCOPE,
-    DEFAULT_RUN_MODE,
     DistributedInfo,
     RunPlan,
     Topology,
-    make_base,
     parse_rank_scope,
     parse_run_mode,
-    plan,
 )
 
-from . import _distributed, _elastic, _globals, _ranks
+from . import _client, _distributed, _elastic, _globals, _ranks, _resolve
 from ._context import (
     PREFIX,
     check_no_secret,
@@ -52,18 +49,12 @@ from ._context import (
     read_parent,
     read_wandb_config,
 )
-from ._link import client_base_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 SWEEPS_EXTRA_HINT = 'pip install "flyteplugins-wandb[sweeps]"'
 _MARK = "__flyteplugins_wandb_init__"
 
-# What a run is called and configured with: set by the process that owns the run only.
-_RUN_IDENTITY = ("name", "tags", "notes", "group", "job_type", "config")
-
-# Settings that shape the plan or the client, never passed to wandb.init as keywords.
-_PLUGIN_ONLY = frozenset({"run_mode", "rank_scope", "download_logs", "host"})
 
 
 @dataclass
@@ -111,11 +102,15 @@ def current_active() -> ActiveRun | None:
 
 
 def get_wandb_run_dir() -> str | None:
-    """The local folder of the current run (``files/``, ``logs/`` and ``run-<id>.wandb``)."""
+    """The folder of the current run whose files W&B uploads (``run.dir``), or ``None``.
+
+    Files written there are saved with the run, as in 2.x. The run's whole local folder (with
+    ``logs/`` and ``run-<id>.wandb``) is its parent.
+    """
     run = get_wandb_run()
     if run is None:
         return None
-    return cast("str", run.settings.sync_dir)
+    return cast("str", run.dir)
 
 
 def get_distributed_info() -> DistributedInfo | None:
@@ -239,6 +234,7 @@ def _wrap_task(task: Any, opts: dict[str, Any]) -> Any:
     task.func = _wrap_callable(func, opts, task_wrapper=True)
     from ._link import Wandb
 
+    _resolve.warn_if_no_entity(task.name, opts, _client.read_defaults())
     links = tuple(_task_links(task, opts, Wandb))
     task.links = (*tuple(task.links or ()), *links)
     _elastic.keep_links_on_override(task, links, lambda t: _task_links(t, opts, Wandb))
@@ -379,22 +375,35 @@ def _exit_code(exc: BaseException | None) -> int:
     return 1
 
 
-def _in_sweep_trial() -> bool:
-    """Whether this call is a trial that ``wandb.agent`` started (it assigns the run)."""
-    return bool(os.environ.get("WANDB_SWEEP_ID")) and bool(
-        os.environ.get("WANDB_SWEEP_PARAM_PATH") or os.environ.get("WANDB_RUN_ID")
+def _sweep_trial() -> _resolve.Trial | None:
+    """What ``wandb.agent`` assigned, when this call is one of its trials (it assigns the run)."""
+    env = os.environ
+    sweep_id = env.get("WANDB_SWEEP_ID")
+    if not sweep_id or not (env.get("WANDB_SWEEP_PARAM_PATH") or env.get("WANDB_RUN_ID")):
+        return None
+    return _resolve.Trial(
+        sweep_id=sweep_id,
+        run_id=env.get("WANDB_RUN_ID") or None,
+        param_path=env.get("WANDB_SWEEP_PARAM_PATH") or None,
     )
 
 
-def _flyte_identity(tctx: Any) -> dict[str, Any]:
+def _flyte_identity(tctx: Any) -> _resolve.Identity:
     action = getattr(tctx, "task_action", None) or tctx.action
-    return {
-        "run_name": action.run_name,
-        "action_name": action.name,
-        "project": action.project,
-        "domain": action.domain,
-        "attempt": _attempt_number(tctx),
-    }
+    return _resolve.Identity(
+        run_name=action.run_name,
+        action_name=action.name,
+        project=action.project,
+        domain=action.domain,
+        attempt=_attempt_number(tctx),
+    )
+
+
+def _say_run_url(run: Any) -> None:
+    """Print the run's real page when the task's link could not name it (no entity known)."""
+    url = getattr(run, "url", None)
+    if url:
+        print(f"W&B run of this task: {url}", flush=True)
 
 
 def _attempt_number(tctx: Any) -> int:
@@ -406,16 +415,6 @@ def _attempt_number(tctx: Any) -> int:
         return int(os.environ.get("FLYTE_ATTEMPT_NUMBER", "0"))
     except ValueError:
         return 0
-
-
-def _with_identity(config: Mapping[str, Any] | None, identity: dict[str, Any]) -> dict[str, Any]:
-    """User config plus the Flyte identity under ``flyte`` (never replacing a user key)."""
-    out = dict(config or {})
-    key = "flyte"
-    while key in out:
-        key = "_" + key
-    out[key] = identity
-    return out
 
 
 class _Call:
@@ -448,56 +447,55 @@ class _Call:
 
         tctx = flyte.ctx()
         settings = self._resolve(tctx)
-        mode = parse_run_mode(settings.get("run_mode", DEFAULT_RUN_MODE))
-        scope = parse_rank_scope(settings.get("rank_scope", DEFAULT_RANK_SCOPE))
         check_download_logs(settings.get("download_logs"))
         topology = _ranks.read_topology(os.environ)
         if topology is not None:
             _distributed.clean_worker_environment(os.environ, pid=os.getpid())
         enclosing = _active.get()
-        sweep_trial = _in_sweep_trial() and not self.task_wrapper
+        kind: _resolve.CallKind = "task" if self.task_wrapper else "function"
+        trial = _sweep_trial() if not self.task_wrapper else None
+        if trial is not None:
+            kind = "trial"
 
-        action_name: str | None = None
-        if tctx:
-            action = getattr(tctx, "task_action", None) or tctx.action
-            action_name = action.name
-            base = make_base(action.run_name or "run", action.name)
-        else:
-            base = _distributed.launcher_base(self.name, topology, os.environ)
-
-        parent: dict[str, Any] | None = None
-        if sweep_trial:
-            parent = None
-        elif not self.task_wrapper and enclosing is not None and enclosing.run is not None:
-            parent = {
-                "id": str(getattr(enclosing.run, "id", None) or enclosing.plan.run_id),
-                "host": enclosing.host,
-                "entity": enclosing.entity,
-                "project": enclosing.project,
-            }
-        elif tctx:
-            parent = read_parent()
-        user_id = None if sweep_trial else settings.get("id")
-        parent_id = parent["id"] if parent else None
-        with _live_lock:
-            parent_run = _live_runs.get(parent_id) if isinstance(parent_id, str) else None
-        if parent_run is None and not self.task_wrapper and enclosing is not None and parent:
-            parent_run = enclosing.run  # the enclosing call's run, live in this process
-        p = plan(
-            mode,
-            scope,
-            topology,
-            base,
-            parent_id=parent_id,
-            user_id=user_id,
-            parent_in_process=parent_run is not None,
-            label=action_name or self.name,
+        identity = _flyte_identity(tctx) if tctx else None
+        launcher_base = (
+            None if identity else _distributed.launcher_base(self.name, topology, os.environ)
         )
-        joins = p.run_id is not None and p.run_id == parent_id
-        src = parent if (joins and parent) else settings
-        host = src.get("host") or settings.get("host")
-        entity = src.get("entity") or settings.get("entity")
-        project = src.get("project") or settings.get("project")
+        in_enclosing: _resolve.Parent | None = None
+        if enclosing is not None and enclosing.run is not None:
+            in_enclosing = _resolve.Parent(
+                id=str(getattr(enclosing.run, "id", None) or enclosing.plan.run_id),
+                host=enclosing.host,
+                entity=enclosing.entity,
+                project=enclosing.project,
+                in_process=True,
+            )
+        published = _resolve.Parent.from_published(
+            read_parent() if tctx else None, in_process=False
+        )
+        if published is not None:
+            with _live_lock:
+                live = published.id in _live_runs
+            published = dataclasses.replace(published, in_process=live)
+        parent = _resolve.choose_parent(kind, in_enclosing, published)
+        resolved = _resolve.resolve(
+            settings,
+            kind=kind,
+            defaults=_client.read_defaults(),
+            identity=identity,
+            launcher_base=launcher_base,
+            topology=topology,
+            parent=parent,
+            trial=trial,
+            label=identity.action_name if identity else self.name,
+        )
+        p = resolved.plan
+        parent_id = parent.id if parent is not None else None
+        if parent is not None and parent is in_enclosing:
+            parent_run = enclosing.run if enclosing is not None else None
+        else:
+            with _live_lock:
+                parent_run = _live_runs.get(parent_id) if parent_id is not None else None
 
         run: Any = None
         if p.reuses_parent:
@@ -505,60 +503,27 @@ class _Call:
         elif p.initializes:
             from . import _backend
 
-            kwargs = {k: v for k, v in settings.items() if k not in _PLUGIN_ONLY}
-            kwargs.pop("settings", None)
-            kwargs["project"] = project
-            kwargs["entity"] = entity
-            kwargs = {k: v for k, v in kwargs.items() if v is not None}
-            extra: dict[str, Any] = {}
-            if sweep_trial:
-                # The agent's assignment, passed explicitly: the client's process-wide settings
-                # may predate the trial (e.g. an enclosing task's run started it).
-                kwargs.pop("id", None)
-                kwargs.pop("resume", None)
-                if os.environ.get("WANDB_RUN_ID"):
-                    kwargs["id"] = os.environ["WANDB_RUN_ID"]
-                extra["sweep_id"] = os.environ["WANDB_SWEEP_ID"]
-                if os.environ.get("WANDB_SWEEP_PARAM_PATH"):
-                    extra["sweep_param_path"] = os.environ["WANDB_SWEEP_PARAM_PATH"]
-            elif p.shared and not p.primary:
-                kwargs["id"] = p.run_id
-                kwargs.pop("resume", None)
-                if joins:
-                    # A child joining its parent's run writes rows, not the run's identity:
-                    # name, tags, notes, group and config stay what the parent set.
-                    for key in _RUN_IDENTITY:
-                        kwargs.pop(key, None)
-            elif (
-                user_id is None
-                and not joins
-                and topology is None
-                and not (self.task_wrapper and tctx)
-            ):
-                # No Flyte action to name the run after (a plain function, or a task called as
-                # a function outside Flyte): W&B picks a fresh id rather than resuming one run
-                # on every call. Distributed ranks keep the planned ids, which they must share.
-                kwargs.pop("id", None)
-            else:
-                kwargs["id"] = p.run_id
-                kwargs.setdefault("resume", "allow")
-            if p.group is not None:
-                kwargs["group"] = p.group
-            if tctx and not (p.shared and not p.primary):
-                kwargs["config"] = _with_identity(kwargs.get("config"), _flyte_identity(tctx))
+            extra = dict(resolved.settings)
             user_settings = settings.get("settings")
             extra.update(_distributed.worker_settings(topology, os.environ, user_settings))
             if p.shared:
+                base = identity.base if identity else (launcher_base or "")
+                user_id = None if kind == "trial" else settings.get("id")
                 self.shared_finish = _distributed.SharedFinish.for_plan(
-                    p, topology, base, os.environ, parent_id=parent_id, user_id=user_id
+                    p,
+                    topology,
+                    base,
+                    os.environ,
+                    parent_id=parent_id,
+                    user_id=user_id,
+                    init_kwargs=resolved.init_kwargs,
+                    user_settings=user_settings,
                 )
             request = _backend.InitRequest(
-                kwargs=kwargs,
-                host=client_base_url(host) if host else None,
+                kwargs=dict(resolved.init_kwargs),
+                server=resolved.server,
                 shared=p.shared,
-                primary=p.primary,
                 label=p.label,
-                update_finish_state=p.finishes,
                 settings=settings.get("settings"),
                 extra_settings=extra,
             )
@@ -569,13 +534,18 @@ class _Call:
                 _live_runs[run_id] = run
             self.binding = _globals.bind(run)
             _install_sigterm_handler()
+            if self.task_wrapper and resolved.url is None:
+                _say_run_url(run)
         self.run = run
+        entity = (getattr(run, "entity", None) if run is not None else None) or resolved.entity
+        project = (getattr(run, "project", None) if run is not None else None) or resolved.project
+        host = resolved.server.api_url
         active = ActiveRun(run, p, topology, host, entity, project, dict(settings))
         self.active = active
         self.token = _active.set(active)
 
         if tctx and run is not None and self.task_wrapper:
-            published_id = getattr(run, "id", None) or p.run_id or ""
+            published_id = getattr(run, "id", None) or resolved.run_id or p.run_id or ""
             entries = parent_entries(published_id, host, entity, project)
             if (PREFIX + "id") in (tctx.custom_context or {}):
                 entries[PREFIX + "id"] = "null"
@@ -600,6 +570,7 @@ class _Call:
             "entity": active.entity,
             "host": active.host,
             "offline": None if mode is None else mode == "offline",
+            "download_logs": active.settings["download_logs"],  # True, or the folder to use
         }
 
     def exit(self, exc: BaseException | None) -> None:
@@ -628,7 +599,7 @@ class _Call:
             code = sync.before_finish(code)
         try:
             if not getattr(run, "_is_finished", False):
-                _backend.finish_run(run, code)
+                _backend.finish_run(run, code, **(sync.finish_report() if sync else {}))
         finally:
             if self.binding is not None:
                 _globals.release(self.binding)

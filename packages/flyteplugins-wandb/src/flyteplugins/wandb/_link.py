@@ -1,8 +1,9 @@
 """The ``Wandb`` link shown on a task in the Flyte UI.
 
-Links are rendered when the task is submitted, with the submitter's ``custom_context``. The pages
-they point at come from core's :func:`~flyteplugins.wandb_core.link_targets`, the same plan the
-task process executes, so the link always names the run (or group) that will exist.
+Links are rendered when the task is submitted, with the submitter's ``custom_context`` and the
+client's defaults of the submitting process. The pages they point at come from the resolver
+(:func:`._resolve.link_pages`), which decides the task process's runs too, so the link always
+names the run (or group) that will exist, on the server and under the entity it will have.
 """
 
 from __future__ import annotations
@@ -10,33 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flyteplugins.wandb_core import (
-    DEFAULT_RANK_SCOPE,
-    DEFAULT_RUN_MODE,
-    link_targets,
-    make_base,
-    parse_rank_scope,
-    parse_run_mode,
-)
+from flyteplugins.wandb_core import parse_rank_scope, parse_run_mode
 
+from . import _client, _resolve
 from ._context import read_parent, read_wandb_config
 
 WANDB_ICON = "https://wandb.ai/logo.svg"
-
-
-def client_base_url(host: str) -> str:
-    """The wandb client's ``base_url`` for a ``host`` setting.
-
-    ``host`` may name the web app or the API, with or without a scheme: W&B's cloud app
-    ``wandb.ai`` is served by ``api.wandb.ai``; a self-hosted server answers both on one host.
-    """
-    text = host.strip().rstrip("/")
-    if "://" not in text:
-        text = "https://" + text
-    scheme, _, rest = text.partition("://")
-    if rest == "wandb.ai":
-        rest = "api.wandb.ai"
-    return f"{scheme}://{rest}"
 
 
 @dataclass
@@ -67,33 +47,33 @@ class Wandb:
         if self.rank_scope is not None:
             parse_rank_scope(self.rank_scope)
 
+    def _settings(self) -> dict[str, Any]:
+        fields = ("project", "entity", "host", "id", "run_mode", "rank_scope")
+        return {f: getattr(self, f) for f in fields if getattr(self, f) is not None}
+
+    def pages(
+        self, run_name: str, action_name: str, context: dict[str, str] | None = None
+    ) -> list[_resolve.LinkPage]:
+        """Every page this task's W&B runs (or groups) will have, as the resolver decides them."""
+        ctx = context or {}
+        settings = _resolve.merge_settings(read_wandb_config(ctx), self._settings())
+        parent = _resolve.Parent.from_published(read_parent(ctx), in_process=False)
+        return _resolve.link_pages(
+            settings,
+            defaults=_client.read_defaults(),
+            run_name=run_name,
+            action_name=action_name,
+            parent=parent,
+            nnodes=self.nnodes,
+            nproc_per_node=self.nproc_per_node,
+            worker=self.worker,
+        )
+
     def urls(
         self, run_name: str, action_name: str, context: dict[str, str] | None = None
     ) -> list[str]:
-        """Every page this task's W&B runs (or groups) will have."""
-        ctx = read_wandb_config(context or {})
-        parent = read_parent(context or {})
-        mode = self.run_mode or ctx.get("run_mode") or DEFAULT_RUN_MODE
-        scope = self.rank_scope or ctx.get("rank_scope") or DEFAULT_RANK_SCOPE
-        user_id = self.id or ctx.get("id")
-        parent_id = parent["id"] if parent else None
-        joins = parent is not None and user_id is None and mode != "new" and self.nnodes is None
-        source: dict[str, Any] = parent if joins and parent is not None else {}
-        host = source.get("host") or self.host or ctx.get("host")
-        entity = source.get("entity") or self.entity or ctx.get("entity")
-        project = source.get("project") or self.project or ctx.get("project") or "uncategorized"
-        targets = link_targets(
-            mode,
-            scope,
-            make_base(run_name, action_name),
-            nnodes=self.nnodes,
-            nproc_per_node=self.nproc_per_node,
-            parent_id=parent_id,
-            user_id=user_id,
-        )
-        if self.worker is not None:
-            targets = [t for t in targets if t.worker in (None, self.worker)]
-        return [t.url(host, entity, project) for t in targets]
+        """The URLs of :meth:`pages` (the app's start page where an entity is unknown)."""
+        return [page.url for page in self.pages(run_name, action_name, context)]
 
     def get_link(
         self,

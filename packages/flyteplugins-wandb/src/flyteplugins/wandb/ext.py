@@ -24,6 +24,8 @@ What the client recorded offline (the ``run-<id>.wandb`` reader)
 
 Links
     :data:`WANDB_ICON`: the icon of every W&B link in the Flyte UI.
+    :func:`sweep_page_url`: the page of a sweep, decided by the plugin's resolver (the server,
+    web app and entity the installed client would use).
 
 Runs of this process
     :func:`live_run_ids`: the ids of the ``@wandb_init`` runs this process started and has not
@@ -34,7 +36,8 @@ Importing this module does not import ``wandb``.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from ._backend import effective_mode
 from ._context import (
@@ -53,6 +56,18 @@ from ._records import RecordFormatError, RunRecord, find_run_files, read_run
 
 WANDB_ICON: Final[str] = _ICON
 """URL of the W&B logo that every W&B link of the Flyte UI shows."""
+
+
+def sweep_page_url(settings: Mapping[str, Any], sweep_id: str | None) -> str:
+    """The page of the sweep ``sweep_id`` for ``settings`` (``host``, ``entity``, ``project``).
+
+    With no ``sweep_id`` (the server has not assigned it yet) the project's sweeps page; with no
+    entity known anywhere (settings, ``WANDB_ENTITY``, the client's settings files) the W&B app's
+    start page, never a URL without an entity.
+    """
+    from . import _client, _resolve
+
+    return _resolve.sweep_link(settings, defaults=_client.read_defaults(), sweep_id=sweep_id)
 
 
 def live_run_ids() -> tuple[str, ...]:
@@ -82,4 +97,5 @@ __all__ = [
     "override_custom_context",
     "read_run",
     "read_wandb_config",
+    "sweep_page_url",
 ]

@@ -1,0 +1,415 @@
+"""The resolver: every fact about a run, decided once, from plain inputs.
+
+From the settings (decorator over ``wandb_config`` context), what a parent published, the
+topology, the Flyte identity, the kind of call and the client's defaults, :func:`resolve` returns a
+:class:`ResolvedRun`: the server (API and web-app URL), entity, project, id, resume, group,
+shared-mode role and label, the keywords and settings that reach ``wandb.init``, and the URL of
+the run's page. The runtime (``_decorator._Call``) executes it; the ``Wandb`` link renders
+:func:`link_urls`, the ``WandbSweep`` link :func:`sweep_link`; nothing else decides any of these.
+
+Core's :func:`~flyteplugins.wandb_core.plan` stays the authority for ranks, ids and groups; this
+module adds where the run lives and how the client is asked for it. It is pure: no environment,
+files or clocks are read here (the client's defaults arrive as a
+:class:`~._client.ClientDefaults`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from flyteplugins.wandb_core import (
+    DEFAULT_RANK_SCOPE,
+    DEFAULT_RUN_MODE,
+    RunPlan,
+    Topology,
+    link_targets,
+    make_base,
+    parse_rank_scope,
+    parse_run_mode,
+    plan,
+)
+
+from ._client import (
+    DEFAULT_PROJECT,
+    ClientDefaults,
+    Server,
+    group_url,
+    run_url,
+    sweep_url,
+    sweeps_page_url,
+)
+
+CallKind = Literal["task", "function", "trial"]
+"""``task``: a Flyte task's own function; ``function``: a decorated function (inside a task, or
+outside Flyte); ``trial``: a function run by a W&B sweep agent, which assigns the run."""
+
+# Settings that shape the plan, the links or the client, never passed to wandb.init as keywords.
+PLUGIN_ONLY: Final = frozenset({"run_mode", "rank_scope", "download_logs", "host", "settings"})
+
+# What a run is called and configured with: set by the process that owns the run only.
+RUN_IDENTITY: Final = ("name", "tags", "notes", "group", "job_type", "config")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The Flyte action a call runs in."""
+
+    run_name: str
+    action_name: str
+    project: str | None = None
+    domain: str | None = None
+    attempt: int = 0
+
+    @property
+    def base(self) -> str:
+        return make_base(self.run_name or "run", self.action_name)
+
+    def as_config(self) -> dict[str, Any]:
+        return {
+            "run_name": self.run_name,
+            "action_name": self.action_name,
+            "project": self.project,
+            "domain": self.domain,
+            "attempt": self.attempt,
+        }
+
+
+@dataclass(frozen=True)
+class Parent:
+    """A run this call may join: published by an enclosing task, or the enclosing call's run."""
+
+    id: str
+    host: str | None = None
+    entity: str | None = None
+    project: str | None = None
+    in_process: bool = False
+    """Whether the parent's run object is live in this process (it is reused, not joined)."""
+
+    @classmethod
+    def from_published(cls, value: Mapping[str, Any] | None, *, in_process: bool) -> Parent | None:
+        if not value or not isinstance(value.get("id"), str):
+            return None
+        return cls(
+            id=value["id"],
+            host=value.get("host"),
+            entity=value.get("entity"),
+            project=value.get("project"),
+            in_process=in_process,
+        )
+
+
+@dataclass(frozen=True)
+class Trial:
+    """What a W&B sweep agent assigned to the trial (its ``WANDB_*`` variables)."""
+
+    sweep_id: str
+    run_id: str | None = None
+    param_path: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """Everything about one call's run; the runtime executes it as is."""
+
+    plan: RunPlan
+    server: Server
+    entity: str | None
+    project: str | None
+    run_id: str | None
+    """The id passed to ``wandb.init``; ``None`` lets the client choose a fresh one."""
+    resume: str | None
+    group: str | None
+    joins_parent: bool
+    init_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """Keywords for ``wandb.init`` (the plugin's own settings are not among them)."""
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """``wandb.Settings`` fields this plugin sets (server, shared-mode role, sweep trial)."""
+    url: str | None = None
+    """The run's page, when its entity is known before the run starts."""
+
+    @property
+    def role(self) -> str:
+        return str(self.plan.role)
+
+
+def merge_settings(context: Mapping[str, Any], decorator: Mapping[str, Any]) -> dict[str, Any]:
+    """Decorator settings over ``wandb_config`` context settings; ``config`` dicts are merged."""
+    out: dict[str, Any] = dict(context)
+    for key, value in decorator.items():
+        if value is None:
+            continue
+        if key == "config" and isinstance(out.get("config"), Mapping):
+            out["config"] = {**out["config"], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def _explicit_settings(obj: Any) -> dict[str, Any]:
+    """The fields a user set on their own ``settings=`` (a dict or a ``wandb.Settings``)."""
+    if obj is None:
+        return {}
+    if isinstance(obj, Mapping):
+        return {k: v for k, v in obj.items() if v is not None}
+    names = getattr(obj, "model_fields_set", ())
+    return {n: getattr(obj, n) for n in names if getattr(obj, n, None) is not None}
+
+
+def server_for(settings: Mapping[str, Any], defaults: ClientDefaults) -> Server:
+    """The server of a run: ``host=`` (or the ``base_url`` of the own Settings), else defaults."""
+    own = _explicit_settings(settings.get("settings"))
+    if settings.get("host"):
+        return defaults.server(settings["host"], source="host=")
+    if own.get("base_url"):
+        return defaults.server(own["base_url"], source="settings.base_url")
+    return defaults.server()
+
+
+def _where(
+    settings: Mapping[str, Any], defaults: ClientDefaults, parent: Parent | None, joins: bool
+) -> tuple[Server, str | None, str | None]:
+    """Server, entity and project of a run: a joined parent's, else settings > client defaults."""
+    own = _explicit_settings(settings.get("settings"))
+    server = server_for(settings, defaults)
+    entity = settings.get("entity") or own.get("entity") or defaults.entity
+    project = settings.get("project") or own.get("project") or defaults.project
+    if joins and parent is not None:
+        if parent.host:
+            server = defaults.server(parent.host, source="the parent task's run")
+        entity = parent.entity or entity
+        project = parent.project or project
+    return server, entity, project
+
+
+def page_url(
+    server: Server, entity: str | None, project: str | None, kind: str, page_id: str
+) -> str | None:
+    """A run or group page; ``None`` when the entity is unknown (no valid URL can name it)."""
+    if not entity:
+        return None
+    proj = project or DEFAULT_PROJECT
+    if kind == "group":
+        return group_url(server.app_url, entity, proj, page_id)
+    return run_url(server.app_url, entity, proj, page_id)
+
+
+def choose_parent(
+    kind: CallKind,
+    enclosing: Parent | None,
+    published: Parent | None,
+) -> Parent | None:
+    """The run a call may join: none for a trial, the enclosing call's run for a function inside
+    a decorated call, else what an enclosing task published."""
+    if kind == "trial":
+        return None
+    if kind == "function" and enclosing is not None:
+        return enclosing
+    return published
+
+
+def resolve(
+    settings: Mapping[str, Any],
+    *,
+    kind: CallKind,
+    defaults: ClientDefaults,
+    identity: Identity | None = None,
+    launcher_base: str | None = None,
+    topology: Topology | None = None,
+    parent: Parent | None = None,
+    trial: Trial | None = None,
+    label: str | None = None,
+) -> ResolvedRun:
+    """Resolve one call's run. ``launcher_base`` is the base id when no Flyte action names the
+    call (a function under ``torchrun``); ``label`` names a single process that joins a run
+    owned by another process."""
+    mode = parse_run_mode(settings.get("run_mode", DEFAULT_RUN_MODE))
+    scope = parse_rank_scope(settings.get("rank_scope", DEFAULT_RANK_SCOPE))
+    if identity is not None:
+        base = identity.base
+    else:
+        base = launcher_base or make_base("local", label or "function")
+    user_id = None if kind == "trial" else settings.get("id")
+    parent_id = parent.id if parent is not None else None
+    p = plan(
+        mode,
+        scope,
+        topology,
+        base,
+        parent_id=parent_id,
+        user_id=user_id,
+        parent_in_process=parent is not None and parent.in_process,
+        label=label,
+    )
+    joins = p.run_id is not None and p.run_id == parent_id
+    server, entity, project = _where(settings, defaults, parent, joins)
+
+    kwargs = {k: v for k, v in settings.items() if k not in PLUGIN_ONLY}
+    kwargs["project"] = project
+    kwargs["entity"] = entity
+    client_settings: dict[str, Any] = {"base_url": server.api_url}
+    run_id: str | None
+    resume: str | None = None
+    if kind == "trial" and trial is not None:
+        # The agent's assignment, passed explicitly: the client's process-wide settings may
+        # predate the trial (an enclosing task's run started them).
+        kwargs.pop("resume", None)
+        run_id = trial.run_id
+        client_settings["sweep_id"] = trial.sweep_id
+        if trial.param_path:
+            client_settings["sweep_param_path"] = trial.param_path
+    elif p.shared and not p.primary:
+        run_id = p.run_id
+        kwargs.pop("resume", None)
+        if joins:
+            # A child joining its parent's run writes rows, not the run's identity.
+            for key in RUN_IDENTITY:
+                kwargs.pop(key, None)
+    elif (
+        user_id is None
+        and not joins
+        and topology is None
+        and not (kind == "task" and identity is not None)
+    ):
+        # No Flyte action names the run (a plain function, a function starting its own run
+        # inside a task, a task called as a function outside Flyte): a fresh id per call rather
+        # than one run resumed by every call. Distributed ranks keep the planned ids.
+        run_id = None
+    else:
+        run_id = p.run_id
+        resume = kwargs.pop("resume", None) or "allow"
+    kwargs.pop("id", None)
+    if run_id is not None:
+        kwargs["id"] = run_id
+    if resume is not None:
+        kwargs["resume"] = resume
+    group = p.group if p.group is not None else kwargs.get("group")
+    if p.group is not None:
+        kwargs["group"] = p.group
+    if identity is not None and not (p.shared and not p.primary) and kind != "trial":
+        kwargs["config"] = _with_identity(kwargs.get("config"), identity)
+    if p.shared:
+        client_settings["x_primary"] = p.primary
+        if p.label:
+            client_settings["x_label"] = p.label
+        client_settings["x_update_finish_state"] = p.finishes
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    url = page_url(server, entity, project, "run", run_id) if run_id else None
+    return ResolvedRun(
+        plan=p,
+        server=server,
+        entity=entity,
+        project=project,
+        run_id=run_id,
+        resume=resume,
+        group=group,
+        joins_parent=joins,
+        init_kwargs=kwargs,
+        settings=client_settings,
+        url=url,
+    )
+
+
+def _with_identity(config: Mapping[str, Any] | None, identity: Identity) -> dict[str, Any]:
+    """User config plus the Flyte identity under ``flyte`` (never replacing a user key)."""
+    out = dict(config or {})
+    key = "flyte"
+    while key in out:
+        key = "_" + key
+    out[key] = identity.as_config()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Links
+
+
+@dataclass(frozen=True)
+class LinkPage:
+    """One page a task's link points at; ``url`` is ``None`` when it cannot be named yet."""
+
+    kind: str
+    id: str
+    worker: int | None
+    server: Server
+    entity: str | None
+    project: str | None
+
+    @property
+    def url(self) -> str:
+        """The page, or the web app's start page when the entity is unknown."""
+        return page_url(self.server, self.entity, self.project, self.kind, self.id) or (
+            self.server.app_url
+        )
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.entity)
+
+
+def link_pages(
+    settings: Mapping[str, Any],
+    *,
+    defaults: ClientDefaults,
+    run_name: str,
+    action_name: str,
+    parent: Parent | None = None,
+    nnodes: int | str | None = None,
+    nproc_per_node: int = 1,
+    worker: int | None = None,
+) -> list[LinkPage]:
+    """The pages of a task's runs (or groups), decided as :func:`resolve` decides the runs."""
+    mode = parse_run_mode(settings.get("run_mode", DEFAULT_RUN_MODE))
+    scope = parse_rank_scope(settings.get("rank_scope", DEFAULT_RANK_SCOPE))
+    targets = link_targets(
+        mode,
+        scope,
+        make_base(run_name, action_name),
+        nnodes=nnodes,
+        nproc_per_node=nproc_per_node,
+        parent_id=parent.id if parent is not None else None,
+        user_id=settings.get("id"),
+    )
+    if worker is not None:
+        targets = [t for t in targets if t.worker in (None, worker)]
+    pages = []
+    for t in targets:
+        joins = t.kind == "run" and parent is not None and t.id == parent.id
+        server, entity, project = _where(settings, defaults, parent, joins)
+        pages.append(LinkPage(t.kind, t.id, t.worker, server, entity, project))
+    return pages
+
+
+def sweep_link(
+    settings: Mapping[str, Any], *, defaults: ClientDefaults, sweep_id: str | None
+) -> str:
+    """The sweep's page when its id is known, else the project's sweeps page, else the app."""
+    server, entity, project = _where(settings, defaults, None, False)
+    if not entity:
+        return server.app_url
+    proj = project or DEFAULT_PROJECT
+    if sweep_id:
+        return sweep_url(server.app_url, entity, proj, sweep_id)
+    return sweeps_page_url(server.app_url, entity, proj)
+
+
+class WandbLinkIncomplete(UserWarning):
+    """A task's W&B link cannot name the run's page: no entity is known when links render."""
+
+
+def warn_if_no_entity(
+    task_name: str, settings: Mapping[str, Any], defaults: ClientDefaults
+) -> None:
+    """Say once, at decoration, that links will point at the app's start page."""
+    _, entity, _ = _where(settings, defaults, None, False)
+    if entity:
+        return
+    warnings.warn(
+        f"the W&B link of task {task_name!r} cannot point at its run: no entity is known "
+        "(give entity= to @wandb_init or wandb_config, set WANDB_ENTITY, or run `wandb init`). "
+        "The link opens the W&B app instead, and the task prints its run's URL when it starts.",
+        WandbLinkIncomplete,
+        stacklevel=4,
+    )
