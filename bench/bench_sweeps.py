@@ -201,7 +201,7 @@ def _download_rows() -> list[dict[str, Any]]:
             os.environ.update(client_env(server.url, root / "home"))
             import wandb
 
-            from flyteplugins.wandb_sweeps import download_wandb_run_logs
+            from flyteplugins.wandb_sweeps import download_run
 
             wandb.teardown()
             run = wandb.init(project="bench-dl", entity="ent", id="files200", reinit="create_new")
@@ -216,7 +216,7 @@ def _download_rows() -> list[dict[str, Any]]:
             for i in range(REPEAT):
                 for workers, bucket in ((8, par), (1, seq)):
                     start = time.perf_counter()
-                    result = download_wandb_run_logs(
+                    result = download_run(
                         "files200", project="bench-dl", entity="ent",
                         target=root / f"out-{workers}-{i}", workers=workers, progress=False,
                     )  # fmt: skip

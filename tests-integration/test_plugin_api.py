@@ -120,6 +120,6 @@ def test_download_logs_after_the_task(
     rid = run_local(downloads, 3)
     rec = only(wandb_offline)
     assert [r["step_value"] for r in user_rows(rec)] == [0, 1, 2]
-    (folder,) = [p for p in target.iterdir() if p.name.startswith(f"wandb-run-{rid}")]
+    folder = target / "wandb_runs" / f"wandb-run-{rid}"  # the documented default folder
     history = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
     assert [row["step_value"] for row in history] == [0, 1, 2]

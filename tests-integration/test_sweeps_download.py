@@ -30,8 +30,8 @@ from servers import WandbTestServer
 from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init
 from flyteplugins.wandb_sweeps import (
     DownloadError,
-    download_wandb_run_logs,
-    download_wandb_sweep_logs,
+    download_run,
+    download_sweep,
     run_agent,
     wandb_sweep,
     wandb_sweep_config,
@@ -74,9 +74,7 @@ def test_online_run_files_history_and_summary_arrive_complete(
 ) -> None:
     _write_run("dl-full", "full1", tmp_path)
     target = tmp_path / "logs"
-    result = download_wandb_run_logs(
-        "full1", project="dl-full", entity="ent", target=target, progress=True
-    )
+    result = download_run("full1", project="dl-full", entity="ent", target=target, progress=True)
     assert result.ok, result.failed
     api_run = wandb.Api().run("ent/dl-full/full1")
     served = {f.name for f in api_run.files()}
@@ -194,9 +192,7 @@ def test_hostile_names_refused_failures_reported_rest_downloaded(
 ) -> None:
     _write_run("dl-evil", "evil1", tmp_path, rows=5)
     target = tmp_path / "box" / "logs"
-    result = download_wandb_run_logs(
-        "evil1", project="dl-evil", entity="ent", host=hostile.url, target=target
-    )
+    result = download_run("evil1", project="dl-evil", entity="ent", host=hostile.url, target=target)
     assert "refused" in result.failed["files/../../escaped.txt"]
     assert "refused" in result.failed["files//etc/absolute.txt"]
     assert "files/missing.bin" in result.failed
@@ -210,7 +206,7 @@ def test_hostile_names_refused_failures_reported_rest_downloaded(
     assert set(report["failed"]) == set(result.failed)
 
     with pytest.raises(DownloadError, match=r"missing\.bin") as info:
-        download_wandb_run_logs(
+        download_run(
             "evil1", project="dl-evil", entity="ent", host=hostile.url,
             target=tmp_path / "strict", strict=True,
         )  # fmt: skip
@@ -221,7 +217,7 @@ def test_download_is_bounded_in_time(hostile: _HostileProxy, tmp_path: Path) -> 
     _write_run("dl-slow", "slow1", tmp_path, rows=5)
     hostile.slow_seconds = 30.0
     start = time.monotonic()
-    result = download_wandb_run_logs(
+    result = download_run(
         "slow1", project="dl-slow", entity="ent", host=hostile.url,
         target=tmp_path / "logs", timeout=4.0,
     )  # fmt: skip
@@ -240,8 +236,8 @@ _SCRIPT = textwrap.dedent(
         have = True
     except ImportError:
         have = False
-    from flyteplugins.wandb_sweeps import download_wandb_run_logs
-    r = download_wandb_run_logs(sys.argv[3], project="dl-pandas", entity="ent", target=sys.argv[2])
+    from flyteplugins.wandb_sweeps import download_run
+    r = download_run(sys.argv[3], project="dl-pandas", entity="ent", target=sys.argv[2])
     print(json.dumps({"pandas": have, "ok": r.ok, "rows": r.history_rows, "files": r.files}))
     """
 )
@@ -313,7 +309,7 @@ def test_sweep_download_logs_online(
         **wandb_sweep_config(method="grid", parameters={"lr": {"values": [0.1, 0.2]}}),
     }
     assert run_local(sweep_with_logs, custom_context=ctx) == "done"
-    [root] = list((tmp_path / "tmp").glob("wandb-sweep-*"))
+    [root] = list((tmp_path / "tmp" / "wandb_runs").glob("wandb-sweep-*"))  # the default folder
     info = json.loads((root / "sweep.json").read_text())
     assert len(info["runs"]) == 2
     for run_id in info["runs"]:
@@ -330,7 +326,7 @@ def test_offline_run_and_sweep_download(wandb_offline: Path, tmp_path: Path) -> 
         run.log({"loss": float(i)})
     run.summary["extra"] = "2024"
     run.finish()
-    result = download_wandb_run_logs("off1", target=tmp_path / "one")
+    result = download_run("off1", target=tmp_path / "one")
     assert result.ok
     rows = _history(tmp_path / "one" / "history.jsonl")
     assert [r["loss"] for r in rows] == [float(i) for i in range(30)]
@@ -338,7 +334,7 @@ def test_offline_run_and_sweep_download(wandb_offline: Path, tmp_path: Path) -> 
     assert (tmp_path / "one" / "run-off1.wandb").is_file()
     [folder] = list((wandb_offline / "wandb").glob("offline-run-*-off1"))
     assert _read_dir(tmp_path / "one" / "files") == _read_dir(folder / "files") != {}
-    sweep = download_wandb_sweep_logs("sw1", target=tmp_path / "sweep")
+    sweep = download_sweep("sw1", target=tmp_path / "sweep")
     assert sweep.run_ids == ["off1"]
     assert (tmp_path / "sweep" / "runs" / "off1" / "history.jsonl").is_file()
 
@@ -379,7 +375,7 @@ def test_wandb_init_download_logs_after_the_task(
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     run_id = run_local(task, 40, custom_context=wandb_config(project="dl-init", entity="ent"))
-    [root] = list((tmp_path / "tmp").glob(f"wandb-run-{run_id}-*"))
+    root = tmp_path / "tmp" / "wandb_runs" / f"wandb-run-{run_id}"  # the default folder
     assert len(_history(root / "history.jsonl")) == 40
     assert "loss" in json.loads((root / "summary.json").read_text())
     assert json.loads((root / "download.json").read_text())["failed"] == {}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flyteplugins.wandb_sweeps import DownloadError, UnsafeFileName, download_wandb_run_logs
+from flyteplugins.wandb_sweeps import DownloadError, UnsafeFileName, download_run
 from flyteplugins.wandb_sweeps.download import find_offline_run_dir, run_bounded, safe_path
 
 BAD_NAMES = [
@@ -100,7 +100,7 @@ def _offline_run(root: Path, monkeypatch: pytest.MonkeyPatch, run_id: str) -> No
 def test_offline_run_is_packaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _offline_run(tmp_path, monkeypatch, "unit1")
     assert find_offline_run_dir("unit1") is not None
-    result = download_wandb_run_logs("unit1", target=tmp_path / "out")
+    result = download_run("unit1", target=tmp_path / "out")
     assert result.ok and result.history_rows == 25
     out = tmp_path / "out"
     rows = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
@@ -114,9 +114,9 @@ def test_offline_run_is_packaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_missing_offline_run_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no offline W&B run 'nope'"):
-        download_wandb_run_logs("nope", offline=True, target=tmp_path / "o")
+        download_run("nope", offline=True, target=tmp_path / "o")
     with pytest.raises(ValueError, match="timeout"):
-        download_wandb_run_logs("x", offline=True, timeout=0)
+        download_run("x", offline=True, timeout=0)
 
 
 def test_strict_mode_raises_with_every_failed_name() -> None:

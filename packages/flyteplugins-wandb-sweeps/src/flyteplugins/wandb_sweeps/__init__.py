@@ -3,10 +3,13 @@
 ``@wandb_sweep`` creates a sweep when its task runs (on the W&B server, or with a local controller
 built on W&B's open-source ``sweeps`` engine when offline); ``run_agent`` runs trials in the task;
 ``run_parallel_agents`` runs up to 20 agents as concurrent Flyte child tasks;
-``download_wandb_run_logs`` / ``download_wandb_sweep_logs`` fetch every file, the full history and
-the summary of runs; ``after_task`` / ``after_task_async`` are the log download that
-``@wandb_init(download_logs=True)`` runs after a task (the plugin's only entry into this
-distribution). Importing this package imports neither ``wandb`` nor the ``sweeps`` engine.
+``download_run`` / ``download_sweep`` fetch every file, the full history and the summary of runs
+(``download_wandb_run_dir``, ``download_wandb_sweep_dirs`` and the traced
+``download_wandb_run_logs`` / ``download_wandb_sweep_logs`` are the 2.x functions, in the 2.x
+layout), ``remove_downloaded_logs`` removes downloads; ``after_task`` / ``after_task_async``
+are the log download that ``@wandb_init(download_logs=True)`` runs after a task (the plugin's
+only entry into this distribution). Importing this package imports neither ``wandb`` nor the
+``sweeps`` engine.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from ._agent import (
     run_parallel_agents_sync,
     run_trial,
 )
-from ._context import wandb_sweep_config
+from ._context import WandbSweepConfig, get_wandb_sweep_context, wandb_sweep_config
 from ._controller import LocalSweep, Trial, create_local_sweep
 from ._decorator import get_wandb_sweep_id, wandb_sweep
 from ._link import WandbSweep
@@ -31,8 +34,14 @@ from .download import (
     UnsafeFileName,
     after_task,
     after_task_async,
+    default_download_dir,
+    download_run,
+    download_sweep,
+    download_wandb_run_dir,
     download_wandb_run_logs,
+    download_wandb_sweep_dirs,
     download_wandb_sweep_logs,
+    remove_downloaded_logs,
 )
 
 __all__ = [
@@ -45,13 +54,21 @@ __all__ = [
     "Trial",
     "UnsafeFileName",
     "WandbSweep",
+    "WandbSweepConfig",
     "__version__",
     "after_task",
     "after_task_async",
     "create_local_sweep",
+    "default_download_dir",
+    "download_run",
+    "download_sweep",
+    "download_wandb_run_dir",
     "download_wandb_run_logs",
+    "download_wandb_sweep_dirs",
     "download_wandb_sweep_logs",
+    "get_wandb_sweep_context",
     "get_wandb_sweep_id",
+    "remove_downloaded_logs",
     "run_agent",
     "run_agent_work",
     "run_parallel_agents",

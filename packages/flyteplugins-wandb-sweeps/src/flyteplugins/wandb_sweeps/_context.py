@@ -8,10 +8,12 @@ its child tasks (and their links) reuse it instead of creating another.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
+from flyteplugins.wandb import wandb_config
 from flyteplugins.wandb.ext import (
     ContextEntries,
     current_custom_context,
@@ -56,10 +58,12 @@ def _check_settings(values: Mapping[str, Any]) -> None:
         v = values.get(key)
         if v is not None and not isinstance(v, str):
             raise TypeError(f"{key}={v!r} ({type(v).__name__}): expected a str")
-    for key in ("download_logs", "local_controller"):
-        v = values.get(key)
-        if v is not None and not isinstance(v, bool):
-            raise TypeError(f"{key}={v!r} ({type(v).__name__}): expected True or False")
+    v = values.get("local_controller")
+    if v is not None and not isinstance(v, bool):
+        raise TypeError(f"local_controller={v!r} ({type(v).__name__}): expected True or False")
+    if values.get("download_logs") is not None:
+        # the plugin's rule (True/False or a folder), through its public constructor
+        wandb_config(download_logs=values["download_logs"])
     if values.get("prior_runs") is not None:
         check_prior_runs(values["prior_runs"])
     for key in values:
@@ -73,13 +77,13 @@ def wandb_sweep_config(
     parameters: dict[str, Any] | None = None,
     project: str | None = None,
     entity: str | None = None,
-    name: str | None = None,
     prior_runs: list[str] | None = None,
+    name: str | None = None,
+    download_logs: bool | str | os.PathLike[str] | None = None,
     early_terminate: dict[str, Any] | None = None,
-    download_logs: bool | None = None,
     local_controller: bool | None = None,
     **extra: Any,
-) -> ContextEntries:
+) -> WandbSweepConfig:
     """A W&B sweep's configuration as Flyte ``custom_context`` entries.
 
     Pass it as ``flyte.with_runcontext(custom_context=...)`` (it merges with ``wandb_config``:
@@ -88,9 +92,11 @@ def wandb_sweep_config(
     tasks in the block. ``method``, ``metric``, ``parameters``, ``name``, ``early_terminate`` and
     any other keyword (``description``, ``run_cap``, ...) form the sweep configuration given to
     ``wandb.sweep``; ``project``, ``entity`` and ``prior_runs`` say where it is created;
-    ``download_logs=True`` downloads every trial's logs when the sweep task ends;
-    ``local_controller=True`` runs the sweep with the local controller even when online (default:
-    only when W&B is offline). Every part given is checked now.
+    ``download_logs=True`` downloads every trial's logs when the sweep task ends (into the
+    default folder; ``download_logs="DIR"`` into ``DIR``); ``local_controller=True`` runs the
+    sweep with the local controller even when online (default: only when W&B is offline). Every
+    part given is checked now. The result reads back as attributes (``cfg.method``; ``cfg.kwargs``
+    for the other keys) and ``cfg.to_sweep_config()`` gives the dict for ``wandb.sweep``.
     """
     values: dict[str, Any] = {
         "method": method,
@@ -105,10 +111,50 @@ def wandb_sweep_config(
         "local_controller": local_controller,
         **extra,
     }
-    values = {k: v for k, v in values.items() if v is not None}
-    _check_settings(values)
-    check_partial(values)
-    return ContextEntries(encode_entries(PREFIX, values))
+    return WandbSweepConfig(encode_entries(PREFIX, _normalize(values)))
+
+
+def _normalize(values: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in values.items() if v is not None}
+    _check_settings(out)
+    check_partial(out)
+    if isinstance(out.get("download_logs"), os.PathLike):
+        out["download_logs"] = os.fspath(out["download_logs"])
+    return out
+
+
+class WandbSweepConfig(ContextEntries):
+    """What :func:`wandb_sweep_config` returns: ``custom_context`` entries, a reusable ``with``
+    block, and the settings as attributes (``None`` when not given; ``kwargs``: the other keys
+    of the sweep configuration)."""
+
+    _prefix: ClassVar[str] = PREFIX
+    _fields: ClassVar[tuple[str, ...]] = (
+        "method",
+        "metric",
+        "parameters",
+        "project",
+        "entity",
+        "prior_runs",
+        "name",
+        "download_logs",
+        "early_terminate",
+        "local_controller",
+    )
+
+    @classmethod
+    def _normalize(cls, values: dict[str, Any]) -> dict[str, Any]:
+        return _normalize(values)
+
+    def to_sweep_config(self) -> dict[str, Any]:
+        """The sweep configuration dict for ``wandb.sweep`` (without the settings around it)."""
+        return split_settings(self.decoded())[0]
+
+
+def get_wandb_sweep_context() -> WandbSweepConfig | None:
+    """The ``wandb_sweep_config`` settings the running code sees, or ``None`` if there are none."""
+    found = WandbSweepConfig.from_dict(current_custom_context())
+    return found if found else None
 
 
 def read_sweep_settings(context: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -241,14 +241,15 @@ class ContextEntries(dict[str, str]):
 
     # -- attribute access -----------------------------------------------------------------------
 
-    def _settings(self) -> dict[str, Any]:
+    def decoded(self) -> dict[str, Any]:
+        """The settings these entries hold, decoded (bookkeeping keys and unset markers omitted)."""
         values = decode_entries(self._prefix, self) if self._prefix else {}
         return {k: v for k, v in values.items() if not k.startswith("~")}
 
     def __getattr__(self, name: str) -> Any:
         if not self._prefix or name.startswith("_"):
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        values = self._settings()
+        values = self.decoded()
         if name == "kwargs":
             extra = {k: v for k, v in values.items() if k not in self._fields}
             return extra or None
@@ -268,7 +269,7 @@ class ContextEntries(dict[str, str]):
             )
         updates = dict(value or {}) if name == "kwargs" else {name: value}
         if name == "kwargs":
-            for key in self._settings():
+            for key in self.decoded():
                 if key not in self._fields and key not in updates:
                     del self[self._prefix + key]
         checked = self._normalize({k: v for k, v in updates.items() if v is not None})
