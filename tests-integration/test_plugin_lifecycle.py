@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -215,13 +216,34 @@ def test_cancellation_fails_the_run(wandb_offline: Path) -> None:
     assert user_rows(rec) == [{"before": 1}]
 
 
-def test_sigterm_marks_the_run_preempting(wandb_offline: Path) -> None:
-    proc = _python(wandb_offline, "sigterm", check=False)
+@pytest.mark.parametrize("scenario", ["sigterm", "sigterm-thread", "sigterm-locked"])
+def test_sigterm_marks_the_run_preempting(wandb_offline: Path, scenario: str) -> None:
+    """On the main thread, in a worker thread while the main thread runs an asyncio loop (as
+    Flyte's task runtime runs sync tasks), and while the plugin holds its own lock when the
+    signal lands: the run is marked preempting and finished, and the process still ends by
+    SIGTERM, well within the handler's budget."""
+    from flyteplugins.wandb._preemption import PREEMPT_BUDGET_S
+
+    started = time.monotonic()
+    proc = _python(wandb_offline, scenario, check=False)
     assert proc.returncode == -15, proc.stderr[-2000:]
+    assert time.monotonic() - started < 30 + PREEMPT_BUDGET_S
     rec = only(wandb_offline)
     assert rec.preempting
     assert rec.exit_code == 143
     assert user_rows(rec) == [{"before_sigterm": 1}]
+
+
+def test_a_guest_in_the_users_process(wandb_offline: Path) -> None:
+    """Importing decorated tasks changes neither the environment nor the SIGTERM handler; a run
+    changes them only while it lives."""
+    out = _last_json(_python(wandb_offline, "guest"))
+    assert out == {
+        "import_unchanged": True,
+        "during": True,
+        "sigterm_restored": True,
+        "env_restored": True,
+    }
 
 
 # ----------------------------------------------------------------------------- ids, retries
@@ -375,3 +397,70 @@ def test_wrong_decorator_order_is_reported_before_user_code(wandb_offline: Path)
     assert "put @wandb_init on top" in str(info.value)
     assert ran_user_code == []
     assert records(wandb_offline) == []
+
+
+# ----------------------------------------------------------------------------- all or nothing
+
+
+@wandb_init(project="atomic", entity="team")
+@env.task
+async def atomic_task() -> str:
+    run = get_wandb_run()
+    assert run is not None
+    return str(run.id)
+
+
+def test_a_start_that_fails_after_the_run_began_leaves_nothing_open(
+    wandb_offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
+    import flyteplugins.wandb._decorator as decorator
+
+    def broken(entries: Any) -> Any:
+        raise RuntimeError("publishing to child tasks failed")
+
+    monkeypatch.setattr(decorator, "override_custom_context", broken)
+    with pytest.raises(Exception, match="publishing to child tasks failed"):
+        run_local(atomic_task, name="atomic")
+    import wandb
+
+    assert type(wandb) is types.ModuleType  # the globals were released
+    assert not decorator._live_runs
+    assert decorator.current_active() is None
+    reset_wandb()
+    rec = only(wandb_offline)
+    assert rec.exit_code not in (None, 0)  # the run that began was finished as failed
+
+
+@wandb_init(project="atomic", entity="team")
+def fails_inside(message: str) -> None:
+    run = get_wandb_run()
+    assert run is not None
+    run.log({"before": 1})
+    raise ValueError(message)
+
+
+def test_a_failure_while_finishing_never_hides_the_users_error(
+    wandb_offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flyteplugins.wandb._backend as backend
+    from flyteplugins.wandb._decorator import WandbFinishFailed
+
+    real_finish = backend.finish_run
+
+    def broken_finish(run: Any, exit_code: int, **kw: Any) -> None:
+        real_finish(run, exit_code, **kw)
+        raise OSError("disk full while finishing")
+
+    monkeypatch.setattr(backend, "finish_run", broken_finish)
+    reset_wandb()
+    with (
+        pytest.warns(WandbFinishFailed, match=r"disk full.*wandb sync .*offline-run-"),
+        pytest.raises(ValueError, match="the user's own error"),
+    ):
+        fails_inside("the user's own error")
+    reset_wandb()
+    rec = only(wandb_offline)
+    assert rec.exit_code == 1
+    assert user_rows(rec) == [{"before": 1}]

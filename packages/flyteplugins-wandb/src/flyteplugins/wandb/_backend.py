@@ -159,9 +159,7 @@ def finish_run(
     """
     started = time.monotonic() if since is None else since
     run.finish(exit_code=exit_code)
-    _resilience.report_incomplete_upload(
-        run, time.monotonic() - started, limit=limit, share=share
-    )
+    _resilience.report_incomplete_upload(run, time.monotonic() - started, limit=limit, share=share)
 
 
 def mark_preempting(run: Any) -> None:

@@ -22,7 +22,6 @@ import functools
 import importlib.util
 import inspect
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -39,7 +38,7 @@ from flyteplugins.wandb_core import (
     parse_run_mode,
 )
 
-from . import _client, _distributed, _elastic, _globals, _ranks, _resolve
+from . import _client, _distributed, _elastic, _globals, _preemption, _ranks, _resolve
 from ._context import (
     PREFIX,
     check_no_secret,
@@ -54,7 +53,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 SWEEPS_EXTRA_HINT = 'pip install "flyteplugins-wandb[sweeps]"'
 _MARK = "__flyteplugins_wandb_init__"
-
 
 
 @dataclass
@@ -205,9 +203,6 @@ def wandb_init(
     check_download_logs(download_logs)
     if settings_obj is not None:
         opts["settings"] = settings_obj
-    # Decoration normally happens at import, on the main thread: the only thread that may install
-    # signal handlers. Task bodies often run on other threads.
-    _install_sigterm_handler()
 
     def apply(target: Any) -> Any:
         if _is_task_template(target):
@@ -443,6 +438,31 @@ class _Call:
         return settings
 
     def enter(self) -> None:
+        """Start (or join, or skip) the call's run: all or nothing.
+
+        When anything fails after the run started (publishing it to child tasks, binding
+        wandb's globals), the run is finished as failed and every change undone before the
+        error propagates: no run is left open and no context is left set.
+        """
+        try:
+            self._enter()
+        except BaseException as exc:
+            self._undo_enter(exc)
+            raise
+
+    def _undo_enter(self, exc: BaseException) -> None:
+        try:
+            self.exit(exc)
+        except Exception as undo_error:  # never replace the error that stopped the start
+            import warnings
+
+            warnings.warn(
+                f"undoing the start of the W&B run after {exc!r} also failed: {undo_error!r}",
+                WandbFinishFailed,
+                stacklevel=3,
+            )
+
+    def _enter(self) -> None:
         import flyte
 
         tctx = flyte.ctx()
@@ -451,7 +471,7 @@ class _Call:
         topology = _ranks.read_topology(os.environ)
         if topology is not None:
             _distributed.clean_worker_environment(os.environ, pid=os.getpid())
-        enclosing = _active.get()
+        enclosing = current_active()
         kind: _resolve.CallKind = "task" if self.task_wrapper else "function"
         trial = _sweep_trial() if not self.task_wrapper else None
         if trial is not None:
@@ -532,8 +552,8 @@ class _Call:
             run_id = str(getattr(run, "id", None) or p.run_id)
             with _live_lock:
                 _live_runs[run_id] = run
+            _preemption.arm(_live_snapshot)
             self.binding = _globals.bind(run)
-            _install_sigterm_handler()
             if self.task_wrapper and resolved.url is None:
                 _say_run_url(run)
         self.run = run
@@ -574,18 +594,29 @@ class _Call:
         }
 
     def exit(self, exc: BaseException | None) -> None:
+        """End the call: undo the published context, restore the active run, finish the run.
+
+        Each step runs even when an earlier one failed. A failure while finishing is a warning
+        naming the run folder to sync from, never an exception replacing the user's own.
+        """
+        publish, self.publish = self.publish, None
+        token, self.token = self.token, None
         try:
-            if self.publish is not None:
-                self.publish.__exit__(
+            if publish is not None:
+                publish.__exit__(
                     type(exc) if exc is not None else None,
                     exc,
                     exc.__traceback__ if exc is not None else None,
                 )
         finally:
-            if self.token is not None:
-                _active.reset(self.token)
+            if token is not None:
+                _active.reset(token)
             if self.owned and self.run is not None:
-                self._finish(_exit_code(exc))
+                self.owned = False
+                try:
+                    self._finish(_exit_code(exc))
+                except Exception as finish_error:
+                    _warn_finish_failed(self.run, finish_error)
 
     def _finish(self, code: int) -> None:
         from . import _backend
@@ -601,50 +632,35 @@ class _Call:
             if not getattr(run, "_is_finished", False):
                 _backend.finish_run(run, code, **(sync.finish_report() if sync else {}))
         finally:
+            _preemption.disarm()
             if self.binding is not None:
                 _globals.release(self.binding)
             if sync is not None:
                 sync.after_finish(code)
 
 
-# --------------------------------------------------------------------------------------------
-# Preemption
+def _live_snapshot() -> list[Any]:
+    """The live runs, for the SIGTERM handler (which must not wait for ``_live_lock``)."""
+    return list(_live_runs.values())
 
 
-_sigterm_installed = False
+class WandbFinishFailed(UserWarning):
+    """Finishing a run failed; its data stays in the run's local folder."""
 
 
-def _install_sigterm_handler() -> None:
-    """On SIGTERM (pod eviction, preemption): mark live runs preempting and finish them.
+def _warn_finish_failed(run: Any, error: Exception) -> None:
+    import warnings
 
-    Installed once, from the main thread only (Python allows no other), and only over the
-    default disposition or a Python handler, which is chained afterwards. With no live run the
-    handler behaves as the previous disposition did.
-    """
-    global _sigterm_installed
-    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous is signal.SIG_IGN or previous is None:
-        return
-    _sigterm_installed = True
+    from ._resilience import redact
 
-    def on_sigterm(signum: int, frame: Any) -> None:
-        from . import _backend
-
-        with _live_lock:
-            runs = list(_live_runs.values())
-            _live_runs.clear()
-        for run in runs:
-            try:
-                _backend.mark_preempting(run)
-                _backend.finish_run(run, 128 + signum)
-            except Exception:
-                pass  # the process is going down: still finish the other runs
-        if callable(previous):
-            previous(signum, frame)
-            return
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, on_sigterm)
+    settings = getattr(run, "settings", None)
+    folder = str(getattr(settings, "sync_dir", "") or "")
+    warnings.warn(
+        redact(
+            f"finishing W&B run {getattr(run, 'id', '?')} failed ({type(error).__name__}: "
+            f"{error}); everything it logged is in {folder}: upload it with "
+            f"`wandb sync {folder}`"
+        ),
+        WandbFinishFailed,
+        stacklevel=4,
+    )

@@ -1,0 +1,169 @@
+"""Preemption: on SIGTERM (pod eviction, spot reclaim), mark live runs preempting and finish them.
+
+The handler exists only while this process has a live plugin run: it is installed when the first
+run starts and the previous disposition is restored when the last one ends (unless someone else
+replaced ours meanwhile, whose handler is then left alone). Importing or decorating changes
+nothing.
+
+Python lets only the main thread install signal handlers. A run started on another thread (Flyte
+runs sync task functions in a worker thread) asks the main thread's running asyncio loop, which
+in a Flyte task process is the task runtime's, to install it; with no such loop there is no
+handler, and W&B marks the run crashed when the process dies.
+
+The handler never takes a lock this plugin may hold when the signal lands (it reads a snapshot of
+the live runs), does the network work in a helper thread joined for at most
+:data:`PREEMPT_BUDGET_S` seconds, then hands the signal on: to the previous Python handler, or to
+the default disposition (the process ends with SIGTERM, as it would have without the plugin).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any, Final
+
+PREEMPT_BUDGET_S: Final = 20.0
+"""Seconds the SIGTERM handler spends marking and finishing runs before the process goes down
+(Kubernetes' default grace period is 30 s)."""
+
+_lock = threading.Lock()  # arm/disarm only; never taken by the handler
+_armed = 0
+_previous: Any = None
+_ours: Callable[[int, Any], None] | None = None
+_runs: Callable[[], list[Any]] = list
+
+
+def arm(live_runs: Callable[[], list[Any]]) -> None:
+    """A run started: make sure the handler is installed. ``live_runs`` lists the live runs."""
+    global _armed, _runs
+    with _lock:
+        _armed += 1
+        _runs = live_runs
+        first = _armed == 1
+    if first:
+        _on_main_thread(_install)
+
+
+def disarm() -> None:
+    """A run ended: restore the previous disposition when it was the last one."""
+    global _armed
+    with _lock:
+        _armed = max(0, _armed - 1)
+        last = _armed == 0
+    if last:
+        _on_main_thread(_restore)
+
+
+def installed() -> bool:
+    """Whether the plugin's SIGTERM handler is the current one."""
+    return _ours is not None and signal.getsignal(signal.SIGTERM) is _ours
+
+
+def _install() -> None:
+    global _previous, _ours
+    with _lock:
+        if _armed == 0 or installed():
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is signal.SIG_IGN or previous is None:
+            return  # the process chose to ignore SIGTERM (or a C handler owns it): keep that
+        _previous = previous
+        _ours = _handler
+        signal.signal(signal.SIGTERM, _handler)
+
+
+def _restore() -> None:
+    global _previous, _ours
+    with _lock:
+        if _armed or _ours is None:
+            return
+        if signal.getsignal(signal.SIGTERM) is _ours:
+            signal.signal(signal.SIGTERM, _previous)
+        _previous = _ours = None
+
+
+def _snapshot() -> list[Any]:
+    for _ in range(3):
+        try:
+            return list(_runs())
+        except RuntimeError:  # the registry changed while being copied
+            continue
+    return []
+
+
+def _handler(signum: int, frame: Any) -> None:
+    from . import _backend
+
+    runs = _snapshot()
+
+    def finish_all() -> None:
+        for run in runs:
+            if getattr(run, "_is_finished", False):
+                continue
+            try:
+                _backend.mark_preempting(run)
+                _backend.finish_run(run, 128 + signum)
+            except Exception:  # the process is going down: still finish the other runs
+                continue
+
+    worker = threading.Thread(target=finish_all, name="flyteplugins-wandb-preempt", daemon=True)
+    worker.start()
+    worker.join(PREEMPT_BUDGET_S)
+    previous = _previous
+    if callable(previous):
+        previous(signum, frame)
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+# --------------------------------------------------------------------------------------------
+# Reaching the main thread
+
+
+_main_loop: asyncio.AbstractEventLoop | None = None
+_MAIN_THREAD_WAIT_S: Final = 2.0
+
+
+def _on_main_thread(fn: Callable[[], None]) -> None:
+    if threading.current_thread() is threading.main_thread():
+        fn()
+        return
+    loop = _find_main_loop()
+    if loop is None:
+        return
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            fn()
+        finally:
+            done.set()
+
+    try:
+        loop.call_soon_threadsafe(run)
+    except RuntimeError:  # the loop closed meanwhile
+        return
+    done.wait(_MAIN_THREAD_WAIT_S)  # the run starts with the handler in place
+
+
+def _find_main_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop running on the main thread, if any (looked up once, then cached)."""
+    global _main_loop
+    main = threading.main_thread().ident
+    loop = _main_loop
+    if loop is not None and loop.is_running() and getattr(loop, "_thread_id", None) == main:
+        return loop
+    for obj in gc.get_objects():
+        # type(), not isinstance(): lazy-module proxies raise on attribute access
+        if not issubclass(type(obj), asyncio.AbstractEventLoop):
+            continue
+        candidate: asyncio.AbstractEventLoop = obj
+        if candidate.is_running() and getattr(candidate, "_thread_id", None) == main:
+            _main_loop = candidate
+            return candidate
+    return None
