@@ -7,12 +7,16 @@ sweep task returned, which the controller read from those files).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import flyte
 import pytest
+import wandb
 from _plugin_helpers import records, run_local
 
 from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init
@@ -123,6 +127,44 @@ def objective_lr_only() -> None:
     run.log({"loss": run.config["lr"]})
 
 
+# the specification's sweep example, as written there (wandb.agent, wandb.log, run.config)
+@wandb_init
+def spec_objective() -> None:
+    run = get_wandb_run()
+    assert run is not None
+    config = run.config
+    loss = (config.lr - 0.07) ** 2 + config.batch / 1000
+    wandb.log({"loss": loss, "accuracy": 1 - loss})
+
+
+@wandb_sweep
+@env.task
+def run_sweep(count: int) -> str:
+    sweep_id = get_wandb_sweep_id()
+    wandb.agent(sweep_id, function=spec_objective, count=count)
+    return json.dumps({"sweep_id": sweep_id, "replaced": hasattr(wandb.agent, "__wrapped__")})
+
+
+@wandb_sweep
+@env.task
+def agent_on_unknown_sweep() -> str:
+    wandb.agent("entity/project/nosuch", function=spec_objective, count=1)
+    return "ran"
+
+
+def bare_objective() -> None:
+    # no @wandb_init: the trial's run is started around it; wandb.init() returns that run
+    run = wandb.init()
+    wandb.log({"loss": wandb.config["lr"]})
+    assert run.id == wandb.run.id
+
+
+@wandb_sweep
+@env.task
+def tune_bare() -> str:
+    return json.dumps(run_agent(function=bare_objective))
+
+
 def _ctx(method: str, parameters: dict[str, Any], **kw: Any) -> dict[str, str]:
     return {
         **wandb_config(project="sweeps-offline"),
@@ -209,11 +251,36 @@ def test_random_without_count_is_refused(wandb_offline: Path) -> None:
 
 def test_failed_trials_are_recorded_as_failed_and_fail_the_sweep(wandb_offline: Path) -> None:
     ctx = _ctx("grid", {"lr": {"values": [1, 2, 3]}})
-    with pytest.raises(Exception, match="diverged"):
+    with pytest.raises(Exception, match="diverged") as raised:
         run_local(tune_failing, custom_context=ctx)
     recs = records(wandb_offline)
     assert len(recs) == 2
     assert all(r.exit_code == 1 for r in recs)
+    # the full traceback, in the error and in each trial's W&B run
+    assert "Traceback (most recent call last)" in str(raised.value)
+    assert "in failing_objective" in str(raised.value)
+    for rec in recs:
+        text = rec.summary["traceback"]
+        assert text.startswith("Traceback (most recent call last)")
+        assert "in failing_objective" in text
+        assert text.rstrip().endswith("RuntimeError: diverged")
+
+
+def test_a_failed_trial_keeps_its_full_traceback_in_the_result(wandb_offline: Path) -> None:
+    from flyteplugins.wandb_sweeps import create_local_sweep, run_trial
+
+    with create_local_sweep({"method": "grid", "parameters": {"lr": {"value": 1}}}) as sweep:
+        [trial] = sweep.propose(1)
+        out = run_trial(
+            failing_objective, sweep_id=sweep.sweep_id, run_id=trial.run_id, params=trial.params
+        )
+    assert out["state"] == "failed"
+    lines = out["error"].splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[-1] == "RuntimeError: diverged"
+    assert any("in failing_objective" in line for line in lines)
+    [rec] = records(wandb_offline)
+    assert rec.summary["traceback"] == out["error"]
 
 
 def test_invalid_sweep_config_fails_before_any_trial(wandb_offline: Path) -> None:
@@ -308,3 +375,84 @@ def test_download_logs_packages_every_offline_trial(
         assert (run_dir / f"run-{trial['run_id']}.wandb").is_file()
     report = json.loads((root / "download.json").read_text())
     assert report["failed"] == {}
+
+
+# ----------------------------------------------------------------------------- wandb.agent
+
+
+def test_the_specifications_wandb_agent_example_runs_offline(wandb_offline: Path) -> None:
+    client_agent = wandb.agent
+    out = json.loads(run_local(run_sweep, 3, custom_context=_ctx("grid", GRID)))
+    sweep_id = out["sweep_id"]
+    recs = _trials(wandb_offline, sweep_id)
+    assert len(recs) == 3
+    assert len({_params(r) for r in recs}) == 3  # three distinct grid points
+    for rec in recs:
+        assert rec.exit_code == 0
+        assert rec.tags == [sweep_id]
+        loss = (rec.config["lr"] - 0.07) ** 2 + rec.config["batch"] / 1000
+        assert rec.metric("loss") == [pytest.approx(loss)]
+        assert rec.metric("accuracy") == [pytest.approx(1 - loss)]
+    # wandb.agent was ours only while the sweep task ran
+    assert out["replaced"] is True
+    assert wandb.agent is client_agent
+    from flyteplugins.wandb_sweeps._controller import lookup
+
+    assert lookup(sweep_id) is None  # the local sweep lived as long as its task
+
+
+def test_wandb_agent_on_a_sweep_it_cannot_run_fails_at_once_naming_run_agent(
+    wandb_offline: Path,
+) -> None:
+    with pytest.raises(Exception, match=r"run_agent.*\[local\]") as raised:
+        run_local(agent_on_unknown_sweep, custom_context=_ctx("grid", GRID))
+    assert "W&B is offline" in str(raised.value)
+    assert records(wandb_offline) == []
+    assert not hasattr(wandb.agent, "__wrapped__")  # the client's own again
+
+
+_NO_ENGINE = """
+import sys, time
+sys.modules["sweeps"] = None  # as if the [local] extra were not installed
+sys.path.insert(0, sys.argv[1])
+import flyte
+import test_sweeps_offline as t
+flyte.init()
+start = time.monotonic()
+try:
+    flyte.with_runcontext(mode="local", custom_context=t._ctx("grid", t.GRID)).run(t.run_sweep, 2)
+except Exception as exc:
+    print(round(time.monotonic() - start, 3), repr(str(exc)))
+"""
+
+
+def test_without_the_engine_wandb_agent_fails_naming_run_agent_and_the_extra(
+    wandb_offline: Path,
+) -> None:
+    here = str(Path(__file__).resolve().parent)
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_ENGINE, here],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout.strip()
+    assert out, "the sweep task did not fail"
+    message = out.split(" ", 1)[1]
+    assert "run_agent" in message
+    assert "wandb.agent" in message
+    assert "flyteplugins-wandb-sweeps[local]" in message
+    assert records(wandb_offline) == []
+
+
+def test_an_objective_without_wandb_init_gets_the_trials_run(wandb_offline: Path) -> None:
+    ctx = _ctx("grid", {"lr": {"values": [0.1, 0.2]}})
+    out = json.loads(run_local(tune_bare, custom_context=ctx))
+    recs = {r.run_id: r for r in _trials(wandb_offline, out["sweep_id"])}
+    assert set(recs) == {t["run_id"] for t in out["trials"]}
+    for trial in out["trials"]:
+        rec = recs[trial["run_id"]]
+        assert rec.metric("loss") == [trial["params"]["lr"]] == [rec.config["lr"]]
+        assert trial["state"] == "finished"
+        assert trial["metric"] == trial["params"]["lr"]

@@ -8,6 +8,7 @@ controller is W&B's open-source engine); assertions read what the server recorde
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import flyte
@@ -160,3 +161,21 @@ def test_wandb_agent_under_an_open_run_is_refused_clearly(wandb_online: WandbTes
         run_local(agent_under_a_live_run, custom_context=ctx)
     [task_run] = wandb_online.runs("ent", "sw-live")
     assert task_run["exitcode"] == 1  # the task's own run is recorded as failed, not lost
+
+
+def test_host_from_the_context_reaches_the_client_and_leaves_no_variable(
+    wandb_online: WandbTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the server only through wandb_config(host=...): nothing in the environment before or after
+    url = os.environ["WANDB_BASE_URL"]
+    monkeypatch.delenv("WANDB_BASE_URL")
+    ctx = {
+        **wandb_config(project="sw-host", entity="ent", host=url),
+        **wandb_sweep_config(method="grid", metric=LOSS, parameters={"lr": {"values": [0.1]}}),
+    }
+    sweep_id = run_local(spec_pattern, 1, custom_context=ctx)
+    assert "WANDB_BASE_URL" not in os.environ
+    assert [s["name"] for s in wandb_online.sweeps() if s["project"] == "sw-host"] == [sweep_id]
+    [run] = list(wandb.Api(overrides={"base_url": url}).sweep(f"ent/sw-host/{sweep_id}").runs)
+    assert run.state == "finished"
+    assert run.config["lr"] == 0.1

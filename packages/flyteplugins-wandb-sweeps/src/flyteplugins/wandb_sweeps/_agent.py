@@ -27,12 +27,14 @@ import json
 import logging
 import threading
 import traceback
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from flyteplugins.wandb import wandb_config
-from flyteplugins.wandb.ext import live_run_ids
+from flyteplugins.wandb import get_wandb_run, get_wandb_run_dir, wandb_config, wandb_init
+from flyteplugins.wandb.ext import effective_mode, live_run_ids, read_wandb_config
 
 from ._context import SweepRef
 from ._controller import LocalSweep, Trial, lookup
@@ -52,10 +54,14 @@ class SweepTrialsFailed(RuntimeError):
     """Every trial an agent ran failed (the first error is attached)."""
 
 
-def _current_ref(sweep_id: str | None) -> SweepRef:
+def _current_sweep_or_none() -> SweepRef | None:
     from ._decorator import current_sweep
 
-    ref = current_sweep()
+    return current_sweep()
+
+
+def _current_ref(sweep_id: str | None) -> SweepRef:
+    ref = _current_sweep_or_none()
     if sweep_id is None:
         if ref is None:
             raise ValueError(
@@ -73,19 +79,12 @@ def _current_ref(sweep_id: str | None) -> SweepRef:
 # -- one trial -----------------------------------------------------------------------------------
 
 
-def trial_entries(
-    sweep_id: str, run_id: str, params: dict[str, Any], project: str | None, entity: str | None
-) -> Any:
-    """The context a local trial runs in: its run id, parameters, group and tag."""
-    return wandb_config(
-        id=run_id,
-        config=params,
-        group=sweep_id,
-        tags=[sweep_id],
-        run_mode="new",
-        project=project,
-        entity=entity,
-    )
+TRACEBACK_KEY = "traceback"
+"""Summary key of a failed local trial's run: the objective's full traceback."""
+
+
+def _format_error(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
 
 
 def run_trial(
@@ -100,40 +99,70 @@ def run_trial(
 ) -> dict[str, Any]:
     """Run one trial of a local sweep and read back what W&B recorded for it.
 
+    The trial's run (id ``run_id``, config ``params``, grouped and tagged with the sweep id) is
+    started here, around the objective: an objective with ``@wandb_init`` joins it, and one that
+    uses ``wandb.init()`` / ``wandb.log`` / ``wandb.config`` gets it too. When the objective
+    raises, its full traceback is written into the run's summary (``traceback``) before the
+    run is finished as failed.
+
     Returns ``{"run_id", "state", "summary", "history", "error"}``: ``history`` holds the rows
     that logged ``metric``; ``state`` is ``"finished"`` only when the objective returned and its
-    run recorded exit code 0.
+    run recorded exit code 0; ``error`` is the full traceback of a failed trial.
     """
-    from .download import find_offline_run_dir, read_finished
+    from .download import read_finished
 
-    error: str | None = None
-    with trial_entries(sweep_id, run_id, params, project, entity):
-        try:
+    seen: dict[str, Any] = {}
+
+    def trial() -> None:
+        run = get_wandb_run()
+        if run is None:  # the plan leaves this process silent: nothing to record into
             function()
+            return
+        seen["file"] = Path(get_wandb_run_dir() or ".") / f"run-{run.id}.wandb"
+        try:
+            # the objective's own @wandb_init joins this run, whatever the context asks for
+            with wandb_config(run_mode="auto"):
+                function()
         except Exception as exc:
-            error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            logger.warning("sweep %s: trial %s failed: %s", sweep_id, run_id, error)
-    folder = find_offline_run_dir(run_id)
-    summary: dict[str, Any] = {}
-    history: list[dict[str, Any]] = []
-    state = "failed"
-    if folder is None:
-        error = error or (
-            f"the objective did not start the W&B run {run_id!r} the sweep assigned: decorate it "
-            "with @wandb_init (a bare wandb.init() does not see the local controller's trial)"
+            seen["error"] = run.summary[TRACEBACK_KEY] = _format_error(exc)
+            raise
+        finally:
+            seen["summary"] = dict(run.summary)
+
+    start = wandb_init(
+        run_mode="new",
+        id=run_id,
+        config=params,
+        group=sweep_id,
+        tags=[sweep_id],
+        project=project,
+        entity=entity,
+    )(trial)
+    error: str | None = None
+    try:
+        start()
+    except Exception as exc:
+        # the objective's traceback as the run recorded it (else: the trial's own failure)
+        error = seen.get("error") or _format_error(exc)
+        logger.warning("sweep %s: trial %s failed:\n%s", sweep_id, run_id, error)
+    summary: dict[str, Any] = seen.get("summary", {})
+    rows: list[dict[str, Any]] = []
+    exit_code: int | None = 1 if error else 0
+    file = seen.get("file")
+    if file is not None and file.is_file():
+        record = read_finished(file, RECORD_WAIT_SECONDS)
+        summary, rows, exit_code = record.summary, record.history, record.exit_code
+    elif file is None and error is None:
+        error = (
+            f"no W&B run was started for trial {run_id!r}: this process does not log to W&B "
+            "(a non-zero rank of a distributed job?)"
         )
-    else:
-        record = read_finished(folder / f"run-{run_id}.wandb", RECORD_WAIT_SECONDS)
-        summary = record.summary
-        if metric is not None:
-            history = [{metric: row[metric]} for row in record.history if metric in row]
-        if error is None and record.exit_code == 0:
-            state = "finished"
-        elif error is None:
-            error = f"the trial's run ended with exit code {record.exit_code}"
+    history = [{metric: row[metric]} for row in rows if metric in row] if metric else []
+    if error is None and exit_code != 0:
+        error = f"the trial's run ended with exit code {exit_code}"
     return {
         "run_id": run_id,
-        "state": state,
+        "state": "finished" if error is None else "failed",
         "summary": summary,
         "history": history,
         "error": error,
@@ -150,7 +179,13 @@ def _report(sweep: LocalSweep, outcome: dict[str, Any]) -> Trial:
     )
 
 
-def _run_local(sweep: LocalSweep, function: Callable[[], Any], count: int | None) -> dict[str, Any]:
+def _run_local(
+    sweep: LocalSweep,
+    function: Callable[[], Any],
+    count: int | None,
+    *,
+    max_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+) -> dict[str, Any]:
     if count is None and sweep.method != "grid" and sweep.run_cap is None:
         raise ValueError(
             f"a {sweep.method} sweep never runs out of trials: give count= (or run_cap in the "
@@ -181,7 +216,7 @@ def _run_local(sweep: LocalSweep, function: Callable[[], Any], count: int | None
         else:
             failures += 1
             first_error = first_error or result.error
-            if failures >= DEFAULT_MAX_CONSECUTIVE_FAILURES:
+            if failures >= max_failures:
                 raise SweepTrialsFailed(
                     f"sweep {sweep.sweep_id}: {failures} trials in a row failed; first error: "
                     f"{first_error}"
@@ -227,12 +262,177 @@ def _check_no_live_run() -> None:
         )
 
 
-def _ensure_host(host: str | None) -> None:
-    """wandb.sweep/agent read the server from the environment: point it at ``host``."""
+# -- the server's wandb.agent ---------------------------------------------------------------------
+
+_BASE_URL = "WANDB_BASE_URL"
+_host_lock = threading.RLock()
+
+
+@contextmanager
+def client_host(host: str | None) -> Iterator[None]:
+    """Point ``wandb.sweep`` / ``wandb.agent`` at ``host`` for the duration of the block.
+
+    Both read their server only from ``WANDB_BASE_URL`` (they take no settings). The variable is
+    set for the block and put back as it was when the block ends, also on failure; blocks for
+    different servers wait for each other rather than mix them. Without ``host`` (or when the
+    environment already names it) nothing is touched.
+    """
     import os
 
-    if host and os.environ.get("WANDB_BASE_URL", "").rstrip("/") != host.rstrip("/"):
-        os.environ["WANDB_BASE_URL"] = host.rstrip("/")
+    if not host or os.environ.get(_BASE_URL, "").rstrip("/") == host.rstrip("/"):
+        yield
+        return
+    with _host_lock:
+        before = os.environ.get(_BASE_URL)
+        os.environ[_BASE_URL] = host.rstrip("/")
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop(_BASE_URL, None)
+            else:
+                os.environ[_BASE_URL] = before
+
+
+def _server_agent(
+    sweep_id: str,
+    function: Callable[[], Any],
+    count: int | None,
+    project: str | None,
+    entity: str | None,
+    host: str | None,
+    **options: Any,
+) -> None:
+    """The client's own ``wandb.agent`` on a server sweep, one at a time in this process."""
+    with _wandb_agent_lock, client_host(host):
+        _check_no_live_run()
+        agent = _client_agent()
+        agent(sweep_id, function=function, count=count, project=project, entity=entity, **options)
+
+
+# -- wandb.agent on a local sweep ------------------------------------------------------------------
+
+_patch_lock = threading.Lock()
+_patch_users = 0
+_client_agent_fn: Any = None  # the client's wandb.agent while ours is installed
+
+
+def _client_agent() -> Any:
+    """The client's own ``wandb.agent`` (also while :func:`local_wandb_agent` is in effect)."""
+    import wandb
+
+    with _patch_lock:
+        return _client_agent_fn if _client_agent_fn is not None else wandb.agent
+
+
+def _agent_error(sweep_id: object, why: str) -> RuntimeError:
+    return RuntimeError(
+        f"wandb.agent({sweep_id!r}) cannot run here: {why}. Inside a @wandb_sweep task, "
+        "run_agent(function=objective, count=N) runs the trials of its sweep (the local "
+        'controller needs pip install "flyteplugins-wandb-sweeps[local]" when there is no W&B '
+        "server), and run_parallel_agents(...) runs them in parallel agents"
+    )
+
+
+def _wandb_agent(
+    sweep_id: str,
+    function: Callable[[], Any] | None = None,
+    entity: str | None = None,
+    project: str | None = None,
+    count: int | None = None,
+    forward_signals: bool = False,
+    term_timeout: int | None = None,
+    max_consecutive_failed_runs: int | None = None,
+) -> None:
+    """``wandb.agent`` while a ``@wandb_sweep`` task runs in this process (see
+    :func:`local_wandb_agent`).
+
+    The id of a sweep this process's local controller runs: its trials, here (``run_agent``).
+    The id of a local sweep controlled elsewhere, or any other id while W&B is offline: an
+    error at once, naming ``run_agent``. The task's server sweep: the client's ``wandb.agent``
+    on the server the sweep's settings name. Anything else: the client's own ``wandb.agent``.
+    """
+    name = str(sweep_id).rstrip("/").rsplit("/", 1)[-1] if sweep_id else ""
+    local = lookup(name) if name else None
+    if local is not None:
+        if function is None:
+            raise _agent_error(sweep_id, "a local sweep runs a function, pass function=")
+        _run_local(
+            local,
+            function,
+            count,
+            max_failures=max_consecutive_failed_runs or DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        )
+        return None
+    ref = _current_sweep_or_none()
+    if ref is not None and ref.local and ref.id == name:
+        raise _agent_error(sweep_id, "its local controller runs in another process")
+    options: dict[str, Any] = {
+        "forward_signals": forward_signals,
+        "term_timeout": term_timeout,
+        "max_consecutive_failed_runs": max_consecutive_failed_runs,
+    }
+    if ref is not None and ref.id == name:
+        # the task's server sweep: on the server its settings name (host= of wandb_config)
+        _server_agent(
+            sweep_id,
+            function,  # type: ignore[arg-type]
+            count,
+            project or ref.project,
+            entity or ref.entity,
+            ref.host,
+            **options,
+        )
+        return None
+    try:
+        mode = read_wandb_config().get("mode")
+    except ValueError:
+        mode = None
+    if effective_mode(mode) in ("offline", "disabled"):
+        raise _agent_error(
+            sweep_id, "W&B is offline and no local controller of this process runs that sweep"
+        )
+    _client_agent()(
+        sweep_id, function=function, entity=entity, project=project, count=count, **options
+    )
+    return None
+
+
+@contextmanager
+def local_wandb_agent() -> Iterator[None]:
+    """Within the block, ``wandb.agent`` runs local sweeps on their controller (see
+    :func:`_wandb_agent`); afterwards it is the client's own again.
+
+    Entered by a ``@wandb_sweep`` call whose sweep is local, or lives on a server that only its
+    settings name (``wandb_config(host=...)``, not the environment), for the length of the call.
+    Concurrent calls share one replacement; the last one to end puts the client's function back
+    (unless something else replaced ``wandb.agent`` meanwhile, which is then left alone).
+    """
+    import functools
+
+    import wandb
+
+    global _patch_users, _client_agent_fn
+    with _patch_lock:
+        if _patch_users == 0:
+            _client_agent_fn = wandb.__dict__["agent"]
+
+            @functools.wraps(_client_agent_fn)
+            def agent(*args: Any, **kwargs: Any) -> None:
+                return _wandb_agent(*args, **kwargs)
+
+            wandb.__dict__["agent"] = agent
+        _patch_users += 1
+    try:
+        yield
+    finally:
+        with _patch_lock:
+            _patch_users -= 1
+            if _patch_users == 0:
+                ours = wandb.__dict__.get("agent")
+                if getattr(ours, "__wrapped__", None) is _client_agent_fn:
+                    wandb.__dict__["agent"] = _client_agent_fn
+                _client_agent_fn = None
 
 
 def run_agent(
@@ -246,11 +446,12 @@ def run_agent(
     """Run sweep trials here: ``wandb.agent`` for a server sweep, else the local controller.
 
     ``sweep_id`` defaults to the sweep of the enclosing ``@wandb_sweep`` task. ``function`` (the
-    objective, decorated with ``@wandb_init``) is called once per trial with no arguments and
-    reads its parameters from ``get_wandb_run().config``. ``count`` caps the number of trials
-    (a grid sweep without one runs until the grid is exhausted). Returns the local sweep's
-    results (every trial and the best one), or ``None`` for a server sweep (read it with
-    ``wandb.Api().sweep(...)``).
+    objective) is called once per trial with no arguments, inside the trial's W&B run, and reads
+    its parameters from ``get_wandb_run().config`` (or ``wandb.config``). ``count`` caps the
+    number of trials (a grid sweep without one runs until the grid is exhausted). Returns the
+    local sweep's results (every trial and the best one), or ``None`` for a server sweep (read
+    it with ``wandb.Api().sweep(...)``). Inside a ``@wandb_sweep`` task with a local sweep,
+    ``wandb.agent(get_wandb_sweep_id(), function=..., count=...)`` does the same.
     """
     if function is None or not callable(function):
         raise TypeError(f"function must be the callable objective, got {function!r}")
@@ -265,18 +466,7 @@ def run_agent(
             f"sweep {ref.id!r} is run by a local controller in another process; run its trials "
             "with run_parallel_agents() from the @wandb_sweep task that owns it"
         )
-    import wandb
-
-    _ensure_host(ref.host)
-    with _wandb_agent_lock:
-        _check_no_live_run()
-        wandb.agent(
-            ref.id,
-            function=function,
-            count=count,
-            project=project or ref.project,
-            entity=entity or ref.entity,
-        )
+    _server_agent(ref.id, function, count, project or ref.project, entity or ref.entity, ref.host)
     return None
 
 
@@ -296,18 +486,14 @@ def run_agent_work(work: str, function: Callable[[], Any]) -> str:
     """
     spec = json.loads(work)
     if spec.get("kind") == "wandb":
-        _ensure_host(spec.get("host"))
-        import wandb
-
-        with _wandb_agent_lock:
-            _check_no_live_run()
-            wandb.agent(
-                spec["sweep_id"],
-                function=function,
-                count=spec.get("count"),
-                project=spec.get("project"),
-                entity=spec.get("entity"),
-            )
+        _server_agent(
+            spec["sweep_id"],
+            function,
+            spec.get("count"),
+            spec.get("project"),
+            spec.get("entity"),
+            spec.get("host"),
+        )
         return json.dumps({"kind": "wandb", "outcomes": []})
     if spec.get("kind") != "local":
         raise ValueError(f"not a sweep agent's work description: {work[:200]!r}")

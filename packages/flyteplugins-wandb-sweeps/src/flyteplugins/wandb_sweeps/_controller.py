@@ -44,8 +44,10 @@ def _engine() -> Any:
             import sweeps
     except ImportError as exc:
         raise ImportError(
-            "sweeps without a W&B server need W&B's open-source sweep engine: "
-            'pip install "flyteplugins-wandb-sweeps[local]"'
+            "sweeps without a W&B server (offline, or local_controller=True) are run by a local "
+            "controller on W&B's open-source sweep engine, which is not installed: pip install "
+            '"flyteplugins-wandb-sweeps[local]"; then run_agent(function=..., count=...) or '
+            "wandb.agent(get_wandb_sweep_id(), ...) in the @wandb_sweep task runs the trials"
         ) from exc
     return sweeps
 
@@ -340,6 +342,16 @@ class LocalSweep:
         pick = max if self.goal == "maximize" else min
         return pick(scored, key=lambda t: t.metric)  # type: ignore[arg-type,return-value]
 
+    def close(self) -> None:
+        """Forget the sweep: its id no longer finds it (``run_agent``, ``wandb.agent``)."""
+        unregister(self)
+
+    def __enter__(self) -> LocalSweep:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def results(self) -> dict[str, Any]:
         """A JSON-safe report: every trial and the best one."""
         best = self.best()
@@ -352,6 +364,8 @@ class LocalSweep:
         }
 
 
+# Local sweeps by id, from creation until close(): a @wandb_sweep task closes the sweep it
+# created when it ends (after its log download); create_local_sweep's caller closes its own.
 _registry: dict[str, LocalSweep] = {}
 _registry_lock = threading.Lock()
 
@@ -359,6 +373,12 @@ _registry_lock = threading.Lock()
 def register(sweep: LocalSweep) -> None:
     with _registry_lock:
         _registry[sweep.sweep_id] = sweep
+
+
+def unregister(sweep: LocalSweep) -> None:
+    with _registry_lock:
+        if _registry.get(sweep.sweep_id) is sweep:
+            del _registry[sweep.sweep_id]
 
 
 def lookup(sweep_id: str) -> LocalSweep | None:
@@ -374,7 +394,11 @@ def create_local_sweep(
     entity: str | None = None,
     sweep_id: str | None = None,
 ) -> LocalSweep:
-    """Create and register a local sweep (the offline counterpart of ``wandb.sweep``)."""
+    """Create and register a local sweep (the offline counterpart of ``wandb.sweep``).
+
+    Its id finds it (``run_agent``, ``wandb.agent``) until :meth:`LocalSweep.close`; use it as
+    ``with create_local_sweep(...) as sweep:`` to close it at the end of the block.
+    """
     sweep = LocalSweep(sweep_id or new_id(), config, project=project, entity=entity)
     register(sweep)
     return sweep

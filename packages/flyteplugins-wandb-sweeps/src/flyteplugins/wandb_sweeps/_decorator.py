@@ -15,6 +15,7 @@ import inspect
 import logging
 import os
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import Any, TypeVar, overload
 
@@ -153,18 +154,19 @@ def _wrap(func: Callable[..., Any], opts: dict[str, Any]) -> Any:
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             call = _SweepCall(opts)
-            call.enter()
             try:
-                result = await func(*args, **kwargs)
-            except BaseException:
-                call.exit()
-                raise
-            call.exit()
-            if call.download is not None:
-                from .download import after_task_async
+                call.enter()
+                try:
+                    result = await func(*args, **kwargs)
+                finally:
+                    call.exit()
+                if call.download is not None:
+                    from .download import after_task_async
 
-                await after_task_async(**call.download)
-            return result
+                    await after_task_async(**call.download)
+                return result
+            finally:
+                call.close()
 
         setattr(async_wrapper, _MARK, opts)
         return async_wrapper
@@ -172,18 +174,19 @@ def _wrap(func: Callable[..., Any], opts: dict[str, Any]) -> Any:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         call = _SweepCall(opts)
-        call.enter()
         try:
-            result = func(*args, **kwargs)
-        except BaseException:
-            call.exit()
-            raise
-        call.exit()
-        if call.download is not None:
-            from .download import after_task
+            call.enter()
+            try:
+                result = func(*args, **kwargs)
+            finally:
+                call.exit()
+            if call.download is not None:
+                from .download import after_task
 
-            after_task(**call.download)
-        return result
+                after_task(**call.download)
+            return result
+        finally:
+            call.close()
 
     setattr(wrapper, _MARK, opts)
     return wrapper
@@ -204,8 +207,17 @@ class _SweepCall:
         self.token: Any = None
         self.publish: Any = None
         self.download: dict[str, Any] | None = None
+        self.created: Any = None  # the local sweep this call created (lives as long as it)
+        self.agent: AbstractContextManager[None] | None = None
 
     def enter(self) -> None:
+        try:
+            self._enter()
+        except BaseException:
+            self.exit()  # undo what was set up before the failure
+            raise
+
+    def _enter(self) -> None:
         context = read_sweep_settings()
         values = {**context, **self.opts}
         config, settings = split_settings(values)
@@ -223,7 +235,14 @@ class _SweepCall:
         else:
             config = validate_sweep_config(config)
             local = bool(settings.get("local_controller")) or offline
-            ref = _create(config, settings, project, entity, host, local)
+            ref, self.created = _create(config, settings, project, entity, host, local)
+        if ref.local or (ref.host and os.environ.get("WANDB_BASE_URL") != ref.host):
+            # the specification's wandb.agent(get_wandb_sweep_id(), ...) runs local trials too,
+            # and reaches a server named only by the settings without an environment variable
+            from ._agent import local_wandb_agent
+
+            self.agent = local_wandb_agent()
+            self.agent.__enter__()
         self.token = _current.set(ref)
         self.publish = override_custom_context(sweep_entries(ref))
         self.publish.__enter__()
@@ -238,12 +257,23 @@ class _SweepCall:
             }
 
     def exit(self) -> None:
+        """After the task's code: its context and ``wandb.agent`` as they were before."""
         try:
             if self.publish is not None:
                 self.publish.__exit__(None, None, None)
+                self.publish = None
         finally:
             if self.token is not None:
                 _current.reset(self.token)
+                self.token = None
+            if self.agent is not None:
+                self.agent.__exit__(None, None, None)
+                self.agent = None
+
+    def close(self) -> None:
+        """After the log download: the local sweep this call created is forgotten."""
+        if self.created is not None:
+            self.created.close()
 
 
 def _create(
@@ -253,7 +283,8 @@ def _create(
     entity: str | None,
     host: str | None,
     local: bool,
-) -> SweepRef:
+) -> tuple[SweepRef, Any]:
+    """The new sweep's reference, and the local sweep object (``None`` on a server)."""
     prior_runs = settings.get("prior_runs")
     if local:
         from ._controller import create_local_sweep
@@ -266,16 +297,20 @@ def _create(
                 sweep.sweep_id,
             )
         if prior_runs:
-            _seed_prior_runs(sweep, prior_runs)
+            try:
+                _seed_prior_runs(sweep, prior_runs)
+            except BaseException:
+                sweep.close()
+                raise
         logger.info("created local sweep %s (%s)", sweep.sweep_id, config["method"])
-        return SweepRef(sweep.sweep_id, project, entity, host, local=True)
+        return SweepRef(sweep.sweep_id, project, entity, host, local=True), sweep
     import wandb
 
-    from ._agent import _ensure_host
+    from ._agent import client_host
 
-    _ensure_host(host)
-    sweep_id = wandb.sweep(config, entity=entity, project=project, prior_runs=prior_runs)
-    return SweepRef(str(sweep_id), project, entity, host, local=False)
+    with client_host(host):
+        sweep_id = wandb.sweep(config, entity=entity, project=project, prior_runs=prior_runs)
+    return SweepRef(str(sweep_id), project, entity, host, local=False), None
 
 
 def _seed_prior_runs(sweep: Any, prior_runs: list[str]) -> None:
