@@ -317,3 +317,23 @@ def test_offline_records_the_default_project(
     assert nameless() == _client.DEFAULT_PROJECT
     reset_wandb()
     assert by_id(wandb_offline)
+
+
+@wandb_init(project="no-entity")
+@env.task
+def no_entity_task() -> str:
+    run = get_wandb_run()
+    assert run is not None
+    return str(run.url)
+
+
+@pytest.mark.online
+def test_a_task_whose_link_could_not_name_the_entity_prints_its_url(
+    wandb_online: WandbTestServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No entity anywhere at submit time: the link is the app's start page, and the task prints
+    the run's real page (with the entity the server gave it) when the run starts."""
+    url = run_local(no_entity_task, name="no-entity")
+    reset_wandb()
+    assert f"/{wandb_online.entity}/no-entity/runs/" in url
+    assert f"W&B run of this task: {url}" in capsys.readouterr().out

@@ -8,6 +8,7 @@ kill to the server.
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -172,6 +173,29 @@ def test_server_down_at_start_fails_fast_naming_the_host(
     assert "WandbServerUnreachable" in f"{getattr(caught.value, 'code', '')} {text}" or isinstance(
         caught.value, WandbServerUnreachable
     )
+
+
+def test_server_down_named_only_by_the_settings_file_is_named_in_the_error(
+    make_wandb_server: Any, wandb_online_at: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server comes from the client's settings file (as `wandb login --host` writes it):
+    the error names that server, not a host the plugin assumed."""
+    server: WandbTestServer = make_wandb_server()
+    server.stop()
+    home = wandb_online_at(server)
+    monkeypatch.delenv("WANDB_BASE_URL")
+    config_dir = Path(os.environ["WANDB_CONFIG_DIR"])
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "settings").write_text(f"[default]\nbase_url = {server.url}\n")
+    _without_client_bounds(monkeypatch)
+    ran.clear()
+    with pytest.raises(Exception) as caught:
+        run_local(never_starts, name="online-down-file")
+    text = str(caught.value)
+    assert server.url in text and "could not be reached" in text
+    assert "wandb.ai" not in text and "forge" not in text
+    assert ran == []
+    assert home.exists()
 
 
 def test_offline_fallback_logs_locally_and_syncs_later(
