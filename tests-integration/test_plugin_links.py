@@ -226,3 +226,44 @@ def test_link_of_a_child_follows_the_published_parent_run() -> None:
     )
     # a new-mode child has its own run, configured by the context
     assert _link(run_mode="new", context=ctx) == client_run_url("ctx-e", "ctx-p", "r1-a1")
+
+
+cached_env = flyte.TaskEnvironment(name="plugin_links_cached", cache="auto")
+
+
+@wandb_init(project="cached", entity="team")
+@cached_env.task
+async def cached_task(x: int) -> str:
+    run = get_wandb_run()
+    assert run is not None
+    run.log({"x": x})
+    return str(run.id)
+
+
+def test_a_cached_action_links_no_run_that_will_not_exist(
+    wandb_offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With cache="auto" the second run is served from Flyte's cache: no W&B run is created, so
+    neither action may link to a run page; both link the project, which exists either way."""
+    import wandb
+
+    monkeypatch.setenv("HOME", str(wandb_offline))
+    reset_wandb()
+    flyte.init(local_persistence=True)
+    try:
+        first = flyte.with_runcontext(mode="local", name="cached-1").run(cached_task, 3)
+        second = flyte.with_runcontext(mode="local", name="cached-2").run(cached_task, 3)
+        assert first.outputs()[0] == second.outputs()[0]  # the cached value
+    finally:
+        flyte.init()
+    from flyte._persistence._db import LocalDB
+
+    with LocalDB.sync_conn() as conn:  # the process's run store (opened by an earlier run)
+        rows = conn.execute(
+            "select log_links from runs where run_name in ('cached-1', 'cached-2') "
+            "and log_links is not null"
+        ).fetchall()
+    links = [url for (raw,) in rows for _, url in json.loads(raw)]
+    project_page = wandb.Settings(entity="team", project="cached").project_url
+    assert links == [project_page, project_page]
+    assert len(by_id(wandb_offline)) == 1  # one W&B run: the second action never ran

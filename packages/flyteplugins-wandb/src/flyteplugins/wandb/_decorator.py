@@ -246,6 +246,7 @@ def _task_links(task: Any, opts: Mapping[str, Any], link_cls: Any) -> list[Any]:
         "id": opts.get("id"),
         "run_mode": opts.get("run_mode"),
         "rank_scope": opts.get("rank_scope"),
+        "cached": _may_be_served_from_cache(task),
     }
     if shape is None:
         return [link_cls(**common)]
@@ -264,6 +265,11 @@ def _task_links(task: Any, opts: Mapping[str, Any], link_cls: Any) -> list[Any]:
         )
         for i in range(len(workers))
     ]
+
+
+def _may_be_served_from_cache(task: Any) -> bool:
+    """Whether Flyte may return a cached result instead of running the task (``cache="auto"``)."""
+    return getattr(getattr(task, "cache", None), "behavior", None) == "auto"
 
 
 def _wrap_callable(func: Callable[..., Any], opts: dict[str, Any], *, task_wrapper: bool) -> Any:
@@ -576,10 +582,11 @@ class _Call:
     def download_request(self) -> dict[str, Any] | None:
         """Arguments of the log download after a successful task with ``download_logs=True``.
 
-        Only the process that owns the run (or is the shared-mode primary) downloads it.
+        Only the process that started the run (or is the shared-mode primary) downloads it. Asked
+        after :meth:`exit`, which clears ``owned``: the plan says whether this call started it.
         """
         active = self.active
-        if active is None or not self.owned or not active.plan.finishes:
+        if active is None or not active.plan.initializes or not active.plan.finishes:
             return None
         if not (self.task_wrapper and active.settings.get("download_logs")):
             return None

@@ -40,6 +40,9 @@ class Wandb:
     nnodes: int | str | None = None
     nproc_per_node: int = 1
     worker: int | None = None
+    cached: bool = False
+    """The task may be served from Flyte's cache: its own run may never exist, so the link
+    points at the project (or at the parent's run it joins)."""
 
     def __post_init__(self) -> None:
         if self.run_mode is not None:
@@ -67,6 +70,7 @@ class Wandb:
             nnodes=self.nnodes,
             nproc_per_node=self.nproc_per_node,
             worker=self.worker,
+            cached=self.cached,
         )
 
     def urls(

@@ -37,6 +37,7 @@ from ._client import (
     ClientDefaults,
     Server,
     group_url,
+    project_url,
     run_url,
     sweep_url,
     sweeps_page_url,
@@ -187,10 +188,13 @@ def _where(
 def page_url(
     server: Server, entity: str | None, project: str | None, kind: str, page_id: str
 ) -> str | None:
-    """A run or group page; ``None`` when the entity is unknown (no valid URL can name it)."""
+    """A run, group or project page; ``None`` when the entity is unknown (no valid URL can name
+    it)."""
     if not entity:
         return None
     proj = project or DEFAULT_PROJECT
+    if kind == "project":
+        return project_url(server.app_url, entity, proj)
     if kind == "group":
         return group_url(server.app_url, entity, proj, page_id)
     return run_url(server.app_url, entity, proj, page_id)
@@ -359,8 +363,14 @@ def link_pages(
     nnodes: int | str | None = None,
     nproc_per_node: int = 1,
     worker: int | None = None,
+    cached: bool = False,
 ) -> list[LinkPage]:
-    """The pages of a task's runs (or groups), decided as :func:`resolve` decides the runs."""
+    """The pages of a task's runs (or groups), decided as :func:`resolve` decides the runs.
+
+    ``cached``: the task may be served from Flyte's cache (``cache="auto"``), in which case its
+    code, and so its own run, may never exist: a page of a run the task would create becomes the
+    project's page, which exists either way. A parent's run that the task joins is kept.
+    """
     mode = parse_run_mode(settings.get("run_mode", DEFAULT_RUN_MODE))
     scope = parse_rank_scope(settings.get("rank_scope", DEFAULT_RANK_SCOPE))
     targets = link_targets(
@@ -378,6 +388,11 @@ def link_pages(
     for t in targets:
         joins = t.kind == "run" and parent is not None and t.id == parent.id
         server, entity, project = _where(settings, defaults, parent, joins)
+        if cached and not joins:
+            page = LinkPage("project", project or DEFAULT_PROJECT, None, server, entity, project)
+            if page not in pages:
+                pages.append(page)
+            continue
         pages.append(LinkPage(t.kind, t.id, t.worker, server, entity, project))
     return pages
 
