@@ -1,9 +1,8 @@
 """Naming and rank logic of the Flyte 2 Weights & Biases plugin.
 
-Pure functions over small immutable records; standard library only, no I/O. Importing it stays
-cheap (no ``typing``, ``dataclasses``, ``re`` or ``hashlib``): every rank of a distributed job
-imports it, including the ranks that never log. The typing-only names ``RunMode``,
-``RankScope``, ``Role`` and ``DistributedInfo`` are created on first access.
+Pure functions over small immutable records (frozen dataclasses); standard library only, no
+I/O. ``RunMode``, ``RankScope`` and ``Role`` are ``typing.Literal`` aliases and
+``DistributedInfo`` a ``typing.TypedDict``.
 """
 
 from __future__ import annotations
@@ -25,30 +24,13 @@ from ._modes import (
     DEFAULT_RUN_MODE,
     RANK_SCOPES,
     RUN_MODES,
+    RankScope,
+    RunMode,
     parse_rank_scope,
     parse_run_mode,
 )
-from ._plan import RunPlan, plan, plan_job
-from ._topology import Topology, TopologyError
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from ._modes import RankScope, RunMode
-    from ._plan import Role
-    from ._types import DistributedInfo
-
-_TYPING_NAMES = frozenset({"RunMode", "RankScope", "Role", "DistributedInfo"})
-
-
-def __getattr__(name: str) -> object:
-    if name in _TYPING_NAMES:
-        from . import _types
-
-        value: object = getattr(_types, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+from ._plan import Role, RunPlan, plan, plan_job
+from ._topology import DistributedInfo, Topology, TopologyError
 
 __all__ = [
     "DEFAULT_RANK_SCOPE",

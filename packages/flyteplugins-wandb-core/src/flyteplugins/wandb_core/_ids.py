@@ -14,9 +14,8 @@ assumed to expand to at most :data:`TEMPLATE_ALLOWANCE` characters when the leng
 
 from __future__ import annotations
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Final
+import re
+from typing import Final
 
 MAX_RUN_ID_LENGTH: Final = 128
 """Longest run id produced."""
@@ -32,44 +31,23 @@ TEMPLATE_ALLOWANCE: Final = 40
 
 RESERVED_CHARACTERS: Final = ":;,#?/'"
 
-# Plain string scanning instead of ``re`` / ``hashlib``: core's import must stay cheap.
-_SAFE: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
-_NAME_START: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
-_NAME_REST: Final = _NAME_START | frozenset("0123456789.")
-
-
-def _is_placeholder(inner: str) -> bool:
-    """Whether ``inner`` (the text between ``{{`` and ``}}``) is a name such as ``.actionName``."""
-    name = inner.strip()
-    if name.startswith("."):
-        name = name[1:]
-    return bool(name) and name[0] in _NAME_START and all(c in _NAME_REST for c in name)
+# A Flyte template placeholder, such as ``{{.actionName}}`` or ``{{ .inputs.x }}``; the group
+# makes ``split`` return literals at even and placeholders at odd indexes.
+_TEMPLATE: Final = re.compile(r"(\{\{\s*\.?[A-Za-z_][A-Za-z0-9_.]*\s*\}\})")
+_UNSAFE_RUN: Final = re.compile(r"[^A-Za-z0-9._-]+")
+_REJECTED: Final = re.compile(r"[\s" + re.escape(RESERVED_CHARACTERS) + "]")
 
 
 def split_templates(text: str) -> list[str]:
     """Split ``text`` into literals (even indexes) and template placeholders (odd indexes)."""
-    parts: list[str] = []
-    literal_start = 0
-    search = 0
-    while True:
-        start = text.find("{{", search)
-        if start < 0:
-            break
-        end = text.find("}}", start + 2)
-        if end < 0:
-            break
-        if _is_placeholder(text[start + 2 : end]):
-            parts.append(text[literal_start:start])
-            parts.append(text[start : end + 2])
-            literal_start = search = end + 2
-        else:
-            search = start + 1
-    parts.append(text[literal_start:])
-    return parts
+    return _TEMPLATE.split(text)
 
 
 def stable_digest(text: str) -> str:
-    """Eight hex digits of the 64-bit FNV-1a hash of ``text`` (stable across processes)."""
+    """Eight hex digits of the 64-bit FNV-1a hash of ``text`` (stable across processes).
+
+    ``hashlib`` has no FNV; this digest is part of every shortened id, so it never changes.
+    """
     h = 0xCBF29CE484222325
     for byte in text.encode("utf-8"):
         h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
@@ -78,27 +56,13 @@ def stable_digest(text: str) -> str:
 
 def is_template(text: str) -> bool:
     """Whether ``text`` contains a Flyte template placeholder such as ``{{.actionName}}``."""
-    return len(split_templates(text)) > 1
-
-
-def _clean_literal(text: str) -> str:
-    """Replace each run of characters outside ``[A-Za-z0-9._-]`` with one ``-``."""
-    out: list[str] = []
-    in_unsafe_run = False
-    for c in text:
-        if c in _SAFE:
-            out.append(c)
-            in_unsafe_run = False
-        elif not in_unsafe_run:
-            out.append("-")
-            in_unsafe_run = True
-    return "".join(out)
+    return _TEMPLATE.search(text) is not None
 
 
 def sanitize(text: str) -> str:
     """Replace characters W&B rejects in ids with ``-``, keeping template placeholders."""
     parts = split_templates(text)
-    return "".join(p if i % 2 else _clean_literal(p) for i, p in enumerate(parts))
+    return "".join(p if i % 2 else _UNSAFE_RUN.sub("-", p) for i, p in enumerate(parts))
 
 
 def _cost(parts: list[str]) -> int:
@@ -143,7 +107,7 @@ def check_user_id(run_id: str) -> str:
     """
     if not isinstance(run_id, str) or run_id == "":
         raise ValueError(f"invalid W&B run id {run_id!r}: expected a non-empty string")
-    bad = sorted({c for c in run_id if c in RESERVED_CHARACTERS or c.isspace()})
+    bad = sorted(set(_REJECTED.findall(run_id)))
     if bad:
         raise ValueError(
             f"invalid W&B run id {run_id!r}: it contains {''.join(bad)!r}; W&B rejects "
@@ -154,6 +118,4 @@ def check_user_id(run_id: str) -> str:
 
 def is_valid_run_id(run_id: str) -> bool:
     """Whether the W&B client and server accept ``run_id`` (templates not expanded)."""
-    return 0 < len(run_id) <= MAX_RUN_ID_LENGTH and not any(
-        c in RESERVED_CHARACTERS or c.isspace() for c in run_id
-    )
+    return 0 < len(run_id) <= MAX_RUN_ID_LENGTH and _REJECTED.search(run_id) is None

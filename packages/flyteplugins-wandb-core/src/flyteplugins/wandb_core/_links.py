@@ -6,28 +6,20 @@ they are built by the plugin, which knows the client; core only says which runs 
 
 from __future__ import annotations
 
-from ._frozen import Frozen
-from ._modes import parse_rank_scope, parse_run_mode
+from dataclasses import dataclass
+from typing import Literal
+
+from ._modes import RankScope, RunMode, parse_rank_scope, parse_run_mode
 from ._plan import plan, plan_job
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Literal
 
-    from ._modes import RankScope, RunMode
-
-
-class LinkTarget(Frozen):
+@dataclass(frozen=True)
+class LinkTarget:
     """One W&B page: a run or a group of runs; ``worker`` is set for per-worker links."""
 
-    __slots__ = ("id", "kind", "worker")
-    _fields = ("kind", "id", "worker")
     kind: Literal["run", "group"]
     id: str
-    worker: int | None
-
-    def __init__(self, kind: Literal["run", "group"], id: str, worker: int | None = None) -> None:
-        self._set(kind=kind, id=id, worker=worker)
+    worker: int | None = None
 
 
 def parse_nnodes(value: int | str) -> int:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Final, Literal
+from typing import Final, Literal, get_args
 
-    RunMode = Literal["auto", "new", "shared"]
-    """How a task's W&B run relates to its parent's: reuse it, always create one, or join it."""
+RunMode = Literal["auto", "new", "shared"]
+"""How a task's W&B run relates to its parent's: reuse it, always create one, or join it."""
 
-    RankScope = Literal["global", "worker"]
-    """Whether a distributed job is one unit for W&B (global) or one unit per worker (worker)."""
+RankScope = Literal["global", "worker"]
+"""Whether a distributed job is one unit for W&B (global) or one unit per worker (worker)."""
 
-# The runtime aliases live in ``_types`` (typing is imported only when someone asks for them).
-RUN_MODES: Final[tuple[RunMode, ...]] = ("auto", "new", "shared")
-RANK_SCOPES: Final[tuple[RankScope, ...]] = ("global", "worker")
+RUN_MODES: Final[tuple[RunMode, ...]] = get_args(RunMode)
+RANK_SCOPES: Final[tuple[RankScope, ...]] = get_args(RankScope)
 
 DEFAULT_RUN_MODE: Final[RunMode] = "auto"
 DEFAULT_RANK_SCOPE: Final[RankScope] = "global"

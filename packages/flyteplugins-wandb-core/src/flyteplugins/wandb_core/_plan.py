@@ -7,21 +7,19 @@ computed from it, so the two can never disagree.
 
 from __future__ import annotations
 
-from ._frozen import Frozen
+from dataclasses import dataclass
+from typing import Literal
+
 from ._ids import check_user_id
-from ._modes import parse_rank_scope, parse_run_mode
+from ._modes import RankScope, RunMode, parse_rank_scope, parse_run_mode
 from ._topology import Topology
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Literal
-
-    from ._modes import RankScope, RunMode
-
-    Role = Literal["owner", "primary", "secondary", "reuse", "silent"]
+Role = Literal["owner", "primary", "secondary", "reuse", "silent"]
+"""What a process is to its W&B run (:attr:`RunPlan.role`)."""
 
 
-class RunPlan(Frozen):
+@dataclass(frozen=True)
+class RunPlan:
     """What one process does with W&B.
 
     * ``initializes``: the process calls ``wandb.init`` (with ``run_id`` and ``group``).
@@ -34,30 +32,6 @@ class RunPlan(Frozen):
       shared-mode primary). Every process that initialises still calls ``finish`` to flush.
     """
 
-    __slots__ = (
-        "finishes",
-        "group",
-        "initializes",
-        "label",
-        "primary",
-        "rank_scope",
-        "reuses_parent",
-        "run_id",
-        "run_mode",
-        "shared",
-    )
-    _fields = (
-        "run_mode",
-        "rank_scope",
-        "initializes",
-        "reuses_parent",
-        "run_id",
-        "group",
-        "shared",
-        "primary",
-        "label",
-        "finishes",
-    )
     run_mode: RunMode
     rank_scope: RankScope
     initializes: bool
@@ -68,32 +42,6 @@ class RunPlan(Frozen):
     primary: bool
     label: str | None
     finishes: bool
-
-    def __init__(
-        self,
-        run_mode: RunMode,
-        rank_scope: RankScope,
-        initializes: bool,
-        reuses_parent: bool,
-        run_id: str | None,
-        group: str | None,
-        shared: bool,
-        primary: bool,
-        label: str | None,
-        finishes: bool,
-    ) -> None:
-        self._set(
-            run_mode=run_mode,
-            rank_scope=rank_scope,
-            initializes=initializes,
-            reuses_parent=reuses_parent,
-            run_id=run_id,
-            group=group,
-            shared=shared,
-            primary=primary,
-            label=label,
-            finishes=finishes,
-        )
 
     @property
     def logs(self) -> bool:

@@ -6,13 +6,20 @@ so every rule is testable with plain dictionaries.
 
 from __future__ import annotations
 
-from ._frozen import Frozen
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypedDict
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
-    from ._types import DistributedInfo
+class DistributedInfo(TypedDict):
+    """The dictionary returned by ``get_distributed_info()``."""
+
+    rank: int
+    local_rank: int
+    world_size: int
+    local_world_size: int
+    worker_index: int
+    num_workers: int
 
 
 class TopologyError(ValueError):
@@ -62,53 +69,22 @@ def _read_int(
     return None
 
 
-class Topology(Frozen):
+@dataclass(frozen=True)
+class Topology:
     """The position of one process in a distributed job.
 
     ``worker_index`` is the node (torchrun "group") this process runs on and ``num_workers`` the
     number of nodes. A job with one node is ``single_node``.
     """
 
-    __slots__ = (
-        "local_rank",
-        "local_world_size",
-        "rank",
-        "restart_count",
-        "worker_index",
-        "world_size",
-    )
-    _fields = (
-        "rank",
-        "world_size",
-        "local_rank",
-        "local_world_size",
-        "worker_index",
-        "restart_count",
-    )
     rank: int
     world_size: int
     local_rank: int
     local_world_size: int
     worker_index: int
-    restart_count: int
+    restart_count: int = 0
 
-    def __init__(
-        self,
-        rank: int,
-        world_size: int,
-        local_rank: int,
-        local_world_size: int,
-        worker_index: int,
-        restart_count: int = 0,
-    ) -> None:
-        self._set(
-            rank=rank,
-            world_size=world_size,
-            local_rank=local_rank,
-            local_world_size=local_world_size,
-            worker_index=worker_index,
-            restart_count=restart_count,
-        )
+    def __post_init__(self) -> None:
         if self.world_size < 1:
             raise TopologyError(f"WORLD_SIZE={self.world_size} must be >= 1")
         if self.local_world_size < 1:
