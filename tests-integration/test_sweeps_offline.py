@@ -297,6 +297,12 @@ def test_invalid_sweep_config_fails_before_any_trial(wandb_offline: Path) -> Non
         wandb_sweep_config(method="grdi")
 
 
+def test_a_missing_sweep_config_is_refused_before_anything_runs(wandb_offline: Path) -> None:
+    with pytest.raises(Exception, match="no sweep configuration was given"):
+        run_local(tune, 0, custom_context=wandb_config(project="p"))
+    assert records(wandb_offline) == []
+
+
 # ----------------------------------------------------------------------------- parallel agents
 
 

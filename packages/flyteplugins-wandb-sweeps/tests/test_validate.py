@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flyteplugins.wandb_sweeps import MAX_PARALLEL_AGENTS, SweepConfigError, validate_sweep_config
+from flyteplugins.wandb_sweeps import (
+    MAX_PARALLEL_AGENTS,
+    SweepConfigError,
+    validate_sweep_config,
+    wandb_sweep,
+    wandb_sweep_config,
+)
 from flyteplugins.wandb_sweeps._validate import check_agent_count, infer_distribution
 
 LOSS = {"name": "loss", "goal": "minimize"}
@@ -80,6 +86,10 @@ INVALID = [
     (cfg("random", early_terminate={"type": "hyperband", "min_iter": 0}), "integer >= 1"),
     (cfg("random", early_terminate={"type": "hyperband", "min_iter": 2, "eta": 1}), "> 1"),
     (cfg("random", name=3), "'name' must be a string"),
+    (cfg("random", run_cap=0), "run_cap must be an integer >= 1"),
+    (cfg("random", run_cap=2.5), "run_cap must be an integer >= 1"),
+    ({}, "no sweep configuration was given"),
+    ({"project": "p"}, "no sweep configuration was given"),
 ]
 
 
@@ -119,3 +129,60 @@ def test_agent_counts_within_limit(n: int) -> None:
 def test_any_categorical_grid_is_valid(space: dict[str, list[Any]]) -> None:
     params = {k: {"values": v} for k, v in space.items()}
     assert validate_sweep_config(cfg("grid", params))["parameters"] == params
+
+
+# What a single wandb_sweep_config(...) or @wandb_sweep(...) call gives is refused at that call
+# when the engine would refuse it later, naming the parameter.
+AT_THE_CALL = [
+    ({"method": "bayes", "parameters": {"lr": {"min": 0.0, "max": 1.0}}}, "needs a metric"),
+    ({"method": "bayes"}, "in the same call that sets the method"),
+    ({"parameters": {}}, "sweep parameters must be a non-empty dict"),
+    ({"parameters": {"lr": {}}}, "parameter 'lr': {} says neither what to try"),
+    ({"parameters": {"lr": {"values": []}}}, "parameter 'lr': 'values' must be a non-empty"),
+    (
+        {"parameters": {"lr": {"distribution": "uniform"}}},
+        "'lr' (uniform) is missing ['min', 'max']",
+    ),
+    ({"parameters": {"lr": {"max": 1.0}}}, "parameter 'lr' (uniform) is missing ['min']"),
+    ({"parameters": {"o": {"parameters": {"b": {}}}}}, "parameter 'o.b'"),
+    ({"method": "grid", "parameters": {"lr": {"min": 0.0, "max": 1.0}}}, "'lr' (uniform) cannot"),
+    ({"run_cap": 0}, "run_cap must be an integer >= 1"),
+]
+
+
+@pytest.mark.parametrize(("given", "message"), AT_THE_CALL)
+def test_wandb_sweep_config_refuses_at_the_call(given: dict[str, Any], message: str) -> None:
+    with pytest.raises(SweepConfigError) as info:
+        wandb_sweep_config(**given)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(("given", "message"), AT_THE_CALL)
+def test_wandb_sweep_refuses_at_decoration(given: dict[str, Any], message: str) -> None:
+    with pytest.raises(SweepConfigError) as info:
+        wandb_sweep(**given)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("whole", "message"),
+    [
+        ({"method": "grid"}, "no 'parameters'"),
+        ({"parameters": {"lr": {"value": 1}}}, "no 'method'"),
+        ({"method": "random", "metric": LOSS}, "no 'parameters'"),
+    ],
+)
+def test_a_whole_sweep_dict_is_checked_whole_at_decoration(
+    whole: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SweepConfigError, match=message):
+        wandb_sweep(sweep=whole)
+
+
+def test_parts_that_other_parts_complete_are_accepted() -> None:
+    # the rest may come from the context (the decorator's keywords win over it)
+    assert wandb_sweep_config(metric=LOSS)
+    assert wandb_sweep_config(method="grid")
+    assert wandb_sweep_config(method="bayes", metric=LOSS)
+    wandb_sweep(method="random")
+    wandb_sweep(parameters={"lr": {"values": [1]}})

@@ -38,6 +38,7 @@ CONTRACT = {
     "override_custom_context": "(entries: Mapping[str, str]) -> Iterator[None]",
     "read_run": "(path: str | Path) -> RunRecord",
     "read_wandb_config": "(context: Mapping[str, str] | None = None) -> dict[str, Any]",
+    "sweep_page_url": "(settings: Mapping[str, Any], sweep_id: str | None) -> str",
 }
 
 

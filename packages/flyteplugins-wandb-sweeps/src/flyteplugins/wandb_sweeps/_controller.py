@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._validate import SweepConfigError, validate_sweep_config
+from ._validate import validate_sweep_config
 
 TrialState = Literal["pending", "running", "finished", "failed"]
 
@@ -166,11 +166,7 @@ class LocalSweep:
         self.metric_name: str | None = metric.get("name")
         self.goal: str = metric.get("goal", "minimize")
         self.target: float | None = metric.get("target")
-        self.run_cap: int | None = self.config.get("run_cap")
-        if self.run_cap is not None and (
-            not isinstance(self.run_cap, int) or isinstance(self.run_cap, bool) or self.run_cap < 1
-        ):
-            raise SweepConfigError(f"run_cap must be an integer >= 1, got {self.run_cap!r}")
+        self.run_cap: int | None = self.config.get("run_cap")  # checked by validate_sweep_config
         self._paths = parameter_paths(self.config["parameters"])
         self._trials: list[Trial] = []
         self._seen: set[str] = set()

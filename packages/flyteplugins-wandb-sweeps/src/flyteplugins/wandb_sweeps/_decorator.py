@@ -123,6 +123,9 @@ def wandb_sweep(
     }
     _check_settings(opts)
     check_partial(opts)
+    if whole is not None:
+        # sweep={...} is the whole configuration: check it whole, now
+        validate_sweep_config(split_settings(opts)[0])
     if download_logs:
         from . import download  # noqa: F401  (the log download must be importable now)
 

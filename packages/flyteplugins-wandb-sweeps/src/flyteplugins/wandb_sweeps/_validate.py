@@ -50,6 +50,11 @@ _METRIC_KEYS: Final = ("name", "goal", "target", "impute")
 _HYPERBAND_KEYS: Final = ("type", "min_iter", "max_iter", "s", "eta")
 
 
+_BAYES_NEEDS_METRIC = (
+    "a bayes sweep needs a metric to optimise, e.g. metric={'name': 'loss', 'goal': 'minimize'}"
+)
+
+
 class SweepConfigError(ValueError):
     """A sweep configuration that W&B (or the local controller) cannot run."""
 
@@ -287,13 +292,32 @@ def check_agent_count(n: object) -> int:
     return n
 
 
-def check_partial(config: Mapping[str, Any]) -> None:
-    """Check each part that is present (a context fragment may hold only some of them)."""
+def check_run_cap(value: object) -> int:
+    """``run_cap``: the most trials the sweep may start, an integer >= 1."""
+    if not _is_int(value) or value < 1:  # type: ignore[operator]
+        raise SweepConfigError(f"run_cap must be an integer >= 1, got {value!r}")
+    assert isinstance(value, int)
+    return value
+
+
+def check_partial(config: Mapping[str, Any], *, fragment: bool = True) -> None:
+    """Check what one ``wandb_sweep_config(...)`` / ``@wandb_sweep(...)`` call gives.
+
+    Each part present is checked on its own (the other parts may come from elsewhere: the
+    decorator's keywords win over the context's). One rule spans parts: whoever sets
+    ``method="bayes"`` gives its ``metric`` too, because bayes cannot run without one and a
+    metric only found missing when the task runs is found too late.
+    """
     method = config.get("method")
     if method is not None:
         check_method(method)
     if config.get("metric") is not None:
         check_metric(config["metric"])
+    elif method == "bayes":
+        where = " (in the same call that sets the method)" if fragment else ""
+        raise SweepConfigError(_BAYES_NEEDS_METRIC + where)
+    if config.get("run_cap") is not None:
+        check_run_cap(config["run_cap"])
     if config.get("parameters") is not None:
         check_parameters(config["parameters"], method if isinstance(method, str) else None)
     if config.get("early_terminate") is not None:
@@ -312,6 +336,11 @@ def validate_sweep_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """
     if not isinstance(config, Mapping):
         raise SweepConfigError(f"a sweep configuration must be a dict, got {config!r}")
+    if not any(config.get(k) is not None for k in ("method", "metric", "parameters")):
+        raise SweepConfigError(
+            "no sweep configuration was given: pass wandb_sweep_config(method=..., "
+            "parameters=..., ...) in the run's custom_context, or give them to @wandb_sweep(...)"
+        )
     if config.get("method") is None:
         raise SweepConfigError(
             f"the sweep configuration has no 'method': expected one of {_choices(METHODS)}"
@@ -321,10 +350,5 @@ def validate_sweep_config(config: Mapping[str, Any]) -> dict[str, Any]:
             "the sweep configuration has no 'parameters': give at least one, e.g. "
             "parameters={'lr': {'values': [0.01, 0.1]}}"
         )
-    check_partial(config)
-    if config["method"] == "bayes" and config.get("metric") is None:
-        raise SweepConfigError(
-            "a bayes sweep needs a metric to optimise, e.g. metric={'name': 'loss', "
-            "'goal': 'minimize'}"
-        )
+    check_partial(config, fragment=False)
     return dict(config)
