@@ -256,7 +256,10 @@ def resolve(
     client_settings: dict[str, Any] = {"base_url": server.api_url}
     run_id: str | None
     resume: str | None = None
-    if kind == "trial" and trial is not None:
+    if not p.initializes:
+        # Silent ranks and calls reusing a run live in this process start nothing.
+        run_id = p.run_id
+    elif kind == "trial" and trial is not None:
         # The agent's assignment, passed explicitly: the client's process-wide settings may
         # predate the trial (an enclosing task's run started them).
         kwargs.pop("resume", None)
