@@ -26,6 +26,7 @@ CONTRACT = {
     "ContextEntries": None,
     "RecordFormatError": None,
     "RunRecord": None,
+    "client_server": "(api_url: str | None) -> Iterator[None]",
     "current_custom_context": "() -> dict[str, str]",
     "decode_entries": "(prefix: str, context: Mapping[str, str], names: Any = None) -> "
     "dict[str, Any]",
@@ -38,6 +39,7 @@ CONTRACT = {
     "override_custom_context": "(entries: Mapping[str, str]) -> Iterator[None]",
     "read_run": "(path: str | Path) -> RunRecord",
     "read_wandb_config": "(context: Mapping[str, str] | None = None) -> dict[str, Any]",
+    "server_url": "(settings: Mapping[str, Any]) -> str",
     "sweep_page_url": "(settings: Mapping[str, Any], sweep_id: str | None) -> str",
 }
 
@@ -161,3 +163,21 @@ def test_a_failed_call_is_no_longer_live(offline: Path) -> None:
     with pytest.raises(KeyError, match="boom"):
         boom()
     assert ext.live_run_ids() == ()
+
+
+def test_server_url_and_client_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The sweeps' server is the resolver's; the client's environment is changed only inside
+    the block and restored after it."""
+    import os
+
+    monkeypatch.delenv("WANDB_BASE_URL", raising=False)
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path))
+    assert ext.server_url({}) == "https://api.forge.coreweave.com"
+    assert ext.server_url({"host": "wandb.ai"}) == "https://api.wandb.ai"
+    with ext.client_server("http://127.0.0.1:9"):
+        assert os.environ["WANDB_BASE_URL"] == "http://127.0.0.1:9"
+    assert "WANDB_BASE_URL" not in os.environ
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:8")
+    with ext.client_server("http://127.0.0.1:9"):
+        assert os.environ["WANDB_BASE_URL"] == "http://127.0.0.1:9"
+    assert os.environ["WANDB_BASE_URL"] == "http://127.0.0.1:8"

@@ -29,7 +29,7 @@ import threading
 import traceback
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -264,34 +264,17 @@ def _check_no_live_run() -> None:
 
 # -- the server's wandb.agent ---------------------------------------------------------------------
 
-_BASE_URL = "WANDB_BASE_URL"
-_host_lock = threading.RLock()
 
+def client_host(host: str | None) -> AbstractContextManager[None]:
+    """Point ``wandb.sweep`` / ``wandb.agent`` at the server ``host`` names for the block.
 
-@contextmanager
-def client_host(host: str | None) -> Iterator[None]:
-    """Point ``wandb.sweep`` / ``wandb.agent`` at ``host`` for the duration of the block.
-
-    Both read their server only from ``WANDB_BASE_URL`` (they take no settings). The variable is
-    set for the block and put back as it was when the block ends, also on failure; blocks for
-    different servers wait for each other rather than mix them. Without ``host`` (or when the
-    environment already names it) nothing is touched.
+    The server is the plugin resolver's (``host`` may name the web app or the API); the client
+    reads it from its environment only, which :func:`flyteplugins.wandb.ext.client_server` sets
+    for the block and restores after it.
     """
-    import os
+    from flyteplugins.wandb.ext import client_server, server_url
 
-    if not host or os.environ.get(_BASE_URL, "").rstrip("/") == host.rstrip("/"):
-        yield
-        return
-    with _host_lock:
-        before = os.environ.get(_BASE_URL)
-        os.environ[_BASE_URL] = host.rstrip("/")
-        try:
-            yield
-        finally:
-            if before is None:
-                os.environ.pop(_BASE_URL, None)
-            else:
-                os.environ[_BASE_URL] = before
+    return client_server(server_url({"host": host}) if host else None)
 
 
 def _server_agent(

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import Any, TypeVar, overload
 
-from flyteplugins.wandb.ext import override_custom_context
+from flyteplugins.wandb.ext import override_custom_context, server_url
 
 from ._context import (
     SweepRef,
@@ -239,7 +239,7 @@ class _SweepCall:
             config = validate_sweep_config(config)
             local = bool(settings.get("local_controller")) or offline
             ref, self.created = _create(config, settings, project, entity, host, local)
-        if ref.local or (ref.host and os.environ.get("WANDB_BASE_URL") != ref.host):
+        if ref.local or (ref.host and server_url({"host": ref.host}) != server_url({})):
             # the specification's wandb.agent(get_wandb_sweep_id(), ...) runs local trials too,
             # and reaches a server named only by the settings without an environment variable
             from ._agent import local_wandb_agent

@@ -206,9 +206,11 @@ def run_bounded(
 def _api(host: str | None, timeout: float) -> Any:
     import wandb
 
+    from flyteplugins.wandb.ext import server_url
+
     overrides: dict[str, Any] = {}
     if host:
-        overrides["base_url"] = host.rstrip("/")
+        overrides["base_url"] = server_url({"host": host})
     return wandb.Api(overrides=overrides, timeout=max(1, int(timeout)))
 
 

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import configparser
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -233,6 +235,33 @@ def read_defaults(
         entity=values["entity"][0] if "entity" in values else None,
         project=values["project"][0] if "project" in values else None,
     )
+
+
+_server_lock = threading.RLock()
+
+
+@contextmanager
+def client_server(api_url: str | None) -> Iterator[None]:
+    """Make the client's environment-only readers use ``api_url`` for the block.
+
+    ``wandb.sweep`` and ``wandb.agent`` take no settings and read their server from
+    ``WANDB_BASE_URL`` only. The variable is set for the block and restored when it ends (also on
+    failure); blocks for different servers wait for each other rather than mix them. With no
+    ``api_url``, or when the client already uses it, nothing is touched.
+    """
+    if not api_url or read_defaults().server().api_url == api_url.rstrip("/"):
+        yield
+        return
+    with _server_lock:
+        before = os.environ.get("WANDB_BASE_URL")
+        os.environ["WANDB_BASE_URL"] = api_url.rstrip("/")
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("WANDB_BASE_URL", None)
+            else:
+                os.environ["WANDB_BASE_URL"] = before
 
 
 # --------------------------------------------------------------------------------------------

@@ -126,6 +126,7 @@ def _handler(signum: int, frame: Any) -> None:
 
 
 _main_loop: asyncio.AbstractEventLoop | None = None
+_no_main_loop = False  # looked for once and found none (Flyte's local mode): never scan again
 _MAIN_THREAD_WAIT_S: Final = 2.0
 
 
@@ -153,11 +154,13 @@ def _on_main_thread(fn: Callable[[], None]) -> None:
 
 def _find_main_loop() -> asyncio.AbstractEventLoop | None:
     """The asyncio loop running on the main thread, if any (looked up once, then cached)."""
-    global _main_loop
+    global _main_loop, _no_main_loop
     main = threading.main_thread().ident
     loop = _main_loop
     if loop is not None and loop.is_running() and getattr(loop, "_thread_id", None) == main:
         return loop
+    if _no_main_loop:
+        return None
     for obj in gc.get_objects():
         # type(), not isinstance(): lazy-module proxies raise on attribute access
         if not issubclass(type(obj), asyncio.AbstractEventLoop):
@@ -166,4 +169,5 @@ def _find_main_loop() -> asyncio.AbstractEventLoop | None:
         if candidate.is_running() and getattr(candidate, "_thread_id", None) == main:
             _main_loop = candidate
             return candidate
+    _no_main_loop = True
     return None

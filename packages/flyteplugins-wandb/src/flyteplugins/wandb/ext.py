@@ -27,6 +27,12 @@ Links
     :func:`sweep_page_url`: the page of a sweep, decided by the plugin's resolver (the server,
     web app and entity the installed client would use).
 
+The server
+    :func:`server_url`: the API URL a run with these settings uses, decided by the resolver.
+    :func:`client_server`: point the client's ``wandb.sweep`` / ``wandb.agent`` /
+    ``wandb.Api`` (which read their server only from ``WANDB_BASE_URL``) at a server for the
+    length of a block, restoring the environment after it.
+
 Runs of this process
     :func:`live_run_ids`: the ids of the ``@wandb_init`` runs this process started and has not
     finished yet.
@@ -40,6 +46,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ._backend import effective_mode
+from ._client import client_server
 from ._context import (
     ContextEntries,
     current_custom_context,
@@ -70,6 +77,17 @@ def sweep_page_url(settings: Mapping[str, Any], sweep_id: str | None) -> str:
     return _resolve.sweep_link(settings, defaults=_client.read_defaults(), sweep_id=sweep_id)
 
 
+def server_url(settings: Mapping[str, Any]) -> str:
+    """The API URL of the W&B server a run with ``settings`` (``host``, ``settings``) talks to.
+
+    ``host=`` may name the web app or the API; without it, the client's own choice
+    (``WANDB_BASE_URL``, its settings files, its default server).
+    """
+    from . import _client, _resolve
+
+    return _resolve.server_for(settings, _client.read_defaults()).api_url
+
+
 def live_run_ids() -> tuple[str, ...]:
     """The ids of the runs ``@wandb_init`` started in this process and has not finished, sorted.
 
@@ -86,6 +104,7 @@ __all__ = [
     "ContextEntries",
     "RecordFormatError",
     "RunRecord",
+    "client_server",
     "current_custom_context",
     "decode_entries",
     "decode_value",
@@ -97,5 +116,6 @@ __all__ = [
     "override_custom_context",
     "read_run",
     "read_wandb_config",
+    "server_url",
     "sweep_page_url",
 ]
