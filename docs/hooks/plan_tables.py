@@ -1,12 +1,17 @@
-"""mkdocs hook: render the run-mode, run-id and link tables from core's plan at build time.
+"""The run-mode, run-id and link tables and the plan CLI's output, generated from core's plan.
 
-A page asks for a table with an HTML comment on a line of its own:
+A page asks for a table with an HTML comment on a line of its own; the generated Markdown is
+written into the page itself, up to the closing ``<!-- /plan -->``, so it reads on GitHub too:
 
 * ``<!-- plan:modes -->``   who initialises W&B, how many runs and groups, per run_mode x rank_scope
 * ``<!-- plan:ids -->``     the run id and group patterns of every distributed scenario
 * ``<!-- plan:single -->``  single-process tasks: with and without a parent run
 * ``<!-- plan:links -->``   which W&B pages a task's links point at
 * ``<!-- plan:cli ARGS -->`` the output of ``flyteplugins-wandb-plan ARGS``
+
+``python docs/hooks/plan_tables.py`` (``nox -s tables``) rewrites the regions of every page
+under docs/; ``--check`` (run by ``nox -s lint``) only says which pages are stale and fails.
+As an mkdocs hook it renders the same regions at build time, so the site never shows a stale one.
 
 Everything in these tables is computed by calling :func:`flyteplugins.wandb_core.plan_job`,
 :func:`~flyteplugins.wandb_core.plan` and :func:`~flyteplugins.wandb_core.link_targets`: when the
@@ -39,7 +44,14 @@ except ImportError:  # building from a checkout where core is not installed
 BASE = "{base}"
 MODES = ("auto", "shared", "new")
 SCOPES = ("global", "worker")
-_MARKER = re.compile(r"^<!--[ \t]*plan:(\w+)(.*?)-->[ \t]*$", re.MULTILINE)
+END = "<!-- /plan -->"
+# An opening marker, then (once generated) everything up to the closing one; never across
+# another opening marker (a new, not yet generated one above a generated region).
+_REGION = re.compile(
+    r"^<!--[ \t]*plan:(\w+)([^\n]*?)-->[ \t]*$"
+    r"(?:(?:(?!^<!--[ \t]*plan:).)*?^<!--[ \t]*/plan[ \t]*-->[ \t]*$)?",
+    re.MULTILINE | re.DOTALL,
+)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -243,15 +255,53 @@ RENDERERS: dict[str, Callable[..., str]] = {
 }
 
 
-def _replace(match: re.Match[str]) -> str:
-    kind, args = match.group(1), match.group(2)
+def _render(kind: str, args: str) -> str:
     if kind == "cli":
-        return render_cli(args) + "\n"
+        return render_cli(args)
     if kind not in RENDERERS:
         raise ValueError(f"unknown plan table {kind!r}; known: {sorted(RENDERERS)} and 'cli'")
-    return RENDERERS[kind]() + "\n"
+    return RENDERERS[kind]()
+
+
+def _replace(match: re.Match[str]) -> str:
+    kind, args = match.group(1), match.group(2)
+    opening = match.group(0).split("\n", 1)[0]
+    return f"{opening}\n\n{_render(kind, args)}\n\n{END}"
+
+
+def regenerate(markdown: str) -> str:
+    """``markdown`` with every ``<!-- plan:... -->`` region holding its current table."""
+    return _REGION.sub(_replace, markdown)
 
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
-    """mkdocs event: expand every ``<!-- plan:... -->`` marker of the page."""
-    return _MARKER.sub(_replace, markdown)
+    """mkdocs event: render every region of the page afresh."""
+    return regenerate(markdown)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Rewrite the regions of every page under docs/ (``--check``: report stale pages, exit 1)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    check = "--check" in args
+    docs = Path(__file__).resolve().parents[1]
+    stale = []
+    for page in sorted(docs.rglob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        fresh = regenerate(text)
+        if fresh != text:
+            stale.append(page.relative_to(docs.parent))
+            if not check:
+                page.write_text(fresh, encoding="utf-8")
+    verb = "are stale" if check else "were regenerated"
+    if stale:
+        print(f"generated tables {verb} in: {', '.join(map(str, stale))}")
+        if check:
+            print("run `nox -s tables` (python docs/hooks/plan_tables.py) and commit the pages")
+            return 1
+    else:
+        print("generated tables are current")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
