@@ -143,6 +143,7 @@ def run_view(run: Run, store: Store) -> dict[str, Any]:
         "files": [name for name, _ in store.run_files(run)],
         "uploaded": run.uploaded,
         "writers": len(run.clients),
+        "rewinds": run.rewinds,
         "host": run.host,
         "notes": run.notes,
     }

@@ -448,6 +448,42 @@ class Operations:
             }
         }
 
+    def op_RewindRun(self, v: dict[str, Any], ctx: dict[str, Any]) -> Any:
+        """``wandb.init(resume_from="<run>?_step=N")``, online or replayed by ``wandb sync``.
+
+        Rows after step N are dropped, the run is live again and the answer's history line
+        count is where the client's history stream continues. A run that does not exist, a
+        metric other than ``_step`` and a step past the run's last one are refused, naming them.
+        """
+        name = v.get("runName") or ""
+        metric = v.get("metricName")
+        value = v.get("metricValue")
+        if metric != "_step":
+            raise GraphQLError(f"rewind of run {name!r}: only the _step metric is supported")
+        if not isinstance(value, (int, float)) or value < 0 or value != int(value):
+            raise GraphQLError(f"rewind of run {name!r}: step {value!r} is not a whole step >= 0")
+        step = int(value)
+        store = self.store
+        with store.lock:
+            run = store.get_run(v.get("entity"), v.get("project"), name)
+            if run is None:
+                raise GraphQLError(
+                    f"rewind of run {name!r} in {v.get('entity')}/{v.get('project')}: no such run"
+                )
+            last = run.last_step()
+            if last is None or step > last:
+                raise GraphQLError(
+                    f"rewind of run {name!r} to step {step}: the run's last step is "
+                    f"{'none (no history)' if last is None else last}"
+                )
+            run.rewind(step)
+            run.state = "running"
+            run.exitcode = None
+            store.resuming.add((run.entity, run.project, run.name))
+            store.save()
+            node = run_node(run)
+        return {"rewindRun": {"rewoundRun": node}}
+
     def op_CreateRunFiles(self, v: dict[str, Any], ctx: dict[str, Any]) -> Any:
         from urllib.parse import quote
 

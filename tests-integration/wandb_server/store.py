@@ -74,6 +74,9 @@ class Run:
     # Per file of the non-shared stream: its line number -> position in the run's list.
     stream_index: dict[str, list[int | None]] = field(default_factory=dict)
     created_seq: int = 0
+    # Every rewind (``resume_from``) the run went through: the step it was rewound to and the
+    # number of history rows dropped.
+    rewinds: list[dict[str, int]] = field(default_factory=list)
 
     def rows(self) -> list[dict[str, Any]]:
         out = []
@@ -89,6 +92,28 @@ class Run:
     def last_step(self) -> int | None:
         steps = [r["_step"] for r in self.rows() if isinstance(r.get("_step"), int)]
         return max(steps) if steps else None
+
+    def rewind(self, step: int) -> int:
+        """Drop every history row after ``step`` (rows of all writers); return how many went.
+
+        What stays keeps its place, and the non-shared stream's line numbers restart after it:
+        a rewound client sends its next rows from the returned history line count on.
+        """
+        kept = []
+        for line in self.history:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("_step"), int) and row["_step"] <= step:
+                kept.append(line)
+        dropped = len(self.history) - len(kept)
+        self.history = kept
+        self.stream_index["wandb-history.jsonl"] = list(range(len(kept)))
+        for client in self.clients.values():
+            client.high_water.pop("wandb-history.jsonl", None)
+        self.rewinds.append({"step": step, "dropped": dropped})
+        return dropped
 
     def user_config(self) -> dict[str, Any]:
         """The config as the user sees it: values unwrapped, internal keys left out."""

@@ -21,6 +21,8 @@ from .__about__ import __version__
 from ._context import get_wandb_context, wandb_config
 from ._decorator import get_distributed_info, get_wandb_run, get_wandb_run_dir, wandb_init
 from ._link import Wandb
+from ._rewind import WandbRewindError, rewind_to
+from ._sync import WandbSyncFailed, sync_wandb, wandb_sync_task
 
 _SWEEPS_NAMES = (
     "wandb_sweep",
@@ -39,7 +41,9 @@ __all__ = [
     "RankScope",
     "RunMode",
     "Wandb",
+    "WandbRewindError",
     "WandbSweep",
+    "WandbSyncFailed",
     "__version__",
     "download_wandb_run_dir",
     "download_wandb_run_logs",
@@ -52,10 +56,13 @@ __all__ = [
     "get_wandb_sweep_context",
     "get_wandb_sweep_id",
     "remove_downloaded_logs",
+    "rewind_to",
+    "sync_wandb",
     "wandb_config",
     "wandb_init",
     "wandb_sweep",
     "wandb_sweep_config",
+    "wandb_sync_task",
 ]
 
 

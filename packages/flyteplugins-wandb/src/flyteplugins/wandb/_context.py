@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Final, TypeVar
 from flyteplugins.wandb_core import check_user_id, parse_rank_scope, parse_run_mode
 
 from ._resilience import check_finish_timeout, check_offline_fallback
+from ._sync import check_sync
 
 PREFIX: Final = "wandb/"
 """Prefix of every key this package writes into ``custom_context``."""
@@ -76,6 +77,7 @@ KNOWN_SETTINGS: Final = (
     "notes",
     "finish_timeout",
     "offline_fallback",
+    "sync",
 )
 
 # Our own bookkeeping key plus the settings stored under PREFIX but never passed to wandb.init.
@@ -490,6 +492,7 @@ def _validate_settings(values: Mapping[str, Any]) -> None:
         check_download_logs(values["download_logs"])
     check_finish_timeout(values.get("finish_timeout"))
     check_offline_fallback(values.get("offline_fallback"))
+    check_sync(values.get("sync"), values.get("mode"))
     if "settings" in values and values["settings"] is not None:
         raise TypeError(
             "settings= cannot travel in custom_context; pass wandb.Settings to @wandb_init instead"

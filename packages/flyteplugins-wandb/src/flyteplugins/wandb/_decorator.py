@@ -38,7 +38,7 @@ from flyteplugins.wandb_core import (
     parse_run_mode,
 )
 
-from . import _client, _distributed, _elastic, _globals, _preemption, _ranks, _resolve
+from . import _client, _distributed, _elastic, _globals, _preemption, _ranks, _resolve, _sync
 from ._context import (
     PREFIX,
     check_no_secret,
@@ -69,6 +69,8 @@ class ActiveRun:
     #: The Flyte action the call started in: the run is visible there only (see _globals.scope).
     scope: Any = field(default_factory=_globals.scope)
     seen_context: Any = field(default=None, repr=False, compare=False)
+    #: The ``_Call`` that started the run (``rewind_to`` restarts it); ``None`` if not this call's.
+    call: Any = field(default=None, repr=False, compare=False)
 
 
 _active: ContextVar[ActiveRun | None] = ContextVar("flyteplugins_wandb_active_run", default=None)
@@ -432,6 +434,8 @@ class _Call:
         self.binding: Any = None
         self.active: ActiveRun | None = None
         self.shared_finish: _distributed.SharedFinish | None = None
+        self.request: Any = None  # the InitRequest and ResolvedRun of the run (for rewind_to)
+        self.resolved: _resolve.ResolvedRun | None = None
 
     def _resolve(self, tctx: Any) -> dict[str, Any]:
         context_cfg = read_wandb_config()
@@ -554,6 +558,7 @@ class _Call:
                 extra_settings=extra,
             )
             run = _backend.init_run(request)
+            self.request, self.resolved = request, resolved
             self.owned = True
             run_id = str(getattr(run, "id", None) or p.run_id)
             with _live_lock:
@@ -568,6 +573,7 @@ class _Call:
         host = resolved.server.api_url
         active = ActiveRun(run, p, topology, host, entity, project, dict(settings))
         self.active = active
+        active.call = self
         self.token = _active.set(active)
 
         if tctx and run is not None and self.task_wrapper:
@@ -624,6 +630,7 @@ class _Call:
                     self._finish(_exit_code(exc))
                 except Exception as finish_error:
                     _warn_finish_failed(self.run, finish_error)
+                _sync.after_run(self.active, self.run)  # sync="after": save the offline folder
 
     def _finish(self, code: int) -> None:
         from . import _backend

@@ -15,6 +15,7 @@ files or clocks are read here (the client's defaults arrive as a
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,7 +49,9 @@ CallKind = Literal["task", "function", "trial"]
 outside Flyte); ``trial``: a function run by a W&B sweep agent, which assigns the run."""
 
 # Settings that shape the plan, the links or the client, never passed to wandb.init as keywords.
-PLUGIN_ONLY: Final = frozenset({"run_mode", "rank_scope", "download_logs", "host", "settings"})
+PLUGIN_ONLY: Final = frozenset(
+    {"run_mode", "rank_scope", "download_logs", "host", "settings", "sync"}
+)
 
 # What a run is called and configured with: set by the process that owns the run only.
 RUN_IDENTITY: Final = ("name", "tags", "notes", "group", "job_type", "config")
@@ -251,6 +254,8 @@ def resolve(
     server, entity, project = _where(settings, defaults, parent, joins)
 
     kwargs = {k: v for k, v in settings.items() if k not in PLUGIN_ONLY}
+    if settings.get("sync") == "after":
+        kwargs["mode"] = "offline"  # uploaded later by the sync task, whatever the network
     kwargs["project"] = project
     kwargs["entity"] = entity
     client_settings: dict[str, Any] = {"base_url": server.api_url}
@@ -317,6 +322,44 @@ def resolve(
         settings=client_settings,
         url=url,
     )
+
+
+def rewound(resolved: ResolvedRun, step: int) -> ResolvedRun:
+    """The same run, continued from ``step``: ``resume_from`` replaces ``resume``.
+
+    Only a run the call owns under a stable id can be rewound (a Flyte task's run, a rank's run
+    in a distributed job); a run whose id the client picks, a joined parent's run, a shared
+    run's writer and a sweep trial cannot. Offline, the client records the rewind in the run's
+    file and ``wandb sync`` applies it.
+    """
+    p = resolved.plan
+    problem = None
+    if p.shared:
+        problem = "it is a shared run written by several processes (run_mode='shared')"
+    elif resolved.joins_parent or p.reuses_parent:
+        problem = "it is a parent task's run, joined by this call"
+    elif resolved.run_id is None:
+        problem = "its id is chosen by the client for this call only (nothing to resume)"
+    elif resolved.resume is None:
+        problem = "this call does not resume it (a sweep trial's run)"
+    if problem is not None:
+        raise ValueError(
+            f"cannot rewind W&B run {resolved.run_id or p.run_id!r} to step {step}: {problem}; "
+            "a rewind needs a run of its own (a task's run, or one run per rank with "
+            "run_mode='new')"
+        )
+    kwargs = {k: v for k, v in resolved.init_kwargs.items() if k != "resume"}
+    kwargs["resume_from"] = f"{resolved.run_id}?_step={step}"
+    return dataclasses.replace(resolved, resume=None, init_kwargs=kwargs)
+
+
+def sync_environment(host: str | None, defaults: ClientDefaults) -> dict[str, str]:
+    """What ``wandb sync`` of a run folder needs to reach the run's server: the server's
+    variable when ``host`` (the host its task logged for) is known, else nothing (the sync
+    task's own environment and settings decide, as the client would)."""
+    if not host:
+        return {}
+    return {"WANDB_BASE_URL": defaults.server(host, source="the run's task").api_url}
 
 
 def _with_identity(config: Mapping[str, Any] | None, identity: Identity) -> dict[str, Any]:
