@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -58,6 +59,10 @@ class Case:
     log_every: int = 1
     step_sleep_s: float = 0.0  # lets W&B's system monitor take samples (GPU test)
     init_settings: dict[str, Any] | None = None  # @wandb_init(settings=...)
+    finish_timeout: float | None = None  # @wandb_init(finish_timeout=...)
+    # After its steps every rank writes <case>/ready-<rank> and waits for <case>/go (the test
+    # creates it, e.g. after killing the server), then logs this many more rows and returns.
+    rows_after_pause: int | None = None
 
 
 @dataclass
@@ -123,6 +128,16 @@ def worker_body(case: dict[str, Any], out: str) -> float:
             time.sleep(case["step_sleep_s"])
     if own_group:
         dist.destroy_process_group()
+    folder = Path(out) / case["name"]
+    folder.mkdir(parents=True, exist_ok=True)
+    if case["rows_after_pause"] is not None:
+        (folder / f"ready-{rank}").write_text(str(time.time()))
+        deadline = time.monotonic() + 120
+        while not (folder / "go").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for i in range(case["rows_after_pause"]):
+            if run is not None:
+                run.log({"loss": 0.0, "rank": rank, "sum": total, "step_i": case["steps"] + i})
     import flyte
 
     tctx = flyte.ctx()
@@ -144,6 +159,7 @@ def worker_body(case: dict[str, Any], out: str) -> float:
                 "WORLD_SIZE",
                 "LOCAL_WORLD_SIZE",
                 "TORCHELASTIC_RUN_ID",
+                "TORCHELASTIC_USE_AGENT_STORE",
                 "WANDB_SERVICE",
                 "WANDB_RUN_ID",
                 "WANDB_SWEEP_ID",
@@ -158,9 +174,8 @@ def worker_body(case: dict[str, Any], out: str) -> float:
         "cuda_device": torch.cuda.current_device() if backend == "nccl" else None,
         "body_s": time.monotonic() - start,
         "startup_s": startup,
+        "returned_at": time.time(),  # the code's end (wall clock: compared across processes)
     }
-    folder = Path(out) / case["name"]
-    folder.mkdir(parents=True, exist_ok=True)
     (folder / f"rank-{rank}-restart-{restart}.json").write_text(json.dumps(evidence))
     if case["linger_rank"] == rank:
         time.sleep(case["linger_s"])
@@ -209,6 +224,8 @@ def _make_task(spec: Spec, case: Case) -> Any:
         kwargs["rank_scope"] = case.rank_scope
     if case.init_settings is not None:
         kwargs["settings"] = dict(case.init_settings)
+    if case.finish_timeout is not None:
+        kwargs["finish_timeout"] = case.finish_timeout
     return wandb_init(**kwargs)(task) if kwargs else wandb_init(task)
 
 
@@ -254,6 +271,7 @@ def run_launcher(spec: Spec, node: int) -> list[dict[str, Any]]:
             result["ok"] = False
             result["error"] = f"{type(exc).__name__}: {exc}"
         result["wall_s"] = time.monotonic() - started
+        result["ended_at"] = time.time()  # every worker has exited
         results.append(result)
     return results
 
@@ -310,9 +328,63 @@ def clustered_worker(spec_path: str) -> int:
     return 0
 
 
+def plain_worker(spec_path: str) -> int:
+    """One worker of a plain ``torchrun`` job: each case is a decorated *function* (no Flyte
+    task, no Flyte context), called in turn; its name is ``train_<case>`` in every job.
+
+    A case that raises makes the worker exit with an error after the remaining cases, so
+    ``torchrun --max-restarts`` restarts the job. The workers join one gloo group for all
+    cases before the first call (a second group of the same attempt cannot be formed), unless
+    the spec's ``group_in_call`` lets each decorated call form its own group inside (one case).
+    """
+    import torch.distributed as dist
+
+    from flyteplugins.wandb import wandb_init
+
+    raw = json.loads(Path(spec_path).read_text())
+    group_in_call = bool(raw.get("group_in_call"))
+    if group_in_call and len(raw["cases"]) > 1:
+        raise ValueError("group_in_call needs a single case: a gloo group forms once")
+    if not group_in_call:
+        dist.init_process_group("gloo")
+    rank = int(os.environ["RANK"])
+    restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    results = []
+    failed = False
+    for c in raw["cases"]:
+        case = Case(**c)
+        case_dict = asdict(case)
+        out = raw["out"]
+
+        def train(case_dict: dict[str, Any] = case_dict, out: str = out) -> float:
+            return worker_body(case_dict, out)
+
+        train.__name__ = train.__qualname__ = f"train_{case.name}"
+        kwargs: dict[str, Any] = {"project": raw["project"]}
+        if case.run_mode is not None:
+            kwargs["run_mode"] = case.run_mode
+        if case.rank_scope is not None:
+            kwargs["rank_scope"] = case.rank_scope
+        result: dict[str, Any] = {"case": case.name, "rank": rank, "restart": restart}
+        try:
+            result["value"] = wandb_init(**kwargs)(train)()
+            result["ok"] = True
+        except Exception as exc:
+            result["ok"] = False
+            result["error"] = f"{type(exc).__name__}: {exc}"
+            failed = True
+        results.append(result)
+    if not group_in_call:
+        dist.destroy_process_group()
+    Path(raw["out"], f"worker-{rank}-restart-{restart}.json").write_text(json.dumps(results))
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str]) -> int:
     if argv[0] == "--clustered":
         return clustered_worker(argv[1])
+    if argv[0] == "--plain":
+        return plain_worker(argv[1])
     spec_path, node = argv[0], int(argv[1])
     raw = json.loads(Path(spec_path).read_text())
     raw["cases"] = [Case(**c) for c in raw["cases"]]
@@ -323,6 +395,22 @@ def main(argv: Sequence[str]) -> int:
 
 
 # --------------------------------------------------------------------------- test side
+
+
+def fake_agent_store(monkeypatch: Any) -> Any:
+    """A real ``TCPStore`` server in this process, and the variables a torchrun worker has for
+    its agent's store pointing at it (``monkeypatch`` undoes them)."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    server = dist.TCPStore(
+        "127.0.0.1", 0, is_master=True, wait_for_workers=False, timeout=timedelta(seconds=10)
+    )
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "True")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(server.port))
+    return server
 
 
 def free_ports(n: int) -> int:
@@ -455,10 +543,20 @@ def launch_torchrun(
     drop_env: Sequence[str] = (),
     project: str = "dist-tests",
     timeout_s: float = 300,
+    plain: bool = False,
+    group_in_call: bool = False,
+    rdzv: Sequence[str] | None = None,
+    max_restarts: int = 0,
 ) -> LaunchResult:
     """One real ``torchrun`` per node (``--nnodes/--node_rank/--master_addr/--master_port``, the
     static rendezvous Flyte's clustered launcher uses), exporting what that launcher exports;
-    every worker runs :func:`clustered_worker` over all ``cases``."""
+    every worker runs :func:`clustered_worker` over all ``cases``.
+
+    ``plain``: the workers run :func:`plain_worker` instead (decorated functions, no Flyte;
+    ``group_in_call``: its process group is formed inside the decorated call).
+    ``rdzv``: torchrun's rendezvous arguments instead of the static ``--master_addr/_port``
+    (``{port}`` in them is replaced by a free port).
+    """
     out.mkdir(parents=True, exist_ok=True)
     spec = {
         "out": str(out),
@@ -468,6 +566,7 @@ def launch_torchrun(
         "nnodes": nnodes,
         "nproc": nproc_per_node,
         "drop_env": list(drop_env),
+        "group_in_call": group_in_call,
     }
     spec_path = out / "clustered-spec.json"
     spec_path.write_text(json.dumps(spec))
@@ -488,16 +587,27 @@ def launch_torchrun(
         )
         log = out / f"torchrun-{node}.log"
         logs.append(str(log))
+        rendezvous = (
+            [a.replace("{port}", str(port)) for a in rdzv]
+            if rdzv is not None
+            else [f"--node_rank={node}", "--master_addr=127.0.0.1", f"--master_port={port}"]
+        )
         argv = [
             sys.executable, "-m", "torch.distributed.run",
-            f"--nnodes={nnodes}", f"--node_rank={node}", f"--nproc_per_node={nproc_per_node}",
-            "--master_addr=127.0.0.1", f"--master_port={port}", "--max_restarts=0",
-            str(HERE / "torchrun_harness.py"), "--clustered", str(spec_path),
+            f"--nnodes={nnodes}", f"--nproc_per_node={nproc_per_node}", *rendezvous,
+            f"--max_restarts={max_restarts}",
+            str(HERE / "torchrun_harness.py"), "--plain" if plain else "--clustered",
+            str(spec_path),
         ]  # fmt: skip
         with open(log, "wb") as fh:
             procs.append(
                 subprocess.Popen(
-                    argv, env=child_env, cwd=str(out), stdout=fh, stderr=subprocess.STDOUT
+                    argv,
+                    env=child_env,
+                    cwd=str(out),
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its workers can be stopped with it
                 )
             )
     codes = []
@@ -507,7 +617,7 @@ def launch_torchrun(
     finally:
         for p in procs:
             if p.poll() is None:
-                p.kill()
+                os.killpg(p.pid, signal.SIGKILL)  # the session this call started: torchrun's
                 p.wait()
     results: list[dict[str, Any]] = []
     for path in sorted(out.glob("worker-*.json")):

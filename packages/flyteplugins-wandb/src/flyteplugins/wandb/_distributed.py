@@ -5,29 +5,41 @@ one worker process of a PyTorch Elastic / torchrun job:
 
 * **Hygiene** (:func:`clean_worker_environment`): W&B variables a worker inherits from the process
   that launched it and that would make it misbehave are removed from the worker's environment.
+* **Job ids** (:func:`launcher_base`): a function that no Flyte action names (a plain function
+  under ``torchrun``) gets its base id from something unique to its job, which every rank of the
+  job agrees on and a restart of the job keeps (see :func:`job_id`).
 * **Per-rank settings** (:func:`worker_settings`): the GPU the rank's system metrics watch.
-* Restarts need nothing here: a restarted worker (``TORCHELASTIC_RESTART_COUNT`` > 0, or
+* Restarts: a restarted worker (``TORCHELASTIC_RESTART_COUNT`` > 0, or
   ``JOBSET_RESTART_ATTEMPT`` > 0) plans the same run ids and the decorator starts runs with
   ``resume="allow"``, so it continues the first attempt's runs.
 * **Finish order in shared mode** (:class:`SharedFinish`): secondaries finish (which flushes their
-  data) before the primary marks the run finished, and a failed secondary fails the shared run.
+  data) before the primary marks the run finished, a failed secondary fails the shared run, and
+  the writers share one ``finish_timeout``.
 
-Nothing here imports wandb; torch is imported only by :class:`SharedFinish`, which only shared-mode
-ranks of a torch job create.
+Nothing here imports wandb; torch is imported only to reach the job's store (:func:`job_id` of a
+launcher job without a rendezvous id, and :class:`SharedFinish`), in processes of a torch job.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import logging
 import os
 import re
+import socket
 import sys
 import time
+import uuid
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
-from flyteplugins.wandb_core import RunPlan, Topology, plan
+from flyteplugins.wandb_core import RunPlan, Topology, make_base, plan
+
+from . import _resilience
 
 logger = logging.getLogger("flyteplugins.wandb")
 
@@ -69,14 +81,125 @@ def clean_worker_environment(environ: MutableMapping[str, str], *, pid: int) -> 
     return removed
 
 
+#: Rendezvous ids a launcher sets when the user chose none (torchrun's ``--rdzv-id`` default).
+PLACEHOLDER_RDZV_IDS = frozenset({"", "none"})
+#: The key of the job id in the job's store, shared by every call of every rank and attempt.
+JOB_ID_KEY = "flyteplugins-wandb/job-id"
+#: Seconds a worker may take to connect to the job's store before it gives up on it.
+STORE_CONNECT_TIMEOUT_S = 30.0
+_TORCHELASTIC_VARS = ("TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT")
+
+
+def rendezvous_id(environ: Mapping[str, str]) -> str | None:
+    """The launcher's rendezvous id (``TORCHELASTIC_RUN_ID``), unless it is a placeholder."""
+    raw = (environ.get("TORCHELASTIC_RUN_ID") or "").strip()
+    return None if raw.lower() in PLACEHOLDER_RDZV_IDS else raw
+
+
+def launch_token(host: str, boot_id: str, launcher_pid: int, launcher_started: str) -> str:
+    """A job id naming one launcher process: the same for its workers and their restarts.
+
+    A host, its boot and a process id with its start time name one process, once: two jobs never
+    share a token, and every worker a torchrun agent starts (again, after a restart) has it.
+    """
+    material = f"{host}\0{boot_id}\0{launcher_pid}\0{launcher_started}"
+    return "job-" + hashlib.blake2b(material.encode(), digest_size=6).hexdigest()
+
+
+def _launcher_token(proc: Path = Path("/proc")) -> str:
+    """:func:`launch_token` of this process's parent (a torchelastic worker's agent)."""
+    ppid = os.getppid()
+    try:
+        boot = (proc / "sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = ""
+    try:
+        # Field 22 of stat(5), the start time, counted after the "pid (comm)" prefix.
+        started = (proc / str(ppid) / "stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        started = _psutil_start_time(ppid)
+    return launch_token(socket.gethostname(), boot, ppid, started)
+
+
+def _psutil_start_time(pid: int) -> str:
+    """The start time of ``pid`` where there is no ``/proc`` (psutil comes with wandb)."""
+    try:
+        psutil = importlib.import_module("psutil")
+        return repr(psutil.Process(pid).create_time())
+    except Exception:
+        return ""
+
+
+def proposed_job_id(environ: Mapping[str, str]) -> str:
+    """What this rank proposes as the job id when the launcher gives no rendezvous id.
+
+    A torchelastic worker proposes its agent's :func:`launch_token` (the agent lives as long as
+    the job, restarts included); any other process a fresh random id (no launcher is known to
+    outlive it).
+    """
+    if any(environ.get(v) for v in _TORCHELASTIC_VARS):
+        return _launcher_token()
+    return "job-" + uuid.uuid4().hex[:12]
+
+
+def agree(store: _Store, proposal: str) -> str:
+    """The job id every rank of the job gets from ``store``: the first proposal stored wins.
+
+    Atomic (compare-and-set on a missing key) and wait-free: no rank waits for another. The key
+    outlives the workers (the agent's store lives as long as the job), so a restarted attempt
+    reads the first attempt's id.
+    """
+    return store.compare_set(JOB_ID_KEY, "", proposal).decode()
+
+
+_warned_no_store = False
+
+
+def job_id(topology: Topology, environ: Mapping[str, str]) -> str:
+    """The id of the job this rank belongs to, for :func:`launcher_base`.
+
+    1. The launcher's rendezvous id (``torchrun --rdzv-id``, or the uuid ``torchrun`` draws
+       for a single-node job without ``--master-port``), unless it is the placeholder ``none``.
+    2. Else an id the ranks agree on through the job's store (:func:`agree`): the agent's store
+       under torchrun (``TORCHELASTIC_USE_AGENT_STORE=True``), else the default process group's
+       store while one is initialised.
+    3. Else, without any store: this rank's own :func:`proposed_job_id`. Under torchelastic that
+       is the agent's token, the same for every rank of one node; ranks on different nodes
+       cannot agree without a store (a warning says so, naming ``--rdzv-id``).
+    """
+    rdzv = rendezvous_id(environ)
+    if rdzv:
+        return rdzv
+    proposal = proposed_job_id(environ)
+    store = _open_store(STORE_CONNECT_TIMEOUT_S, environ)
+    if store is not None:
+        try:
+            return agree(store, proposal)
+        except Exception as exc:  # the store went away: fall back to the rank's own proposal
+            logger.warning("W&B: cannot agree on a job id through the job's store: %s", exc)
+    global _warned_no_store
+    if topology.num_workers > 1 and not _warned_no_store:
+        _warned_no_store = True
+        logger.warning(
+            "W&B: this job has no rendezvous id (TORCHELASTIC_RUN_ID=%r) and no store its ranks "
+            "share, so ranks on different nodes get different run ids (%s here). Give the job "
+            "a unique id: torchrun --rdzv-id=<job id>.",
+            environ.get("TORCHELASTIC_RUN_ID"),
+            proposal,
+        )
+    return proposal
+
+
 def launcher_base(name: str, topology: Topology | None, environ: Mapping[str, str]) -> str:
     """The base id of a call that no Flyte action names (a function under ``torchrun``).
 
-    ``name`` is the decorated function's qualified name.
+    ``name`` is the decorated function's qualified name; the base is ``{job id}-{name}`` with
+    the :func:`job_id` of a distributed job. A single process gets ``local-{name}`` (its run
+    takes a fresh id from the client: the base names nothing that persists).
     """
-    from flyteplugins.wandb_core import make_base
-
-    return make_base(environ.get("TORCHELASTIC_RUN_ID") or "local", name)
+    if topology is None:
+        return make_base("local", name)
+    return make_base(job_id(topology, environ), name)
 
 
 def cuda_device_count() -> int:
@@ -190,11 +313,46 @@ class _Store(Protocol):
     def set(self, key: str, value: str) -> None: ...
     def get(self, key: str) -> bytes: ...
     def check(self, keys: list[str]) -> bool: ...
+    def compare_set(self, key: str, expected_value: str, desired_value: str) -> bytes: ...
+
+
+#: Seconds of a shared run's ``finish_timeout`` kept for a secondary to report that it finished
+#: (at most a fifth of the budget).
+REPORT_MARGIN_S = 2.0
+
+
+@dataclass(frozen=True)
+class FinishShares:
+    """How the writers of one shared run split its ``finish_timeout`` (``budget``).
+
+    The secondaries finish at the same time, each within ``secondary`` seconds; the primary waits
+    for them at most ``wait`` seconds (their share and the margin to report), then finishes
+    within ``primary``: ``wait + primary == budget``, so the whole job's finish after the code
+    returned stays within the budget. The client enforces each writer's share as that writer's
+    own ``finish_timeout``, which it reads when the run starts.
+    """
+
+    budget: float
+    secondary: float
+    primary: float
+
+    @property
+    def wait(self) -> float:
+        return self.budget - self.primary
+
+
+def split_finish(budget: float) -> FinishShares | None:
+    """The shares of ``budget`` seconds (``None`` for 0: no limit, every writer waits)."""
+    if budget <= 0:
+        return None
+    margin = min(REPORT_MARGIN_S, budget / 5)
+    half = (budget - margin) / 2
+    return FinishShares(budget=budget, secondary=half, primary=half)
 
 
 @dataclass
 class SharedFinish:
-    """Orders the finishes of the ranks that write one shared run.
+    """Orders the finishes of the ranks that write one shared run, within one budget.
 
     The mechanism is the job's c10d key-value store, not a collective: no barrier that a rank
     stuck elsewhere could deadlock, and it works after the user destroyed the process group.
@@ -202,10 +360,14 @@ class SharedFinish:
     (``TORCHELASTIC_USE_AGENT_STORE=True``); otherwise the default process group's store is used
     while the group is initialised. With neither, ranks finish in whatever order they reach it.
 
-    * A secondary finishes its run (which flushes its data), then publishes its exit code.
-    * The primary waits for every secondary's exit code before finishing, and finishes with
-      exit code 1 when any secondary failed or did not report in time, so the shared run shows
-      failed when any rank failed.
+    * A secondary publishes its exit code when its code returns, finishes its run (which
+      flushes its data) within its share of ``finish_timeout``, then publishes that it is done.
+    * The primary waits for every secondary's exit code (their code may still be running:
+      ``FINISH_TIMEOUT_ENV`` bounds that), then for their finishes within the secondaries' share
+      of ``finish_timeout`` (:class:`FinishShares`), then finishes within its own share. It
+      finishes with exit code 1 when any secondary failed or never returned from its code, so
+      the shared run shows failed when any rank failed; a secondary still uploading when its
+      share ran out does not fail the run (its own warning names what it did not upload).
     * After finishing, the primary publishes that it is done; a *failed* secondary waits for it
       before its process exits, because the agent tears down the surviving workers as soon as
       one exits with an error.
@@ -218,6 +380,10 @@ class SharedFinish:
     has_primary: bool
     namespace: str
     timeout_s: float
+    shares: FinishShares | None = None
+    began: float | None = field(default=None, compare=False)
+    """When this writer's finish began (``time.monotonic()``): for the primary, when the last
+    secondary's code had returned."""
 
     @classmethod
     def for_plan(
@@ -226,12 +392,19 @@ class SharedFinish:
         topology: Topology | None,
         base: str,
         environ: Mapping[str, str],
+        *,
+        init_kwargs: Mapping[str, Any] | None = None,
+        user_settings: Any = None,
         **kw: Any,
     ) -> SharedFinish | None:
         """The handshake of this rank, or ``None`` when it does not write a shared run.
 
         ``base`` and ``kw`` (``parent_id``, ``user_id``) are what the rank's own plan was made
         with: every rank of the job is planned the same way to learn who the secondaries are.
+        ``init_kwargs`` are the keywords of this rank's ``wandb.init`` (with the plugin's own
+        ``finish_timeout``, if any) and ``user_settings`` the user's ``settings=``: when the run
+        has a primary and secondaries, this writer's share of the run's ``finish_timeout`` is
+        set in ``init_kwargs`` as its ``finish_timeout``.
         """
         if topology is None or not (plan_.initializes and plan_.shared) or plan_.run_id is None:
             return None
@@ -241,6 +414,18 @@ class SharedFinish:
             if p.initializes and p.shared and p.run_id == plan_.run_id:
                 writers.append((other.rank, p.primary))
         secondaries = tuple(rank for rank, primary in writers if not primary)
+        has_primary = any(primary for _, primary in writers)
+        shares = None
+        if has_primary and secondaries:
+            plugin_timeout = None if init_kwargs is None else init_kwargs.get("finish_timeout")
+            shares = split_finish(_resilience.finish_budget(plugin_timeout, user_settings, environ))
+        if shares is not None and init_kwargs is not None:
+            if not isinstance(init_kwargs, MutableMapping):
+                raise TypeError(
+                    "SharedFinish.for_plan sets the writer's share of finish_timeout in "
+                    f"init_kwargs, which must be mutable (got {type(init_kwargs).__name__})"
+                )
+            init_kwargs["finish_timeout"] = shares.primary if plan_.primary else shares.secondary
         job = environ.get("TORCHELASTIC_RUN_ID") or environ.get("JOBSET_NAME") or "job"
         restart = environ.get("JOBSET_RESTART_ATTEMPT", "0")
         namespace = f"flyteplugins-wandb/{job}/{topology.restart_count}.{restart}/{plan_.run_id}"
@@ -249,47 +434,88 @@ class SharedFinish:
             rank=topology.rank,
             primary=plan_.primary,
             secondaries=secondaries,
-            has_primary=any(primary for _, primary in writers),
+            has_primary=has_primary,
             namespace=namespace,
             timeout_s=finish_timeout(environ),
+            shares=shares,
         )
 
     def _key(self, what: str) -> str:
         return f"{self.namespace}/{what}"
 
-    def before_finish(self, exit_code: int) -> int:
-        """Primary: wait for the secondaries; return the exit code the shared run finishes with."""
-        if not self.primary or not self.secondaries:
-            return exit_code
-        store = _open_store(self.timeout_s)
-        if store is None:
-            return exit_code
-        wait_s = self.timeout_s if exit_code == 0 else min(self.timeout_s, FAILURE_GRACE_S)
-        pending = {r: self._key(f"done/{r}") for r in self.secondaries}
-        failed: list[int] = []
+    def _collect(
+        self, store: _Store, what: str, ranks: tuple[int, ...], wait_s: float
+    ) -> dict[int, str]:
+        """The values the ``ranks`` published under ``what`` within ``wait_s`` seconds."""
+        pending = {r: self._key(f"{what}/{r}") for r in ranks}
+        found: dict[int, str] = {}
         deadline = time.monotonic() + wait_s
         while pending:
             for rank, key in list(pending.items()):
                 if store.check([key]):
-                    code = store.get(key).decode()
-                    if code != "0":
-                        failed.append(rank)
+                    found[rank] = store.get(key).decode()
                     del pending[rank]
             if not pending or time.monotonic() >= deadline:
                 break
             time.sleep(0.05)
-        if pending:
+        return found
+
+    def before_finish(self, exit_code: int) -> int:
+        """Before this writer finishes: return the exit code its run finishes with.
+
+        A secondary publishes its exit code; the primary waits for the secondaries (see the
+        class) and returns the shared run's exit code.
+        """
+        self.began = time.monotonic()
+        store = _open_store(self.timeout_s)
+        if store is None:
+            return exit_code
+        if not self.primary:
+            store.set(self._key(f"code/{self.rank}"), str(exit_code))
+            return exit_code
+        if not self.secondaries:
+            return exit_code
+        grace = self.timeout_s if exit_code == 0 else min(self.timeout_s, FAILURE_GRACE_S)
+        codes = self._collect(store, "code", self.secondaries, grace)
+        self.began = time.monotonic()  # the job's code has returned: the budget starts
+        upload_s = self.shares.wait if self.shares is not None else self.timeout_s
+        if exit_code != 0:
+            upload_s = min(upload_s, FAILURE_GRACE_S)
+        done = self._collect(store, "done", tuple(sorted(codes)), upload_s)
+        stuck = sorted(set(self.secondaries) - set(codes))
+        failed = sorted(r for r, code in codes.items() if code != "0")
+        uploading = sorted(set(codes) - set(done))
+        if stuck:
             logger.warning(
-                "W&B shared run %s: ranks %s did not finish within %.0f s (%s); "
-                "marking the run failed",
+                "W&B shared run %s: ranks %s did not return from their code within %.0f s "
+                "(%s); marking the run failed",
                 self.run_id,
-                sorted(pending),
-                wait_s,
+                stuck,
+                grace,
                 FINISH_TIMEOUT_ENV,
             )
         if failed:
-            logger.warning("W&B shared run %s: ranks %s failed", self.run_id, sorted(failed))
-        return 1 if (exit_code != 0 or failed or pending) else 0
+            logger.warning("W&B shared run %s: ranks %s failed", self.run_id, failed)
+        if uploading:
+            logger.warning(
+                "W&B shared run %s: ranks %s were still uploading after %.1f s (their share of "
+                "finish_timeout); finishing the run without them",
+                self.run_id,
+                uploading,
+                upload_s,
+            )
+        return 1 if (exit_code != 0 or failed or stuck) else 0
+
+    def finish_report(self) -> dict[str, float | None]:
+        """Keywords of ``_backend.finish_run`` for this writer: when its finish began, and the
+        budget it shares with the other writers."""
+        if self.shares is None:
+            return {"since": self.began}
+        return {
+            "since": self.began,
+            "limit": self.shares.budget,
+            "share": None if self.primary else self.shares.secondary,
+        }
 
     def after_finish(self, exit_code: int) -> None:
         """Publish this rank's finish; a failed secondary waits for the primary to finish."""
@@ -310,7 +536,7 @@ class SharedFinish:
 _STORE_CACHE: dict[str, Any] = {}
 
 
-def _open_store(timeout_s: float) -> _Store | None:
+def _open_store(timeout_s: float, environ: Mapping[str, str] | None = None) -> _Store | None:
     """A client of the job's c10d store (see :class:`SharedFinish`), or ``None``."""
     try:
         import torch.distributed as dist
@@ -318,20 +544,18 @@ def _open_store(timeout_s: float) -> _Store | None:
         return None
     if not dist.is_available():
         return None
-    env = os.environ
+    env = os.environ if environ is None else environ
     addr, port = env.get("MASTER_ADDR"), env.get("MASTER_PORT")
     if env.get("TORCHELASTIC_USE_AGENT_STORE") == "True" and addr and port and port.isdigit():
         key = f"{addr}:{port}"
         if key not in _STORE_CACHE:
-            from datetime import timedelta
-
             tcp_store: Any = getattr(dist, "TCPStore")  # noqa: B009 (not re-exported for mypy)
             try:
                 _STORE_CACHE[key] = tcp_store(
                     addr, int(port), is_master=False, timeout=timedelta(seconds=timeout_s)
                 )
             except Exception as exc:  # the agent is gone: finish without ordering
-                logger.warning("W&B shared mode: cannot reach the job's store at %s: %s", key, exc)
+                logger.warning("W&B: cannot reach the job's store at %s: %s", key, exc)
                 return None
         store: _Store = _STORE_CACHE[key]
         return store

@@ -129,6 +129,41 @@ def env_var(setting: str) -> str:
     return "WANDB_" + setting.upper()
 
 
+def _chosen(settings: Any) -> dict[str, Any]:
+    """The fields given on a user's own settings (a ``wandb.Settings`` or a plain dict)."""
+    if settings is None:
+        return {}
+    if isinstance(settings, Mapping):
+        return {k: v for k, v in settings.items() if v is not None}
+    return {n: getattr(settings, n, None) for n in getattr(settings, "model_fields_set", ())}
+
+
+def finish_budget(
+    plugin_timeout: Any, settings: Any = None, environ: Mapping[str, str] | None = None
+) -> float:
+    """The seconds a run may spend finishing after the task's code returned (0: no limit).
+
+    The plugin's own ``finish_timeout`` (``wandb_config``/``@wandb_init``) wins; else the user's
+    choice, on their ``settings`` (a ``wandb.Settings`` or a dict) or in
+    ``WANDB_FINISH_TIMEOUT``; else :data:`DEFAULT_FINISH_TIMEOUT`.
+    """
+    if plugin_timeout is not None:
+        check_finish_timeout(plugin_timeout)
+        return float(plugin_timeout)
+    own = _chosen(settings).get("finish_timeout")
+    if own is not None:
+        return float(own)
+    env = os.environ if environ is None else environ
+    name = env_var("finish_timeout")
+    text = env.get(name)
+    if text is not None and text.strip():
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{name}={text!r} is not a number of seconds (e.g. 30)") from None
+    return DEFAULT_FINISH_TIMEOUT
+
+
 def apply_bounds(
     settings: Any, resilience: Resilience, environ: Mapping[str, str] | None = None
 ) -> dict[str, float]:
@@ -136,22 +171,22 @@ def apply_bounds(
 
     A setting counts as the user's when it was given on the ``wandb.Settings`` object or through
     its ``WANDB_*`` variable; those are never overridden. ``finish_timeout`` from the plugin's
-    own settings wins over both.
+    own settings wins over both (see :func:`finish_budget`).
     """
     env = os.environ if environ is None else environ
-    chosen = set(getattr(settings, "model_fields_set", ()))
+    chosen = set(_chosen(settings))
     applied: dict[str, float] = {}
     for name, value in CLIENT_BOUNDS.items():
         if name in chosen or env_var(name) in env:
             continue
         setattr(settings, name, value)
         applied[name] = value
-    if resilience.finish_timeout is not None:
-        settings.finish_timeout = resilience.finish_timeout
-        applied["finish_timeout"] = resilience.finish_timeout
-    elif "finish_timeout" not in chosen and env_var("finish_timeout") not in env:
-        settings.finish_timeout = DEFAULT_FINISH_TIMEOUT
-        applied["finish_timeout"] = DEFAULT_FINISH_TIMEOUT
+    if resilience.finish_timeout is not None or not (
+        "finish_timeout" in chosen or env_var("finish_timeout") in env
+    ):
+        budget = finish_budget(resilience.finish_timeout, settings, env)
+        settings.finish_timeout = budget
+        applied["finish_timeout"] = budget
     return applied
 
 
@@ -275,30 +310,45 @@ def upload_failures(run: Any) -> list[str]:
     return found
 
 
-def report_incomplete_upload(run: Any, elapsed: float) -> str | None:
-    """Warn (and return the message) when part of an online run was not uploaded."""
+def report_incomplete_upload(
+    run: Any, elapsed: float, *, limit: float | None = None, share: float | None = None
+) -> str | None:
+    """Warn (and return the message) when part of an online run was not uploaded.
+
+    ``elapsed`` is the time spent finishing since the task's code returned. ``limit`` is the
+    ``finish_timeout`` it was held to (default: the run's own setting); ``share`` the part of
+    it this writer of a shared run had, when the writers split it (see
+    ``_distributed.SharedFinish``).
+    """
     if not _is_online(run):
         return None
     timed_out = bool(getattr(run, "_finish_timed_out", False))
     failures = upload_failures(run)
     if not timed_out and not failures:
         return None
+    settings = getattr(run, "settings", None)
     folder = _run_dir(run)
-    limit = getattr(getattr(run, "settings", None), "finish_timeout", None)
+    if limit is None:
+        limit = getattr(settings, "finish_timeout", None)
+    within = f"finish_timeout={limit:g} s"
+    if share is not None:
+        within = f"{share:.1f} s (this writer's share of {within})"
     reasons = []
     if timed_out:
         reasons.append(
-            f"the upload did not finish within finish_timeout={limit:g} s after the task's code "
-            "returned, so data still queued (the last history rows, summary, console output "
-            "and files) was not uploaded"
+            f"the upload did not finish within {within} after the task's code returned, so "
+            "data still queued (the last history rows, summary, console output and files) was "
+            "not uploaded"
         )
     if failures:
         reasons.append("the client gave up uploading " + " and ".join(failures))
-    base = getattr(getattr(run, "settings", None), "base_url", "the W&B server")
+    base = getattr(settings, "base_url", "the W&B server")
+    label = getattr(settings, "x_label", None)
+    writer = f" (writer {label})" if label else ""
     message = (
-        f"W&B run {getattr(run, 'id', '?')} on {base} is incomplete ({elapsed:.0f} s spent "
-        f"finishing): {'; and '.join(reasons)}. Everything is kept in the local run folder "
-        f"{folder}; upload it with: wandb sync --no-skip-online {folder}"
+        f"W&B run {getattr(run, 'id', '?')}{writer} on {base} is incomplete ({elapsed:.1f} s "
+        f"spent finishing): {'; and '.join(reasons)}. Everything is kept in the local run "
+        f"folder {folder}; upload it with: wandb sync --no-skip-online {folder}"
     )
     warnings.warn(redact(message), WandbUploadIncomplete, stacklevel=3)
     return message

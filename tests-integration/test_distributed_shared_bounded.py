@@ -1,0 +1,235 @@
+"""A shared run's finish is bounded for the whole job, not per rank, when the server dies.
+
+Before, the primary waited for the secondaries' own ``finish_timeout`` and then spent its own:
+twice the promised time after the code returned, while its warning named the single limit. The
+writers now split one budget (``_distributed.FinishShares``): the job ends within
+``finish_timeout`` of its code returning, and the primary's warning states the time spent.
+
+The job is a real 2-rank Elastic job (``torchrun_harness.launch``) writing one shared run to the
+project's test server, which the test kills (SIGKILL) once both ranks have logged their steps;
+the ranks then log a few more rows and return. Times come from the workers' own evidence (when
+their code returned) and the launcher (when the job ended, every worker gone).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+from _distributed_expect import STEPS, dump
+from hypothesis import given
+from hypothesis import strategies as st
+from servers import WandbTestServer, client_env
+from torchrun_harness import Case, LaunchResult, fake_agent_store, launch
+
+from flyteplugins.wandb import _distributed as d
+from flyteplugins.wandb._records import read_run
+from flyteplugins.wandb._resilience import DEFAULT_FINISH_TIMEOUT, finish_budget
+from flyteplugins.wandb_core import Topology, plan
+
+pytestmark = [pytest.mark.online, pytest.mark.timeout(600)]
+
+BUDGET_S = 8.0
+# After the last worker's finish: the agent notices the exits (it polls), the launcher returns.
+SLACK_S = 3.0
+SPENT = re.compile(r"W&B run (\S+) \(writer (\S+)\) on \S+ is incomplete \(([\d.]+) s spent")
+
+
+# -- pure parts ------------------------------------------------------------------------------
+
+
+@given(st.floats(min_value=0.01, max_value=1e6, allow_nan=False))
+def test_the_shares_add_up_to_the_budget(budget: float) -> None:
+    shares = d.split_finish(budget)
+    assert shares is not None
+    assert shares.wait + shares.primary == pytest.approx(budget)
+    assert 0 < shares.secondary < shares.wait  # a margin to report back
+    assert shares.wait - shares.secondary <= d.REPORT_MARGIN_S + 1e-9
+    assert shares.primary > 0  # 0 would mean "no limit" to the client
+
+
+def test_no_limit_is_not_split() -> None:
+    assert d.split_finish(0) is None
+
+
+@pytest.mark.parametrize(
+    ("plugin", "user", "env", "want"),
+    [
+        (None, None, {}, DEFAULT_FINISH_TIMEOUT),
+        (5, {"finish_timeout": 60}, {"WANDB_FINISH_TIMEOUT": "70"}, 5.0),  # the plugin's wins
+        (None, {"finish_timeout": 60}, {"WANDB_FINISH_TIMEOUT": "70"}, 60.0),
+        (None, None, {"WANDB_FINISH_TIMEOUT": "70"}, 70.0),
+        (0, None, {}, 0.0),
+    ],
+)
+def test_the_budget_follows_the_finish_timeout_rule(
+    plugin: float | None, user: Any, env: dict[str, str], want: float
+) -> None:
+    assert finish_budget(plugin, user, env) == want
+
+
+def test_a_bad_finish_timeout_variable_is_named() -> None:
+    with pytest.raises(ValueError, match="WANDB_FINISH_TIMEOUT='soon'"):
+        finish_budget(None, None, {"WANDB_FINISH_TIMEOUT": "soon"})
+
+
+def test_each_writer_starts_with_its_share() -> None:
+    """The share reaches ``wandb.init`` as the writer's own ``finish_timeout`` (the client reads
+    it when the run starts); runs no one waits for keep the whole budget."""
+    primary = Topology(rank=0, world_size=2, local_rank=0, local_world_size=2, worker_index=0)
+    secondary = Topology(rank=1, world_size=2, local_rank=1, local_world_size=2, worker_index=0)
+    shares = d.split_finish(BUDGET_S)
+    assert shares is not None
+    for topo, want in ((primary, shares.primary), (secondary, shares.secondary)):
+        kwargs: dict[str, Any] = {"finish_timeout": BUDGET_S}
+        p = plan("shared", "global", topo, "b")
+        sync = d.SharedFinish.for_plan(p, topo, "b", {}, init_kwargs=kwargs)
+        assert sync is not None and sync.shares == shares
+        assert kwargs["finish_timeout"] == pytest.approx(want)
+    # The user's own settings give the budget when the plugin's setting is absent.
+    kwargs = {}
+    p = plan("shared", "global", secondary, "b")
+    d.SharedFinish.for_plan(
+        p, secondary, "b", {}, init_kwargs=kwargs, user_settings={"finish_timeout": 20}
+    )
+    split = d.split_finish(20)
+    assert split is not None and kwargs["finish_timeout"] == pytest.approx(split.secondary)
+    # Joining a parent's run: the parent is the primary elsewhere; nobody waits, nothing split.
+    kwargs = {"finish_timeout": BUDGET_S}
+    joined = plan("shared", "global", secondary, "b", parent_id="parent")
+    jsync = d.SharedFinish.for_plan(
+        joined, secondary, "b", {}, init_kwargs=kwargs, parent_id="parent"
+    )
+    assert jsync is not None and jsync.shares is None and kwargs == {"finish_timeout": BUDGET_S}
+    with pytest.raises(TypeError, match="mutable"):
+        d.SharedFinish.for_plan(
+            plan("shared", "global", primary, "b"),
+            primary,
+            "b",
+            {},
+            init_kwargs=MappingProxyType({}),
+        )
+
+
+# -- the handshake against a real store ----------------------------------------------------------
+
+
+@pytest.fixture
+def agent_store(monkeypatch: pytest.MonkeyPatch) -> Any:
+    return fake_agent_store(monkeypatch)
+
+
+def _pair(budget: float) -> tuple[d.SharedFinish, d.SharedFinish]:
+    shares = d.split_finish(budget)
+    common = {"secondaries": (1,), "has_primary": True, "timeout_s": 20.0, "shares": shares}
+    ns = f"ns-{time.monotonic_ns()}"
+    primary = d.SharedFinish("r", 0, True, namespace=ns, **common)  # type: ignore[arg-type]
+    secondary = d.SharedFinish("r", 1, False, namespace=ns, **common)  # type: ignore[arg-type]
+    return primary, secondary
+
+
+def _secondary(sync: d.SharedFinish, code: int, upload_s: float) -> threading.Thread:
+    def body() -> None:
+        sync.before_finish(code)
+        time.sleep(upload_s)  # its run.finish()
+        sync.after_finish(code)
+
+    t = threading.Thread(target=body)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize(
+    ("code", "upload_s", "want", "waits_at_most"),
+    [
+        (0, 0.2, 0, 1.5),  # uploads in time: the primary waits for it, then finishes
+        (1, 0.2, 1, 1.5),  # a failed secondary fails the run
+        (0, 6.0, 0, 3.0),  # still uploading when its share ran out: not a failure; no waiting on
+    ],
+)
+def test_the_primary_waits_within_the_budget(
+    agent_store: Any, code: int, upload_s: float, want: int, waits_at_most: float
+) -> None:
+    primary, secondary = _pair(4.0)
+    thread = _secondary(secondary, code, upload_s)
+    time.sleep(0.2)  # the secondary's code returned first
+    started = time.monotonic()
+    assert primary.before_finish(0) == want
+    assert time.monotonic() - started <= waits_at_most
+    report = primary.finish_report()
+    assert report["limit"] == 4.0 and report["share"] is None
+    assert report["since"] is not None and report["since"] >= started
+    primary.after_finish(want)
+    thread.join()
+    assert secondary.finish_report()["share"] == pytest.approx(secondary.shares.secondary)  # type: ignore[union-attr]
+
+
+def test_a_secondary_stuck_in_its_code_fails_the_run(agent_store: Any) -> None:
+    primary, _ = _pair(4.0)
+    primary.timeout_s = 1.0  # FINISH_TIMEOUT_ENV: how long the secondaries' code may run on
+    assert primary.before_finish(0) == 1
+
+
+# -- the real job ------------------------------------------------------------------------------
+
+
+def _kill_when_ready(server: WandbTestServer, folder: Path, done: threading.Event) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not done.is_set():
+        if (folder / "ready-0").exists() and (folder / "ready-1").exists():
+            server.kill()
+            (folder / "go").write_text("server killed")
+            return
+        time.sleep(0.05)
+
+
+def test_a_shared_job_with_a_dead_server_ends_within_finish_timeout(
+    make_wandb_server: Any, tmp_path: Path
+) -> None:
+    server: WandbTestServer = make_wandb_server()
+    case = Case(
+        name="bounded", run_mode="shared", rank_scope="global", steps=STEPS,
+        finish_timeout=BUDGET_S, rows_after_pause=3,
+    )  # fmt: skip
+    env = client_env(server.url, tmp_path / "home")
+    done = threading.Event()
+    killer = threading.Thread(target=_kill_when_ready, args=(server, tmp_path / case.name, done))
+    killer.start()
+    try:
+        job: LaunchResult = launch(
+            tmp_path, [case], nnodes=1, nproc_per_node=2, run_prefix="bnd", env=env
+        )
+    finally:
+        done.set()
+        killer.join()
+    logs = "\n".join(Path(p).read_text(errors="replace") for p in job.logs)
+    assert (tmp_path / case.name / "go").exists(), logs[-4000:]
+    (result,) = job.case(case.name)
+    assert result["ok"], dump(result)
+    evidence = job.evidence(case.name)
+    assert sorted(e["rank"] for e in evidence) == [0, 1] and all(e["has_run"] for e in evidence)
+    returned = max(e["returned_at"] for e in evidence)
+    ended_after = result["ended_at"] - returned
+    assert ended_after <= BUDGET_S + SLACK_S, (ended_after, logs[-4000:])
+
+    # Both writers warn; the primary's warning states the whole job's time, within the budget.
+    spent = {m.group(2): float(m.group(3)) for m in SPENT.finditer(logs)}
+    assert set(spent) == {"rank-0", "rank-1"}, logs[-4000:]
+    assert spent["rank-0"] <= BUDGET_S + 0.5, spent
+    assert abs(spent["rank-0"] - ended_after) <= SLACK_S, (spent, ended_after)
+    assert spent["rank-1"] < spent["rank-0"], spent
+    assert f"finish_timeout={BUDGET_S:g} s" in logs
+    assert "this writer's share of finish_timeout" in logs
+
+    # The secondary reported in time: the primary recorded the run as finished, not failed.
+    run_id = f"{result['run_name']}-a0"
+    primary_files = [
+        p for p in (tmp_path / "home").glob(f"wandb/run-*-{run_id}*/run-{run_id}.wandb")
+    ]
+    exit_codes = sorted(read_run(p).exit_code for p in primary_files)
+    assert exit_codes == [0, 0], (primary_files, exit_codes)
