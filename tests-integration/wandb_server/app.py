@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .graphql import GraphQLError, Operations, dumps, operation_name, run_node, sweep_node
+from .artifact_ops import ServerOperations
+from .graphql import GraphQLError, dumps, operation_name, run_node, sweep_node
 from .store import Run, Store
 
 # Bodies are kept in the request log (so a test can grep them for secrets) up to this size.
@@ -219,6 +220,8 @@ class Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if not path.startswith("/storage/"):
             return self._json(404, {"error": f"no route for PUT {path}"})
+        if path.startswith("/storage/_artifacts/"):
+            return self._artifact_manifest(path, body)
         parts = [unquote(p) for p in path[len("/storage/") :].split("/")]
         if len(parts) < 4:
             return self._json(400, {"error": "expected /storage/<entity>/<project>/<run>/<file>"})
@@ -229,6 +232,14 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(400, {"error": str(e)})
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(body)
+        self._json(200, {})
+
+    def _artifact_manifest(self, path: str, body: bytes) -> None:
+        artifact_id = unquote(path[len("/storage/_artifacts/") :].split("/")[0])
+        try:
+            self.server.ops.artifacts.store_manifest(artifact_id, body)
+        except KeyError:
+            return self._json(404, {"error": f"no artifact {artifact_id!r}"})
         self._json(200, {})
 
     def do_POST(self) -> None:
@@ -300,6 +311,8 @@ class Handler(BaseHTTPRequestHandler):
         with store.lock:
             if parts == ["requests"]:
                 return self._json(200, self.server.log.all())
+            if parts == ["artifacts"]:
+                return self._json(200, self.server.ops.artifacts.view())
             if parts == ["runs"]:
                 runs = sorted(store.runs.values(), key=lambda r: r.created_seq)
                 for key, attr in (("entity", "entity"), ("project", "project")):
@@ -342,7 +355,7 @@ class WandbTestServer(ThreadingHTTPServer):
     def __init__(self, host: str, port: int, data_dir: Path, entity: str, verbose: bool) -> None:
         super().__init__((host, port), Handler)
         self.store = Store(data_dir, entity)
-        self.ops = Operations(self.store)
+        self.ops = ServerOperations(self.store)
         self.log = RequestLog(data_dir / "requests.jsonl")
         self.verbose = verbose
         self.host_port = f"{host}:{self.server_address[1]}"

@@ -37,6 +37,7 @@ from typing import Any, ClassVar, Final, TypeVar
 
 from flyteplugins.wandb_core import check_user_id, parse_rank_scope, parse_run_mode
 
+from ._native import check_options
 from ._resilience import check_finish_timeout, check_offline_fallback
 from ._sync import check_sync
 
@@ -78,6 +79,9 @@ KNOWN_SETTINGS: Final = (
     "finish_timeout",
     "offline_fallback",
     "sync",
+    "report",
+    "log_outputs",
+    "log_inputs",
 )
 
 # Our own bookkeeping key plus the settings stored under PREFIX but never passed to wandb.init.
@@ -493,6 +497,7 @@ def _validate_settings(values: Mapping[str, Any]) -> None:
     check_finish_timeout(values.get("finish_timeout"))
     check_offline_fallback(values.get("offline_fallback"))
     check_sync(values.get("sync"), values.get("mode"))
+    check_options(values)
     if "settings" in values and values["settings"] is not None:
         raise TypeError(
             "settings= cannot travel in custom_context; pass wandb.Settings to @wandb_init instead"
@@ -565,6 +570,9 @@ def wandb_config(
     notes: str | None = None,
     finish_timeout: float | None = None,
     offline_fallback: bool | None = None,
+    report: bool | None = None,
+    log_outputs: bool | None = None,
+    log_inputs: bool | None = None,
     **init_kwargs: Any,
 ) -> WandbConfig:
     """W&B settings for a run and its child tasks, as Flyte ``custom_context`` entries.
@@ -577,8 +585,11 @@ def wandb_config(
     0 waits for everything); ``offline_fallback=True`` logs offline instead of failing when the
     server cannot be reached at start; ``download_logs=True`` downloads the run's logs after the
     task into the default folder, ``download_logs="DIR"`` into ``DIR`` (needs the ``[sweeps]``
-    extra). Any other keyword must be a ``wandb.init`` keyword and is passed to it. Settings
-    left as ``None`` are not written, so they keep whatever value an enclosing context gave them.
+    extra). ``report``, ``log_outputs`` and ``log_inputs`` turn on, for every decorated task of
+    the run, the W&B tab of its Flyte report, its outputs as artifacts and its inputs as config
+    and lineage (see ``@wandb_init``). Any other keyword must be a ``wandb.init`` keyword and is
+    passed to it. Settings left as ``None`` are not written, so they keep whatever value an
+    enclosing context gave them.
     Every setting is checked now; the result reads back as attributes (``cfg.project``,
     ``cfg.kwargs`` for the other keywords) and ``cfg.to_dict()`` gives the plain entries.
     """
@@ -599,6 +610,9 @@ def wandb_config(
         "notes": notes,
         "finish_timeout": finish_timeout,
         "offline_fallback": offline_fallback,
+        "report": report,
+        "log_outputs": log_outputs,
+        "log_inputs": log_inputs,
         **init_kwargs,
     }
     check_no_secret(init_kwargs)

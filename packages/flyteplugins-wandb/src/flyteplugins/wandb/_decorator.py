@@ -38,7 +38,17 @@ from flyteplugins.wandb_core import (
     parse_run_mode,
 )
 
-from . import _client, _distributed, _elastic, _globals, _preemption, _ranks, _resolve, _sync
+from . import (
+    _client,
+    _distributed,
+    _elastic,
+    _globals,
+    _native,
+    _preemption,
+    _ranks,
+    _resolve,
+    _sync,
+)
 from ._context import (
     PREFIX,
     check_no_secret,
@@ -162,6 +172,9 @@ def wandb_init(
     project: str | None = None,
     entity: str | None = None,
     host: str | None = None,
+    report: bool | None = None,
+    log_outputs: bool | None = None,
+    log_inputs: bool | None = None,
     **init_kwargs: Any,
 ) -> Callable[[F], F]: ...
 
@@ -175,6 +188,9 @@ def wandb_init(
     project: str | None = None,
     entity: str | None = None,
     host: str | None = None,
+    report: bool | None = None,
+    log_outputs: bool | None = None,
+    log_inputs: bool | None = None,
     **init_kwargs: Any,
 ) -> Any:
     """Start a W&B run around a Flyte task (put it *above* ``@env.task``) or a plain function.
@@ -182,7 +198,11 @@ def wandb_init(
     ``run_mode`` (``"auto"``, ``"new"``, ``"shared"``) and ``rank_scope`` (``"global"``,
     ``"worker"``) say which processes log to which run; ``host`` selects a self-hosted W&B
     server; ``download_logs=True`` downloads the run's files after the task (needs the
-    ``[sweeps]`` extra). Any other keyword (``name``, ``tags``, ``config``, ``group``,
+    ``[sweeps]`` extra). ``report=True`` adds a W&B tab to the task's Flyte report,
+    ``log_outputs=True`` logs the ``File``/``Dir`` outputs as artifacts by reference (scalars
+    into the summary), ``log_inputs=True`` puts scalar inputs into the config and declares the
+    use of ``File``/``Dir`` inputs an upstream task logged (tasks only). Any other keyword
+    (``name``, ``tags``, ``config``, ``group``,
     ``settings``, ``resume``, ...) goes to ``wandb.init``. These settings win over the
     ``wandb_config`` context and apply to this task (and its traces) only.
     """
@@ -195,6 +215,9 @@ def wandb_init(
         "project": project,
         "entity": entity,
         "host": host,
+        "report": report,
+        "log_outputs": log_outputs,
+        "log_inputs": log_inputs,
         **init_kwargs,
     }
     if run_mode is not None:
@@ -212,6 +235,7 @@ def wandb_init(
         if callable(target):
             if getattr(target, _MARK, None) is not None:
                 raise ValueError(f"@wandb_init is applied twice to {target!r}")
+            _native.refuse_for_function(opts, target)
             return _wrap_callable(target, opts, task_wrapper=False)
         raise TypeError(
             f"@wandb_init decorates a Flyte task or a function, not {target!r} "
@@ -229,6 +253,8 @@ def _wrap_task(task: Any, opts: dict[str, Any]) -> Any:
     if getattr(func, _MARK, None) is not None:
         raise ValueError(f"@wandb_init is applied twice to the task {task.name!r}")
     task.func = _wrap_callable(func, opts, task_wrapper=True)
+    if opts.get("report"):
+        task.report = True  # Flyte writes (and its UI shows) the task's report
     from ._link import Wandb
 
     _resolve.warn_if_no_entity(task.name, opts, _client.read_defaults())
@@ -285,11 +311,15 @@ def _wrap_callable(func: Callable[..., Any], opts: dict[str, Any], *, task_wrapp
             call = _Call(opts, name, task_wrapper=task_wrapper)
             call.enter()
             try:
+                _native.before(call, func, args, kwargs)
                 result = await func(*args, **kwargs)
+                _native.after(call, func, result)
             except BaseException as exc:
                 call.exit(exc)
+                await _native.settle()
                 raise
             call.exit(None)
+            await _native.settle()
             download = call.download_request()
             if download is not None:
                 from flyteplugins.wandb_sweeps import after_task_async
@@ -307,7 +337,9 @@ def _wrap_callable(func: Callable[..., Any], opts: dict[str, Any], *, task_wrapp
         call = _Call(opts, name, task_wrapper=task_wrapper)
         call.enter()
         try:
+            _native.before(call, func, args, kwargs)
             result = func(*args, **kwargs)
+            _native.after(call, func, result)
         except BaseException as exc:
             call.exit(exc)
             raise
@@ -434,6 +466,7 @@ class _Call:
         self.binding: Any = None
         self.active: ActiveRun | None = None
         self.shared_finish: _distributed.SharedFinish | None = None
+        self.native: _native.Native | None = None  # report / log_outputs / log_inputs
         self.request: Any = None  # the InitRequest and ResolvedRun of the run (for rewind_to)
         self.resolved: _resolve.ResolvedRun | None = None
 
@@ -584,6 +617,7 @@ class _Call:
             cm = override_custom_context(entries)
             cm.__enter__()
             self.publish = cm
+        self.native = _native.start(self)
 
     def download_request(self) -> dict[str, Any] | None:
         """Arguments of the log download after a successful task with ``download_logs=True``.
@@ -614,6 +648,9 @@ class _Call:
         """
         publish, self.publish = self.publish, None
         token, self.token = self.token, None
+        native, self.native = self.native, None
+        if native is not None:
+            native.closing(exc, _exit_code(exc))
         try:
             if publish is not None:
                 publish.__exit__(
@@ -631,6 +668,8 @@ class _Call:
                 except Exception as finish_error:
                     _warn_finish_failed(self.run, finish_error)
                 _sync.after_run(self.active, self.run)  # sync="after": save the offline folder
+            if native is not None:
+                native.closed()
 
     def _finish(self, code: int) -> None:
         from . import _backend

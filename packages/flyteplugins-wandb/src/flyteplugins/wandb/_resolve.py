@@ -51,6 +51,7 @@ outside Flyte); ``trial``: a function run by a W&B sweep agent, which assigns th
 # Settings that shape the plan, the links or the client, never passed to wandb.init as keywords.
 PLUGIN_ONLY: Final = frozenset(
     {"run_mode", "rank_scope", "download_logs", "host", "settings", "sync"}
+    | {"report", "log_outputs", "log_inputs"}
 )
 
 # What a run is called and configured with: set by the process that owns the run only.
