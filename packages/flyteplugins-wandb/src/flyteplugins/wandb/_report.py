@@ -53,49 +53,38 @@ def check_flag(name: str, value: Any) -> None:
 
 
 class Series:
-    """One scalar series: a bounded, evenly thinned sample of its points, plus exact counters."""
+    """One scalar series: a bounded, evenly thinned sample of its points, plus exact counters.
 
-    __slots__ = ("_skip", "_stride", "count", "high", "last", "low", "xs", "ys")
+    Points are appended by :meth:`Recorder.record` (it runs on every ``log``, so it works on the
+    fields directly); non-finite values are kept and left out when drawn.
+    """
+
+    __slots__ = ("count", "last", "skip", "stride", "xs", "ys")
 
     def __init__(self) -> None:
         self.xs: list[float] = []
         self.ys: list[float] = []
         self.count = 0
         self.last: float = math.nan
-        self.low = math.inf
-        self.high = -math.inf
-        self._stride = 1
-        self._skip = 0
+        self.stride = 1  # keep one point in ``stride``
+        self.skip = 0  # points still to skip before the next kept one
 
-    def add(self, x: float, y: float) -> None:
-        self.count += 1
-        self.last = y
-        if y < self.low:
-            self.low = y
-        if y > self.high:
-            self.high = y
-        if self._skip:
-            self._skip -= 1
-            return
-        self.xs.append(x)
-        self.ys.append(y)
-        self._skip = self._stride - 1
-        if len(self.xs) >= KEEP_POINTS:
-            self.xs = self.xs[::2]
-            self.ys = self.ys[::2]
-            self._stride *= 2
-            self._skip = self._stride - 1
+    def halve(self) -> None:
+        """Drop every other kept point; keep one in twice as many from now on."""
+        self.xs = self.xs[::2]
+        self.ys = self.ys[::2]
+        self.stride *= 2
 
     def points(self) -> tuple[list[float], list[float]]:
-        """A copy of the kept points (safe while the run keeps logging)."""
-        return list(self.xs), list(self.ys)
-
-
-_NUMBER_TYPES: Final = (int, float)
+        """A copy of the kept finite points, taken while the run may keep logging (a point
+        appended between the two copies is left out)."""
+        xs, ys = list(self.xs), list(self.ys)
+        pairs = [(x, y) for x, y in zip(xs, ys, strict=False) if math.isfinite(y)]
+        return [x for x, _ in pairs], [y for _, y in pairs]
 
 
 class Recorder:
-    """The scalar series of one run, fed by its ``log`` (``record`` costs about a microsecond)."""
+    """The scalar series of one run, fed by its ``log`` (``record`` costs well under 1 µs a key)."""
 
     def __init__(self) -> None:
         self.series: dict[str, Series] = {}
@@ -103,27 +92,35 @@ class Recorder:
         self.version = 0  # bumped by every log: the live writer redraws only when it moved
 
     def record(self, data: Any, step: Any = None, commit: Any = None) -> None:
-        if isinstance(step, int) and step > self.step:
+        """What one ``run.log(data, step, commit)`` logged (the client's step rule, mirrored)."""
+        if step is not None and type(step) is int and step > self.step:
             self.step = step
         x = self.step
-        series = self.series
-        if isinstance(data, Mapping):
-            for key, value in data.items():
-                kind = type(value)
-                if kind is float or kind is int:
-                    pass
-                elif kind is bool or not _is_real(value):
+        get = self.series.get
+        items = getattr(data, "items", None)
+        for key, value in items() if items is not None else ():
+            kind = type(value)
+            if kind is not float and kind is not int:
+                if kind is bool or not _is_real(value):
                     continue
-                else:
-                    value = float(value)
-                if value != value or value in (math.inf, -math.inf):
+                value = float(value)
+            s = get(key)
+            if s is None:
+                if type(key) is not str or key.startswith("_"):
                     continue
-                s = series.get(key)
-                if s is None:
-                    if not isinstance(key, str) or key.startswith("_"):
-                        continue
-                    s = series[key] = Series()
-                s.add(x, value)
+                s = self.series[key] = Series()
+            s.count += 1
+            s.last = value
+            if s.skip:
+                s.skip -= 1
+                continue
+            s.xs.append(x)
+            s.ys.append(value)
+            if len(s.xs) >= KEEP_POINTS:
+                s.halve()  # the point just kept goes too: the next one is half a stride away
+                s.skip = s.stride // 2 - 1
+            else:
+                s.skip = s.stride - 1
         if (step is None and commit is None) or commit:
             self.step += 1
         self.version += 1
