@@ -1,19 +1,30 @@
 """Every way this project is checked, built and shown. The single source of the CI matrix.
 
 Default sessions (the README's test command): lint, types, tests, integration (latest flyte and
-torch 2.13.0), dist, docs. Not default: matrix, bench, demo, and the other integration pairs.
+torch 2.13.0), dist, docs. Not default: matrix, lowest, newest, siblings, tables, bench, demo,
+and the other integration pairs.
+
+Speed: sessions get uv-backed virtualenvs (uv is installed beside nox; without it nox falls back
+to virtualenv and pip), so an install is a copy out of uv's cache; the default sessions run two
+at a time (``nox.options.parallel``; ``-j 1`` or ``NOX_PARALLEL=1`` runs them one by one), and
+the integration tests run in pytest-xdist workers (``NOX_XDIST_WORKERS``, default 2).
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import nox
+
+# --parallel and allow_parallel= came with this nox.
+nox.needs_version = ">=2026.10.20"
 
 ROOT = Path(__file__).resolve().parent
 PACKAGES = {
@@ -54,9 +65,79 @@ DOCS_DEPS = [
     "mkdocstrings-python==2.0.11",
 ]
 
-nox.options.default_venv_backend = "virtualenv"
-nox.options.sessions = ["lint", "types", "tests", DEFAULT_INTEGRATION, "dist", "docs"]
+nox.options.default_venv_backend = "uv|virtualenv"
+# The integration tests first: they take longest, and the others fill the cores while they wait.
+nox.options.sessions = [DEFAULT_INTEGRATION, "lint", "types", "tests", "dist", "docs"]
 nox.options.error_on_missing_interpreters = True
+nox.options.parallel = 2
+# Every session may run beside another: each has its own venv, output folders and temporary
+# folders, and the tests' servers listen on free ports.
+nox.options.allow_parallel = True
+XDIST_WORKERS = os.environ.get("NOX_XDIST_WORKERS", "2")
+
+# pip's settings on this machine (config files and PIP_* variables) given to uv, which reads
+# neither: the local wheel folder that holds torch's CPU build (without it uv would fetch a
+# multi-GB CUDA build), extra indexes (as pip uses them: the best version across all indexes)
+# and constraints. Variables the user set for uv win.
+_PIP_TO_UV = {
+    "find-links": ("UV_FIND_LINKS", ","),
+    "index-url": ("UV_DEFAULT_INDEX", " "),
+    "extra-index-url": ("UV_EXTRA_INDEX_URL", " "),
+    "constraint": ("UV_CONSTRAINT", " "),
+}
+
+
+def _pip_settings() -> dict[str, list[str]]:
+    """The install options pip would use here, by option name (``find-links``: [...])."""
+    try:
+        listed = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "list"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    # pip's precedence: PIP_* variables, then the [install] section, then [global]
+    rank = {":env:": 0, "install": 1, "global": 2}
+    best: dict[str, tuple[int, list[str]]] = {}
+    for line in listed.splitlines():
+        key, sep, raw = line.partition("=")
+        section, _, name = key.rpartition(".")
+        if not sep or section not in rank or name not in _PIP_TO_UV:
+            continue
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        values = str(value).split()
+        if name not in best or rank[section] < best[name][0]:
+            best[name] = (rank[section], values)
+    return {name: values for name, (_, values) in best.items()}
+
+
+def _uv_env_from_pip() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for name, values in _pip_settings().items():
+        variable, separator = _PIP_TO_UV[name]
+        env[variable] = separator.join(values)
+    if "UV_EXTRA_INDEX_URL" in env:
+        env["UV_INDEX_STRATEGY"] = "unsafe-best-match"
+    return env
+
+
+for _variable, _value in _uv_env_from_pip().items():
+    os.environ.setdefault(_variable, _value)
+
+
+def _uv() -> str | None:
+    """The uv binary nox uses (installed beside nox), or None when sessions fall back to pip."""
+    from nox.virtualenv import find_uv
+
+    found, path, _version = find_uv()
+    return path if found else None
 
 
 def _editable(*names: str) -> list[str]:
@@ -88,13 +169,23 @@ def install_stack(
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check, ruff format --check, and the GitHub workflow schemas."""
+    """ruff check, ruff format --check, the GitHub workflow schemas, the docs' generated tables."""
     session.install(*LINT_DEPS)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
     if workflows:
         session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    session.run("python", str(TABLES), "--check")
+
+
+TABLES = ROOT / "docs" / "hooks" / "plan_tables.py"
+
+
+@nox.session(venv_backend="none", default=False)
+def tables(session: nox.Session) -> None:
+    """Write the generated tables and CLI outputs into the docs' Markdown (lint checks them)."""
+    session.run(sys.executable, str(TABLES))
 
 
 @nox.session
@@ -134,17 +225,34 @@ def tests(session: nox.Session, package: str) -> None:
     session.run("pytest", str(PACKAGES[package] / "tests"), *session.posargs)
 
 
-def _integration(session: nox.Session, flyte: str, torch: str) -> None:
-    install_stack(session, flyte=flyte, torch=torch, extra=["pandas", "rich", "matplotlib"])
-    args = session.posargs or ["-m", "not slow"]
+INTEGRATION_EXTRA = ["pandas", "rich", "matplotlib", "pytest-xdist==3.8.0"]
+
+
+def run_integration(session: nox.Session, flyte: str, *args: str) -> None:
+    """pytest over tests-integration in xdist workers, one test file per worker at a time.
+
+    A file's module-scoped fixtures (a torchrun job shared by its tests) then start once; every
+    test has its own tmp_path and the servers listen on free ports, so the files are isolated.
+    The 30 slowest tests are listed at the end.
+    """
     session.run(
         "pytest",
         str(ROOT / "tests-integration"),
         "-p",
         "no:cacheprovider",
+        "-n",
+        XDIST_WORKERS,
+        "--dist",
+        "loadfile",
+        "--durations=30",
         *args,
         env={"WANDB_SILENT": "true", "FLYTE_TEST_VERSION": flyte},
     )
+
+
+def _integration(session: nox.Session, flyte: str, torch: str) -> None:
+    install_stack(session, flyte=flyte, torch=torch, extra=INTEGRATION_EXTRA)
+    run_integration(session, flyte, *(session.posargs or ["-m", "not slow"]))
 
 
 @nox.session
@@ -161,39 +269,89 @@ def matrix(session: nox.Session) -> None:
         session.notify(f"integration(flyte='{flyte}', torch='{torch}')")
 
 
-def _lower_bound(pyproject: Path, dist: str) -> str:
-    """The ``>=`` bound of ``dist`` in a pyproject's dependencies."""
+def _bound(pyproject: Path, dist: str, op: str) -> str:
+    """The ``op`` (``>=`` or ``<=``) bound of ``dist`` in a pyproject's dependencies."""
     import re
 
-    found = re.search(rf'"{re.escape(dist)}>=([^",<;]+)', pyproject.read_text())
+    found = re.search(
+        rf'"{re.escape(dist)}(?:[^",;]*,)?{re.escape(op)}([^",<>;]+)', pyproject.read_text()
+    )
     if found is None:
-        raise ValueError(f"{pyproject} has no {dist}>= bound")
+        raise ValueError(f"{pyproject} has no {dist}{op} bound")
     return found.group(1).strip()
+
+
+def _check_bounds(session: nox.Session, op: str, tested: dict[str, str]) -> None:
+    """Fail when the plugin's ``op`` bounds are not the versions the noxfile tests."""
+    plugin = PACKAGES["wandb"] / "pyproject.toml"
+    for dist, pinned in tested.items():
+        declared = _bound(plugin, dist, op)
+        if declared != pinned:
+            session.error(f"{plugin} says {dist}{op}{declared} but the noxfile tests {pinned}")
 
 
 @nox.session
 def lowest(session: nox.Session) -> None:
     """Unit and integration tests with the lowest allowed version of every direct dependency."""
-    plugin = PACKAGES["wandb"] / "pyproject.toml"
-    for dist, pinned in (("flyte", FLYTE_LOWEST), ("wandb", WANDB_LOWEST)):
-        declared = _lower_bound(plugin, dist)
-        if declared != pinned:
-            session.error(f"{plugin} says {dist}>={declared} but the noxfile tests {pinned}")
-    install_stack(
-        session, flyte=FLYTE_LOWEST, wandb=WANDB_LOWEST, extra=["pandas", "rich", "matplotlib"]
-    )
+    _check_bounds(session, ">=", {"flyte": FLYTE_LOWEST, "wandb": WANDB_LOWEST})
+    install_stack(session, flyte=FLYTE_LOWEST, wandb=WANDB_LOWEST, extra=INTEGRATION_EXTRA)
     for name in ("wandb", "sweeps"):
         session.run("pytest", str(PACKAGES[name] / "tests"))
-    session.run(
-        "pytest",
-        str(ROOT / "tests-integration"),
-        "-p",
-        "no:cacheprovider",
-        "-m",
-        "not slow",
-        *session.posargs,
-        env={"WANDB_SILENT": "true", "FLYTE_TEST_VERSION": FLYTE_LOWEST},
+    run_integration(session, FLYTE_LOWEST, "-m", "not slow", *session.posargs)
+
+
+@nox.session
+def newest(session: nox.Session) -> None:
+    """Unit and integration tests on the newest flyte and wandb the registry offers (CI: weekly).
+
+    flyte and wandb are installed unpinned, flyteplugins-pytorch at flyte's version, then this
+    tree's three packages without their dependencies, so the plugin's own upper bounds do not
+    hold the newest releases back. The upper bounds are the newest versions these tests passed
+    on (``FLYTE_LATEST`` / ``WANDB_LATEST``): a failure here is an upstream change to handle
+    before users meet it; a pass on a release above the bounds fails too, naming the bounds to
+    raise (pyproject, noxfile, docs/versions.md).
+    """
+    _check_bounds(session, "<=", {"flyte": FLYTE_LATEST, "wandb": WANDB_LATEST})
+    session.install("--upgrade", "flyte", "wandb")
+    shown = session.run(
+        "python",
+        "-c",
+        "import json, importlib.metadata as m; "
+        "print(json.dumps({d: m.version(d) for d in ('flyte', 'wandb')}))",
+        silent=True,
     )
+    newest = json.loads(str(shown).strip().splitlines()[-1])
+    session.log(f"newest on the registry: flyte {newest['flyte']}, wandb {newest['wandb']}")
+    session.install(
+        f"flyte=={newest['flyte']}",
+        f"wandb=={newest['wandb']}",
+        f"flyteplugins-pytorch=={newest['flyte']}",
+        f"torch=={TORCH_VERSIONS[0]}",
+        "sweeps==0.2.0",
+        *TEST_DEPS,
+        *INTEGRATION_EXTRA,
+    )
+    session.install("--no-deps", *_editable("core", "wandb", "sweeps"))
+    for name in PACKAGES:
+        session.run("pytest", str(PACKAGES[name] / "tests"), "-p", "no:cacheprovider")
+    run_integration(session, newest["flyte"], "-m", "not slow", *session.posargs)
+    above = {
+        dist: version
+        for dist, version, bound in (
+            ("flyte", newest["flyte"], FLYTE_LATEST),
+            ("wandb", newest["wandb"], WANDB_LATEST),
+        )
+        if version != bound
+    }
+    if above:
+        session.error(
+            "the tests pass on "
+            + ", ".join(f"{d} {v}" for d, v in above.items())
+            + f", above the plugin's upper bounds (flyte<={FLYTE_LATEST}, wandb<={WANDB_LATEST}):"
+            " raise them in packages/flyteplugins-wandb/pyproject.toml, FLYTE_LATEST /"
+            " WANDB_LATEST in noxfile.py and docs/versions.md"
+        )
+    session.log(f"flyte {newest['flyte']} and wandb {newest['wandb']} pass: the bounds hold")
 
 
 RELEASE_TAGS = {"core": "core-v", "wandb": "wandb-v", "sweeps": "sweeps-v"}
@@ -284,13 +442,11 @@ def siblings(session: nox.Session, package: str) -> None:
     only from these wheels (``--no-index``), pip checks every declared range, and the package's
     unit tests run against what was installed, never against the source tree.
     """
-    session.install("build==1.3.0")
     work = Path(tempfile.mkdtemp(prefix="fpw-siblings-"))
     wheels = work / "wheels"
     wheels.mkdir()
     stack = _lowest_stack(session, package, work)
-    for _version, source in stack.values():
-        session.run("python", "-m", "build", "--wheel", "--outdir", str(wheels), str(source))
+    build_dists(session, wheels, *(source for _version, source in stack.values()), wheel_only=True)
     session.install(f"flyte=={FLYTE_LATEST}", f"wandb=={WANDB_LATEST}", "sweeps==0.2.0", *TEST_DEPS)
     # the plugin's [sweeps] extra is requested so that pip checks its range too
     extras = {"wandb": "[sweeps]"} if "sweeps" in stack else {}
@@ -323,11 +479,45 @@ def siblings(session: nox.Session, package: str) -> None:
     )
 
 
-def _fresh_venv(where: Path) -> Path:
-    import venv
+def build_dists(
+    session: nox.Session, outdir: Path, *sources: Path, wheel_only: bool = False
+) -> None:
+    """Build each source's sdist and wheel (or its wheel only) into ``outdir``.
 
-    venv.EnvBuilder(with_pip=True, clear=True).create(where)
+    ``uv build`` where nox has uv (isolated build environments out of uv's cache), else
+    ``python -m build``; both build the wheel from the sdist unless ``wheel_only``.
+    """
+    uv = _uv()
+    if uv is None:
+        session.install("build==1.3.0")
+    kind = ["--wheel"] if wheel_only else []
+    for source in sources:
+        if uv is None:
+            session.run("python", "-m", "build", *kind, "--outdir", str(outdir), str(source))
+        else:
+            session.run(
+                uv, "build", "-q", *kind, "--out-dir", str(outdir), str(source), external=True
+            )
+
+
+def _fresh_venv(where: Path) -> Path:
+    """A clean virtualenv outside the repository (uv's when nox has uv, else venv with pip)."""
+    uv = _uv()
+    if uv is None:
+        import venv
+
+        venv.EnvBuilder(with_pip=True, clear=True).create(where)
+    else:
+        subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(where)], check=True)
     return where / ("Scripts" if sys.platform == "win32" else "bin")
+
+
+def _pip_install(bindir: Path) -> list[str]:
+    """The command that installs into the virtualenv of ``bindir``."""
+    uv = _uv()
+    if uv is None:
+        return [str(bindir / "pip"), "install", "-q"]
+    return [uv, "pip", "install", "-q", "--python", str(bindir / "python")]
 
 
 @nox.session
@@ -337,20 +527,16 @@ def dist(session: nox.Session) -> None:
     Three installs: core alone (no flyte, wandb or torch may appear), the plugin without sweeps,
     and the full install. Our packages come only from the built wheels (--no-index).
     """
-    session.install("build==1.3.0")
     out = Path(tempfile.mkdtemp(prefix="fpw-dist-"))
     wheels = out / "wheels"
-    for name, path in PACKAGES.items():
-        session.run("python", "-m", "build", "--outdir", str(wheels), str(path))
-        session.log(f"built {DISTRIBUTIONS[name]}")
+    build_dists(session, wheels, *PACKAGES.values())
+    session.log(f"built {', '.join(DISTRIBUTIONS.values())}")
     smoke = ROOT / "tools" / "smoke.py"
     try:
         # 1. core alone
         b = _fresh_venv(out / "core-only")
         session.run(
-            str(b / "pip"),
-            "install",
-            "-q",
+            *_pip_install(b),
             "--no-index",
             "--find-links",
             str(wheels),
@@ -380,11 +566,9 @@ def dist(session: nox.Session) -> None:
             third_party = [f"flyte=={FLYTE_LATEST}", f"wandb=={WANDB_LATEST}"]
             if flavour == "full":
                 third_party.append("sweeps==0.2.0")
-            session.run(str(b / "pip"), "install", "-q", *third_party, external=True)
+            session.run(*_pip_install(b), *third_party, external=True)
             session.run(
-                str(b / "pip"),
-                "install",
-                "-q",
+                *_pip_install(b),
                 "--no-index",
                 "--find-links",
                 str(wheels),
