@@ -335,10 +335,10 @@ def rewound(resolved: ResolvedRun, step: int) -> ResolvedRun:
     """
     p = resolved.plan
     problem = None
-    if p.shared:
-        problem = "it is a shared run written by several processes (run_mode='shared')"
-    elif resolved.joins_parent or p.reuses_parent:
+    if resolved.joins_parent or p.reuses_parent:
         problem = "it is a parent task's run, joined by this call"
+    elif p.shared:
+        problem = "it is a shared run written by several processes (run_mode='shared')"
     elif resolved.run_id is None:
         problem = "its id is chosen by the client for this call only (nothing to resume)"
     elif resolved.resume is None:
