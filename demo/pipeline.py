@@ -115,7 +115,12 @@ def run_pipeline(args: argparse.Namespace, out: Path, console: Console) -> tuple
     flyte.init(local_persistence=True)
     context = wandb_config(project=PROJECT, tags=["demo", "offline"])
     with progress:
-        run = flyte.with_runcontext(mode="local", name=run_name, custom_context=context).run(
+        run = flyte.with_runcontext(
+            mode="local",
+            name=run_name,
+            custom_context=context,
+            raw_data_path=str(out / "flyte-raw-data"),  # File/Dir outputs stay in the folder
+        ).run(
             tasks.pipeline,
             epochs=args.epochs,
             trials=args.trials,

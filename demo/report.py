@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,12 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from flyteplugins.wandb._artifacts import INPUT_ARTIFACTS_KEY, recorded_artifacts
 from flyteplugins.wandb._records import RunRecord, read_runs
+
+# Flyte's local runs write each action's report (report.html) under this folder, per run name.
+LOCAL_METADATA = Path("/tmp/flyte/metadata")
+TAB_MARK = '<section class="fpw-wandb">'
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ def _min(values: Sequence[Any]) -> float | None:
     return min(numbers) if numbers else None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Facts:
     """What the demo shows and checks, gathered once."""
 
@@ -132,7 +137,13 @@ class Facts:
         return next((r for r in self.trials() if r.run_id == best.get("run_id")), None)
 
     def downloads(self) -> list[Path]:
-        return sorted((self.out / "tmp").glob("wandb-run-*"))
+        return sorted((self.out / "tmp" / "wandb_runs").glob("wandb-run-*"))  # the default folder
+
+    def reports(self) -> dict[str, Path]:
+        """The Flyte report of each task with a W&B tab, copied into the output folder."""
+        return dict(self.report_copies)
+
+    report_copies: dict[str, Path] = field(default_factory=dict)
 
 
 def check(facts: Facts, trials: int) -> list[str]:
@@ -166,12 +177,13 @@ def check(facts: Facts, trials: int) -> list[str]:
     for a in facts.actions:
         if a.status != "succeeded":
             problems.append(f"Flyte action {a.name} ({a.task}) {a.status}")
-    for task in ("pipeline", "train", "distributed", "tune"):
+    for task in ("pipeline", "train", "evaluate", "distributed", "tune"):
         if not any(a.links for a in facts.actions if a.task == task):
             problems.append(f"Flyte recorded no W&B link for the task {task}")
     downloads = facts.downloads()
     if not downloads:
         problems.append("download_logs=True left no log folder")
+    problems += check_reports_and_lineage(facts)
     for folder in downloads:
         report = folder / "download.json"
         if not report.is_file():
@@ -179,6 +191,65 @@ def check(facts: Facts, trials: int) -> list[str]:
         elif json.loads(report.read_text()).get("failed"):
             problems.append(f"some files of {folder.name} failed to download")
     return problems
+
+
+def copy_reports(facts: Facts, run_name: str) -> None:
+    """Copy every report with a W&B tab to ``<out>/reports/<task>.html``."""
+    tasks = {a.name: a.task for a in facts.actions}
+    target = facts.out / "reports"
+    for path in sorted((LOCAL_METADATA / run_name).rglob("report.html")):
+        text = path.read_text()
+        task = tasks.get(path.parent.name)
+        if task and TAB_MARK in text:
+            target.mkdir(exist_ok=True)
+            copy = target / f"{task}.html"
+            copy.write_text(text)
+            facts.report_copies[task] = copy
+
+
+def check_reports_and_lineage(facts: Facts) -> list[str]:
+    """The W&B tabs of train and evaluate, and the artifacts linking them."""
+    problems: list[str] = []
+    reports = facts.reports()
+    for task in ("train", "evaluate"):
+        if task not in reports:
+            problems.append(f"the Flyte report of {task} has no W&B tab")
+    train = facts.by_action("train")
+    evaluate = facts.by_action("evaluate")
+    if len(train) != 1 or len(evaluate) != 1:
+        return [*problems, "expected one train and one evaluate run"]
+    arts = {a["name"]: a for a in recorded_artifacts(train[0].record.path)}
+    model = arts.get("spirals-mlp")
+    if model is None or model["type"] != "model" or model["aliases"] != ["best", "latest"]:
+        problems.append("the trained model was not logged as a model artifact (latest, best)")
+    out = arts.get("train-o0")
+    if out is None or not all(e["ref"].startswith("file://") for e in out["entries"]):
+        problems.append("the model Dir returned by train was not logged by reference")
+    used = (evaluate[0].record.config.get(INPUT_ARTIFACTS_KEY) or {}).get("model")
+    if out is not None and (used is None or used.get("digest") != out["digest"]):
+        problems.append("evaluate's run does not record its use of train's artifact")
+    if "train" in reports and 'data-series="loss"' not in reports["train"].read_text():
+        problems.append("the W&B tab of train has no loss chart")
+    return problems
+
+
+def reports_panel(facts: Facts) -> Panel:
+    lines = [f"{task:<9} {path}" for task, path in sorted(facts.reports().items())]
+    train = facts.by_action("train")
+    if train:
+        for a in recorded_artifacts(train[0].record.path):
+            refs = sum(1 for e in a["entries"] if e["ref"])
+            lines.append(
+                f"artifact  {a['name']} ({a['type']}, {', '.join(a['aliases']) or '-'}): "
+                f"{len(a['entries'])} files, {refs} by reference"
+            )
+    evaluate = facts.by_action("evaluate")
+    if evaluate:
+        used = evaluate[0].record.config.get(INPUT_ARTIFACTS_KEY) or {}
+        for name, entry in used.items():
+            lines.append(f"lineage   evaluate({name}) uses {entry['artifact']}")
+    lines.append("open a report in a browser to see the W&B tab: run, charts, artifacts")
+    return Panel("\n".join(lines), title="Flyte reports with a W&B tab", title_align="left")
 
 
 # ------------------------------------------------------------------------------- rendering
@@ -318,6 +389,7 @@ def write_summary(facts: Facts, path: Path, plot_path: Path | None, problems: li
             "config": {k: v for k, v in best.record.config.items() if k != "flyte"},
         },
         "downloads": [str(p) for p in facts.downloads()],
+        "reports": {task: str(path) for task, path in facts.reports().items()},
         "plot": None if plot_path is None else str(plot_path),
         "sync": f"wandb sync {facts.out / 'wandb'}",
         "problems": problems,
@@ -386,6 +458,7 @@ def show(
         result=json.loads(output),
         out=out,
     )
+    copy_reports(facts, run_name)
     problems = check(facts, trials)
     plot_path: Path | None = None
     try:
@@ -400,6 +473,7 @@ def show(
     if best is not None:
         params = {k: v for k, v in best.record.config.items() if k != "flyte"}
         console.print(f"[bold]best trial[/] {best.run_id}: config {params}")
+    console.print(reports_panel(facts))
     console.print(files_panel(facts, plot_path, wall_s))
     write_summary(facts, out / "summary.json", plot_path, problems)
     if problems:

@@ -3,8 +3,12 @@
 ``pipeline`` (``@wandb_init``, settings from the ``wandb_config`` context) owns the top-level W&B
 run and calls, in order:
 
-* ``train``: ``@wandb_init(run_mode="new", download_logs=True)``, its own run with one row per
-  epoch, packaged into a log folder after the task;
+* ``train``: ``@wandb_init(run_mode="new", download_logs=True, report=True, log_outputs=True)``,
+  its own run with one row per epoch, a W&B tab in its Flyte report, the trained model saved as
+  a ``model`` artifact (``latest``/``best``) and returned as a ``Dir`` (logged by reference),
+  packaged into a log folder after the task;
+* ``evaluate``: ``@wandb_init(run_mode="new", log_inputs=True, report=True)`` takes that ``Dir``:
+  its run records the use of the training task's artifact (W&B lineage: train -> evaluate);
 * ``distributed``: a real 2-process ``torchrun`` job (see ``dist_worker.py``) whose ranks show
   ``run_mode="new"`` (a run per rank, one group) and ``auto`` (rank 0 only, into the parent's run);
 * ``tune``: ``@wandb_sweep`` (bayes), with trials run by parallel agents, each a Flyte child task,
@@ -22,9 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import flyte
+import torch
 import training
+from flyte.io import Dir
 
-from flyteplugins.wandb import Wandb, get_wandb_run, wandb_init
+from flyteplugins.wandb import (
+    Wandb,
+    get_wandb_run,
+    log_model_checkpoint,
+    report_sweep,
+    wandb_init,
+)
 from flyteplugins.wandb_sweeps import run_agent_work, run_parallel_agents, wandb_sweep
 
 HERE = Path(__file__).resolve().parent
@@ -66,12 +78,39 @@ def _log_epoch(stage: str) -> training.EpochCallback:
 # ------------------------------------------------------------------------------- training child
 
 
-@wandb_init(run_mode="new", download_logs=True, job_type="train")
+@wandb_init(run_mode="new", download_logs=True, job_type="train", report=True, log_outputs=True)
 @env.task
-async def train(epochs: int, lr: float, hidden: int) -> float:
-    """Fit the MLP, one W&B row per epoch; return the held-out accuracy."""
-    final = training.fit(lr=lr, hidden=hidden, epochs=epochs, on_epoch=_log_epoch("train"))
-    return final["val_accuracy"]
+async def train(epochs: int, lr: float, hidden: int, workdir: str) -> tuple[Dir, float]:
+    """Fit the MLP, one W&B row per epoch; return the model folder and the held-out accuracy.
+
+    The folder is a ``model`` artifact of the run (uploaded, aliases ``latest`` and ``best``)
+    and, returned as a ``Dir``, an artifact that references it where Flyte stored it.
+    """
+    model, final = training.fit_model(
+        lr=lr, hidden=hidden, epochs=epochs, on_epoch=_log_epoch("train")
+    )
+    folder = Path(workdir) / "checkpoints" / "train"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), folder / "model.pt")
+    (folder / "config.json").write_text(json.dumps({"hidden": hidden, "lr": lr}))
+    log_model_checkpoint(folder, name="spirals-mlp", best=True, metadata=final)
+    return await Dir.from_local(str(folder)), final["val_accuracy"]
+
+
+@wandb_init(run_mode="new", job_type="eval", log_inputs=True, report=True)
+@env.task
+async def evaluate(model: Dir) -> float:
+    """Load the trained model from the ``Dir`` and score it on the held-out points."""
+    local = Path(await model.download())
+    config = json.loads((local / "config.json").read_text())
+    net = training.mlp(int(config["hidden"]))
+    net.load_state_dict(torch.load(local / "model.pt"))
+    data = training.spirals()
+    loss, accuracy = training.evaluate(net, data.x_val, data.y_val)
+    run = get_wandb_run()
+    assert run is not None
+    run.log({"eval/val_loss": loss, "eval/val_accuracy": accuracy})
+    return accuracy
 
 
 # ------------------------------------------------------------------------------- torchrun step
@@ -145,10 +184,14 @@ def sweep_agent(work: str) -> str:
 
 
 @wandb_sweep(method="bayes", metric=SWEEP_METRIC, parameters=SWEEP_PARAMETERS)
-@env.task
+@env.task(report=True)
 async def tune(agents: int, trials: int) -> str:
-    """A bayes sweep of ``trials`` trials run by ``agents`` parallel agents."""
-    return json.dumps(await run_parallel_agents(sweep_agent, agents, trials))
+    """A bayes sweep of ``trials`` trials run by ``agents`` parallel agents; its trials table
+    and the metric of each trial go into the task's Flyte report."""
+    results = await run_parallel_agents(sweep_agent, agents, trials)
+    if results is not None:
+        report_sweep(results)
+    return json.dumps(results)
 
 
 # ------------------------------------------------------------------------------- the parent
@@ -160,12 +203,19 @@ async def pipeline(epochs: int, trials: int, agents: int, workdir: str) -> str:
     """The whole demo; returns the children's results as JSON."""
     run = get_wandb_run()
     assert run is not None
-    accuracy = await train(epochs=epochs, lr=0.05, hidden=32)
+    model, accuracy = await train(epochs=epochs, lr=0.05, hidden=32, workdir=workdir)
     run.log({"train/val_accuracy": accuracy})
+    evaluated = await evaluate(model)
     ranks = json.loads(await distributed(workdir=workdir))
     sweep = json.loads(await tune(agents=agents, trials=trials))
     best = sweep.get("best") or {}
     run.summary["sweep/best_val_loss"] = best.get("metric")
     return json.dumps(
-        {"run_id": run.id, "train_val_accuracy": accuracy, "ranks": ranks, "sweep": sweep}
+        {
+            "run_id": run.id,
+            "train_val_accuracy": accuracy,
+            "eval_val_accuracy": evaluated,
+            "ranks": ranks,
+            "sweep": sweep,
+        }
     )

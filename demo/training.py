@@ -68,6 +68,21 @@ def fit(
     seed: int = 0,
 ) -> dict[str, float]:
     """Train the MLP full-batch; call ``on_epoch`` with each epoch's metrics; return the last."""
+    return fit_model(lr=lr, hidden=hidden, epochs=epochs, on_epoch=on_epoch, data=data, seed=seed)[
+        1
+    ]
+
+
+def fit_model(
+    *,
+    lr: float,
+    hidden: int,
+    epochs: int,
+    on_epoch: EpochCallback,
+    data: Data | None = None,
+    seed: int = 0,
+) -> tuple[nn.Module, dict[str, float]]:
+    """:func:`fit`, also returning the trained model."""
     torch.set_num_threads(1)  # tiny tensors: threads only add overhead on a shared machine
     data = data or spirals(seed=seed)
     model = mlp(hidden, seed)
@@ -88,4 +103,4 @@ def fit(
             "val_accuracy": val_acc,
         }
         on_epoch(metrics)
-    return metrics
+    return model, metrics

@@ -18,23 +18,20 @@ from _report_tasks import make_file, pipeline
 from servers import WandbTestServer
 
 from flyteplugins.wandb import wandb_init
-from flyteplugins.wandb._artifacts import INPUT_ARTIFACTS_KEY, INPUTS_KEY, SIDECAR_SUFFIX
-from flyteplugins.wandb._records import RunRecord, iter_payloads
+from flyteplugins.wandb._artifacts import (
+    INPUT_ARTIFACTS_KEY,
+    INPUTS_KEY,
+    SIDECAR_SUFFIX,
+    recorded_artifacts,
+)
+from flyteplugins.wandb._records import RunRecord
 
 ROWS = 5
 
 
-def artifact_records(rec: RunRecord) -> list[Any]:
-    """The artifact records of one run file (the client writes them offline too)."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    out = []
-    for payload in iter_payloads(rec.path.read_bytes()):
-        r = pb.Record()  # type: ignore[attr-defined]
-        r.ParseFromString(payload)
-        if r.WhichOneof("record_type") == "artifact":
-            out.append(r.artifact)
-    return out
+def artifact_records(rec: RunRecord) -> list[dict[str, Any]]:
+    """The artifacts one run file records (the client writes them offline too)."""
+    return recorded_artifacts(rec.path)
 
 
 def _by_role(root: Path) -> tuple[RunRecord, RunRecord]:
@@ -58,23 +55,23 @@ def test_offline_the_output_dir_is_referenced_and_the_consumer_records_its_use(
     assert files == 2
     producer, consumer = _by_role(wandb_offline)
     [art] = artifact_records(producer)
-    assert (art.name, art.type) == ("produce-o0.data", "flyte-dir")
-    meta = json.loads(art.metadata)["flyte"]
+    assert (art["name"], art["type"]) == ("produce-o0.data", "flyte-dir")
+    meta = art["metadata"]["flyte"]
     assert meta["run_name"] == name and meta["output"] == "o0.data" and meta["kind"] == "dir"
     uri = meta["uri"]
     assert uri.startswith("file://")
     # by reference: one entry per file of the Dir, pointing into Flyte's raw data, with checksums
-    entries = {e.path: e for e in art.manifest.contents}
-    assert {p: e.size for p, e in entries.items()} == _dir_files(uri)
+    entries = {e["path"]: e for e in art["entries"]}
+    assert {p: e["size"] for p, e in entries.items()} == _dir_files(uri)
     for path, entry in entries.items():
-        assert entry.ref == f"{uri}/{path}"
-        assert entry.digest  # md5 of the file, computed by the client
-    assert f"flyte-{name}-{meta['action_name']}-o0.data" in list(art.aliases)
+        assert entry["ref"] == f"{uri}/{path}"
+        assert entry["digest"]  # md5 of the file, computed by the client
+    assert f"flyte-{name}-{meta['action_name']}-o0.data" in art["aliases"]
     # scalars and small dataclasses returned: in the producer's summary
     assert producer.summary["outputs/o0"] == {"data": uri, "rows": ROWS, "note": "two files"}
     # the consumer: its use of that version (name and digest), and its scalar inputs
     used = consumer.config[INPUT_ARTIFACTS_KEY]["prepared.data"]
-    assert used["digest"] == art.digest and used["uri"] == uri
+    assert used["digest"] == art["digest"] and used["uri"] == uri
     assert used["artifact"].startswith("local/artifact-tests/produce-o0.data:flyte-")
     inputs = consumer.config[INPUTS_KEY]
     assert inputs["lr"] == 0.01
@@ -84,18 +81,18 @@ def test_offline_the_output_dir_is_referenced_and_the_consumer_records_its_use(
     reports = [parse_tab(h) for h in reports_of(name).values()]
     listed = [row for t in reports for row in t.table_after("Artifacts")[1:]]
     assert sorted(row[0] for row in listed) == ["input", "output"]
-    assert {row[3] for row in listed} == {art.digest}
+    assert {row[3] for row in listed} == {art["digest"]}
 
 
 def test_a_file_in_a_tuple_output_and_the_int_beside_it(wandb_offline: Path) -> None:
     run_named(make_file, "hello", prefix="artifacts-tuple")
     [rec] = settled_runs(wandb_offline)
     [art] = artifact_records(rec)
-    assert (art.name, art.type) == ("make_file-o0", "flyte-file")
-    [entry] = art.manifest.contents
-    assert entry.size == len("hello")
+    assert (art["name"], art["type"]) == ("make_file-o0", "flyte-file")
+    [entry] = art["entries"]
+    assert entry["size"] == len("hello")
     assert rec.summary["outputs/o1"] == len("hello")
-    local = entry.ref.removeprefix("file://")
+    local = entry["ref"].removeprefix("file://")
     assert Path(local + SIDECAR_SUFFIX).is_file()
 
 

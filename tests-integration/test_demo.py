@@ -92,19 +92,55 @@ def test_links_plot_and_log_download(demo: tuple[Path, str, dict[str, Any]]) -> 
     out, _, summary = demo
     ids = {r["id"] for r in summary["runs"]}
     links = {link["task"]: link["url"] for link in summary["links"]}
-    assert set(links) == {"pipeline", "train", "distributed", "tune"}
-    for task in ("pipeline", "train"):
-        assert links[task].rsplit("/runs/", 1)[1] in ids
-    groups = [link["url"] for link in summary["links"] if "/groups/" in link["url"]]
-    assert [g.rsplit("/", 1)[1] for g in groups] == [
-        r["group"] for r in summary["runs"] if r["id"].endswith("-rank-0")
-    ]
+    assert set(links) == {"pipeline", "train", "evaluate", "distributed", "tune"}
+    if all("/runs/" not in url and "/groups/" not in url for url in links.values()):
+        # offline without an entity anywhere: every link opens the W&B app, never a URL
+        # without an entity (the tasks print their runs' URLs instead)
+        assert len({link["url"] for link in summary["links"]}) == 1
+    else:
+        for task in ("pipeline", "train", "evaluate"):
+            assert links[task].rsplit("/runs/", 1)[1] in ids
+        groups = [link["url"] for link in summary["links"] if "/groups/" in link["url"]]
+        assert [g.rsplit("/", 1)[1] for g in groups] == [
+            r["group"] for r in summary["runs"] if r["id"].endswith("-rank-0")
+        ]
     plot = Path(summary["plot"])
     assert plot.parent == out and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     [download] = [Path(p) for p in summary["downloads"]]
     assert download.is_relative_to(out)
     assert json.loads((download / "download.json").read_text())["failed"] == {}
     assert (download / "history.jsonl").read_text().count("\n") == EPOCHS
+
+
+@pytest.mark.timeout(360)
+def test_reports_show_the_wandb_tab_and_the_artifact_lineage(
+    demo: tuple[Path, str, dict[str, Any]],
+) -> None:
+    from _report_html import parse_tab
+
+    from flyteplugins.wandb._artifacts import INPUT_ARTIFACTS_KEY, recorded_artifacts
+
+    out, stdout, summary = demo
+    reports = {task: Path(p) for task, p in summary["reports"].items()}
+    assert set(reports) == {"train", "evaluate", "tune"}
+    assert all(p.is_relative_to(out) for p in reports.values())
+    recs = {r.job_type: r for r in read_runs(out / "wandb") if r.job_type in ("train", "eval")}
+    train = parse_tab(reports["train"].read_text())
+    assert train.runs[1][0] == recs["train"].run_id
+    assert train.chart("loss").logged == EPOCHS == len(train.chart("loss").points)
+    arts = {a["name"]: a for a in recorded_artifacts(recs["train"].path)}
+    assert arts["spirals-mlp"]["type"] == "model"
+    assert arts["spirals-mlp"]["aliases"] == ["best", "latest"]
+    model_dir = arts["train-o0"]
+    assert {e["path"] for e in model_dir["entries"]} == {"model.pt", "config.json"}
+    assert all(e["ref"].startswith("file://") for e in model_dir["entries"])  # by reference
+    used = recs["eval"].config[INPUT_ARTIFACTS_KEY]["model"]
+    assert used["digest"] == model_dir["digest"]
+    evaluate = parse_tab(reports["evaluate"].read_text())
+    assert [r[0] for r in evaluate.table_after("Artifacts")[1:]] == ["input"]
+    tune = reports["tune"].read_text()
+    assert tune.count('class="fpw-best"') == 1 and summary["best_trial"]["id"] in tune
+    assert "Flyte reports with a W&B tab" in stdout
 
 
 def test_a_foreign_output_folder_is_refused(tmp_path: Path) -> None:

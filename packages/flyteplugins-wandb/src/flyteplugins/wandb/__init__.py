@@ -2,7 +2,10 @@
 
 ``@wandb_init`` starts a W&B run around a task or function, ``get_wandb_run()`` returns it,
 ``wandb_config(...)`` carries settings to child tasks through Flyte's ``custom_context`` and
-``Wandb`` links a task to its run; ``get_wandb_context()`` reads the settings in effect. Importing
+``Wandb`` links a task to its run; ``get_wandb_context()`` reads the settings in effect;
+``log_model_checkpoint()`` logs a checkpoint as a model artifact, ``apply_recorded_uses()``
+declares, after ``wandb sync``, the artifact uses an offline run recorded, and ``report_sweep()``
+shows a sweep's trials in the task's Flyte report. Importing
 this package does not import ``wandb``: the client is loaded when a run actually starts. The
 sweeps API (``wandb_sweep``, ``wandb_sweep_config``, ``get_wandb_sweep_id``,
 ``get_wandb_sweep_context``, ``WandbSweep``) and the log download (``download_wandb_run_dir``,
@@ -18,9 +21,11 @@ from typing import Any
 from flyteplugins.wandb_core import RankScope, RunMode
 
 from .__about__ import __version__
+from ._artifacts import apply_recorded_uses, log_model_checkpoint
 from ._context import get_wandb_context, wandb_config
 from ._decorator import get_distributed_info, get_wandb_run, get_wandb_run_dir, wandb_init
 from ._link import Wandb
+from ._report import report_sweep
 from ._rewind import WandbRewindError, rewind_to
 from ._sync import WandbSyncFailed, sync_wandb, wandb_sync_task
 
@@ -45,6 +50,7 @@ __all__ = [
     "WandbSweep",
     "WandbSyncFailed",
     "__version__",
+    "apply_recorded_uses",
     "download_wandb_run_dir",
     "download_wandb_run_logs",
     "download_wandb_sweep_dirs",
@@ -55,7 +61,9 @@ __all__ = [
     "get_wandb_run_dir",
     "get_wandb_sweep_context",
     "get_wandb_sweep_id",
+    "log_model_checkpoint",
     "remove_downloaded_logs",
+    "report_sweep",
     "rewind_to",
     "sync_wandb",
     "wandb_config",

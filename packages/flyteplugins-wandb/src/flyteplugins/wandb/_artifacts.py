@@ -375,4 +375,63 @@ def log_model_checkpoint(
     else:
         raise FileNotFoundError(f"log_model_checkpoint({target!r}): no such file or folder")
     aliases = ["latest", "best"] if best else ["latest"]
-    return run.log_artifact(artifact, aliases=aliases)
+    logged = run.log_artifact(artifact, aliases=aliases)
+    _show_in_tab(
+        {
+            "direction": "model",
+            "name": f"{artifact.name} ({', '.join(aliases)})",
+            "type": "model",
+            "digest": artifact.digest,
+            "uri": target,
+        }
+    )
+    return logged
+
+
+def _show_in_tab(item: dict[str, Any]) -> None:
+    """List ``item`` in the W&B tab of the current task call, when it has one."""
+    from ._decorator import current_active
+
+    active = current_active()
+    native = getattr(getattr(active, "call", None), "native", None)
+    tab = getattr(native, "tab", None)
+    if tab is not None:
+        tab.artifacts.append(item)
+
+
+# -- reading back ---------------------------------------------------------------------------------
+
+
+def recorded_artifacts(run_file: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The artifacts an offline run logged, read from its ``run-<id>.wandb`` file.
+
+    Each: ``name``, ``type``, ``digest``, ``aliases``, ``metadata`` (decoded) and ``entries``
+    (``path``, ``ref`` for a reference, ``digest``, ``size``), as the client recorded them.
+    """
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    from ._records import iter_payloads
+
+    out: list[dict[str, Any]] = []
+    with open(run_file, "rb") as fh:
+        data = fh.read()
+    for payload in iter_payloads(data):
+        record = pb.Record()  # type: ignore[attr-defined]
+        record.ParseFromString(payload)
+        if record.WhichOneof("record_type") != "artifact":
+            continue
+        art = record.artifact
+        out.append(
+            {
+                "name": art.name,
+                "type": art.type,
+                "digest": art.digest,
+                "aliases": sorted(art.aliases),
+                "metadata": json.loads(art.metadata) if art.metadata else {},
+                "entries": [
+                    {"path": e.path, "ref": e.ref, "digest": e.digest, "size": e.size}
+                    for e in art.manifest.contents
+                ],
+            }
+        )
+    return out

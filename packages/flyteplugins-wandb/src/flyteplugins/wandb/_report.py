@@ -567,3 +567,65 @@ def open_tab(run: Any) -> LiveTab | None:
     live = LiveTab(run, tab, make_flusher())
     live.start()
     return live
+
+
+# -- sweeps --------------------------------------------------------------------------------------
+
+
+def sweep_section(results: Mapping[str, Any]) -> str:
+    """The trials of a sweep (parameters, metric, state), the best one highlighted, and the
+    metric of each trial as a chart (trial order on x)."""
+    metric = results.get("metric") or {}
+    name = str(metric.get("name") or "metric")
+    trials = list(results.get("trials") or [])
+    best = (results.get("best") or {}).get("run_id")
+    params = sorted({k for t in trials for k in (t.get("params") or {})})
+    rows = []
+    for t in trials:
+        is_best = t.get("run_id") == best
+        cells = [
+            html.escape(str(t.get("run_id"))) + (" <b>(best)</b>" if is_best else ""),
+            *(_cell((t.get("params") or {}).get(p, "-")) for p in params),
+            _cell(t.get("metric") if t.get("metric") is not None else "-"),
+            html.escape(str(t.get("state"))),
+        ]
+        rows.append((is_best, cells))
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["trial", *params, name, "state"])
+    best_row = ' class="fpw-best"'
+    body = "".join(
+        f"<tr{best_row if is_best else ''}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+        for is_best, cells in rows
+    )
+    series = Series()
+    for i, t in enumerate(trials):
+        value = t.get("metric")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            series.xs.append(float(i))
+            series.ys.append(float(value))
+            series.count += 1
+            series.last = float(value)
+    goal = html.escape(str(metric.get("goal") or ""))
+    chart = svg_chart(f"{name} per trial", series) if series.count else ""
+    return (
+        f"<h3>Sweep {html.escape(str(results.get('sweep_id')))} "
+        f"({html.escape(str(results.get('method')))}, {goal} {html.escape(name)})</h3>"
+        f'<table class="fpw-sweep"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        f'<div class="fpw-grid">{chart}</div>'
+    )
+
+
+def report_sweep(results: Mapping[str, Any]) -> None:
+    """Show a sweep's trials in the W&B tab of the current task's Flyte report, and write it.
+
+    ``results`` is what ``run_parallel_agents`` / ``run_agent`` return for a local sweep
+    (``sweep_id``, ``method``, ``metric``, ``trials``, ``best``). Outside a Flyte task this does
+    nothing (Flyte has no report there).
+    """
+    import flyte
+    import flyte.report
+
+    if not flyte.ctx():
+        return
+    tab = flyte.report.get_tab(TAB_NAME)
+    tab.replace(f'{_STYLE}<section class="fpw-wandb">{sweep_section(results)}</section>')
+    make_flusher()()
