@@ -11,4 +11,4 @@ def test_installed_versions_match_the_session() -> None:
     if wanted:
         assert md.version("flyte") == wanted
     assert md.version("flyteplugins-wandb").startswith("3.")
-    assert md.version("flyteplugins-wandb-core").startswith("0.1")
+    assert md.version("flyteplugins-wandb-core").startswith("0.2")
