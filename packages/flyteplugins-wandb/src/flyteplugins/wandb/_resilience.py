@@ -8,7 +8,8 @@ started by this plugin instead:
 * spends at most ``finish_timeout`` seconds (default 30; setting ``finish_timeout`` of
   ``wandb_config``/``@wandb_init``, 0 = wait for everything) uploading after the task's code has
   returned, then warns, naming what was not uploaded and the ``wandb sync`` command that uploads
-  it from the run's local folder, where the client keeps everything;
+  it from the run's local folder, where the client keeps everything (the writers of one shared
+  run of a distributed job split that budget: ``_distributed.FinishShares``);
 * when the server cannot be reached at start, fails within a bounded time with an error that names
   the server, or, with ``offline_fallback=True``, logs offline and says where the files are.
 
