@@ -23,20 +23,23 @@ WANDB_ICON = "https://wandb.ai/logo.svg"
 class Wandb:
     """Link to the W&B run of a task (one link per worker in ``worker`` scope).
 
-    Settings given here (normally copied from ``@wandb_init``) win over the submitter's
+    The first seven fields come in the order of the 2.x link (``host, project, entity,
+    run_mode, rank_scope, id, name``); ``host`` left unset is the client's server (see the
+    links guide), not a fixed host. Settings given here (normally copied from ``@wandb_init``)
+    win over the submitter's
     ``wandb_config`` context. ``nnodes``/``nproc_per_node`` describe a distributed task (an
     Elastic ``nnodes`` range such as ``"1:4"`` renders links for the maximum); ``worker`` picks
     one worker's page when several exist.
     """
 
-    name: str = "Weights & Biases"
-    icon_uri: str = WANDB_ICON
+    host: str | None = None
     project: str | None = None
     entity: str | None = None
-    host: str | None = None
-    id: str | None = None
     run_mode: str | None = None
     rank_scope: str | None = None
+    id: str | None = None
+    name: str = "Weights & Biases"
+    icon_uri: str = WANDB_ICON
     nnodes: int | str | None = None
     nproc_per_node: int = 1
     worker: int | None = None
