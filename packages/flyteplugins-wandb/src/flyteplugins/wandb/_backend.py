@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +24,17 @@ from . import _client, _resilience
 _INIT_LOCK = threading.Lock()
 
 
-def _init(wandb: Any, settings: Any, kwargs: dict[str, Any]) -> Any:
+def _init(
+    wandb: Any,
+    settings: Any,
+    kwargs: dict[str, Any],
+    on_started: Callable[[Any], None] | None = None,
+) -> Any:
     with _INIT_LOCK:
-        return wandb.init(settings=settings, **kwargs)
+        run = wandb.init(settings=settings, **kwargs)
+        if on_started is not None:  # before another init may look at the client's active runs
+            on_started(run)
+        return run
 
 
 class WandbApiKeyMissing(RuntimeError):
@@ -46,6 +56,8 @@ class InitRequest:
     label: str | None = None
     settings: Any = None
     extra_settings: dict[str, Any] = field(default_factory=dict)
+    #: The node's shared wandb-core service to attach to (a ``_distributed.NodeService``).
+    node_service: Any = None
 
 
 def effective_mode(requested: str | None) -> str:
@@ -76,8 +88,61 @@ def check_api_key(mode: str, server: _client.Server, settings: Any = None) -> No
     )
 
 
-def init_run(request: InitRequest) -> Any:
+def planned_mode(request: InitRequest) -> str:
+    """The mode the run of ``request`` starts in: ``mode=``, the user's ``settings`` mode, the
+    environment; a shared run online is ``"shared"``. Known without importing wandb."""
+    requested = request.kwargs.get("mode")
+    settings = request.settings
+    if requested is None and isinstance(settings, dict):
+        requested = settings.get("mode")
+    elif requested is None and "mode" in getattr(settings, "model_fields_set", ()):
+        requested = settings.mode
+    mode = effective_mode(requested)
+    return "shared" if request.shared and mode == "online" else mode
+
+
+def start_node_service(idle_timeout: str) -> str:
+    """Start a detached wandb-core service (no process owns it) and return its token."""
+    import wandb
+    from wandb.sdk.lib.service import service_process
+
+    proc = service_process.start_detached(wandb.Settings(), idle_timeout=idle_timeout)
+    return str(proc.token.env_value)
+
+
+@contextmanager
+def _attached_to(token: str | None) -> Iterator[None]:
+    """``WANDB_SERVICE`` names the node's service while a run starts (wandb reads it when the
+    process first connects), then is as it was."""
+    if token is None:
+        yield
+        return
+    saved = os.environ.get("WANDB_SERVICE")
+    os.environ["WANDB_SERVICE"] = token
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("WANDB_SERVICE", None)
+        else:
+            os.environ["WANDB_SERVICE"] = saved
+
+
+def init_run(request: InitRequest, on_started: Callable[[Any], None] | None = None) -> Any:
+    """Start a run as ``request`` says and return the ``wandb.Run`` (attached to the node's
+    shared service when the request names one)."""
+    token = None
+    if request.node_service is not None:
+        token = request.node_service.token(start_node_service)
+    with _attached_to(token):
+        return _init_run(request, on_started)
+
+
+def _init_run(request: InitRequest, on_started: Callable[[Any], None] | None) -> Any:
     """Start a run as ``request`` says and return the ``wandb.Run``.
+
+    ``on_started(run)`` is called as soon as the client returned the run, while no other run of
+    the process can start (a run starting in the background learns its client run there).
 
     ``reinit="create_new"`` lets several runs live in one process (a child task's own run next to
     its parent's, concurrent tasks); which run ``wandb.run`` points at is managed by the caller.
@@ -102,13 +167,9 @@ def init_run(request: InitRequest) -> Any:
 
         params = config_util.dict_from_config_file(settings.sweep_param_path, must_exist=True)
         kwargs["config"] = {**(kwargs.get("config") or {}), **(params or {})}
-    requested = kwargs.get("mode")
-    if requested is None and "mode" in settings.model_fields_set:
-        requested = settings.mode
-    mode = effective_mode(requested)
-    if request.shared and mode == "online":
+    mode = planned_mode(request)
+    if mode == "shared":
         kwargs["mode"] = "shared"
-        mode = "shared"
     if (
         request.shared
         and mode == "offline"
@@ -129,12 +190,12 @@ def init_run(request: InitRequest) -> Any:
         down = _resilience.probe(base_url, settings)
         if down is not None:
             kwargs["mode"] = "offline"
-            run = _init(wandb, settings, kwargs)
+            run = _init(wandb, settings, kwargs, on_started)
             _resilience.warn_offline_fallback(base_url, down, run)
             return run
     started = time.monotonic()
     try:
-        return _init(wandb, settings, kwargs)
+        return _init(wandb, settings, kwargs, on_started)
     except Exception as exc:
         if mode not in ("online", "shared") or not _resilience.is_server_failure(exc):
             raise

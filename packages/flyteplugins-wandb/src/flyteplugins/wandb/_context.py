@@ -39,6 +39,7 @@ from flyteplugins.wandb_core import check_user_id, parse_rank_scope, parse_run_m
 
 from ._native import check_options
 from ._resilience import check_finish_timeout, check_offline_fallback
+from ._start import check_start
 from ._sync import check_sync
 
 PREFIX: Final = "wandb/"
@@ -82,6 +83,7 @@ KNOWN_SETTINGS: Final = (
     "report",
     "log_outputs",
     "log_inputs",
+    "start",
 )
 
 # Our own bookkeeping key plus the settings stored under PREFIX but never passed to wandb.init.
@@ -496,6 +498,7 @@ def _validate_settings(values: Mapping[str, Any]) -> None:
         check_download_logs(values["download_logs"])
     check_finish_timeout(values.get("finish_timeout"))
     check_offline_fallback(values.get("offline_fallback"))
+    check_start(values.get("start"))
     check_sync(values.get("sync"), values.get("mode"))
     check_options(values)
     if "settings" in values and values["settings"] is not None:

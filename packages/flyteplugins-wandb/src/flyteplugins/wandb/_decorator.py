@@ -1,25 +1,24 @@
-"""``@wandb_init``: one W&B run per task (or function) call, planned by core, closed as it ended.
+"""``@wandb_init``: one W&B run per task (or function) call, resolved once, closed as it ended.
 
-Per call: resolve the settings (decorator > ``wandb_config`` context > defaults) -> read the
-topology from the environment -> ask core for the plan -> start, reuse or skip a run -> run the
-user's code -> finish with exit code 0, or with a non-zero code on *any* exception (including
-``KeyboardInterrupt``, ``SystemExit`` and ``asyncio.CancelledError``), which then propagates
-unchanged.
+Per call: merge the settings (decorator > ``wandb_config`` context) -> read the topology from the
+environment -> let the resolver (``_resolve.resolve``) decide everything about the run (server,
+entity, project, id, group, shared-mode role, ``wandb.init`` keywords) -> start, reuse or skip a
+run (all or nothing) -> run the user's code -> finish with exit code 0, or with a non-zero code
+on *any* exception (including ``KeyboardInterrupt``, ``SystemExit`` and
+``asyncio.CancelledError``), which then propagates unchanged; a failure while finishing is a
+warning, never a replacement of the user's exception.
 
 The active run is task-local: it lives in a :class:`~contextvars.ContextVar`, which Flyte copies
-into each task (asyncio task or worker thread) and into ``@flyte.trace`` calls, so concurrent
-tasks in one process each see their own run. The module-level ``wandb.run`` (and ``wandb.log``)
-is a single process-wide slot: it points at the run started most recently; when the call whose
-run holds it ends, it goes back to that call's enclosing run (a call whose run no longer holds it
-leaves it alone). Nested calls therefore always see their own run there, but with concurrent
-tasks in one process it may be a sibling's run: use ``get_wandb_run()``.
+into each task (asyncio task or worker thread) and into ``@flyte.trace`` calls, and it is visible
+only in the Flyte action that started it, so concurrent tasks in one process each see their own
+run and an undecorated child task sees none. ``wandb.run``, ``wandb.log``, ``wandb.config`` and
+the other module-level helpers follow the same rule (``_globals.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import inspect
 import os
 import sys
@@ -47,10 +46,12 @@ from . import (
     _preemption,
     _ranks,
     _resolve,
+    _start,
     _sync,
 )
 from ._context import (
     PREFIX,
+    check_download_logs,
     check_no_secret,
     normalize_settings,
     override_custom_context,
@@ -61,7 +62,6 @@ from ._context import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SWEEPS_EXTRA_HINT = 'pip install "flyteplugins-wandb[sweeps]"'
 _MARK = "__flyteplugins_wandb_init__"
 
 
@@ -136,22 +136,6 @@ def get_distributed_info() -> DistributedInfo | None:
 # Decoration
 
 
-def _sweeps_installed() -> bool:
-    try:
-        return importlib.util.find_spec("flyteplugins.wandb_sweeps") is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def check_download_logs(value: Any) -> None:
-    """``download_logs=True`` needs the sweeps distribution: fail at decoration time without it."""
-    if value and not _sweeps_installed():
-        raise ImportError(
-            "download_logs=True needs the log download of the flyteplugins-wandb-sweeps "
-            f"distribution, which is not installed: {SWEEPS_EXTRA_HINT}"
-        )
-
-
 def _is_task_template(obj: Any) -> bool:
     from flyte._task import TaskTemplate
 
@@ -168,7 +152,7 @@ def wandb_init(
     *,
     run_mode: str | None = None,
     rank_scope: str | None = None,
-    download_logs: bool | None = None,
+    download_logs: bool | str | os.PathLike[str] | None = None,
     project: str | None = None,
     entity: str | None = None,
     host: str | None = None,
@@ -184,7 +168,7 @@ def wandb_init(
     *,
     run_mode: str | None = None,
     rank_scope: str | None = None,
-    download_logs: bool | None = None,
+    download_logs: bool | str | os.PathLike[str] | None = None,
     project: str | None = None,
     entity: str | None = None,
     host: str | None = None,
@@ -589,8 +573,16 @@ class _Call:
                 label=p.label,
                 settings=settings.get("settings"),
                 extra_settings=extra,
+                node_service=_distributed.NodeService.for_plan(p, topology, os.environ),
             )
-            run = _backend.init_run(request)
+            run = _start.begin(
+                request,
+                resolved.run_id,
+                setting=settings.get("start"),
+                kind=kind,
+                project=resolved.project,
+                entity=resolved.entity,
+            )
             self.request, self.resolved = request, resolved
             self.owned = True
             run_id = str(getattr(run, "id", None) or p.run_id)
@@ -599,10 +591,11 @@ class _Call:
             _preemption.arm(_live_snapshot)
             self.binding = _globals.bind(run)
             if self.task_wrapper and resolved.url is None:
-                _say_run_url(run)
+                _start.when_ready(run, _say_run_url)
         self.run = run
-        entity = (getattr(run, "entity", None) if run is not None else None) or resolved.entity
-        project = (getattr(run, "project", None) if run is not None else None) or resolved.project
+        started = _start.real(run)  # a run still starting in the background has no answers yet
+        entity = getattr(started, "entity", None) or resolved.entity
+        project = getattr(started, "project", None) or resolved.project
         host = resolved.server.api_url
         active = ActiveRun(run, p, topology, host, entity, project, dict(settings))
         self.active = active
@@ -649,6 +642,7 @@ class _Call:
         publish, self.publish = self.publish, None
         token, self.token = self.token, None
         native, self.native = self.native, None
+        deferred: BaseException | None = None  # a background start's error, raised at the end
         if native is not None:
             native.closing(exc, _exit_code(exc))
         try:
@@ -663,13 +657,18 @@ class _Call:
                 _active.reset(token)
             if self.owned and self.run is not None:
                 self.owned = False
+                start_error = _start.failed_start(self.run)
                 try:
                     self._finish(_exit_code(exc))
                 except Exception as finish_error:
                     _warn_finish_failed(self.run, finish_error)
-                _sync.after_run(self.active, self.run)  # sync="after": save the offline folder
+                if start_error is None:
+                    _sync.after_run(self.active, self.run)  # sync="after": save the folder
+                deferred = start_error or _start.deferred_error(self.run)
             if native is not None:
                 native.closed()
+        if deferred is not None:
+            _start.surface(deferred, exc)
 
     def _finish(self, code: int) -> None:
         from . import _backend
@@ -682,7 +681,7 @@ class _Call:
         if sync is not None:
             code = sync.before_finish(code)
         try:
-            if not getattr(run, "_is_finished", False):
+            if not getattr(run, "_is_finished", False) and _start.failed_start(run) is None:
                 _backend.finish_run(run, code, **(sync.finish_report() if sync else {}))
         finally:
             _preemption.disarm()

@@ -127,7 +127,9 @@ def _visible_run() -> Any | None:
 
 
 def bind(run: Any) -> Binding:
-    """Count ``run`` as a live plugin run; the first one installs the call-aware module class."""
+    """Count ``run`` as a live plugin run; the first one installs the call-aware module class
+    (once wandb is imported: a run starting in the background imports it, then calls
+    :func:`install_pending`)."""
     global _active_var
     binding = Binding(run)
     with _lock:
@@ -136,9 +138,24 @@ def bind(run: Any) -> Binding:
 
             _active_var = _active
             _flyte_context()
-            _install()
+            if _wandb_imported():
+                _install()
         _live[id(binding)] = binding
     return binding
+
+
+def install_pending() -> None:
+    """Install the call-aware module class now that wandb is imported, if live runs wait for it."""
+    with _lock:
+        if _live and _saved_class is None and _wandb_imported():
+            _install()
+
+
+def _wandb_imported() -> bool:
+    """Whether wandb is imported completely (not still being imported by another thread)."""
+    mod = sys.modules.get("wandb")
+    spec = getattr(mod, "__spec__", None)
+    return mod is not None and not getattr(spec, "_initializing", False)
 
 
 def release(binding: Binding) -> None:
@@ -315,11 +332,15 @@ def _init_as_guest(real: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     from wandb.sdk import wandb_setup
 
     from ._backend import _INIT_LOCK
+    from ._start import real as started
 
     with _INIT_LOCK:
         setup = wandb_setup.singleton()
         with _lock:
-            ours = {id(b.run) for b in _live.values()}
+            # a run still starting in the background is hidden as the client's run it becomes
+            ours = {id(b.run) for b in _live.values()} | {
+                id(started(b.run)) for b in _live.values()
+            }
         with setup._active_runs_lock:
             hidden = [r for r in setup._active_runs if id(r) in ours]
             setup._active_runs[:] = [r for r in setup._active_runs if id(r) not in ours]

@@ -16,6 +16,7 @@ files or clocks are read here (the client's defaults arrive as a
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ outside Flyte); ``trial``: a function run by a W&B sweep agent, which assigns th
 
 # Settings that shape the plan, the links or the client, never passed to wandb.init as keywords.
 PLUGIN_ONLY: Final = frozenset(
-    {"run_mode", "rank_scope", "download_logs", "host", "settings", "sync"}
+    {"run_mode", "rank_scope", "download_logs", "host", "settings", "sync", "start"}
     | {"report", "log_outputs", "log_inputs"}
 )
 
@@ -323,6 +324,15 @@ def resolve(
         settings=client_settings,
         url=url,
     )
+
+
+_FRESH_ID_ALPHABET: Final = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def fresh_run_id() -> str:
+    """A fresh run id, made as the client makes one (8 random lowercase letters and digits),
+    for a run whose id must be known before the client starts (a background start)."""
+    return "".join(secrets.choice(_FRESH_ID_ALPHABET) for _ in range(8))
 
 
 def rewound(resolved: ResolvedRun, step: int) -> ResolvedRun:

@@ -1,0 +1,136 @@
+"""``start="background"``: the run's client starts while the task's code runs (real local runs).
+
+What the task does with its run before the client is ready (log, define_metric, config and
+summary writes, setting the name) is kept and lands in the run in order, with the time it was
+logged; ``wandb.log`` reaches the run too; a task that never logs gets its run; a start that
+fails raises its own error at the end of the call, never silently; ``start`` is checked.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import flyte
+import pytest
+import wandb
+from _plugin_helpers import only, run_local, user_rows
+
+from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init
+from flyteplugins.wandb._start import PendingRun, check_start
+
+env = flyte.TaskEnvironment(name="plugin_start")
+
+# Holds the client's start (the runs of a process start one at a time) until the task has
+# logged, so the calls are certainly made before the run exists.
+_gate = threading.Event()
+
+
+def _hold_the_start() -> Any:
+    from flyteplugins.wandb import _backend
+
+    return _backend._INIT_LOCK
+
+
+@wandb_init(project="bg", start="background")
+@env.task
+def logs_before_ready() -> dict[str, Any]:
+    run = get_wandb_run()
+    assert run is not None
+    pending = isinstance(run, PendingRun) and run._run is None
+    stamped = time.time()
+    run.define_metric("loss", summary="min")
+    run.config.update({"lr": 0.1})
+    run.config["layers"] = 3
+    run.summary["note"] = "kept"
+    for i in range(5):
+        run.log({"loss": 1.0 / (i + 1), "i": i})
+    wandb.log({"via_module": 1})
+    _gate.set()
+    return {
+        "id": run.id,
+        "pending": pending,
+        "stamped": stamped,
+        "config": dict(run.config),  # waits for the run
+        "dir": run.dir,
+    }
+
+
+def test_calls_before_the_run_exists_land_in_it_in_order(wandb_offline: Path) -> None:
+    lock = _hold_the_start()
+    _gate.clear()
+    lock.acquire()
+    releaser = threading.Thread(target=lambda: (_gate.wait(60), lock.release()))
+    releaser.start()
+    try:
+        out = run_local(logs_before_ready, name="bg-order")
+    finally:
+        releaser.join()
+    assert out["pending"], "the run was already started: nothing was kept"
+    rec = only(wandb_offline)
+    assert rec.run_id == out["id"] and rec.exit_code == 0
+    assert user_rows(rec) == [{"loss": 1.0 / (i + 1), "i": i} for i in range(5)] + [
+        {"via_module": 1}
+    ]
+    # logged when called, not when replayed
+    assert all(row["_timestamp"] < out["stamped"] + 5 for row in rec.history)
+    assert rec.config["lr"] == 0.1 and rec.config["layers"] == 3
+    assert out["config"]["lr"] == 0.1
+    assert rec.summary["note"] == "kept"
+    assert rec.summary["loss"] == {"min": pytest.approx(0.2)}
+
+
+@wandb_init(project="bg", start="background")
+@env.task
+def never_logs() -> str:
+    run = get_wandb_run()
+    assert run is not None
+    return str(run.id)
+
+
+def test_a_task_that_never_logs_gets_its_run(wandb_offline: Path) -> None:
+    rid = run_local(never_logs, name="bg-silent")
+    rec = only(wandb_offline)
+    assert rec.run_id == rid and rec.exit_code == 0
+
+
+@wandb_init(project="bg", start="background", settings={"x_no_such_setting": 1})
+@env.task
+def bad_settings() -> str:
+    ran.append("user code")
+    return "done"
+
+
+ran: list[str] = []
+
+
+def test_a_failed_start_raises_at_the_end_of_the_call(wandb_offline: Path) -> None:
+    ran.clear()
+    with pytest.raises(Exception, match="x_no_such_setting"):
+        run_local(bad_settings, name="bg-bad")
+    assert ran == ["user code"]  # the code ran while the client started
+
+
+@wandb_init(project="bg")
+@env.task
+def default_start() -> bool:
+    return isinstance(get_wandb_run(), PendingRun)
+
+
+def test_the_default_and_wandb_config_choose_the_start(wandb_offline: Path) -> None:
+    assert run_local(default_start, name="bg-default") is False
+    ctx = wandb_config(start="background")
+    assert run_local(default_start, name="bg-ctx", custom_context=ctx) is True
+
+
+def test_start_is_checked() -> None:
+    check_start("background")
+    check_start(None)
+    with pytest.raises(ValueError, match=r"start='later'.*'background', 'blocking'"):
+        check_start("later")
+    with pytest.raises(ValueError, match="start='soon'"):
+        wandb_init(start="soon")
+    with pytest.raises(ValueError, match="start='soon'"):
+        wandb_config(start="soon")
