@@ -135,3 +135,39 @@ def test_online_the_server_stores_the_version_and_the_use_edge(
     # no byte of the Dir went to the server: only the manifest was uploaded
     puts = [r for r in wandb_online.requests() if r["method"] == "PUT"]
     assert not any("train.csv" in r["path"] or "meta.txt" in r["path"] for r in puts)
+
+
+@pytest.mark.online
+def test_offline_uses_are_applied_after_wandb_sync(wandb_online: WandbTestServer) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from flyteplugins.wandb import apply_recorded_uses, wandb_config
+
+    name, _ = run_named(
+        pipeline, ROWS, prefix="artifacts-sync", custom_context=wandb_config(mode="offline")
+    )
+    folders = sorted(Path(os.environ["WANDB_DIR"]).glob(f"wandb/offline-run-*-{name}-*"))
+    assert len(folders) >= 2
+    wandb_cli = Path(sys.executable).parent / "wandb"
+    proc = subprocess.run(
+        [str(wandb_cli), "sync", *map(str, folders)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    [consumer] = [
+        r
+        for r in wandb_online.runs("local", "artifact-tests")
+        if name in r["name"] and INPUT_ARTIFACTS_KEY in r["config"]
+    ]
+    done = apply_recorded_uses(f"local/artifact-tests/{consumer['name']}")
+    [used] = done
+    assert used.startswith("local/artifact-tests/produce-o0.data:flyte-")
+    [version] = [
+        v for v in wandb_online.get_json("/_test/artifacts") if any(name in a for a in v["aliases"])
+    ]
+    assert version["used_by"] == [f"local/artifact-tests/{consumer['name']}"]

@@ -60,6 +60,7 @@ class Case:
     step_sleep_s: float = 0.0  # lets W&B's system monitor take samples (GPU test)
     init_settings: dict[str, Any] | None = None  # @wandb_init(settings=...)
     finish_timeout: float | None = None  # @wandb_init(finish_timeout=...)
+    report: bool = False  # @wandb_init(report=True): the W&B tab of the task's report
     # After its steps every rank writes <case>/ready-<rank> and waits for <case>/go (the test
     # creates it, e.g. after killing the server), then logs this many more rows and returns.
     rows_after_pause: int | None = None
@@ -226,6 +227,8 @@ def _make_task(spec: Spec, case: Case) -> Any:
         kwargs["settings"] = dict(case.init_settings)
     if case.finish_timeout is not None:
         kwargs["finish_timeout"] = case.finish_timeout
+    if case.report:
+        kwargs["report"] = True
     return wandb_init(**kwargs)(task) if kwargs else wandb_init(task)
 
 

@@ -91,9 +91,11 @@ def sidecar_of(uri: str) -> str:
     return uri.rstrip("/") + SIDECAR_SUFFIX
 
 
-def _write_text(uri: str, text: str) -> None:
-    local = _local(uri)
+def write_text(uri: str, text: str) -> None:
+    """Write ``text`` at ``uri`` (a local path, ``file://`` or a store Flyte can write)."""
+    local = _local(uri) if "://" in uri else uri
     if local is not None:
+        os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
         with open(local, "w", encoding="utf-8") as fh:
             fh.write(text)
         return
@@ -103,8 +105,9 @@ def _write_text(uri: str, text: str) -> None:
     fs.pipe_file(uri, text.encode())
 
 
-def _read_text(uri: str) -> str | None:
-    local = _local(uri)
+def read_text(uri: str) -> str | None:
+    """The text at ``uri``, or ``None`` when there is nothing there."""
+    local = _local(uri) if "://" in uri else uri
     try:
         if local is not None:
             with open(local, encoding="utf-8") as fh:
@@ -117,6 +120,22 @@ def _read_text(uri: str) -> str | None:
         return bytes(fs.cat_file(uri)).decode()
     except FileNotFoundError:
         return None
+
+
+def list_names(folder: str) -> list[str]:
+    """The names of the files directly in ``folder`` (``[]`` when it does not exist)."""
+    local = _local(folder) if "://" in folder else folder
+    try:
+        if local is not None:
+            return sorted(os.listdir(local))
+        import flyte.storage
+
+        fs = flyte.storage.get_underlying_filesystem(path=folder)
+        if not fs.exists(folder):
+            return []
+        return sorted(str(p).rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(folder, detail=False))
+    except FileNotFoundError:
+        return []
 
 
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -246,7 +265,7 @@ def _log_blob(
         "type": artifact.type,
         "uri": uri,
     }
-    _write_text(sidecar_of(uri), json.dumps(record))
+    write_text(sidecar_of(uri), json.dumps(record))
     return {**record, "direction": "output"}
 
 
@@ -292,7 +311,7 @@ def log_inputs(run: Any, inputs: Mapping[str, Any], owned: bool) -> list[dict[st
     for name, value in inputs.items():
         for path, blob in blobs(value, name):
             uri = uri_of(blob)
-            text = _read_text(sidecar_of(uri))
+            text = read_text(sidecar_of(uri))
             if text is None:
                 continue  # not logged by a decorated task upstream
             record = json.loads(text)

@@ -35,7 +35,11 @@ class Native:
         self.tab: _report.LiveTab | None = None
         if settings.get("report"):
             self.tab = _guard(
-                _report.WandbReportFailed, "start the W&B tab", _report.open_tab, self.run
+                _report.WandbReportFailed,
+                "start the W&B tab",
+                _report.open_tab,
+                self.run,
+                call.active.topology,
             )
 
     def _identity(self) -> dict[str, Any] | None:

@@ -430,11 +430,74 @@ def _plain(value: Any) -> Any:
     return value
 
 
+PEER_WAIT_S: float = 30.0
+"""How long the rank that writes a distributed task's tab waits for the other ranks' last values."""
+
+
+class Peers:
+    """The runs of the other ranks of a distributed task, exchanged through Flyte's storage.
+
+    Every rank with a run writes what its tab would say (its run, state and last values) to
+    ``<task output>/wandb-report/rank-<rank>.json``, in the store every rank of the task shares
+    (the pod's blob storage, or the local folder of a local run); global rank 0 writes the tab,
+    one line per run. At the end it waits (at most :data:`PEER_WAIT_S`) for every rank it has
+    heard of to write its final values.
+    """
+
+    def __init__(self, output_path: str, rank: int) -> None:
+        self.folder = output_path.rstrip("/") + "/wandb-report"
+        self.rank = rank
+        self.label = f"rank {rank}"
+        self.lead = rank == 0
+
+    def _path(self, rank: int) -> str:
+        return f"{self.folder}/rank-{rank}.json"
+
+    def publish(self, facts: RunFacts, last: Mapping[str, float], final: bool) -> None:
+        import dataclasses
+        import json
+
+        from ._artifacts import write_text
+
+        fragment = {**dataclasses.asdict(facts), "label": self.label, "last": dict(last)}
+        write_text(self._path(self.rank), json.dumps({**fragment, "final": final}, default=str))
+
+    def others(self, *, wait: bool) -> list[RunFacts]:
+        import dataclasses
+        import json
+        import time
+
+        from ._artifacts import list_names, read_text
+
+        deadline = time.monotonic() + (PEER_WAIT_S if wait else 0.0)
+        while True:
+            found: dict[int, dict[str, Any]] = {}
+            for name in list_names(self.folder):
+                if not (name.startswith("rank-") and name.endswith(".json")):
+                    continue
+                rank = int(name[len("rank-") : -len(".json")])
+                text = read_text(self._path(rank)) if rank != self.rank else None
+                if text:
+                    found[rank] = json.loads(text)
+            if not wait or all(f.get("final") for f in found.values()):
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        fields = {f.name for f in dataclasses.fields(RunFacts)}
+        return [
+            RunFacts(**{k: v for k, v in found[r].items() if k in fields}) for r in sorted(found)
+        ]
+
+
 class LiveTab:
     """The W&B tab of one decorated task call, from its start to its end."""
 
-    def __init__(self, run: Any, tab: Any, flush: Callable[[], None]) -> None:
+    def __init__(
+        self, run: Any, tab: Any, flush: Callable[[], None], peers: Peers | None = None
+    ) -> None:
         self.run = run
+        self.peers = peers
         self.tab = tab
         self.flush = flush
         self.recorder = attach(run)
@@ -469,9 +532,16 @@ class LiveTab:
                 return
             self._drawn = self.recorder.version
             try:
-                self.tab.replace(
-                    render([self.facts], summary, self.recorder, self.artifacts, self.extra)
-                )
+                runs = [self.facts]
+                peers = self.peers
+                if peers is not None:
+                    self.facts.label = peers.label
+                    self.facts.last = self.recorder.last_values()
+                    peers.publish(self.facts, self.facts.last, final)
+                    if not peers.lead:
+                        return  # the lead rank writes the task's tab
+                    runs += peers.others(wait=final)
+                self.tab.replace(render(runs, summary, self.recorder, self.artifacts, self.extra))
                 self.flush()
             except Exception as exc:  # a report problem never fails the task
                 warnings.warn(
@@ -556,15 +626,23 @@ async def drain() -> None:
         await asyncio.wait(list(_pending), timeout=DRAIN_TIMEOUT_S)
 
 
-def open_tab(run: Any) -> LiveTab | None:
-    """Start the W&B tab of the current Flyte task for ``run`` (``None`` outside a task)."""
+def open_tab(run: Any, topology: Any = None) -> LiveTab | None:
+    """Start the W&B tab of the current Flyte task for ``run`` (``None`` outside a task).
+
+    In a distributed job (``topology`` given) every rank with a run shares its part through
+    :class:`Peers` and global rank 0 writes the tab.
+    """
     import flyte
     import flyte.report
 
-    if not flyte.ctx():
+    tctx = flyte.ctx()
+    if not tctx:
         return None
     tab = flyte.report.get_tab(TAB_NAME)
-    live = LiveTab(run, tab, make_flusher())
+    peers = None
+    if topology is not None and topology.world_size > 1:
+        peers = Peers(str(tctx.output_path), topology.rank)
+    live = LiveTab(run, tab, make_flusher(), peers)
     live.start()
     return live
 
