@@ -6,8 +6,10 @@ sweep task returned, which the controller read from those files).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -17,7 +19,7 @@ from typing import Any
 import flyte
 import pytest
 import wandb
-from _plugin_helpers import records, run_local
+from _plugin_helpers import records, run_local, user_rows
 
 from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init
 from flyteplugins.wandb._records import RunRecord
@@ -462,3 +464,225 @@ def test_an_objective_without_wandb_init_gets_the_trials_run(wandb_offline: Path
         assert rec.metric("loss") == [trial["params"]["lr"]] == [rec.config["lr"]]
         assert trial["state"] == "finished"
         assert trial["metric"] == trial["params"]["lr"]
+
+
+# ----------------------------------------------------------------------------- isolated trials
+
+GRID6 = {"lr": {"values": [0.01, 0.05, 0.1]}, "batch": {"values": [16, 32]}}
+STEPS = 4
+
+
+def _globals_loss(lr: float, batch: int, step: int) -> float:
+    return (lr - 0.07) ** 2 + batch / 1000 + 0.001 * (STEPS - step)
+
+
+@wandb_init
+def globals_objective() -> None:
+    # the specification's style: hyperparameters from wandb.config, metrics through wandb.log
+    lr, batch = wandb.config.lr, wandb.config["batch"]
+    for step in range(STEPS):
+        # what this trial reads stays its own for as long as it runs
+        wandb.log(
+            {
+                "loss": _globals_loss(lr, batch, step),
+                "lr_seen": wandb.config.lr,
+                "batch_seen": wandb.config.batch,
+                "run_seen": wandb.run.id,
+            }
+        )
+
+
+@env.task
+def globals_agent(work: str) -> str:
+    return run_agent_work(work, globals_objective)
+
+
+@wandb_sweep
+@env.task
+async def tune_globals_parallel(agents: int, count: int) -> str:
+    return json.dumps(await run_parallel_agents(globals_agent, agents, count))
+
+
+@wandb_sweep
+@env.task
+def tune_globals(count: int) -> str:
+    return json.dumps(run_agent(function=globals_objective, count=count))
+
+
+@env.task
+async def two_sweeps_at_once(count: int) -> list[str]:
+    # two sweep tasks on threads of this process, their trials running at the same time
+    return list(await asyncio.gather(tune_globals.aio(count), tune_globals.aio(count)))
+
+
+def _assert_clean(root: Path, out: dict[str, Any]) -> None:
+    """Every trial recorded only its own rows, read only its own parameters; best is right."""
+    recs = {r.run_id: r for r in _trials(root, out["sweep_id"])}
+    assert set(recs) == {t["run_id"] for t in out["trials"]}
+    for trial in out["trials"]:
+        rec = recs[trial["run_id"]]
+        lr, batch = trial["params"]["lr"], trial["params"]["batch"]
+        assert {k: v for k, v in rec.config.items() if k != "flyte"} == {"lr": lr, "batch": batch}
+        assert user_rows(rec) == [
+            {
+                "loss": pytest.approx(_globals_loss(lr, batch, step)),
+                "lr_seen": lr,
+                "batch_seen": batch,
+                "run_seen": rec.run_id,
+            }
+            for step in range(STEPS)
+        ]
+        assert trial["state"] == "finished"
+        assert trial["metric"] == pytest.approx(min(rec.metric("loss")))
+    best = min(out["trials"], key=lambda t: min(recs[t["run_id"]].metric("loss")))
+    assert out["best"]["run_id"] == best["run_id"]
+
+
+def test_parallel_local_agents_keep_every_trial_clean(wandb_offline: Path) -> None:
+    out = json.loads(run_local(tune_globals_parallel, 3, 6, custom_context=_ctx("grid", GRID6)))
+    assert len(out["trials"]) == 6
+    assert len({canonical_params(t) for t in out["trials"]}) == 6
+    _assert_clean(wandb_offline, out)
+    assert out["best"]["params"] == {"lr": 0.05, "batch": 16}
+    # three agents, each in its own Flyte child action
+    actions = {r.config["flyte"]["action_name"] for r in _trials(wandb_offline, out["sweep_id"])}
+    assert len(actions) == 3
+
+
+def test_concurrent_sweeps_in_one_process_keep_every_trial_clean(wandb_offline: Path) -> None:
+    outs = [
+        json.loads(o) for o in run_local(two_sweeps_at_once, 3, custom_context=_ctx("grid", GRID6))
+    ]
+    assert outs[0]["sweep_id"] != outs[1]["sweep_id"]
+    for out in outs:
+        assert len(out["trials"]) == 3
+        _assert_clean(wandb_offline, out)
+
+
+def canonical_params(trial: dict[str, Any]) -> str:
+    return json.dumps(trial["params"], sort_keys=True)
+
+
+# ----------------------------------------------------------------------------- local processes
+
+
+@wandb_init
+def pid_objective() -> None:
+    wandb.log({"loss": wandb.config.lr, "pid": os.getpid()})
+
+
+@env.task
+def pid_agent(work: str) -> str:
+    return run_agent_work(work, pid_objective)
+
+
+@wandb_sweep
+@env.task
+async def tune_pids(agents: int) -> str:
+    return json.dumps(await run_parallel_agents(pid_agent, agents))
+
+
+def test_local_agents_run_in_worker_processes_one_per_agent(wandb_offline: Path) -> None:
+    grid = {"lr": {"values": [0.1, 0.2, 0.3, 0.4]}}
+    out = json.loads(run_local(tune_pids, 2, custom_context=_ctx("grid", grid)))
+    recs = _trials(wandb_offline, out["sweep_id"])
+    pids = {r.history[0]["pid"] for r in recs}
+    assert len(recs) == 4
+    assert len(pids) == 2 and os.getpid() not in pids
+    # each agent's trials ran in its own process
+    by_action: dict[str, set[int]] = {}
+    for r in recs:
+        by_action.setdefault(r.config["flyte"]["action_name"], set()).add(r.history[0]["pid"])
+    assert sorted(len(p) for p in by_action.values()) == [1, 1]
+
+
+@env.task
+def lambda_agent(work: str) -> str:
+    return run_agent_work(work, lambda: None)
+
+
+@wandb_sweep
+@env.task
+async def tune_lambda() -> str:
+    return json.dumps(await run_parallel_agents(lambda_agent, 2))
+
+
+def test_an_objective_workers_cannot_import_is_named(wandb_offline: Path) -> None:
+    with pytest.raises(Exception, match=r"every agent task failed") as raised:
+        run_local(tune_lambda, custom_context=_ctx("grid", GRID))
+    message = str(raised.value)
+    assert "<lambda>" in message and "it is a lambda" in message
+    assert "module-level function" in message
+    assert records(wandb_offline) == []
+
+
+# ----------------------------------------------------------------------------- retries resume
+
+_resume_attempts: list[str] = []
+
+
+@wandb_sweep
+@env.task(retries=1)
+def resumable() -> str:
+    _resume_attempts.append(str(get_wandb_sweep_id()))
+    run_agent(function=objective, count=2)
+    if len(_resume_attempts) == 1:
+        raise RuntimeError("the first attempt fails after two trials")
+    return json.dumps(run_agent(function=objective))
+
+
+def test_a_retried_sweep_task_resumes_its_local_sweep(wandb_offline: Path) -> None:
+    _resume_attempts.clear()
+    out = json.loads(run_local(resumable, custom_context=_ctx("grid", GRID)))
+    first, second = _resume_attempts  # one failed attempt, one retry
+    assert first == second == out["sweep_id"]
+    recs = _trials(wandb_offline, out["sweep_id"])
+    # every grid point ran once: the retry did not repeat the two finished trials
+    assert sorted(_params(r) for r in recs) == sorted(
+        (lr, b) for lr in (0.01, 0.1) for b in (16, 32)
+    )
+    assert {r.run_id for r in recs} == {t["run_id"] for t in out["trials"]}
+    assert all(r.exit_code == 0 for r in recs)
+    assert [t["state"] for t in out["trials"]] == ["finished"] * 4
+    assert out["best"]["params"] == {"batch": 16, "lr": 0.1}
+
+
+# ----------------------------------------------------------------------------- links
+
+
+@wandb_sweep
+@env.task
+async def linked_sweep() -> str:
+    return json.dumps(run_agent(function=objective_lr_only))
+
+
+@env.task
+async def parent_of_linked_sweep() -> str:
+    return await linked_sweep.aio()
+
+
+def test_the_link_flyte_renders_is_the_local_sweeps_url(
+    wandb_offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(wandb_offline))  # flyte's local run database goes here
+    for var in ("WANDB_ENTITY", "WANDB_PROJECT", "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    ctx = {
+        **wandb_config(project="proj", entity="team"),
+        **wandb_sweep_config(method="grid", metric=LOSS, parameters={"lr": {"values": [0.2]}}),
+    }
+    wandb.teardown()
+    flyte.init(local_persistence=True)
+    try:
+        run = flyte.with_runcontext(mode="local", custom_context=ctx).run(parent_of_linked_sweep)
+        out = json.loads(run.outputs()[0])
+    finally:
+        flyte.init()
+    db = wandb_offline / ".flyte" / "local-cache" / "cache.db"
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("select log_links from runs where log_links is not null").fetchall()
+    links = {url for (raw,) in rows for _, url in json.loads(raw)}
+    expected = wandb.Settings(entity="team", project="proj", sweep_id=out["sweep_id"]).sweep_url
+    assert expected in links
+    [trial] = _trials(wandb_offline, out["sweep_id"])
+    assert trial.group == out["sweep_id"]

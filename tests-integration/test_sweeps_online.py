@@ -96,6 +96,19 @@ def test_spec_pattern_wandb_sweep_and_plain_wandb_agent(wandb_online: WandbTestS
     assert best.config["lr"] == 0.1
 
 
+def test_the_task_prints_the_url_of_the_sweep_it_created(
+    wandb_online: WandbTestServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    ctx = _ctx("sw-url", {"lr": {"values": [0.1]}})
+    sweep_id = run_local(spec_pattern, 1, custom_context=ctx)
+    url = wandb.Settings(
+        entity="ent", project="sw-url", sweep_id=sweep_id, base_url=wandb_online.url
+    ).sweep_url
+    assert f"W&B sweep of this task: {url}\n" in capfd.readouterr().out
+    # the sweep is really there, under that entity and project
+    assert wandb.Api().sweep(f"ent/sw-url/{sweep_id}").id == sweep_id
+
+
 def test_one_call_uses_wandb_agent_online(wandb_online: WandbTestServer) -> None:
     ctx = _ctx("sw-one", {"lr": {"values": [0.3, 0.4]}})
     sweep_id = run_local(one_call, 2, custom_context=ctx)

@@ -97,3 +97,72 @@ def test_a_local_sweep_is_found_until_closed() -> None:
         assert lookup(sweep.sweep_id) is sweep
     assert lookup(sweep.sweep_id) is None
     sweep.close()  # closing twice is harmless
+
+
+# ----------------------------------------------------------------------------- worker processes
+
+
+def module_level_objective() -> None:
+    return None
+
+
+def _local_objective() -> object:
+    def inner() -> None:
+        return None
+
+    return inner
+
+
+class _Unpicklable:
+    __qualname__ = "Unpicklable"
+
+    def __call__(self) -> None:
+        return None
+
+    def __reduce__(self) -> object:
+        raise TypeError("no pickling here")
+
+
+@pytest.mark.parametrize(
+    ("function", "why"),
+    [
+        (lambda: None, "it is a lambda"),
+        (_local_objective(), "it is defined inside a function"),
+        (_Unpicklable(), "pickle cannot send it by reference"),
+    ],
+)
+def test_an_objective_workers_cannot_import_is_refused_naming_it(
+    function: object, why: str
+) -> None:
+    from flyteplugins.wandb_sweeps._agent import check_importable
+
+    with pytest.raises(TypeError) as raised:
+        check_importable(function)  # type: ignore[arg-type]
+    message = str(raised.value)
+    assert why in message
+    assert getattr(function, "__qualname__", "") in message
+    assert "module-level function" in message
+
+
+def test_a_module_level_objective_is_importable() -> None:
+    from flyteplugins.wandb_sweeps._agent import check_importable
+
+    check_importable(module_level_objective)
+
+
+def test_an_objective_of_python_c_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from flyteplugins.wandb_sweeps._agent import check_importable
+
+    main = types.ModuleType("__main__")  # what `python -c` and a REPL have: no __file__
+    monkeypatch.setitem(sys.modules, "__main__", main)
+
+    def objective() -> None: ...
+
+    objective.__module__ = "__main__"
+    objective.__qualname__ = "objective"
+    main.objective = objective  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match=r"__main__\.objective .*interactive session"):
+        check_importable(objective)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flyteplugins.wandb_sweeps import LocalSweep, SweepConfigError, create_local_sweep
 from flyteplugins.wandb_sweeps._controller import canonical, lookup, metric_value
@@ -144,3 +147,136 @@ def test_missing_engine_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setitem(sys.modules, "sweeps", None)  # as if the [local] extra were missing
     with pytest.raises(ImportError, match=r"flyteplugins-wandb-sweeps\[local\]"):
         sweep("grid", {"a": {"value": 1}})
+
+
+# ----------------------------------------------------------------------------- ids, state
+
+
+@pytest.mark.parametrize(
+    ("run_name", "action_name"),
+    [
+        ("r1", "a0"),
+        ("73d61267-8005-4885-8a1b-2c9f0e5d4b3a", "4d3n37bps3pit0c471roeu6sl"),
+        ("my run/with:odd chars", "a1"),
+        ("rf2c6b5d1e0a9b8c7d6e5", "{{.actionName}}"),
+    ],
+)
+def test_local_sweep_ids_are_derived_from_the_run_and_action(
+    run_name: str, action_name: str
+) -> None:
+    from flyteplugins.wandb_core import is_valid_run_id
+    from flyteplugins.wandb_sweeps._controller import MAX_TAG_LENGTH, local_sweep_id, trial_tags
+
+    sweep_id = local_sweep_id(run_name, action_name)
+    assert sweep_id == local_sweep_id(run_name, action_name)  # every attempt: the same
+    assert sweep_id.endswith("-" + action_name)  # a template stays for Flyte to fill in
+    assert is_valid_run_id(sweep_id)
+    assert len(sweep_id) <= MAX_TAG_LENGTH
+    assert trial_tags(sweep_id) == [sweep_id]
+    assert local_sweep_id(run_name + "x", action_name) != sweep_id
+    assert local_sweep_id(run_name, action_name + "x") != sweep_id
+
+
+@given(st.text(min_size=1, max_size=80), st.from_regex(r"[a-z0-9]{1,40}", fullmatch=True))
+def test_local_sweep_ids_fit_a_wandb_tag(run_name: str, action_name: str) -> None:
+    from flyteplugins.wandb_core import is_valid_run_id
+    from flyteplugins.wandb_sweeps._controller import MAX_TAG_LENGTH, local_sweep_id
+
+    sweep_id = local_sweep_id(run_name, action_name)
+    assert is_valid_run_id(sweep_id) and len(sweep_id) <= MAX_TAG_LENGTH
+
+
+def test_a_long_sweep_id_is_not_used_as_a_tag() -> None:
+    from flyteplugins.wandb_sweeps._controller import trial_tags
+
+    assert trial_tags("x" * 65) == []
+
+
+GRID4 = {"a": {"values": [1, 2]}, "b": {"values": [3, 4]}}
+
+
+def test_finished_trials_are_saved_and_resumed_not_proposed_again(tmp_path: Path) -> None:
+    state = str(tmp_path / "run" / "wandb-sweeps" / "s1.json")
+    config = {"method": "grid", "metric": LOSS, "parameters": GRID4}
+    with create_local_sweep(config, sweep_id="s1", state=state) as first:
+        done, running = first.propose(2)
+        first.report(done.run_id, state="finished", summary={"loss": 0.5})
+        first.mark_running(running.run_id)  # interrupted: not saved, so proposed again
+    with create_local_sweep(config, sweep_id="s1", state=state) as second:
+        [restored] = second.claim_restored()
+        assert (restored.run_id, restored.params, restored.metric) == (
+            done.run_id,
+            done.params,
+            0.5,
+        )
+        assert second.claim_restored() == []  # handed out once
+        rest = second.propose(10)
+        assert sorted(canonical(t.params) for t in rest) == sorted(
+            canonical(p)
+            for p in ({"a": a, "b": b} for a in (1, 2) for b in (3, 4))
+            if p != done.params
+        )
+        assert second.best() is restored
+
+
+def test_claims_are_capped(tmp_path: Path) -> None:
+    state = str(tmp_path / "s.json")
+    config = {"method": "grid", "metric": LOSS, "parameters": GRID4}
+    with create_local_sweep(config, sweep_id="s2", state=state) as first:
+        finish_all(first, first.propose(3))
+    with create_local_sweep(config, sweep_id="s2", state=state) as second:
+        assert len(second.claim_restored(2)) == 2
+        assert len(second.claim_restored(5)) == 1
+        assert len(second.propose(5)) == 1
+
+
+def test_state_of_another_configuration_is_not_resumed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = str(tmp_path / "s.json")
+    with create_local_sweep(
+        {"method": "grid", "metric": LOSS, "parameters": GRID4}, sweep_id="s3", state=state
+    ) as first:
+        finish_all(first, first.propose(2))
+    other = {"method": "grid", "metric": LOSS, "parameters": {"a": {"values": [7, 8]}}}
+    with caplog.at_level("WARNING"), create_local_sweep(other, sweep_id="s3", state=state) as s:
+        assert s.claim_restored() == []
+        assert len(s.propose(5)) == 2
+    assert "another sweep configuration" in caplog.text
+
+
+def test_prior_runs_are_not_saved_as_trials_of_the_sweep(tmp_path: Path) -> None:
+    import json
+
+    state = tmp_path / "s.json"
+    config = {"method": "grid", "metric": LOSS, "parameters": GRID4}
+    with create_local_sweep(config, sweep_id="s4", state=str(state)) as s:
+        s.add_prior("prior1", {"a": 1, "b": 3}, {"loss": 0.1}, [], finished=True)
+        finish_all(s, s.propose(1))
+    saved = json.loads(state.read_text())
+    assert [t["run_id"] for t in saved["trials"]] != ["prior1"]
+    assert len(saved["trials"]) == 1 and saved["trials"][0]["run_id"] != "prior1"
+
+
+def test_a_state_file_that_is_not_one_is_refused(tmp_path: Path) -> None:
+    state = tmp_path / "s.json"
+    state.write_text('{"format": 99}')
+    with pytest.raises(ValueError, match="not the state of a local sweep"):
+        create_local_sweep({"method": "grid", "parameters": GRID4}, state=str(state))
+
+
+def test_a_state_that_cannot_be_written_is_logged_and_the_sweep_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "folder"
+    state = str(folder / "s.json")
+    with (
+        caplog.at_level("WARNING"),
+        create_local_sweep(
+            {"method": "grid", "metric": LOSS, "parameters": GRID4}, state=state
+        ) as s,
+    ):
+        folder.write_text("")  # the state's folder cannot be made any more
+        finish_all(s, s.propose(1))
+        assert [t.state for t in s.trials] == ["finished"]
+    assert "could not save its state" in caplog.text

@@ -54,3 +54,41 @@ def test_bad_settings_fail_at_decoration() -> None:
 
 def test_no_sweep_outside_a_sweep_task() -> None:
     assert get_wandb_sweep_id() is None
+
+
+def test_the_sweep_link_survives_override() -> None:
+    from flyteplugins.wandb import Wandb
+
+    @wandb_sweep(project="p", entity="e", local_controller=True)
+    @env.task
+    def t5() -> None: ...
+
+    theirs, others = Wandb(project="theirs"), Wandb(project="others")
+    replaced = t5.override(links=(theirs,))
+    assert replaced.links[0] is theirs
+    [ours] = [link for link in replaced.links if isinstance(link, WandbSweep)]
+    assert (ours.project, ours.entity, ours.local_controller) == ("p", "e", True)
+    again = replaced.override(retries=2).override(links=(others,))
+    assert [type(link) for link in again.links] == [Wandb, WandbSweep]
+    assert again.links[0] is others
+
+
+def test_with_wandb_init_both_links_survive_override() -> None:
+    from flyteplugins.wandb import Wandb, wandb_init
+
+    @wandb_sweep(project="p", entity="e")
+    @wandb_init(project="p", entity="e")
+    @env.task
+    def t6() -> None: ...
+
+    theirs = Wandb(project="theirs")
+    assert [type(link) for link in t6.links] == [Wandb, WandbSweep]
+    for replaced in (
+        t6.override(links=(theirs,)),
+        t6.override(retries=1).override(links=(theirs,)),
+    ):
+        assert replaced.links[0] is theirs
+        assert [(type(link), link.project) for link in replaced.links[1:]] == [
+            (Wandb, "p"),
+            (WandbSweep, "p"),
+        ]

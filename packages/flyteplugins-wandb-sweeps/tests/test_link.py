@@ -61,9 +61,59 @@ def test_known_id_points_at_the_sweep() -> None:
     assert link(WandbSweep(), parent) == client_sweep_url("e", "p", "abc", "http://127.0.0.1:9")
 
 
-def test_local_sweep_has_no_page_of_its_own() -> None:
+def test_a_published_local_sweep_is_linked_by_its_id() -> None:
     parent = sweep_entries(SweepRef("abc", project="p", entity="e", local=True))
-    assert link(WandbSweep(), parent) == sweeps_page("e", "p")
+    assert link(WandbSweep(), parent) == client_sweep_url("e", "p", "abc")
+
+
+def action_link(ws: WandbSweep, ctx: dict[str, str], run: str, action: str) -> str:
+    return ws.get_link(run, "proj", "dev", ctx, "parent", action, "pod")
+
+
+@pytest.mark.parametrize(
+    ("ws", "ctx"),
+    [
+        (WandbSweep(local_controller=True), {**wandb_config(project="p", entity="e")}),
+        (WandbSweep(), {**wandb_config(project="p", entity="e", mode="offline")}),
+        (
+            WandbSweep(),
+            {**wandb_config(project="p", entity="e"), **wandb_sweep_config(local_controller=True)},
+        ),
+        (WandbSweep(project="p", entity="e"), {**wandb_config(mode="disabled")}),
+    ],
+)
+def test_a_local_sweep_the_task_creates_is_linked_by_its_derived_id(
+    ws: WandbSweep, ctx: dict[str, str]
+) -> None:
+    from flyteplugins.wandb_sweeps._controller import local_sweep_id
+
+    expected = client_sweep_url("e", "p", local_sweep_id("r1", "a1"))
+    assert action_link(ws, ctx, "r1", "a1") == expected
+
+
+def test_the_offline_environment_makes_the_new_sweep_local(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flyteplugins.wandb_sweeps._controller import local_sweep_id
+
+    ctx = {**wandb_config(project="p", entity="e")}
+    assert action_link(WandbSweep(), ctx, "r1", "a1") == sweeps_page("e", "p")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert action_link(WandbSweep(), ctx, "r1", "a1") == client_sweep_url(
+        "e", "p", local_sweep_id("r1", "a1")
+    )
+    # asked for online in the settings: a server sweep, whose id is not known yet
+    online = {**wandb_config(project="p", entity="e", mode="online")}
+    assert action_link(WandbSweep(), online, "r1", "a1") == sweeps_page("e", "p")
+
+
+def test_a_local_sweep_link_keeps_the_action_template() -> None:
+    from flyteplugins.wandb_sweeps._controller import local_sweep_id
+
+    ctx = {**wandb_config(project="p", entity="e", mode="offline")}
+    url = action_link(WandbSweep(), ctx, "r1", "{{.actionName}}")
+    real = local_sweep_id("r1", "a7")
+    assert url.replace("{{.actionName}}", "a7") == client_sweep_url("e", "p", real)
 
 
 def test_decorator_settings_win_and_host_comes_from_wandb_config() -> None:

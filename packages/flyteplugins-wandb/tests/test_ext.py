@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -26,6 +27,7 @@ CONTRACT = {
     "ContextEntries": None,
     "RecordFormatError": None,
     "RunRecord": None,
+    "action_id_base": "(run_name: str, action_name: str) -> str",
     "client_server": "(api_url: str | None) -> Iterator[None]",
     "current_custom_context": "() -> dict[str, str]",
     "decode_entries": "(prefix: str, context: Mapping[str, str], names: Any = None) -> "
@@ -35,6 +37,8 @@ CONTRACT = {
     "encode_entries": "(prefix: str, values: Mapping[str, Any]) -> dict[str, str]",
     "encode_value": "(value: Any, *, key: str = 'value') -> str",
     "find_run_files": "(root: str | Path) -> list[Path]",
+    "keep_links_on_override": "(task: Any, ours: Sequence[Any], make_links: "
+    "Callable[[Any], Sequence[Any]]) -> None",
     "live_run_ids": "() -> tuple[str, ...]",
     "override_custom_context": "(entries: Mapping[str, str]) -> Iterator[None]",
     "read_run": "(path: str | Path) -> RunRecord",
@@ -181,3 +185,45 @@ def test_server_url_and_client_server(monkeypatch: pytest.MonkeyPatch, tmp_path:
     with ext.client_server("http://127.0.0.1:9"):
         assert os.environ["WANDB_BASE_URL"] == "http://127.0.0.1:9"
     assert os.environ["WANDB_BASE_URL"] == "http://127.0.0.1:8"
+
+
+@pytest.mark.parametrize(
+    ("run_name", "action_name", "base"),
+    [
+        ("r1", "a1", "r1-a1"),
+        ("my run", "a/b", "my-run-a-b"),
+        ("r1", "{{.actionName}}", "r1-{{.actionName}}"),
+    ],
+)
+def test_action_id_base_is_the_id_of_a_tasks_own_run(
+    run_name: str, action_name: str, base: str
+) -> None:
+    assert ext.action_id_base(run_name, action_name) == base
+    assert len(ext.action_id_base("r" * 300, "a1")) <= 100
+    assert ext.action_id_base("r" * 300, "a1") == ext.action_id_base("r" * 300, "a1")
+
+
+def test_keep_links_on_override_keeps_every_decorators_links() -> None:
+    """Two decorators' hooks on one task: each keeps its own links, in order."""
+    import flyte
+
+    from flyteplugins.wandb import Wandb
+
+    env = flyte.TaskEnvironment(name="ext_links")
+
+    @env.task
+    def t() -> None: ...
+
+    def add(task: Any, project: str) -> None:
+        def make(_: Any) -> tuple[Wandb]:
+            return (Wandb(project=project),)
+
+        links = make(task)
+        task.links = (*tuple(task.links or ()), *links)
+        ext.keep_links_on_override(task, links, make)
+
+    add(t, "first")
+    add(t, "second")
+    theirs = Wandb(project="theirs")
+    for new in (t.override(links=(theirs,)), t.override(retries=1).override(links=(theirs,))):
+        assert [link.project for link in new.links] == ["theirs", "first", "second"]

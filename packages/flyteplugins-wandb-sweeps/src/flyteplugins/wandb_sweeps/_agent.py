@@ -1,43 +1,52 @@
-"""Running sweep trials: in this process, or as parallel Flyte child tasks.
+"""Running sweep trials: in this process, in worker processes, or as parallel Flyte child tasks.
 
 :func:`run_agent` is the one call user code needs: with a sweep on a W&B server it is
 ``wandb.agent``; with a sweep run by the local controller it asks the controller for trials and
 runs them here. Either way the objective is called with no arguments, starts its run with
-``@wandb_init`` and reads its parameters from ``run.config``.
+``@wandb_init`` and reads its parameters from ``run.config`` (or ``wandb.config``).
 
 A local trial is an ordinary ``@wandb_init`` run whose settings come from the context: the run id
 the controller chose, the trial's parameters as its config, the sweep id as its group and as a
-tag. They travel in the task-local ``custom_context``, never in process-wide environment variables,
-so trials of concurrent agents in one process (Flyte runs local child tasks on threads) cannot
-mix. After the objective returns, the trial's outcome is read back from what W&B recorded (the
-run's ``.wandb`` file): its exit code and summary, which score the trial for the controller.
+tag. They travel in the task-local ``custom_context``, never in process-wide environment
+variables, and inside the trial ``wandb.log`` / ``wandb.config`` / ``get_wandb_run()`` are that
+trial's run (the plugin answers wandb's module-level helpers per decorated call), so trials of
+concurrent agents cannot mix. The trial's outcome is taken from its live run when the objective
+returns: its summary, and the values of the sweep's metric that the objective logged.
 
 :func:`run_parallel_agents` runs N agents as concurrent Flyte child tasks. Online, every child
 runs ``wandb.agent`` on the same server sweep. With the local controller the parent owns the
 controller: it hands each child its trials as input and takes their outcomes back as output, in
 rounds (one trial per agent per round for bayes, so each round learns from the last), so no state
-is shared between processes and a grid configuration is never handed out twice.
+is shared between processes and a grid configuration is never handed out twice. When the children
+run in the parent's process (Flyte's local mode runs child tasks on threads), each agent runs its
+trials in a worker process of its own (started with ``spawn``, one W&B client each), so
+CPU-bound objectives run in parallel; the objective is imported there by name, so it must be a
+module-level function of an importable module.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import json
 import logging
+import multiprocessing
+import pickle
+import sys
 import threading
 import traceback
-from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
 from typing import Any
 
-from flyteplugins.wandb import get_wandb_run, get_wandb_run_dir, wandb_config, wandb_init
+from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init
 from flyteplugins.wandb.ext import effective_mode, live_run_ids, read_wandb_config
 
 from ._context import SweepRef
-from ._controller import LocalSweep, Trial, lookup
+from ._controller import LocalSweep, Trial, lookup, new_id, trial_tags
 from ._validate import check_agent_count
 
 logger = logging.getLogger(__name__)
@@ -47,7 +56,6 @@ logger = logging.getLogger(__name__)
 _wandb_agent_lock = threading.Lock()
 
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
-RECORD_WAIT_SECONDS = 30.0
 
 
 class SweepTrialsFailed(RuntimeError):
@@ -87,6 +95,54 @@ def _format_error(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` as JSON data (W&B objects in a summary become their text)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _logged_value(data: Mapping[str, Any], name: str) -> tuple[bool, Any]:
+    """The value of the metric ``name`` in a ``log`` call's data (``a.b`` may be nested)."""
+    if name in data:
+        return True, data[name]
+    cur: Any = data
+    for part in name.split("."):
+        if not isinstance(cur, Mapping) or part not in cur:
+            return False, None
+        cur = cur[part]
+    return True, cur
+
+
+@contextmanager
+def _metric_rows(run: Any, metric: str | None, rows: list[dict[str, Any]]) -> Iterator[None]:
+    """Within the block, every ``run.log`` (``wandb.log`` inside the trial is ``run.log``) that
+    logs ``metric`` adds ``{metric: value}`` to ``rows``: the trial's history of its metric, as
+    the live run received it. The run's own ``log`` is put back after the block."""
+    if metric is None:
+        yield
+        return
+    own = vars(run)
+    had, before = "log" in own, own.get("log")
+    client_log = run.log
+
+    @functools.wraps(client_log)
+    def log(data: Any, *args: Any, **kwargs: Any) -> Any:
+        result = client_log(data, *args, **kwargs)  # first: a refused call records nothing
+        if isinstance(data, Mapping):
+            found, value = _logged_value(data, metric)
+            if found:
+                rows.append({metric: value})
+        return result
+
+    run.log = log
+    try:
+        yield
+    finally:
+        if had:
+            own["log"] = before
+        else:
+            own.pop("log", None)
+
+
 def run_trial(
     function: Callable[[], Any],
     *,
@@ -97,7 +153,7 @@ def run_trial(
     entity: str | None = None,
     metric: str | None = None,
 ) -> dict[str, Any]:
-    """Run one trial of a local sweep and read back what W&B recorded for it.
+    """Run one trial of a local sweep and take its outcome from its live W&B run.
 
     The trial's run (id ``run_id``, config ``params``, grouped and tagged with the sweep id) is
     started here, around the objective: an objective with ``@wandb_init`` joins it, and one that
@@ -105,36 +161,36 @@ def run_trial(
     raises, its full traceback is written into the run's summary (``traceback``) before the
     run is finished as failed.
 
-    Returns ``{"run_id", "state", "summary", "history", "error"}``: ``history`` holds the rows
-    that logged ``metric``; ``state`` is ``"finished"`` only when the objective returned and its
-    run recorded exit code 0; ``error`` is the full traceback of a failed trial.
+    Returns ``{"run_id", "state", "summary", "history", "error"}`` (JSON data): ``summary`` is the
+    run's summary when the objective ended; ``history`` holds one ``{metric: value}`` row per
+    ``log`` call that logged ``metric``; ``state`` is ``"finished"`` when the objective returned
+    and ``"failed"`` otherwise; ``error`` is the full traceback of a failed trial.
     """
-    from .download import read_finished
-
     seen: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
 
     def trial() -> None:
         run = get_wandb_run()
         if run is None:  # the plan leaves this process silent: nothing to record into
             function()
             return
-        seen["file"] = Path(get_wandb_run_dir() or ".") / f"run-{run.id}.wandb"
+        seen["run"] = run.id
         try:
             # the objective's own @wandb_init joins this run, whatever the context asks for
-            with wandb_config(run_mode="auto"):
+            with _metric_rows(run, metric, rows), wandb_config(run_mode="auto"):
                 function()
         except Exception as exc:
             seen["error"] = run.summary[TRACEBACK_KEY] = _format_error(exc)
             raise
         finally:
-            seen["summary"] = dict(run.summary)
+            seen["summary"] = _json_safe(dict(run.summary))
 
     start = wandb_init(
         run_mode="new",
         id=run_id,
         config=params,
         group=sweep_id,
-        tags=[sweep_id],
+        tags=trial_tags(sweep_id),
         project=project,
         entity=entity,
     )(trial)
@@ -145,26 +201,16 @@ def run_trial(
         # the objective's traceback as the run recorded it (else: the trial's own failure)
         error = seen.get("error") or _format_error(exc)
         logger.warning("sweep %s: trial %s failed:\n%s", sweep_id, run_id, error)
-    summary: dict[str, Any] = seen.get("summary", {})
-    rows: list[dict[str, Any]] = []
-    exit_code: int | None = 1 if error else 0
-    file = seen.get("file")
-    if file is not None and file.is_file():
-        record = read_finished(file, RECORD_WAIT_SECONDS)
-        summary, rows, exit_code = record.summary, record.history, record.exit_code
-    elif file is None and error is None:
+    if "run" not in seen and error is None:
         error = (
             f"no W&B run was started for trial {run_id!r}: this process does not log to W&B "
             "(a non-zero rank of a distributed job?)"
         )
-    history = [{metric: row[metric]} for row in rows if metric in row] if metric else []
-    if error is None and exit_code != 0:
-        error = f"the trial's run ended with exit code {exit_code}"
     return {
         "run_id": run_id,
         "state": "finished" if error is None else "failed",
-        "summary": summary,
-        "history": history,
+        "summary": seen.get("summary", {}),
+        "history": _json_safe(rows),
         "error": error,
     }
 
@@ -191,7 +237,7 @@ def _run_local(
             f"a {sweep.method} sweep never runs out of trials: give count= (or run_cap in the "
             "sweep configuration)"
         )
-    done = 0
+    done = len(sweep.claim_restored(count))  # finished by an earlier attempt of the task
     failures = 0
     first_error: str | None = None
     while count is None or done < count:
@@ -453,6 +499,129 @@ def run_agent(
     return None
 
 
+# -- local agents in worker processes ------------------------------------------------------------
+
+
+def check_importable(function: Callable[[], Any]) -> None:
+    """Refuse an objective that a worker process could not import, naming it.
+
+    A worker process gets the objective by its module and name (``pickle`` by reference), so it
+    must be a module-level function (or another object ``pickle`` can send) of a module the
+    worker can import: not a lambda, a function defined inside another function, or a function
+    of an interactive session or ``python -c``.
+    """
+    module = getattr(function, "__module__", None)
+    name = getattr(function, "__qualname__", None) or repr(function)
+    why = None
+    if "<lambda>" in name:
+        why = "it is a lambda"
+    elif "<locals>" in name:
+        why = "it is defined inside a function"
+    elif module == "__main__" and not getattr(sys.modules.get("__main__"), "__file__", None):
+        why = "it is defined in an interactive session or `python -c`, which has no file to import"
+    else:
+        try:
+            pickle.dumps(function)
+        except Exception as exc:
+            why = f"pickle cannot send it by reference ({exc})"
+    if why is not None:
+        raise TypeError(
+            f"the objective {module}.{name} cannot be imported by the worker processes that run "
+            f"local parallel agents: {why}. Define it as a module-level function of an "
+            "importable module (in a script, start the Flyte run under "
+            '`if __name__ == "__main__":`)'
+        )
+
+
+def _trials_in_worker(
+    task_context: Any, function: Callable[[], Any], spec: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """In a worker process: run the trials of ``spec`` in the agent's Flyte task context."""
+    if task_context is None:
+        return _run_trials(function, spec)
+    from flyte._context import internal_ctx
+
+    with internal_ctx().replace_task_context(task_context):
+        return _run_trials(function, spec)
+
+
+def _run_trials(function: Callable[[], Any], spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [
+        run_trial(
+            function,
+            sweep_id=spec["sweep_id"],
+            run_id=t["run_id"],
+            params=t["params"],
+            project=spec.get("project"),
+            entity=spec.get("entity"),
+            metric=spec.get("metric"),
+        )
+        for t in spec["trials"]
+    ]
+
+
+class AgentProcesses:
+    """One worker process per local agent, for as long as a parallel sweep runs.
+
+    Each agent (``slot``) runs its trials, one after another, in a process of its own (started
+    with ``spawn`` when the agent gets its first trials, so it has its own W&B client) and keeps
+    it for every round. Registered by a token that travels in the agents' work descriptions: an
+    agent task running in this process finds its worker; one running elsewhere (a cluster pod)
+    does not, and runs its trials itself.
+    """
+
+    def __init__(self, agents: int) -> None:
+        self.token = new_id(16)
+        self._slots: list[ProcessPoolExecutor | None] = [None] * agents
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> AgentProcesses:
+        with _processes_lock:
+            _processes[self.token] = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with _processes_lock:
+            _processes.pop(self.token, None)
+        with self._lock:
+            slots, self._slots = self._slots, [None] * len(self._slots)
+        for executor in slots:
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+
+    def _executor(self, slot: int) -> ProcessPoolExecutor:
+        with self._lock:
+            executor = self._slots[slot]
+            if executor is None:
+                context = multiprocessing.get_context("spawn")
+                executor = self._slots[slot] = ProcessPoolExecutor(1, mp_context=context)
+            return executor
+
+    def run(
+        self, slot: int, function: Callable[[], Any], spec: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Run the trials of ``spec`` in the worker of agent ``slot``; their outcomes."""
+        import flyte
+
+        check_importable(function)
+        task_context = flyte.ctx() or None
+        executor = self._executor(slot)
+        try:
+            return executor.submit(_trials_in_worker, task_context, function, spec).result()
+        except BrokenProcessPool as exc:
+            with self._lock:  # the next round of this agent starts a fresh worker
+                if self._slots[slot] is executor:
+                    self._slots[slot] = None
+            raise RuntimeError(
+                f"the worker process of sweep agent {slot} ended while running trials "
+                f"{[t['run_id'] for t in spec['trials']]}"
+            ) from exc
+
+
+_processes: dict[str, AgentProcesses] = {}
+_processes_lock = threading.Lock()
+
+
 # -- agents as Flyte child tasks -----------------------------------------------------------------
 
 
@@ -460,8 +629,9 @@ def run_agent_work(work: str, function: Callable[[], Any]) -> str:
     """The body of an agent child task: run the trials (or the agent) that ``work`` describes.
 
     ``work`` is the JSON text :func:`run_parallel_agents` hands each child; the JSON text returned
-    carries the outcome of every trial back to the parent. Define the agent task once, at module
-    level, so a cluster can import it::
+    carries the outcome of every trial back to the parent. Define the agent task and the
+    objective once, at module level, so a cluster (and, locally, the agent's worker process)
+    can import them::
 
         @env.task
         def sweep_agent(work: str) -> str:
@@ -480,18 +650,13 @@ def run_agent_work(work: str, function: Callable[[], Any]) -> str:
         return json.dumps({"kind": "wandb", "outcomes": []})
     if spec.get("kind") != "local":
         raise ValueError(f"not a sweep agent's work description: {work[:200]!r}")
-    outcomes = [
-        run_trial(
-            function,
-            sweep_id=spec["sweep_id"],
-            run_id=t["run_id"],
-            params=t["params"],
-            project=spec.get("project"),
-            entity=spec.get("entity"),
-            metric=spec.get("metric"),
-        )
-        for t in spec["trials"]
-    ]
+    with _processes_lock:
+        processes = _processes.get(spec.get("processes") or "")
+    if processes is not None:
+        # the parent runs in this process: run the trials in this agent's worker process
+        outcomes = processes.run(int(spec.get("slot", 0)), function, spec)
+    else:
+        outcomes = _run_trials(function, spec)
     return json.dumps({"kind": "local", "outcomes": outcomes}, default=str)
 
 
@@ -523,7 +688,12 @@ def _local_rounds(sweep: LocalSweep, agents: int, count: int | None) -> list[lis
     return [b for b in buckets if b]
 
 
-def _work(sweep: LocalSweep, trials: Sequence[Trial]) -> str:
+def _work(
+    sweep: LocalSweep,
+    trials: Sequence[Trial],
+    processes: AgentProcesses | None = None,
+    slot: int = 0,
+) -> str:
     return json.dumps(
         {
             "kind": "local",
@@ -532,35 +702,48 @@ def _work(sweep: LocalSweep, trials: Sequence[Trial]) -> str:
             "entity": sweep.entity,
             "metric": sweep.metric_name,
             "trials": [{"run_id": t.run_id, "params": t.params} for t in trials],
+            "processes": processes.token if processes is not None else None,
+            "slot": slot,
         }
     )
 
 
 def _absorb(sweep: LocalSweep, outputs: Sequence[Any], works: Sequence[str]) -> None:
+    """Take a round's outcomes back; when every agent task of the round failed itself (not its
+    trials), the agents cannot run trials at all: stop with the first agent's error."""
+    failed = [out for out in outputs if isinstance(out, BaseException)]
     for out, work in zip(outputs, works, strict=True):
         if isinstance(out, BaseException):
             # the child task itself failed: its trials failed with it
             for t in json.loads(work)["trials"]:
-                sweep.report(t["run_id"], state="failed", error=f"agent task failed: {out!r}")
+                sweep.report(t["run_id"], state="failed", error=f"agent task failed: {out}")
             continue
         for outcome in json.loads(out)["outcomes"]:
             _report(sweep, outcome)
+    if failed and len(failed) == len(outputs):
+        raise SweepTrialsFailed(
+            f"sweep {sweep.sweep_id}: every agent task failed; first error: {failed[0]}"
+        ) from failed[0]
 
 
 def _drive(
-    local: LocalSweep, agents: int, count: int | None
+    local: LocalSweep, agents: int, count: int | None, processes: AgentProcesses | None = None
 ) -> Generator[list[str], list[Any], dict[str, Any]]:
     """The parent's side of local parallel agents.
 
     Yields each round's work descriptions, takes the children's outputs back (``send``), and
-    returns the sweep's results when no trial is left.
+    returns the sweep's results when no trial is left. Trials an earlier attempt of the task
+    finished count as run.
     """
     left = count
+    claimed = local.claim_restored(left)
+    if left is not None:
+        left -= len(claimed)
     while left is None or left > 0:
         rounds = _local_rounds(local, agents, left)
         if rounds is None:
             break
-        works = [_work(local, trials) for trials in rounds]
+        works = [_work(local, trials, processes, slot) for slot, trials in enumerate(rounds)]
         outputs = yield works
         _absorb(local, outputs, works)
         if left is not None:
@@ -610,6 +793,9 @@ async def run_parallel_agents(
     any starts. ``count`` is the total number of trials across agents (required for random and
     bayes sweeps). Online every child runs ``wandb.agent`` on the sweep (returns ``None``); with
     the local controller the parent proposes trials in rounds and returns the sweep's results.
+    Children that run in this process (Flyte's local mode) run their trials in one worker
+    process per agent, so the objective must be a module-level function of an importable
+    module.
     """
     ref = _current_ref(sweep_id)
     local = lookup(ref.id)
@@ -620,16 +806,17 @@ async def run_parallel_agents(
         works = _wandb_works(ref, agents, count)
         await asyncio.gather(*(agent_task.aio(w) for w in works))
         return None
-    rounds = _drive(local, agents, count)
-    try:
-        works = next(rounds)
-        while True:
-            outputs = await asyncio.gather(
-                *(agent_task.aio(w) for w in works), return_exceptions=True
-            )
-            works = rounds.send(list(outputs))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+    with AgentProcesses(agents) as processes:
+        rounds = _drive(local, agents, count, processes)
+        try:
+            works = next(rounds)
+            while True:
+                outputs = await asyncio.gather(
+                    *(agent_task.aio(w) for w in works), return_exceptions=True
+                )
+                works = rounds.send(list(outputs))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
 
 def run_parallel_agents_sync(
@@ -662,10 +849,11 @@ def run_parallel_agents_sync(
             if isinstance(out, BaseException):
                 raise out
         return None
-    rounds = _drive(local, agents, count)
-    try:
-        works = next(rounds)
-        while True:
-            works = rounds.send(launch(works))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+    with AgentProcesses(agents) as processes:
+        rounds = _drive(local, agents, count, processes)
+        try:
+            works = next(rounds)
+            while True:
+                works = rounds.send(launch(works))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]

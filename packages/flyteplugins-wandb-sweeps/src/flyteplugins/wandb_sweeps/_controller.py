@@ -4,7 +4,13 @@ A W&B sweep normally lives on the server: it proposes each trial when an agent's
 for one. Offline (or when asked to), :class:`LocalSweep` plays that part in the process of the
 ``@wandb_sweep`` task: it asks ``sweeps.next_runs`` for trials given every trial proposed so far
 (running ones included, so a grid never hands out a configuration twice and bayes accounts for
-trials in flight), and takes each finished trial's metric back from what W&B recorded.
+trials in flight), and takes each finished trial's metric back from its live W&B run.
+
+A sweep created by a ``@wandb_sweep`` task has an id derived from the Flyte run and action
+(:func:`local_sweep_id`) and keeps its state (the finished trials) in a small JSON file in the
+run's folder (:func:`state_path`), written after every trial: a retry of the task creates the
+same sweep, finds the file, and hands the finished trials back to its agents
+(:meth:`LocalSweep.claim_restored`) instead of running them again.
 
 ``sweeps`` 0.2.0 declares its pydantic fields with aliases (``summaryMetrics``,
 ``sampledHistory``) and, under pydantic 2, accepts only the aliases; this module is the one place
@@ -13,8 +19,11 @@ that builds its ``SweepRun`` objects.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
+import os
 import secrets
 import string
 import threading
@@ -27,12 +36,89 @@ from ._validate import validate_sweep_config
 
 TrialState = Literal["pending", "running", "finished", "failed"]
 
+logger = logging.getLogger(__name__)
+
 _ID_ALPHABET = string.ascii_lowercase + string.digits
+STATE_FORMAT = 1
+"""Version of the local sweep's state file."""
 
 
 def new_id(length: int = 8) -> str:
     """A random id in W&B's style (lowercase letters and digits)."""
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+MAX_TAG_LENGTH = 64
+"""Longest tag W&B accepts (trials are tagged with their sweep's id when it fits)."""
+
+
+def local_sweep_id(run_name: str, action_name: str) -> str:
+    """The id of the local sweep a ``@wandb_sweep`` task creates in the Flyte action
+    ``action_name`` of ``run_name``: ``{run digest}-{action}``.
+
+    The same on every attempt of the action, and computable when the task's links are rendered:
+    Flyte renders them with the run's name and the action's name or its template
+    (``{{.actionName}}``, kept verbatim and filled in by Flyte). Eight hex digits of the run
+    name's SHA-256 stand in for the name, which keeps the id short enough to tag the trials.
+    """
+    from flyteplugins.wandb.ext import action_id_base
+
+    digest = hashlib.sha256(run_name.encode("utf-8")).hexdigest()[:8]
+    return action_id_base(digest, action_name)
+
+
+def trial_tags(sweep_id: str) -> list[str]:
+    """The tags of a trial's run: its sweep's id, when W&B accepts it as a tag."""
+    return [sweep_id] if len(sweep_id) <= MAX_TAG_LENGTH else []
+
+
+def state_path(run_base_dir: str, sweep_id: str) -> str:
+    """Where the local sweep ``sweep_id`` of a Flyte run keeps its state: in the run's folder
+    (``run_base_dir``, a local path or an object store URL), so every attempt finds it."""
+    return f"{run_base_dir.rstrip('/')}/wandb-sweeps/{sweep_id}.json"
+
+
+def _local_path(path: str) -> str | None:
+    """``path`` as a local file name, or ``None`` for an object store URL."""
+    if path.startswith("file://"):
+        return path[len("file://") :]
+    return None if "://" in path else path
+
+
+def read_state(path: str) -> dict[str, Any] | None:
+    """The state saved at ``path`` (``None`` when there is none yet)."""
+    local = _local_path(path)
+    try:
+        if local is not None:
+            with open(local) as fh:
+                data = json.load(fh)
+        else:
+            from flyte.storage import get_underlying_filesystem
+
+            with get_underlying_filesystem(path=path).open(path, "r") as fh:
+                data = json.load(fh)
+    except FileNotFoundError:
+        return None
+    if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+        raise ValueError(f"{path} is not the state of a local sweep (format {STATE_FORMAT})")
+    return data
+
+
+def write_state(path: str, data: Mapping[str, Any]) -> None:
+    """Save ``data`` at ``path`` whole (a local file is replaced atomically)."""
+    text = json.dumps(data, sort_keys=True, default=repr)
+    local = _local_path(path)
+    if local is None:
+        from flyte.storage import get_underlying_filesystem
+
+        with get_underlying_filesystem(path=path).open(path, "w") as fh:
+            fh.write(text)
+        return
+    os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+    tmp = f"{local}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, local)
 
 
 def _engine() -> Any:
@@ -156,6 +242,7 @@ class LocalSweep:
         *,
         project: str | None = None,
         entity: str | None = None,
+        state: str | None = None,
     ) -> None:
         self.config = validate_sweep_config(config)
         self.sweep_id = sweep_id
@@ -172,6 +259,10 @@ class LocalSweep:
         self._seen: set[str] = set()
         self._exhausted = False
         self._lock = threading.Lock()
+        self.state = state
+        self._save_lock = threading.Lock()  # one writer at a time, the newest state last
+        self._restored: list[Trial] = []  # finished by an earlier attempt, not yet claimed
+        self._priors: set[str] = set()  # prior_runs: not trials of this sweep, not saved
         # the engine only understands the keys it documents; pass it exactly those
         self._engine_config = {
             k: v for k, v in self.config.items() if k in ("method", "metric", "parameters")
@@ -179,6 +270,8 @@ class LocalSweep:
         if self.method == "bayes":
             self._engine_config["metric"] = {"impute": "worst", **metric}
         _engine()  # fail now, not at the first trial, when the engine is missing
+        if state is not None:
+            self._restore(state)
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -310,7 +403,8 @@ class LocalSweep:
                 if metric is None:
                     metric = metric_value(self.metric_name, self.goal, t.summary, rows)
             t.metric = metric
-            return t
+        self._save()
+        return t
 
     def add_prior(
         self,
@@ -325,9 +419,94 @@ class LocalSweep:
             trial = Trial(run_id=run_id, params=dict(params), index=len(self._trials))
             self._trials.append(trial)
             self._seen.add(canonical(trial.params))
+            self._priors.add(run_id)
         return self.report(
             run_id, state="finished" if finished else "failed", summary=summary, history=history
         )
+
+    # -- state across attempts -------------------------------------------------------------------
+
+    def _state_locked(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "sweep_id": self.sweep_id,
+            "config": canonical(self._engine_config),
+            "trials": [
+                {
+                    "run_id": t.run_id,
+                    "params": t.params,
+                    "summary": t.summary,
+                    "history": t.history,
+                    "metric": t.metric,
+                }
+                for t in self._trials
+                if t.state == "finished" and t.run_id not in self._priors
+            ],
+        }
+
+    def _save(self) -> None:
+        """Write the finished trials to the state file (when the sweep has one).
+
+        A failure to write is logged, not raised: the sweep goes on, and a retry of its task
+        would run the unsaved trials again.
+        """
+        if self.state is None:
+            return
+        try:
+            with self._save_lock:
+                with self._lock:
+                    data = self._state_locked()
+                write_state(self.state, data)
+        except Exception as exc:
+            logger.warning(
+                "sweep %s: could not save its state to %s (a retry would run its finished "
+                "trials again): %r",
+                self.sweep_id,
+                self.state,
+                exc,
+            )
+
+    def _restore(self, path: str) -> None:
+        data = read_state(path)
+        if data is None:
+            return
+        if data.get("sweep_id") != self.sweep_id or data.get("config") != canonical(
+            self._engine_config
+        ):
+            logger.warning(
+                "sweep %s: the state at %s belongs to another sweep configuration; starting "
+                "afresh (it is overwritten after the first trial)",
+                self.sweep_id,
+                path,
+            )
+            return
+        for saved in data.get("trials", []):
+            trial = Trial(
+                run_id=saved["run_id"],
+                params=dict(saved["params"]),
+                index=len(self._trials),
+                state="finished",
+                summary=dict(saved.get("summary") or {}),
+                history=list(saved.get("history") or []),
+                metric=saved.get("metric"),
+            )
+            self._trials.append(trial)
+            self._seen.add(canonical(trial.params))
+            self._restored.append(trial)
+        if self._restored:
+            logger.info(
+                "sweep %s: resumed with %d trials finished by an earlier attempt",
+                self.sweep_id,
+                len(self._restored),
+            )
+
+    def claim_restored(self, limit: int | None = None) -> list[Trial]:
+        """Up to ``limit`` trials an earlier attempt of this sweep finished (from its state),
+        each handed out once: an agent counts them as trials it ran, instead of running them."""
+        with self._lock:
+            n = len(self._restored) if limit is None else max(0, min(limit, len(self._restored)))
+            claimed, self._restored = self._restored[:n], self._restored[n:]
+            return claimed
 
     def best(self) -> Trial | None:
         """The finished trial with the best metric (``None`` without a metric or a result)."""
@@ -389,12 +568,15 @@ def create_local_sweep(
     project: str | None = None,
     entity: str | None = None,
     sweep_id: str | None = None,
+    state: str | None = None,
 ) -> LocalSweep:
     """Create and register a local sweep (the offline counterpart of ``wandb.sweep``).
 
     Its id finds it (``run_agent``, ``wandb.agent``) until :meth:`LocalSweep.close`; use it as
-    ``with create_local_sweep(...) as sweep:`` to close it at the end of the block.
+    ``with create_local_sweep(...) as sweep:`` to close it at the end of the block. ``state``
+    (a path or object store URL) keeps the finished trials there, after each one; a sweep
+    created later with the same id, configuration and ``state`` resumes from them.
     """
-    sweep = LocalSweep(sweep_id or new_id(), config, project=project, entity=entity)
+    sweep = LocalSweep(sweep_id or new_id(), config, project=project, entity=entity, state=state)
     register(sweep)
     return sweep

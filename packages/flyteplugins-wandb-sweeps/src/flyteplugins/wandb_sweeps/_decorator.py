@@ -6,6 +6,11 @@ published, or validate the configuration and create one (``wandb.sweep`` on a se
 controller offline or when asked) -> publish it to the code inside (``get_wandb_sweep_id()``) and
 to child tasks (``custom_context``) -> run the task -> with ``download_logs``, download every
 trial's logs through a ``flyte.trace`` function.
+
+A local sweep's id is derived from the Flyte run and action (:func:`._controller.local_sweep_id`),
+so the task's ``WandbSweep`` link names it before the task runs, and a retry of the task resumes
+the same sweep from its state file in the run's folder. A server sweep's id is the server's: the
+task prints the sweep's page when it is created.
 """
 
 from __future__ import annotations
@@ -19,7 +24,12 @@ from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import Any, TypeVar, overload
 
-from flyteplugins.wandb.ext import override_custom_context, server_url
+from flyteplugins.wandb.ext import (
+    keep_links_on_override,
+    override_custom_context,
+    server_url,
+    sweep_page_url,
+)
 
 from ._context import (
     SweepRef,
@@ -135,10 +145,9 @@ def wandb_sweep(
             if getattr(func, _MARK, None) is not None:
                 raise ValueError(f"@wandb_sweep is applied twice to the task {target.name!r}")
             target.func = _wrap(func, opts)
-            from ._link import WandbSweep
-
-            link = WandbSweep(project=opts.get("project"), entity=opts.get("entity"))
-            target.links = (*tuple(target.links or ()), link)
+            links = _sweep_links(target, opts)
+            target.links = (*tuple(target.links or ()), *links)
+            keep_links_on_override(target, links, lambda task: _sweep_links(task, opts))
             return target
         if callable(target):
             raise TypeError(
@@ -149,6 +158,19 @@ def wandb_sweep(
     if _func is not None:
         return apply(_func)
     return apply
+
+
+def _sweep_links(task: Any, opts: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The links ``@wandb_sweep`` adds to a task (computed again for an overridden task)."""
+    from ._link import WandbSweep
+
+    return (
+        WandbSweep(
+            project=opts.get("project"),
+            entity=opts.get("entity"),
+            local_controller=opts.get("local_controller"),
+        ),
+    )
 
 
 def _wrap(func: Callable[..., Any], opts: dict[str, Any]) -> Any:
@@ -201,6 +223,12 @@ def _is_offline(mode: str | None) -> bool:
     return effective_mode(mode) in ("offline", "disabled")
 
 
+def is_local(local_controller: Any, mode: str | None) -> bool:
+    """Whether a new sweep is run by the local controller: when asked (``local_controller``),
+    or when W&B is offline for a run with the ``mode`` the settings give."""
+    return bool(local_controller) or _is_offline(mode)
+
+
 _CONFIG_KEYS = ("method", "metric", "parameters")
 
 
@@ -237,7 +265,7 @@ class _SweepCall:
             settings["download_logs"] = self.opts.get("download_logs")
         else:
             config = validate_sweep_config(config)
-            local = bool(settings.get("local_controller")) or offline
+            local = is_local(settings.get("local_controller"), wandb_cfg.get("mode"))
             ref, self.created = _create(config, settings, project, entity, host, local)
         if ref.local or (ref.host and server_url({"host": ref.host}) != server_url({})):
             # the specification's wandb.agent(get_wandb_sweep_id(), ...) runs local trials too,
@@ -292,7 +320,10 @@ def _create(
     if local:
         from ._controller import create_local_sweep
 
-        sweep = create_local_sweep(config, project=project, entity=entity)
+        sweep_id, state = _local_identity()
+        sweep = create_local_sweep(
+            config, project=project, entity=entity, sweep_id=sweep_id, state=state
+        )
         if config.get("early_terminate"):
             logger.warning(
                 "sweep %s: early_terminate needs a W&B server; the local controller runs every "
@@ -312,8 +343,27 @@ def _create(
     from ._agent import client_host
 
     with client_host(host):
-        sweep_id = wandb.sweep(config, entity=entity, project=project, prior_runs=prior_runs)
-    return SweepRef(str(sweep_id), project, entity, host, local=False), None
+        sweep_id = str(wandb.sweep(config, entity=entity, project=project, prior_runs=prior_runs))
+    # the task's link could only name the project's sweeps page: say where this sweep is
+    url = sweep_page_url({"host": host, "entity": entity, "project": project}, sweep_id)
+    print(f"W&B sweep of this task: {url}", flush=True)
+    return SweepRef(sweep_id, project, entity, host, local=False), None
+
+
+def _local_identity() -> tuple[str | None, str | None]:
+    """The id and state file of a local sweep created in the running Flyte action (derived from
+    the run and action, so every attempt finds the same), or ``(None, None)`` outside Flyte."""
+    import flyte
+
+    from ._controller import local_sweep_id, state_path
+
+    tctx = flyte.ctx()
+    if not tctx:
+        return None, None
+    action = getattr(tctx, "task_action", None) or tctx.action
+    sweep_id = local_sweep_id(action.run_name or "run", action.name)
+    base = tctx.run_base_dir
+    return sweep_id, state_path(base, sweep_id) if base else None
 
 
 def _seed_prior_runs(sweep: Any, prior_runs: list[str]) -> None:

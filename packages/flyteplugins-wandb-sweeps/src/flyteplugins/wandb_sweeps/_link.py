@@ -1,9 +1,11 @@
 """The ``WandbSweep`` link shown on a ``@wandb_sweep`` task in the Flyte UI.
 
-Links are rendered at submit time, before the task runs, while a new sweep's id is only known once
-the W&B server created it. So the link points at the sweep's own page when its id is already known
-(an id given here, or the sweep an enclosing ``@wandb_sweep`` task published in the submitter's
-``custom_context``), and otherwise at the project's sweeps page, where the new sweep appears.
+Links are rendered at submit time, before the task runs. The link names the sweep itself whenever
+its id is known then: an id given here, the sweep an enclosing ``@wandb_sweep`` task published in
+the submitter's ``custom_context``, or a local sweep the task will create (its id is derived from
+the Flyte run and action, :func:`._controller.local_sweep_id`). A sweep the W&B server will create
+gets its id only when the task runs: the link points at the project's sweeps page, where it
+appears, and the task prints the sweep's own page when it creates it.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from ._context import read_sweep, read_sweep_settings
 
 @dataclass
 class WandbSweep:
-    """Link to a W&B sweep (or, before the sweep exists, to the project's sweeps page).
+    """Link to a W&B sweep (or, before a server sweep exists, to the project's sweeps page).
 
     Settings given here win over the submitter's ``wandb_sweep_config``/``wandb_config`` context.
     The fields come in the order of the 2.x link (``host, project, entity, id, name``); ``id`` and
     ``sweep_id`` name the same sweep (either may be given; both only when equal).
+    ``local_controller`` is ``@wandb_sweep``'s: with it (or when W&B is offline) the task creates
+    a local sweep whose id the link derives from the Flyte run and action.
     """
 
     host: str | None = None
@@ -32,6 +36,7 @@ class WandbSweep:
     name: str = "Weights & Biases Sweep"
     icon_uri: str = WANDB_ICON
     sweep_id: str | None = None
+    local_controller: bool | None = None
 
     def __post_init__(self) -> None:
         if self.id is not None and self.sweep_id is not None and self.id != self.sweep_id:
@@ -42,7 +47,16 @@ class WandbSweep:
         self.sweep_id = self.sweep_id if self.sweep_id is not None else self.id
         self.id = self.sweep_id
 
-    def url(self, context: dict[str, str] | None = None) -> str:
+    def url(
+        self,
+        context: dict[str, str] | None = None,
+        run_name: str | None = None,
+        action_name: str | None = None,
+    ) -> str:
+        """The link's URL for a submission with ``context``; ``run_name``/``action_name`` (the
+        Flyte run and action the task runs as) name the local sweep the task would create."""
+        from ._decorator import is_local
+
         ctx = context or {}
         run_cfg = read_wandb_config(ctx)
         sweep_cfg = read_sweep_settings(ctx)
@@ -51,8 +65,17 @@ class WandbSweep:
         source: dict[str, Any] = {}
         if sweep_id is None and published is not None:
             source = published.as_dict()
-            # a local controller's sweep has no page on the server: link the sweeps page
-            sweep_id = None if published.local else published.id
+            sweep_id = published.id
+        elif sweep_id is None and run_name and action_name:
+            local = (
+                self.local_controller
+                if self.local_controller is not None
+                else sweep_cfg.get("local_controller")
+            )
+            if is_local(local, run_cfg.get("mode")):
+                from ._controller import local_sweep_id
+
+                sweep_id = local_sweep_id(run_name, action_name)
         settings = {
             "host": self.host or source.get("host") or run_cfg.get("host"),
             "entity": self.entity
@@ -77,4 +100,4 @@ class WandbSweep:
         pod_name: str,
         **kwargs: Any,
     ) -> str:
-        return self.url(context)
+        return self.url(context, run_name, action_name)

@@ -81,13 +81,19 @@ def keep_links_on_override(
     travels along, but ``override(links=...)`` replaces the links (ours would be lost) and
     ``override(plugin_config=Elastic(...))`` changes the shape the links were computed for. The
     hook drops ``ours`` (the link objects this plugin added), appends ``make_links(new_task)``
-    after the links the caller kept or passed, and installs itself on the new task too.
+    after the links the caller kept or passed, and installs itself on the new task too. A hook
+    another decorator installed on ``task`` before (``@wandb_sweep`` above ``@wandb_init``) runs
+    first, so each keeps its own links.
     """
     cls_override = type(task).override
+    previous = vars(task).get("override")  # another decorator's hook on this task
     own = {id(link) for link in ours}
 
     def override(*args: Any, **kwargs: Any) -> Any:
-        new = cls_override(task, *args, **kwargs)
+        if previous is not None:
+            new = previous(*args, **kwargs)
+        else:
+            new = cls_override(task, *args, **kwargs)
         kept = tuple(link for link in new.links or () if id(link) not in own)
         fresh = tuple(make_links(new))
         new.links = (*kept, *fresh)

@@ -22,10 +22,12 @@ The client's mode
 What the client recorded offline (the ``run-<id>.wandb`` reader)
     :func:`read_run`, :func:`find_run_files`, :class:`RunRecord`, :class:`RecordFormatError`.
 
-Links
+Links and ids
     :data:`WANDB_ICON`: the icon of every W&B link in the Flyte UI.
     :func:`sweep_page_url`: the page of a sweep, decided by the plugin's resolver (the server,
     web app and entity the installed client would use).
+    :func:`action_id_base`: the base every W&B id derived from a Flyte action starts with.
+    :func:`keep_links_on_override`: keep a decorator's links on ``task.override(...)``.
 
 The server
     :func:`server_url`: the API URL a run with these settings uses, decided by the resolver.
@@ -42,7 +44,7 @@ Importing this module does not import ``wandb``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from ._backend import effective_mode
@@ -77,6 +79,35 @@ def sweep_page_url(settings: Mapping[str, Any], sweep_id: str | None) -> str:
     return _resolve.sweep_link(settings, defaults=_client.read_defaults(), sweep_id=sweep_id)
 
 
+def action_id_base(run_name: str, action_name: str) -> str:
+    """The base of the W&B ids derived from the Flyte action ``action_name`` of ``run_name``.
+
+    ``{run_name}-{action_name}``, with the characters W&B rejects replaced and shortened with a
+    stable hash to leave room for suffixes; Flyte templates such as ``{{.actionName}}`` are kept
+    as they are, so a link rendered before the names exist names the same id once Flyte fills
+    them in. It is the id of a task's own run, and the same inputs always give the same base
+    (a retry of the action included).
+    """
+    from flyteplugins.wandb_core import make_base
+
+    return make_base(run_name, action_name)
+
+
+def keep_links_on_override(
+    task: Any, ours: Sequence[Any], make_links: Callable[[Any], Sequence[Any]]
+) -> None:
+    """Keep the links a decorator added to ``task`` on every ``task.override(...)``.
+
+    Flyte's ``override`` returns a new task; ``override(links=...)`` replaces its links, which
+    would drop ``ours`` (the link objects the decorator added). With this hook the new task has
+    the links the caller kept or passed, followed by ``make_links(new_task)``, and the hook is
+    installed on the new task too. The plugin's own ``Wandb`` links are kept the same way.
+    """
+    from ._elastic import keep_links_on_override as keep
+
+    keep(task, ours, make_links)
+
+
 def server_url(settings: Mapping[str, Any]) -> str:
     """The API URL of the W&B server a run with ``settings`` (``host``, ``settings``) talks to.
 
@@ -104,6 +135,7 @@ __all__ = [
     "ContextEntries",
     "RecordFormatError",
     "RunRecord",
+    "action_id_base",
     "client_server",
     "current_custom_context",
     "decode_entries",
@@ -112,6 +144,7 @@ __all__ = [
     "encode_entries",
     "encode_value",
     "find_run_files",
+    "keep_links_on_override",
     "live_run_ids",
     "override_custom_context",
     "read_run",
