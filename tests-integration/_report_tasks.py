@@ -97,3 +97,24 @@ async def make_file(text: str) -> tuple[File, int]:
     path = Path(os.environ.get("TMPDIR", "/tmp")) / f"out-{text}.txt"
     path.write_text(text)
     return await File.from_local(str(path)), len(text)
+
+
+@wandb_init(project="report-tests", entity="local", report=True)
+@env.task
+def train_live(steps: int) -> str:
+    """Logs, waits for the live writer, and returns its own report as written mid-run."""
+    import time
+
+    run = get_wandb_run()
+    assert run is not None
+    for i in range(steps):
+        run.log({"loss": float(i)})
+    ctx = flyte.ctx()
+    assert ctx is not None
+    report = Path(ctx.output_path) / "report.html"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if report.is_file() and f'data-logged="{steps}"' in report.read_text():
+            break
+        time.sleep(0.1)
+    return report.read_text()

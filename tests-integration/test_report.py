@@ -130,3 +130,17 @@ def test_the_report_renders_in_headless_chromium(wandb_offline: Path, tmp_path: 
     # network are not reachable here and do not count
     errors = [line for line in proc.stderr.splitlines() if "Uncaught" in line]
     assert errors == []
+
+
+def test_the_tab_is_updated_while_the_task_runs(
+    wandb_offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from _report_tasks import train_live
+
+    from flyteplugins.wandb import _report
+
+    monkeypatch.setattr(_report, "LIVE_INTERVAL_S", 0.2)
+    _, mid_run = run_named(train_live, 6, prefix="report-live")
+    tab = parse_tab(mid_run)
+    assert tab.runs[1][-1] == "running"  # written before the task ended
+    assert tab.chart("loss").logged == 6
