@@ -580,7 +580,7 @@ _NO_SERVICE = "-"
 
 @dataclass(frozen=True)
 class NodeService:
-    """The wandb-core service that every rank of one node starting a run attaches to.
+    """The wandb-core service that the ranks of one node starting runs of their own attach to.
 
     Without it each rank starts its own service (~40 MB and ~0.2 s each, M per node). The first
     rank of the node to claim the service in the job's c10d store starts it *detached* (it is
@@ -599,12 +599,17 @@ class NodeService:
     def for_plan(
         cls, plan_: RunPlan, topology: Topology | None, environ: Mapping[str, str]
     ) -> NodeService | None:
-        """The node's service for a rank whose node has several ranks starting runs (``new``
-        and ``shared`` modes); ``None`` otherwise."""
+        """The node's service for a rank whose node has several ranks starting runs of their
+        own (``new`` mode); ``None`` otherwise.
+
+        ``auto`` starts one run per node at most. ``shared`` writers of one run cannot share a
+        service: wandb-core (0.31) keeps one stream per run id and refuses a second writer of
+        the same id ("run ID ... is in use"), so each keeps its own.
+        """
         if topology is None or not plan_.initializes or topology.local_world_size < 2:
             return None
-        if plan_.run_mode not in ("new", "shared"):
-            return None  # auto: one logging rank per node at most
+        if plan_.run_mode != "new":
+            return None
         job = environ.get("TORCHELASTIC_RUN_ID") or environ.get("JOBSET_NAME") or "job"
         restart = environ.get("JOBSET_RESTART_ATTEMPT", "0")
         host = socket.gethostname()  # the service's socket is local to the machine

@@ -1,0 +1,54 @@
+"""The wandb-core service processes a job started, found through ``/proc`` (Linux).
+
+A service is recognised by its executable's name (``wandb-core``) and the folder it was started
+in (the job's folder: the harness starts every job in its own). ``--detached`` services belong to
+no process (see ``_distributed.NodeService``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class Service:
+    pid: int
+    detached: bool
+    rss_bytes: int
+
+
+def services(cwd: Path) -> list[Service]:
+    """The live wandb-core processes whose working folder is ``cwd``."""
+    want = str(cwd.resolve())
+    found = []
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if not argv or not argv[0].endswith(b"wandb-core"):
+                continue
+            if os.readlink(entry / "cwd") != want:
+                continue
+            rss = 0
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1]) * 1024
+        except OSError:  # gone meanwhile
+            continue
+        found.append(Service(int(entry.name), b"--detached" in argv, rss))
+    return found
+
+
+def stop(found: list[Service]) -> None:
+    """End the given services (a detached one would otherwise idle out on its own)."""
+    for service in found:
+        try:
+            os.kill(service.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass

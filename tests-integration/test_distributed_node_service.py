@@ -1,0 +1,138 @@
+"""One wandb-core service per node (``_distributed.NodeService``), with real processes.
+
+* A real 1-node x 4-process Elastic job in ``new`` mode (four runs): every rank's run is
+  complete, and the job started exactly one service, a detached one (no rank owns it), instead
+  of one per rank. In ``shared`` mode each writer keeps its own service (wandb-core keeps one
+  stream per run id and refuses a second writer of the same id): the runs are complete and no
+  service is left behind.
+* A detached service outlives the process that started it: a writer attached to it finishes
+  its run completely after that process was killed (SIGKILL), where an owned service takes the
+  writer's data with it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from _services import services, stop
+from torchrun_harness import Case, launch
+
+from flyteplugins.wandb._records import read_runs
+
+pytestmark = pytest.mark.timeout(600)
+
+STEPS = 5
+
+
+def _offline(root: Path) -> dict[str, str]:
+    return {
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(root),
+        "WANDB_CONFIG_DIR": str(root / ".config"),
+        "WANDB_CACHE_DIR": str(root / ".cache"),
+        "WANDB_SILENT": "true",
+    }
+
+
+@pytest.mark.parametrize("run_mode", ["new", "shared"])
+def test_the_ranks_of_a_node_share_one_detached_service(tmp_path: Path, run_mode: str) -> None:
+    seen: dict[int, bool] = {}  # every service seen while the job ran: pid -> detached
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.update((s.pid, s.detached) for s in services(tmp_path))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        job = launch(
+            tmp_path,
+            [Case(name="svc", run_mode=run_mode, steps=STEPS)],
+            nnodes=1,
+            nproc_per_node=4,
+            run_prefix=f"svc-{run_mode}",
+            env=_offline(tmp_path),
+        )
+    finally:
+        done.set()
+        watcher.join()
+    found = services(tmp_path)
+    try:
+        assert job.returncodes == [0], job.logs
+        assert all(r["ok"] for r in job.case("svc")), job.case("svc")
+        # The ranks' own (owned) services died with them; a shared one lives on until its
+        # idle timeout, and it is the only one the job started.
+        assert [s.detached for s in found] == ([True] if run_mode == "new" else [])
+        if run_mode == "new":
+            assert seen == {found[0].pid: True}  # no rank started a service of its own
+        else:
+            assert sorted(seen.values()) == [False] * 4  # one per writer, owned by it
+        runs = [r for r in read_runs(tmp_path) if r.run_id]
+        assert len(runs) == 4  # four runs (new) or the four writers' files of one run (shared)
+        for rec in runs:
+            assert len(rec.metric("loss")) == STEPS, rec.path
+        if run_mode == "new":
+            assert len({r.run_id for r in runs}) == 4
+        else:
+            assert len({r.run_id for r in runs}) == 1
+    finally:
+        stop(found)
+
+
+_STARTER = """
+import sys, time
+from flyteplugins.wandb import _backend
+print(_backend.start_node_service(sys.argv[1]), flush=True)
+time.sleep(600)
+"""
+
+_WRITER = """
+import time, wandb
+run = wandb.init(project="svc", reinit="create_new")
+for i in range(20):
+    run.log({"i": i})
+    time.sleep(0.1)
+run.finish()
+"""
+
+
+def test_a_writer_survives_the_death_of_the_process_that_started_the_service(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, **_offline(tmp_path)}
+    env.pop("WANDB_SERVICE", None)
+    starter = subprocess.Popen(
+        [sys.executable, "-c", _STARTER, "30s"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert starter.stdout is not None
+        token = starter.stdout.readline().strip()
+        assert token.startswith("3-"), token
+        writer = subprocess.Popen(
+            [sys.executable, "-c", _WRITER], env={**env, "WANDB_SERVICE": token}, cwd=tmp_path
+        )
+        time.sleep(1.0)
+        os.kill(starter.pid, signal.SIGKILL)  # the rank that started the service dies
+        assert writer.wait(timeout=120) == 0
+    finally:
+        if starter.poll() is None:
+            starter.kill()
+        starter.wait()
+    [rec] = read_runs(tmp_path)
+    assert rec.metric("i") == list(range(20)) and rec.exit_code == 0
+    found = services(tmp_path)
+    assert [s.detached for s in found] == [True]  # still up, for the node's other ranks
+    stop(found)
