@@ -41,7 +41,7 @@ def train_steps(
     steps: int = STEPS,
     fail_at: int | None = FAIL_AT,
     ckpt: int = CKPT,
-    before_fail: Callable[[], None] | None = None,
+    before_fail: Callable[[], bool] | None = None,
 ) -> str:
     run = rewind_to(restored) if restored is not None else get_wandb_run()
     assert run is not None
@@ -51,8 +51,8 @@ def train_steps(
         if step == ckpt:
             save(step)
         if attempt == 0 and step == fail_at:
-            if before_fail is not None:
-                before_fail()
+            if before_fail is not None and not before_fail():
+                return str(run.id)  # this rank ends; another one's failure restarts the job
             raise RuntimeError(f"attempt {attempt} of rank {rank} is lost at step {step}")
     return str(run.id)
 
@@ -118,6 +118,17 @@ def rewind_bad(step: int) -> str:
     return str(run.id)
 
 
+@wandb_init(project="sync-down", entity="ent", sync="after")
+@env.task
+def offline_steps(n: int) -> str:
+    """Logs ``n`` rows offline; returns the Flyte run's storage (where its folder was saved)."""
+    run = get_wandb_run()
+    assert run is not None
+    for i in range(n):
+        run.log({"x": i})
+    return str(flyte.ctx().run_base_dir)
+
+
 # ----------------------------------------------------------------------- Elastic jobs
 
 
@@ -131,28 +142,35 @@ def elastic_body(case: dict[str, Any]) -> str:
     out = Path(case["out"])
     ckpt_file = out / f"ckpt-rank{rank}.json"
     restored = json.loads(ckpt_file.read_text())["step"] if ckpt_file.exists() else None
-    dist.init_process_group("gloo")
+    world = int(os.environ["WORLD_SIZE"])
+    # a store of this attempt's own: nothing a stopped attempt left in the agent's store is read
+    store = dist.FileStore(str(out / f"pg-store-{attempt}"), world)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=world)
 
     def save(step: int) -> None:
         ckpt_file.write_text(json.dumps({"step": step}))
 
-    def before_fail() -> None:
+    def before_fail() -> bool:
+        """Rank 0 fails (after the others ended their attempt); torch's elastic agent then
+        restarts every worker."""
         dist.barrier()  # every rank logged its last step of the lost attempt
-        if rank != 0:
-            time.sleep(60)  # stopped by the agent (SIGTERM) when rank 0 fails, as on eviction
-
-    try:
-        return train_steps(
-            attempt=attempt,
-            restored=restored,
-            save=save,
-            rank=rank,
-            steps=case["steps"],
-            fail_at=case["fail_at"],
-            before_fail=before_fail,
-        )
-    finally:
         dist.destroy_process_group()
+        if rank == 0:
+            time.sleep(3)  # the other ranks' runs finish before the agent stops them
+        return rank == 0
+
+    value = train_steps(
+        attempt=attempt,
+        restored=restored,
+        save=save,
+        rank=rank,
+        steps=case["steps"],
+        fail_at=case["fail_at"],
+        before_fail=before_fail,
+    )
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return value
 
 
 def _elastic_task(case: dict[str, Any]) -> Any:

@@ -181,8 +181,10 @@ def test_offline_shared_writers_become_one_run_and_sync_once(
     assert len(first["synced"]) == 2 and first["skipped"] == []
     [run] = _get(wandb_online, "/_test/runs?project=sync-shared")
     rows = run["history"]
+    # every row of both writers, once each (the client's sync replays the writers one after
+    # the other and numbers the later one's _step after the earlier one's: "x" is the step)
     for rank in (0, 1):
-        assert sorted(r["_step"] for r in rows if r["rank"] == rank) == list(range(31)), rank
+        assert sorted(r["x"] for r in rows if r["rank"] == rank) == list(range(31)), rank
     assert len(rows) == 62 and run["state"] == "finished"
     before = _stream_requests(wandb_online, run["name"])
     again = _local(jobs.wandb_sync, "sync-shared-again", tmp_path, root)
@@ -196,14 +198,8 @@ def test_a_failed_sync_keeps_the_folders_and_says_how_to_retry(
 ) -> None:
     server = make_wandb_server()
     wandb_online_at(server)
-    result = _elastic(
-        tmp_path,
-        "down",
-        steps=5,
-        nproc=1,
-        wandb={"project": "sync-down", "entity": "ent", "sync": "after"},
-    )
-    root = flyte.io.Dir(path=str(Path(result["run_base_dir"]) / "wandb-offline"))
+    run_base_dir = _local(jobs.offline_steps, "sync-down-train", tmp_path, 6)
+    root = flyte.io.Dir(path=str(Path(run_base_dir) / "wandb-offline"))
     server.kill()
     with pytest.raises(Exception) as info:
         _local(jobs.wandb_sync, "sync-down", tmp_path, root)
@@ -218,3 +214,4 @@ def test_a_failed_sync_keeps_the_folders_and_says_how_to_retry(
     assert len(retried["synced"]) == 1
     [run] = _get(server, "/_test/runs?project=sync-down")
     assert sorted(r["_step"] for r in run["history"]) == list(range(6))
+    assert _local(jobs.wandb_sync, "sync-down-again", tmp_path, root)["synced"] == []

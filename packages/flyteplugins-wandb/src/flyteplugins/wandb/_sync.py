@@ -140,6 +140,32 @@ class Persisted:
     folder: str
 
 
+WRITE_WAIT_S: Final = 30.0
+"""How long a finished run's folder is waited for: the client's service writes the end of the
+run file in the background, after ``finish()`` returned."""
+
+
+def _wait_written(folder: Path, wait_s: float = WRITE_WAIT_S) -> bool:
+    """Wait until every run file in ``folder`` holds its run's exit record and stopped growing."""
+    from ._records import read_run
+
+    deadline = time.monotonic() + wait_s
+    files = sorted(folder.glob("run-*.wandb"))
+    sizes: dict[Path, int] = {}
+    while True:
+        done = True
+        for path in files:
+            size = path.stat().st_size
+            if sizes.get(path) != size or not read_run(path).finished:
+                done = False
+            sizes[path] = size
+        if done and files:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
 def persist_run(run: Any, *, host: str | None, label: str | None = None) -> Persisted | None:
     """Copy the finished offline ``run``'s folder into the current Flyte run's storage.
 
@@ -153,6 +179,7 @@ def persist_run(run: Any, *, host: str | None, label: str | None = None) -> Pers
         if not run_id or not folder.is_dir():
             raise FileNotFoundError(f"the run has no local folder ({folder})")
         root = current_root()
+        complete = _wait_written(folder)
         from flyte.storage import join
 
         key = f"{time.time_ns()}-{os.getpid()}"
@@ -173,6 +200,13 @@ def persist_run(run: Any, *, host: str | None, label: str | None = None) -> Pers
             return await put(str(folder), remote, recursive=True)
 
         _run_coroutine(upload)
+        if not complete:
+            warnings.warn(
+                f"the offline W&B run {run_id} had not finished writing {folder} after "
+                f"{WRITE_WAIT_S:.0f} s; what was written is saved for the sync task",
+                WandbOfflineRunNotSaved,
+                stacklevel=3,
+            )
     except Exception as exc:
         warnings.warn(
             f"the offline W&B run {run_id or '?'} (sync='after') could not be copied to the "
