@@ -29,6 +29,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests-integration"))
 
+from _services import services, stop  # noqa: E402
 from torchrun_harness import Case, LaunchResult, launch  # noqa: E402
 
 STEPS = int(os.environ.get("BENCH_DISTRIBUTED_STEPS", "200"))
@@ -94,9 +95,49 @@ def measure(root: Path) -> dict[str, Any]:
     return out
 
 
+def service_rss(root: Path, nproc: int) -> float:
+    """Peak summed RSS (MB) of the wandb-core services of a 1-node ``new``-mode job of ``nproc``
+    ranks (every rank its own run), sampled every 50 ms while it runs."""
+    import threading
+    import time
+
+    peak = 0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, sum(s.rss_bytes for s in services(root)))
+            time.sleep(0.05)
+
+    env = {
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(root),
+        "WANDB_CONFIG_DIR": str(root / ".config"),
+        "WANDB_SILENT": "true",
+    }
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        job = launch(
+            root, [Case(name="rss", run_mode="new", steps=STEPS, step_sleep_s=0.01)],
+            nnodes=1, nproc_per_node=nproc, run_prefix=f"rss{nproc}", env=env, timeout_s=600,
+        )  # fmt: skip
+    finally:
+        done.set()
+        watcher.join()
+        stop(services(root))
+    if not all(r["ok"] for r in job.case("rss")):
+        raise RuntimeError(f"benchmark job rss ({nproc} ranks) failed: {job.case('rss')}")
+    return peak / 1e6
+
+
 def run() -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="bench-distributed-") as tmp:
         m = measure(Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="bench-rss-") as tmp:
+        rss4 = service_rss(Path(tmp) / "4", 4)
+        rss1 = service_rss(Path(tmp) / "1", 1)
     job = f"{NNODES}x{NPROC} Elastic job, {STEPS} steps"
     return [
         {
@@ -112,6 +153,14 @@ def run() -> list[dict[str, Any]]:
             "baseline": m["baseline_wall"],
             "unit": "s",
             "target": "report",
+        },
+        {
+            "benchmark": "distributed: client service RSS summed, 1 node x 4 ranks new mode "
+            "(vs 1 rank)",
+            "value": rss4,
+            "baseline": rss1,
+            "unit": "MB",
+            "target": "<= 1.3x baseline",
         },
         {
             "benchmark": "distributed: added start-up of the logging rank, auto/global",
