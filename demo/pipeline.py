@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         report.show_runs(console, out)  # what W&B recorded up to the failure, failed runs in red
         return 1
     problems = report.show(console, out, run_name, output, args.trials, time.monotonic() - started)
+    import rewind_step  # a task preempted once and rewound by its retry (docs/guide/preemption.md)
+
+    problems += rewind_step.run(console, out)
     return 1 if problems else 0
 
 
