@@ -105,3 +105,22 @@ def wandb_online(wandb_server: WandbTestServer, wandb_online_at: Any) -> WandbTe
         wandb_server.start()
     wandb_online_at(wandb_server)
     return wandb_server
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for pytest-xdist's ``--dist loadgroup`` (``NOX_XDIST_WORKERS`` in the noxfile).
+
+    One group per file, so a file's module-scoped fixtures (a torchrun job its tests share)
+    start once; one group for every file that uses the torchrun harness, so two torchrun jobs
+    (several processes each) never compete for the CPUs.
+    """
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    harness = sys.modules.get("torchrun_harness")
+    for item in items:
+        module = getattr(item, "module", None)
+        names = vars(module).values() if module is not None else ()
+        launches = harness is not None and any(
+            v is harness or getattr(v, "__module__", None) == harness.__name__ for v in names
+        )
+        item.add_marker(pytest.mark.xdist_group("torchrun" if launches else item.path.name))
