@@ -7,8 +7,8 @@ writers now split one budget (``_distributed.FinishShares``): the job ends withi
 
 The job is a real 2-rank Elastic job (``torchrun_harness.launch``) writing one shared run to the
 project's test server, which the test kills (SIGKILL) once both ranks have logged their steps;
-the ranks then log a few more rows and return. Times come from the workers' own evidence (when
-their code returned) and the launcher (when the job ended, every worker gone).
+the ranks then log a few more rows and return. Times come from the workers' own records: when
+their code returned and when their processes exited.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from flyteplugins.wandb_core import Topology, plan
 pytestmark = [pytest.mark.online, pytest.mark.timeout(600)]
 
 BUDGET_S = 8.0
-# After the last worker's finish: the agent notices the exits (it polls), the launcher returns.
-SLACK_S = 3.0
+# Between the primary's finish and the workers' exit: the agent releases them (it polls every
+# second), their interpreters shut down.
+SLACK_S = 2.5
 SPENT = re.compile(r"W&B run (\S+) \(writer (\S+)\) on \S+ is incomplete \(([\d.]+) s spent")
 
 
@@ -214,14 +215,20 @@ def test_a_shared_job_with_a_dead_server_ends_within_finish_timeout(
     evidence = job.evidence(case.name)
     assert sorted(e["rank"] for e in evidence) == [0, 1] and all(e["has_run"] for e in evidence)
     returned = max(e["returned_at"] for e in evidence)
-    ended_after = result["ended_at"] - returned
-    assert ended_after <= BUDGET_S + SLACK_S, (ended_after, logs[-4000:])
+    exits = job.exits(case.name)
+    assert len(exits) == 2, logs[-4000:]
+    # The workers' own record: the last one exited within the budget of the code's end.
+    finished_after = max(exits) - returned
+    assert finished_after <= BUDGET_S + SLACK_S, (finished_after, logs[-4000:])
+    # The launcher saw the job end after that (the agent polls, reaps, returns): before, with
+    # the primary spending its own budget after the secondaries', this exceeded twice it.
+    assert result["ended_at"] - returned < 2 * BUDGET_S, result
 
     # Both writers warn; the primary's warning states the whole job's time, within the budget.
     spent = {m.group(2): float(m.group(3)) for m in SPENT.finditer(logs)}
     assert set(spent) == {"rank-0", "rank-1"}, logs[-4000:]
     assert spent["rank-0"] <= BUDGET_S + 0.5, spent
-    assert abs(spent["rank-0"] - ended_after) <= SLACK_S, (spent, ended_after)
+    assert abs(spent["rank-0"] - finished_after) <= SLACK_S, (spent, finished_after)
     assert spent["rank-1"] < spent["rank-0"], spent
     assert f"finish_timeout={BUDGET_S:g} s" in logs
     assert "this writer's share of finish_timeout" in logs

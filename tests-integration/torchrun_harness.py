@@ -23,6 +23,7 @@ Usage: ``python torchrun_harness.py SPEC.json NODE_INDEX`` (the tests build the 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import random
@@ -132,6 +133,10 @@ def worker_body(case: dict[str, Any], out: str) -> float:
     folder = Path(out) / case["name"]
     folder.mkdir(parents=True, exist_ok=True)
     if case["rows_after_pause"] is not None:
+        # When this worker process ends (after the decorated call finished its run, and after
+        # the agent released the worker): the end of the job as the workers see it.
+        exit_file = folder / f"exit-rank-{rank}-restart-{restart}.json"
+        atexit.register(lambda: exit_file.write_text(json.dumps({"exited_at": time.time()})))
         (folder / f"ready-{rank}").write_text(str(time.time()))
         deadline = time.monotonic() + 120
         while not (folder / "go").exists() and time.monotonic() < deadline:
@@ -466,6 +471,11 @@ class LaunchResult:
 
     def case(self, name: str) -> list[dict[str, Any]]:
         return [r for r in self.results if r["case"] == name]
+
+    def exits(self, name: str) -> list[float]:
+        """When the workers of case ``name`` exited (cases with ``rows_after_pause``)."""
+        files = sorted((self.out / name).glob("exit-rank-*.json"))
+        return [float(json.loads(p.read_text())["exited_at"]) for p in files]
 
     def evidence(self, name: str) -> list[dict[str, Any]]:
         folder = self.out / name
