@@ -126,7 +126,8 @@ def test_online_the_server_stores_the_version_and_the_use_edge(
     # producer -> artifact -> consumer
     runs = {r["name"]: r for r in wandb_online.runs("local", "artifact-tests")}
     assert version["created_by"] in runs
-    [consumer] = version["used_by"]
+    # a version with the same files (digest) is the same version: other tests' consumers too
+    [consumer] = [u for u in version["used_by"] if name in u]
     consumer_run = runs[consumer.rsplit("/", 1)[1]]
     assert (
         consumer_run["config"][INPUT_ARTIFACTS_KEY]["prepared.data"]["digest"]
@@ -170,4 +171,4 @@ def test_offline_uses_are_applied_after_wandb_sync(wandb_online: WandbTestServer
     [version] = [
         v for v in wandb_online.get_json("/_test/artifacts") if any(name in a for a in v["aliases"])
     ]
-    assert version["used_by"] == [f"local/artifact-tests/{consumer['name']}"]
+    assert f"local/artifact-tests/{consumer['name']}" in version["used_by"]

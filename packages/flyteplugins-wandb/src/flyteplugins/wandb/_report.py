@@ -126,7 +126,11 @@ class Recorder:
         self.version += 1
 
     def last_values(self) -> dict[str, float]:
-        return {k: s.last for k, s in sorted(self.series.items())}
+        return {k: s.last for k, s in sorted(self.snapshot().items())}
+
+    def snapshot(self) -> dict[str, Series]:
+        """The series now: a copy made in one step (the run may add a series meanwhile)."""
+        return dict(self.series)
 
 
 def _is_real(value: Any) -> bool:
@@ -364,9 +368,10 @@ def render(
         )
         if len(shown) > MAX_SUMMARY_ROWS:
             parts.append(f"<p>{len(shown) - MAX_SUMMARY_ROWS} more keys are on the run's page.</p>")
-    if recorder is not None and recorder.series:
+    series = recorder.snapshot() if recorder is not None else {}
+    if series:
         parts.append('<h3>Charts</h3><div class="fpw-grid">')
-        parts.extend(svg_chart(k, s) for k, s in sorted(recorder.series.items()))
+        parts.extend(svg_chart(k, s) for k, s in sorted(series.items()))
         parts.append("</div>")
     if artifacts:
         parts.append("<h3>Artifacts</h3>")
