@@ -88,9 +88,9 @@ def action_id_base(run_name: str, action_name: str) -> str:
     them in. It is the id of a task's own run, and the same inputs always give the same base
     (a retry of the action included).
     """
-    from flyteplugins.wandb_core import make_base
+    from . import _resolve
 
-    return make_base(run_name, action_name)
+    return _resolve.Identity(run_name=run_name, action_name=action_name).base
 
 
 def keep_links_on_override(
