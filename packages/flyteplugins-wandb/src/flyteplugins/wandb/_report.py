@@ -514,6 +514,7 @@ class LiveTab:
         self._lock = threading.Lock()
         self._closed = False
         self._final: dict[str, Any] | None = None
+        self.busy_s = 0.0  # time spent writing the tab (rendering and flushing), for benchmarks
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -532,6 +533,15 @@ class LiveTab:
                 self._write(self.recorder.last_values())
 
     def _write(self, summary: Mapping[str, Any], *, final: bool = False) -> None:
+        import time
+
+        started = time.perf_counter()
+        try:
+            self._write_locked(summary, final)
+        finally:
+            self.busy_s += time.perf_counter() - started
+
+    def _write_locked(self, summary: Mapping[str, Any], final: bool) -> None:
         with self._lock:
             if self._closed and not final:
                 return
