@@ -146,6 +146,9 @@ def test_live_runs_and_the_record_reader_on_a_real_offline_run(offline: Path) ->
     train()
     assert seen == [(ids[0],)]
     assert ext.live_run_ids() == ()  # finished: no longer live
+    import wandb
+
+    wandb.teardown()  # the client's service writes the run file out when it closes
     [path] = ext.find_run_files(offline)
     record = ext.read_run(path)
     assert isinstance(record, ext.RunRecord)
