@@ -38,6 +38,7 @@ def _offline(root: Path) -> dict[str, str]:
         "WANDB_CONFIG_DIR": str(root / ".config"),
         "WANDB_CACHE_DIR": str(root / ".cache"),
         "WANDB_SILENT": "true",
+        "FLYTEPLUGINS_WANDB_NODE_SERVICE": "1",
     }
 
 

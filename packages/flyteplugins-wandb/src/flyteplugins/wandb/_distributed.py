@@ -578,6 +578,10 @@ SERVICE_WAIT_S = 60.0
 _NO_SERVICE = "-"
 
 
+NODE_SERVICE_ENV = "FLYTEPLUGINS_WANDB_NODE_SERVICE"
+"""Set to ``1`` to let the ``new``-mode ranks of a node share one detached client service."""
+
+
 @dataclass(frozen=True)
 class NodeService:
     """The wandb-core service that the ranks of one node starting runs of their own attach to.
@@ -602,10 +606,16 @@ class NodeService:
         """The node's service for a rank whose node has several ranks starting runs of their
         own (``new`` mode); ``None`` otherwise.
 
+        Opt-in (``FLYTEPLUGINS_WANDB_NODE_SERVICE=1``): a process stays connected to the first
+        service it used, so a later ``shared``-mode run of the same process (for example a
+        second task in one worker) would meet another writer of its run id there.
+
         ``auto`` starts one run per node at most. ``shared`` writers of one run cannot share a
         service: wandb-core (0.31) keeps one stream per run id and refuses a second writer of
         the same id ("run ID ... is in use"), so each keeps its own.
         """
+        if environ.get(NODE_SERVICE_ENV, "").strip().lower() not in ("1", "true", "yes"):
+            return None
         if topology is None or not plan_.initializes or topology.local_world_size < 2:
             return None
         if plan_.run_mode != "new":
