@@ -72,3 +72,25 @@ def only(root: Path) -> RunRecord:
 def user_rows(rec: RunRecord) -> list[dict[str, Any]]:
     """History rows without W&B's own ``_step``/``_runtime``/``_timestamp`` keys."""
     return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rec.history]
+
+
+def recorded_links(*run_names: str) -> set[str]:
+    """The link URLs Flyte's local run store recorded (``local_persistence``), of the given runs
+    (every run when none is named).
+
+    Read through Flyte's own connection: the store's location is fixed when the process first
+    opens it, which may have been an earlier test with another ``HOME``.
+    """
+    import json
+
+    from flyte._persistence._db import LocalDB
+
+    query = "select run_name, log_links from runs where log_links is not null"
+    with LocalDB.sync_conn() as conn:
+        rows = conn.execute(query).fetchall()
+    return {
+        url
+        for name, raw in rows
+        if not run_names or name in run_names
+        for _, url in json.loads(raw)
+    }

@@ -6,13 +6,11 @@ that changes its hosts or URL shapes fails here instead of giving users dead lin
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from pathlib import Path
 
 import flyte
 import pytest
-from _plugin_helpers import by_id, reset_wandb
+from _plugin_helpers import by_id, recorded_links, reset_wandb
 
 from flyteplugins.wandb import Wandb, get_wandb_run, wandb_config, wandb_init
 
@@ -81,10 +79,7 @@ def test_links_recorded_by_flyte_point_at_the_recorded_runs(
         parent_id, new_id, auto_id, fixed_id = run.outputs()[0]
     finally:
         flyte.init()
-    db = wandb_offline / ".flyte" / "local-cache" / "cache.db"
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("select log_links from runs where log_links is not null").fetchall()
-    links = {url for (raw,) in rows for _, url in json.loads(raw)}
+    links = recorded_links("links")
     assert links == {
         client_run_url("team", "proj", parent_id),
         client_run_url("team", "kid", new_id),
@@ -256,14 +251,7 @@ def test_a_cached_action_links_no_run_that_will_not_exist(
         assert first.outputs()[0] == second.outputs()[0]  # the cached value
     finally:
         flyte.init()
-    from flyte._persistence._db import LocalDB
-
-    with LocalDB.sync_conn() as conn:  # the process's run store (opened by an earlier run)
-        rows = conn.execute(
-            "select log_links from runs where run_name in ('cached-1', 'cached-2') "
-            "and log_links is not null"
-        ).fetchall()
-    links = [url for (raw,) in rows for _, url in json.loads(raw)]
     project_page = wandb.Settings(entity="team", project="cached").project_url
-    assert links == [project_page, project_page]
+    assert recorded_links("cached-1") == {project_page}  # ran: a run exists, the link is valid
+    assert recorded_links("cached-2") == {project_page}  # cache hit: no run, still valid
     assert len(by_id(wandb_offline)) == 1  # one W&B run: the second action never ran

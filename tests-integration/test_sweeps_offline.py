@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ from typing import Any
 import flyte
 import pytest
 import wandb
-from _plugin_helpers import records, run_local, user_rows
+from _plugin_helpers import recorded_links, records, run_local, user_rows
 
 from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init
 from flyteplugins.wandb._records import RunRecord
@@ -678,10 +677,7 @@ def test_the_link_flyte_renders_is_the_local_sweeps_url(
         out = json.loads(run.outputs()[0])
     finally:
         flyte.init()
-    db = wandb_offline / ".flyte" / "local-cache" / "cache.db"
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("select log_links from runs where log_links is not null").fetchall()
-    links = {url for (raw,) in rows for _, url in json.loads(raw)}
+    links = recorded_links()
     expected = wandb.Settings(entity="team", project="proj", sweep_id=out["sweep_id"]).sweep_url
     assert expected in links
     [trial] = _trials(wandb_offline, out["sweep_id"])
