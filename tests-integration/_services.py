@@ -7,6 +7,7 @@ no process (see ``_distributed.NodeService``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from dataclasses import dataclass
@@ -48,7 +49,5 @@ def services(cwd: Path) -> list[Service]:
 def stop(found: list[Service]) -> None:
     """End the given services (a detached one would otherwise idle out on its own)."""
     for service in found:
-        try:
+        with contextlib.suppress(ProcessLookupError):  # already gone: nothing to end
             os.kill(service.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass

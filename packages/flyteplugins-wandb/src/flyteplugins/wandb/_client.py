@@ -135,8 +135,12 @@ def api_url_for_host(host: str) -> str:
             f"host={host!r} is a CoreWeave Forge address but not its app or API: use "
             f"https://{hostname}{FORGE_APP_PATH} or https://api.{hostname}"
         )
-    if hostname in ("wandb.ai", "app.wandb.ai") and parts.port is None:
-        return "https://api.wandb.ai"
+    if parts.port is None:
+        # A W&B cloud app host (the API host behind a Forge host, without ``api.``, or with
+        # ``app.`` instead): its API host, as the client's table names it.
+        for candidate in (f"api.{hostname}", f"api.{hostname.removeprefix('app.')}"):
+            if candidate in FORGE_HOSTS.values():
+                return f"https://{candidate}"
     return text
 
 
