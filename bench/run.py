@@ -34,7 +34,7 @@ DOC = ROOT / "docs" / "benchmarks.md"
 PLOT = ROOT / "docs" / "benchmarks.png"
 ROWS = ROOT / "docs" / "benchmarks.json"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-TIMEOUT = float(os.environ.get("BENCH_MODULE_TIMEOUT", "1200"))
+TIMEOUT = float(os.environ.get("BENCH_MODULE_TIMEOUT", "2400"))
 
 _CHILD = """
 import json, runpy, sys
