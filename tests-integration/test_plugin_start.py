@@ -1,9 +1,11 @@
-"""``start="background"``: the run's client starts while the task's code runs (real local runs).
+"""``start="background"`` (the default): the run's client starts while the task's code runs (real
+local runs).
 
 What the task does with its run before the client is ready (log, define_metric, config and
 summary writes, setting the name) is kept and lands in the run in order, with the time it was
 logged; ``wandb.log`` reaches the run too; a task that never logs gets its run; a start that
-fails raises its own error at the end of the call, never silently; ``start`` is checked.
+fails raises its own error at the end of the call, never silently; a pending run passes
+``isinstance(run, wandb.Run)``; ``start`` is checked.
 """
 
 from __future__ import annotations
@@ -58,16 +60,21 @@ def logs_before_ready() -> dict[str, Any]:
     }
 
 
-def test_calls_before_the_run_exists_land_in_it_in_order(wandb_offline: Path) -> None:
+def _run_with_the_start_held(task: Any, name: str) -> Any:
+    """``run_local(task)`` with the client's start held until the task sets ``_gate``."""
     lock = _hold_the_start()
     _gate.clear()
     lock.acquire()
     releaser = threading.Thread(target=lambda: (_gate.wait(60), lock.release()))
     releaser.start()
     try:
-        out = run_local(logs_before_ready, name="bg-order")
+        return run_local(task, name=name)
     finally:
         releaser.join()
+
+
+def test_calls_before_the_run_exists_land_in_it_in_order(wandb_offline: Path) -> None:
+    out = _run_with_the_start_held(logs_before_ready, "bg-order")
     assert out["pending"], "the run was already started: nothing was kept"
     rec = only(wandb_offline)
     assert rec.run_id == out["id"] and rec.exit_code == 0
@@ -120,9 +127,25 @@ def default_start() -> bool:
 
 
 def test_the_default_and_wandb_config_choose_the_start(wandb_offline: Path) -> None:
-    assert run_local(default_start, name="bg-default") is False
-    ctx = wandb_config(start="background")
-    assert run_local(default_start, name="bg-ctx", custom_context=ctx) is True
+    assert run_local(default_start, name="bg-default") is True  # background is the default
+    ctx = wandb_config(start="blocking")
+    assert run_local(default_start, name="bg-ctx", custom_context=ctx) is False
+
+
+@wandb_init(project="bg")
+@env.task
+def checks_the_class() -> dict[str, bool]:
+    run = get_wandb_run()
+    pending = isinstance(run, PendingRun) and run._run is None
+    # what framework code checks before it takes a run (Lightning's logger does)
+    out = {"pending": pending, "is_run": isinstance(run, wandb.Run)}
+    _gate.set()
+    return out
+
+
+def test_a_pending_run_is_a_wandb_run_to_code_that_checks(wandb_offline: Path) -> None:
+    out = _run_with_the_start_held(checks_the_class, "bg-class")
+    assert out == {"pending": True, "is_run": True}
 
 
 def test_start_is_checked() -> None:

@@ -1,5 +1,6 @@
-"""The run's client starts behind the task's own code: ``start="background"`` (opt-in for now;
-the default stays ``"blocking"``, today's start).
+"""The run's client starts behind the task's own code: ``start="background"``, the default
+(``start="blocking"`` is the start of 3.0 and of the published 2.x: ``wandb.init`` returns before
+the task's code runs).
 
 A fresh process spends about a second on W&B before a run exists (measured offline on the 2-core
 machine: ``import wandb`` ~0.5 s, then in the first ``wandb.init`` the client's own lazy import of
@@ -20,15 +21,20 @@ at once and ``wandb.init`` runs in a thread of its own.
   the same way as before).
 * Kept blocking: ``start="blocking"``, sweep trials (the agent assigns and watches the run),
   shared-mode writers (their start and finish are ordered with the other ranks').
-* Not the default yet: the client reads the ``WANDB_*`` environment when it first sets up in a
-  process, which a background start does while the task's code runs; a task that changes those
-  variables at its very start (as a sweep agent's trial env does) races with it.
+* ``isinstance(run, wandb.Run)`` holds for the pending run too (its ``__class__`` is the
+  client's), so framework code that checks it (Lightning's logger) takes the run.
+* The client reads the ``WANDB_*`` environment once per process, when it first sets up, which a
+  background start does while the task's code runs: set those variables before the task starts
+  (as a task environment's ``env_vars`` does), not in its body; a change in the body never
+  reached the run with a blocking start either.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +43,7 @@ from urllib.parse import urlsplit
 
 #: Values of the ``start`` setting.
 START_MODES: Final = ("background", "blocking")
-DEFAULT_START: Final = "blocking"
+DEFAULT_START: Final = "background"
 #: Seconds the call waits to learn that a server refuses connections before going on without.
 CONNECT_LOOK_S: Final = 1.0
 
@@ -157,6 +163,15 @@ class PendingRun:
         self._thread: threading.Thread | None = None
         self.config = _Part(self, "config")
         self.summary = _Part(self, "summary")
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        """The client's ``Run`` class once wandb is imported, so that code written for the
+        client's run (``isinstance(run, wandb.Run)``, as Lightning's logger checks) accepts this
+        one; ``type(run)`` stays :class:`PendingRun`."""
+        module = sys.modules.get("wandb.sdk.wandb_run")
+        client_run = getattr(module, "Run", None)
+        return client_run if isinstance(client_run, type) else PendingRun
 
     # -- the start, in its own thread ---------------------------------------------------------
 
@@ -380,15 +395,62 @@ def begin(
     if run_id is None:
         run_id = _resolve.fresh_run_id()
         request.kwargs["id"] = run_id
+    from . import _globals
+
+    environ = _wandb_environ()
+    if _globals._wandb_imported():
+        _client_reads_environment()  # now, before the task's code runs (~2 ms)
     pending = PendingRun(run_id, project, entity)
-    pending._start(functools.partial(_init_in_background, request, pending))
+    pending._start(functools.partial(_init_in_background, request, pending, environ))
     return pending
 
 
-def _init_in_background(request: Any, pending: PendingRun) -> Any:
+def _wandb_environ() -> dict[str, str]:
+    """The ``WANDB_*`` variables, but ``WANDB_SERVICE`` (the client writes it when it starts a
+    service, for its child processes)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("WANDB_") and k != "WANDB_SERVICE"}
+
+
+def _client_reads_environment() -> bool:
+    """Have this process's wandb load its settings (``WANDB_*``, settings files) now, if it has
+    not yet; whether this call loaded them. The client loads them once per process, lazily, and
+    two threads doing it at once can see half-loaded settings, so a run that starts in the
+    background loads them before the task's code can (or, with wandb already imported, before
+    the task's code runs at all)."""
+    from wandb.sdk import wandb_setup
+
+    with _SETTINGS_LOCK:  # concurrent tasks' runs starting in the background
+        setup = wandb_setup.singleton()
+        if setup.settings_if_loaded is not None:
+            return False
+        _ = setup.settings
+        return True
+
+
+_SETTINGS_LOCK = threading.Lock()
+
+
+class WandbEnvironmentChanged(UserWarning):
+    """The task changed ``WANDB_*`` variables while its run's client was first reading them."""
+
+
+def _init_in_background(request: Any, pending: PendingRun, environ: dict[str, str]) -> Any:
     import wandb  # noqa: F401  (first, so that wandb.log in the task reaches the run meanwhile)
 
     from . import _backend, _globals
 
+    if _client_reads_environment():
+        now = _wandb_environ()
+        changed = sorted(k for k in environ.keys() | now.keys() if environ.get(k) != now.get(k))
+        if changed:
+            import warnings
+
+            warnings.warn(
+                f"the task changed {', '.join(changed)} while its W&B run was starting in the "
+                "background, and the client read them for this process: set W&B variables "
+                "before the task starts (its environment's env_vars), or use start='blocking'",
+                WandbEnvironmentChanged,
+                stacklevel=2,
+            )
     _globals.install_pending()
     return _backend.init_run(request, on_started=pending._started)
