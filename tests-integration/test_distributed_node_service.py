@@ -2,9 +2,9 @@
 
 * A real 1-node x 4-process Elastic job in ``new`` mode (four runs): every rank's run is
   complete, and the job started exactly one service, a detached one (no rank owns it), instead
-  of one per rank. In ``shared`` mode each writer keeps its own service (wandb-core keeps one
-  stream per run id and refuses a second writer of the same id): the runs are complete and no
-  service is left behind.
+  of one per rank (the default; ``FLYTEPLUGINS_WANDB_NODE_SERVICE=0``: one per rank). In
+  ``shared`` mode each writer keeps its own service (wandb-core keeps one stream per run id and
+  refuses a second writer of the same id): the runs are complete and no service is left behind.
 * A detached service outlives the process that started it: a writer attached to it finishes
   its run completely after that process was killed (SIGKILL), where an owned service takes the
   writer's data with it.
@@ -38,12 +38,20 @@ def _offline(root: Path) -> dict[str, str]:
         "WANDB_CONFIG_DIR": str(root / ".config"),
         "WANDB_CACHE_DIR": str(root / ".cache"),
         "WANDB_SILENT": "true",
-        "FLYTEPLUGINS_WANDB_NODE_SERVICE": "1",
     }
 
 
-@pytest.mark.parametrize("run_mode", ["new", "shared"])
-def test_the_ranks_of_a_node_share_one_detached_service(tmp_path: Path, run_mode: str) -> None:
+@pytest.mark.parametrize(
+    ("run_mode", "setting"), [("new", None), ("shared", None), ("new", "0")], ids=str
+)
+def test_the_ranks_of_a_node_share_one_detached_service(
+    tmp_path: Path, run_mode: str, setting: str | None
+) -> None:
+    """By default; ``FLYTEPLUGINS_WANDB_NODE_SERVICE=0``: every rank its own, as shared mode."""
+    env = _offline(tmp_path)
+    if setting is not None:
+        env["FLYTEPLUGINS_WANDB_NODE_SERVICE"] = setting
+    one_service = run_mode == "new" and setting is None
     seen: dict[int, bool] = {}  # every service seen while the job ran: pid -> detached
     done = threading.Event()
 
@@ -61,7 +69,7 @@ def test_the_ranks_of_a_node_share_one_detached_service(tmp_path: Path, run_mode
             nnodes=1,
             nproc_per_node=4,
             run_prefix=f"svc-{run_mode}",
-            env=_offline(tmp_path),
+            env=env,
         )
     finally:
         done.set()
@@ -72,11 +80,11 @@ def test_the_ranks_of_a_node_share_one_detached_service(tmp_path: Path, run_mode
         assert all(r["ok"] for r in job.case("svc")), job.case("svc")
         # The ranks' own (owned) services died with them; a shared one lives on until its
         # idle timeout, and it is the only one the job started.
-        assert [s.detached for s in found] == ([True] if run_mode == "new" else [])
-        if run_mode == "new":
+        assert [s.detached for s in found] == ([True] if one_service else [])
+        if one_service:
             assert seen == {found[0].pid: True}  # no rank started a service of its own
         else:
-            assert sorted(seen.values()) == [False] * 4  # one per writer, owned by it
+            assert sorted(seen.values()) == [False] * 4  # one per rank, owned by it
         runs = [r for r in read_runs(tmp_path) if r.run_id]
         assert len(runs) == 4  # four runs (new) or the four writers' files of one run (shared)
         for rec in runs:

@@ -58,6 +58,9 @@ class InitRequest:
     extra_settings: dict[str, Any] = field(default_factory=dict)
     #: The node's shared wandb-core service to attach to (a ``_distributed.NodeService``).
     node_service: Any = None
+    #: Set by :func:`init_run`: this start connected the process to the node's service (the
+    #: process had no connection to a service before), so :func:`detach` undoes it at the end.
+    attached: bool = False
 
 
 def effective_mode(requested: str | None) -> str:
@@ -128,14 +131,43 @@ def _attached_to(token: str | None) -> Iterator[None]:
             os.environ["WANDB_SERVICE"] = saved
 
 
+def _connected() -> bool:
+    """Whether this process's wandb already has its connection to a service (it reads
+    ``WANDB_SERVICE`` only when it makes that connection)."""
+    from wandb.sdk import wandb_setup
+
+    setup = wandb_setup._singleton
+    return setup is not None and setup._pid == os.getpid() and setup._connection is not None
+
+
 def init_run(request: InitRequest, on_started: Callable[[Any], None] | None = None) -> Any:
     """Start a run as ``request`` says and return the ``wandb.Run`` (attached to the node's
-    shared service when the request names one)."""
+    shared service when the request names one and the process has no service yet)."""
     token = None
-    if request.node_service is not None:
+    if request.node_service is not None and not _connected():
         token = request.node_service.token(start_node_service)
     with _attached_to(token):
-        return _init_run(request, on_started)
+        run = _init_run(request, on_started)
+    request.attached = token is not None
+    return run
+
+
+def detach(request: InitRequest | None) -> None:
+    """After the run of ``request`` ended: a process its start connected to the node's service
+    is disconnected again once none of its runs is live, so a later run of the process (a
+    shared-mode writer, which must keep a service of its own) connects afresh. The service
+    itself stays up for the node's other ranks."""
+    if request is None or not request.attached:
+        return
+    request.attached = False
+    from wandb.sdk import wandb_setup
+
+    setup = wandb_setup._singleton
+    if setup is None or setup.most_recent_active_run is not None:
+        return
+    import wandb
+
+    wandb.teardown()
 
 
 def _init_run(request: InitRequest, on_started: Callable[[Any], None] | None) -> Any:

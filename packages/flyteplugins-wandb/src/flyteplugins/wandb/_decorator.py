@@ -689,6 +689,7 @@ class _Call:
                 _globals.release(self.binding)
             if sync is not None:
                 sync.after_finish(code)
+            _backend.detach(self.request)
 
 
 def _live_snapshot() -> list[Any]:

@@ -579,7 +579,8 @@ _NO_SERVICE = "-"
 
 
 NODE_SERVICE_ENV = "FLYTEPLUGINS_WANDB_NODE_SERVICE"
-"""Set to ``1`` to let the ``new``-mode ranks of a node share one detached client service."""
+"""Set to ``0`` to give every ``new``-mode rank a client service of its own (the default: the
+ranks of a node share one detached service)."""
 
 
 @dataclass(frozen=True)
@@ -606,15 +607,17 @@ class NodeService:
         """The node's service for a rank whose node has several ranks starting runs of their
         own (``new`` mode); ``None`` otherwise.
 
-        Opt-in (``FLYTEPLUGINS_WANDB_NODE_SERVICE=1``): a process stays connected to the first
-        service it used, so a later ``shared``-mode run of the same process (for example a
-        second task in one worker) would meet another writer of its run id there.
+        On by default; ``FLYTEPLUGINS_WANDB_NODE_SERVICE=0`` turns it off (each rank starts its
+        own). A process keeps the first service it connected to, so when the run ends a process
+        that this start connected is disconnected again (``_backend.detach``): a later
+        ``shared``-mode run of the same process (a second task in one worker) gets a service of
+        its own instead of meeting another writer of its run id on the node's.
 
         ``auto`` starts one run per node at most. ``shared`` writers of one run cannot share a
         service: wandb-core (0.31) keeps one stream per run id and refuses a second writer of
         the same id ("run ID ... is in use"), so each keeps its own.
         """
-        if environ.get(NODE_SERVICE_ENV, "").strip().lower() not in ("1", "true", "yes"):
+        if environ.get(NODE_SERVICE_ENV, "").strip().lower() in ("0", "false", "no"):
             return None
         if topology is None or not plan_.initializes or topology.local_world_size < 2:
             return None
