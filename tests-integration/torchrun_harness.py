@@ -62,6 +62,10 @@ class Case:
     init_settings: dict[str, Any] | None = None  # @wandb_init(settings=...)
     finish_timeout: float | None = None  # @wandb_init(finish_timeout=...)
     report: bool = False  # @wandb_init(report=True): the W&B tab of the task's report
+    start: str | None = None  # @wandb_init(start=...)
+    # Seconds each rank spends on its own set-up (waiting, as on data or a checkpoint)
+    # before init_process_group: what a background start of the client can overlap.
+    setup_s: float = 0.0
     # After its steps every rank writes <case>/ready-<rank> and waits for <case>/go (the test
     # creates it, e.g. after killing the server), then logs this many more rows and returns.
     rows_after_pause: int | None = None
@@ -106,6 +110,8 @@ def worker_body(case: dict[str, Any], out: str) -> float:
     from flyteplugins.wandb import get_distributed_info, get_wandb_run
 
     start = time.monotonic()
+    if case["setup_s"]:
+        time.sleep(case["setup_s"])
     rank = int(os.environ["RANK"])
     restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
     backend = case["backend"]
@@ -234,6 +240,8 @@ def _make_task(spec: Spec, case: Case) -> Any:
         kwargs["finish_timeout"] = case.finish_timeout
     if case.report:
         kwargs["report"] = True
+    if case.start is not None:
+        kwargs["start"] = case.start
     return wandb_init(**kwargs)(task) if kwargs else wandb_init(task)
 
 
