@@ -43,6 +43,7 @@ def train() -> int:
     run = get_wandb_run()
     for i in range(20):
         run.log({"x": i})
+    assert run.settings.mode  # the client is up (by default it starts behind this code)
     server.kill()
     for i in range(20, 40):
         run.log({"x": i})

@@ -53,6 +53,7 @@ def areas() -> dict[str, Path]:
 def _failed(area: str, why: str) -> list[dict[str, Any]]:
     return [
         {
+            "area": area,
             "benchmark": f"{area}: FAILED ({why})",
             "value": math.nan,
             "baseline": None,
