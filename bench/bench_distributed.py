@@ -95,12 +95,11 @@ def measure(root: Path) -> dict[str, Any]:
             "startup": {r: statistics.median(s[r] for s in starts) for r in ranks},
         }
     base = out["baseline"]["startup"]
-    for variant in ("auto_global", "auto_global_bg", "new_global"):
+    for variant in ("auto_global", "new_global"):
         start = out[variant]["startup"]
         added = {r: start[r] - base[r] for r in base}
         out[variant]["added_startup_mean"] = statistics.mean(added.values())
         out[variant]["added_startup_rank0"] = added[0]
-    out["baseline_wall"] = out["baseline"]["wall"]
     return out
 
 
@@ -148,73 +147,69 @@ def run() -> list[dict[str, Any]]:
         rss4 = service_rss(Path(tmp) / "4", 4)
         rss1 = service_rss(Path(tmp) / "1", 1)
     job = f"{NNODES}x{NPROC} Elastic job, {STEPS} steps"
+    setup = f"each rank first spends {SETUP_S:g} s on its own set-up"
+
+    def row(name: str, value: float, baseline: float | None, unit: str, target: str) -> Any:
+        return {
+            "benchmark": f"distributed: {name}",
+            "value": value,
+            "baseline": baseline,
+            "unit": unit,
+            "target": target,
+        }
+
+    def wall(name: str, variant: str, base: str, target: str) -> Any:
+        return row(name, m[variant]["wall"], m[base]["wall"], "s", target)
+
     return [
-        {
-            "benchmark": f"distributed: {job}, auto/global (vs no W&B)",
-            "value": m["auto_global"]["wall"],
-            "baseline": m["baseline_wall"],
-            "unit": "s",
-            "target": "<= 1.05x baseline",
-        },
-        {
-            "benchmark": f"distributed: {job}, auto/global, start='background' (vs no W&B)",
-            "value": m["auto_global_bg"]["wall"],
-            "baseline": m["baseline_wall"],
-            "unit": "s",
-            "target": "<= 1.05x baseline",
-        },
-        {
-            "benchmark": f"distributed: same, each rank first spends {SETUP_S:g} s on its own "
-            "set-up, auto/global (vs no W&B, same set-up)",
-            "value": m["auto_global_setup"]["wall"],
-            "baseline": m["baseline_setup"]["wall"],
-            "unit": "s",
-            "target": "<= 1.02x baseline",
-        },
-        {
-            "benchmark": f"distributed: same, {SETUP_S:g} s set-up, auto/global, "
-            "start='background' (vs no W&B, same set-up)",
-            "value": m["auto_global_setup_bg"]["wall"],
-            "baseline": m["baseline_setup"]["wall"],
-            "unit": "s",
-            "target": "<= 1.02x baseline",
-        },
-        {
-            "benchmark": f"distributed: {job}, new/global, 4 runs (vs no W&B)",
-            "value": m["new_global"]["wall"],
-            "baseline": m["baseline_wall"],
-            "unit": "s",
-            "target": "report",
-        },
-        {
-            "benchmark": "distributed: client service RSS summed, 1 node x 4 ranks new mode "
-            "(vs 1 rank)",
-            "value": rss4,
-            "baseline": rss1,
-            "unit": "MB",
-            "target": "<= 1.3x baseline",
-        },
-        {
-            "benchmark": "distributed: added start-up of the logging rank, auto/global",
-            "value": m["auto_global"]["added_startup_rank0"],
-            "baseline": None,
-            "unit": "s",
-            "target": "report",
-        },
-        {
-            "benchmark": "distributed: added start-up per rank (mean), auto/global",
-            "value": m["auto_global"]["added_startup_mean"],
-            "baseline": None,
-            "unit": "s",
-            "target": "report",
-        },
-        {
-            "benchmark": "distributed: added start-up per rank (mean), new/global",
-            "value": m["new_global"]["added_startup_mean"],
-            "baseline": None,
-            "unit": "s",
-            "target": "report",
-        },
+        wall(f"{job}, auto/global (vs no W&B)", "auto_global", "baseline", "<= 1.05x baseline"),
+        wall(
+            f"{job}, auto/global, start='background' (vs no W&B)",
+            "auto_global_bg",
+            "baseline",
+            "<= 1.05x baseline",
+        ),
+        wall(
+            f"same, {setup}, auto/global (vs no W&B, same set-up)",
+            "auto_global_setup",
+            "baseline_setup",
+            "<= 1.02x baseline",
+        ),
+        wall(
+            f"same, {setup}, auto/global, start='background' (vs no W&B, same set-up)",
+            "auto_global_setup_bg",
+            "baseline_setup",
+            "<= 1.02x baseline",
+        ),
+        wall(f"{job}, new/global, 4 runs (vs no W&B)", "new_global", "baseline", "report"),
+        row(
+            "client service RSS summed, 1 node x 4 ranks new mode (vs 1 rank)",
+            rss4,
+            rss1,
+            "MB",
+            "<= 1.3x baseline",
+        ),
+        row(
+            "added start-up of the logging rank, auto/global",
+            m["auto_global"]["added_startup_rank0"],
+            None,
+            "s",
+            "report",
+        ),
+        row(
+            "added start-up per rank (mean), auto/global",
+            m["auto_global"]["added_startup_mean"],
+            None,
+            "s",
+            "report",
+        ),
+        row(
+            "added start-up per rank (mean), new/global",
+            m["new_global"]["added_startup_mean"],
+            None,
+            "s",
+            "report",
+        ),
     ]
 
 

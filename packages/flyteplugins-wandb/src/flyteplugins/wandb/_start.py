@@ -397,9 +397,11 @@ def begin(
         request.kwargs["id"] = run_id
     from . import _globals
 
-    environ = _wandb_environ()
+    environ: dict[str, str] | None = None
     if _globals._wandb_imported():
         _client_reads_environment()  # now, before the task's code runs (~2 ms)
+    else:
+        environ = _wandb_environ()  # what the background start's first read is compared with
     pending = PendingRun(run_id, project, entity)
     pending._start(functools.partial(_init_in_background, request, pending, environ))
     return pending
@@ -434,12 +436,12 @@ class WandbEnvironmentChanged(UserWarning):
     """The task changed ``WANDB_*`` variables while its run's client was first reading them."""
 
 
-def _init_in_background(request: Any, pending: PendingRun, environ: dict[str, str]) -> Any:
+def _init_in_background(request: Any, pending: PendingRun, environ: dict[str, str] | None) -> Any:
     import wandb  # noqa: F401  (first, so that wandb.log in the task reaches the run meanwhile)
 
     from . import _backend, _globals
 
-    if _client_reads_environment():
+    if _client_reads_environment() and environ is not None:
         now = _wandb_environ()
         changed = sorted(k for k in environ.keys() | now.keys() if environ.get(k) != now.get(k))
         if changed:
