@@ -144,3 +144,33 @@ def rows_by_rank(recs: list[RunRecord]) -> dict[int, list[dict[str, Any]]]:
 
 def dump(value: Any) -> str:
     return json.dumps(value, indent=1, default=str)[:4000]
+
+
+# What a launcher inherits and its workers must not: a wandb-core service token of another
+# process (this one does not exist) and the launcher's own run id.
+LAUNCHER_LEFTOVERS = {
+    "WANDB_SERVICE": "3-1-unix-/nonexistent/flyteplugins-wandb-test.sock",
+    "WANDB_RUN_ID": "the-launchers-own-run",
+}
+
+
+def case_name(mode: str, scope: str) -> str:
+    """The harness case of one run_mode x rank_scope pair in :func:`launch_pairs`' jobs."""
+    return f"{mode}_{scope}"
+
+
+def launch_pairs(root: Path, nnodes: int, prefix: str) -> Any:
+    """A real Elastic job of ``nnodes`` x 2 processes running every pair of :data:`PAIRS` in
+    turn (one ``execute`` each, :data:`STEPS` steps), offline under ``root``."""
+    from torchrun_harness import Case, launch
+
+    cases = [Case(name=case_name(m, s), run_mode=m, rank_scope=s, steps=STEPS) for m, s in PAIRS]
+    return launch(
+        root,
+        cases,
+        nnodes=nnodes,
+        nproc_per_node=2,
+        run_prefix=prefix,
+        env=offline_env(root),
+        launcher_env=LAUNCHER_LEFTOVERS,
+    )

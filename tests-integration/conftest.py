@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from servers import OpenWandbServer, ServerProcess, WandbTestServer, client_env
+from torchrun_harness import LaunchResult
 
 
 @pytest.fixture
@@ -105,6 +106,21 @@ def wandb_online(wandb_server: WandbTestServer, wandb_online_at: Any) -> WandbTe
         wandb_server.start()
     wandb_online_at(wandb_server)
     return wandb_server
+
+
+# -- Real PyTorch Elastic jobs that several test files check (see torchrun_harness.py) ----------
+
+
+@pytest.fixture(scope="session")
+def elastic_pairs_2x2(tmp_path_factory: pytest.TempPathFactory) -> LaunchResult:
+    """One 2-node x 2-process Elastic job running every run_mode x rank_scope pair in turn.
+
+    Checked against the spec's tables (test_distributed_elastic.py) and against the plan CLI's
+    rows (test_cli_runtime.py): one job for both, so its start-up is paid once per session.
+    """
+    from _distributed_expect import launch_pairs
+
+    return launch_pairs(tmp_path_factory.mktemp("elastic-2x2"), 2, "two")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,9 +1,11 @@
 """The plan script's table equals what the plugin really does, one test per run_mode and shape.
 
-* Distributed: one real PyTorch Elastic job of 2 nodes x 2 processes (two launcher processes on
-  one rendezvous, see ``torchrun_harness.py``) runs one case per run_mode in worker scope, so the
-  start-up cost is paid once. Every rank's evidence (its run, its group) and every run file W&B
-  wrote are compared with the rows of ``flyteplugins-wandb-plan --nnodes 2 --nproc-per-node 2``.
+* Distributed: the session's real PyTorch Elastic job of 2 nodes x 2 processes (two launcher
+  processes on one rendezvous, see ``torchrun_harness.py``; ``conftest.elastic_pairs_2x2``, which
+  runs every pair and which test_distributed_elastic.py checks against the spec's tables): its
+  worker-scope case of each run_mode. Every rank's evidence (its run, its group) and every run
+  file W&B wrote are compared with the rows of
+  ``flyteplugins-wandb-plan --nnodes 2 --nproc-per-node 2``.
 * Plain: a real local Flyte run of a parent task calling a child task with that run_mode; the
   parent's and the child's rows (``--plain``, with ``--parent-id --parent-in-process`` for the
   child) are compared with the runs the tasks got and the run files W&B wrote.
@@ -22,14 +24,14 @@ import flyte
 import pytest
 from _distributed_expect import (
     MODES,
+    case_name,
     dump,
     labels_of,
-    offline_env,
     records_by_id,
     wrote_metadata,
 )
 from _plugin_helpers import by_id, run_local
-from torchrun_harness import Case, LaunchResult, launch
+from torchrun_harness import LaunchResult
 
 from flyteplugins.wandb import get_wandb_run, wandb_init
 
@@ -55,16 +57,14 @@ def _dash(value: str | None) -> str:
 # ----------------------------------------------------------------------------- distributed
 
 
-@pytest.fixture(scope="module")
-def job(tmp_path_factory: pytest.TempPathFactory) -> LaunchResult:
-    root = tmp_path_factory.mktemp("cli-2x2")
-    cases = [Case(name=f"cli_{m}", run_mode=m, rank_scope=SCOPE, steps=2) for m in MODES]
-    return launch(root, cases, nnodes=2, nproc_per_node=2, run_prefix="cli", env=offline_env(root))
+@pytest.fixture
+def job(elastic_pairs_2x2: LaunchResult) -> LaunchResult:
+    return elastic_pairs_2x2
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_cli_matches_a_real_elastic_job(job: LaunchResult, mode: str) -> None:
-    results = job.case(f"cli_{mode}")
+    results = job.case(case_name(mode, SCOPE))
     logs = "\n".join(Path(p).read_text(errors="replace")[-3000:] for p in job.logs)
     assert job.returncodes == [0, 0], logs
     assert len(results) == 2 and all(r["ok"] for r in results), dump(results)
@@ -73,7 +73,7 @@ def test_cli_matches_a_real_elastic_job(job: LaunchResult, mode: str) -> None:
         "--nnodes", "2", "--nproc-per-node", "2", "--run-mode", mode, "--rank-scope", SCOPE,
         "--base", base,
     )  # fmt: skip
-    evidence = {e["rank"]: e for e in job.evidence(f"cli_{mode}")}
+    evidence = {e["rank"]: e for e in job.evidence(case_name(mode, SCOPE))}
     assert sorted(evidence) == [0, 1, 2, 3] == [int(r["rank"]) for r in rows], dump(evidence)
 
     for row in rows:  # every rank got the run and group its row shows

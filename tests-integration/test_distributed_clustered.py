@@ -12,8 +12,8 @@ environment first, so the worker index and the processes per node come from core
 from __future__ import annotations
 
 import pytest
-from _distributed_expect import PAIRS, STEPS, offline_env
-from test_distributed_elastic import LAUNCHER_LEFTOVERS, case_name, check_pair
+from _distributed_expect import LAUNCHER_LEFTOVERS, PAIRS, STEPS, case_name, offline_env
+from test_distributed_elastic import check_pair
 from torchrun_harness import Case, LaunchResult, launch_torchrun
 
 pytest.importorskip(

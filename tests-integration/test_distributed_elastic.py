@@ -5,7 +5,8 @@ Flyte task context, so ``flyteplugins-pytorch`` starts the workers with ``elasti
 restores the Flyte context in each (see ``torchrun_harness.py``); the workers join a gloo process
 group and ``all_reduce`` every step; the real wandb client writes offline runs. One launch per
 topology runs the six pairs one after the other, so the job start-up cost is paid per launcher,
-not per test.
+not per test; the 2x2 job is the session's (``conftest.elastic_pairs_2x2``), which
+``test_cli_runtime.py`` checks against the plan CLI.
 
 What is asserted comes from the files W&B wrote (``.wandb`` records) and from each worker's
 own evidence file (its rank, its run, whether ``wandb`` was ever imported).
@@ -22,51 +23,29 @@ from _distributed_expect import (
     PROJECT,
     STEPS,
     Expect,
+    case_name,
     dump,
     expected,
     labels_of,
-    offline_env,
+    launch_pairs,
     records_by_id,
     rows_by_rank,
     wrote_metadata,
 )
-from torchrun_harness import Case, LaunchResult, launch
+from torchrun_harness import LaunchResult
 
 pytestmark = pytest.mark.timeout(900)
-
-# What a launcher inherits and its workers must not: a wandb-core service token of another
-# process (this one does not exist) and the launcher's own run id.
-LAUNCHER_LEFTOVERS = {
-    "WANDB_SERVICE": "3-1-unix-/nonexistent/flyteplugins-wandb-test.sock",
-    "WANDB_RUN_ID": "the-launchers-own-run",
-}
-
-
-def case_name(mode: str, scope: str) -> str:
-    return f"{mode}_{scope}"
-
-
-def _launch_pairs(root: Path, nnodes: int, prefix: str) -> LaunchResult:
-    cases = [Case(name=case_name(m, s), run_mode=m, rank_scope=s, steps=STEPS) for m, s in PAIRS]
-    return launch(
-        root,
-        cases,
-        nnodes=nnodes,
-        nproc_per_node=2,
-        run_prefix=prefix,
-        env=offline_env(root),
-        launcher_env=LAUNCHER_LEFTOVERS,
-    )
 
 
 @pytest.fixture(scope="module")
 def single_node(tmp_path_factory: pytest.TempPathFactory) -> LaunchResult:
-    return _launch_pairs(tmp_path_factory.mktemp("elastic-1x2"), 1, "one")
+    return launch_pairs(tmp_path_factory.mktemp("elastic-1x2"), 1, "one")
 
 
-@pytest.fixture(scope="module")
-def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> LaunchResult:
-    return _launch_pairs(tmp_path_factory.mktemp("elastic-2x2"), 2, "two")
+@pytest.fixture
+def two_nodes(elastic_pairs_2x2: LaunchResult) -> LaunchResult:
+    """The session's 2x2 job of every pair (conftest.py; test_cli_runtime.py checks it too)."""
+    return elastic_pairs_2x2
 
 
 def check_pair(
