@@ -182,7 +182,7 @@ def _elastic_task(case: dict[str, Any]) -> Any:
             nnodes=1,
             nproc_per_node=case["nproc"],
             max_restarts=case["max_restarts"],
-            monitor_interval=1,
+            monitor_interval=0.2,  # seconds between checks of the workers (a float works)
         ),
     )
 

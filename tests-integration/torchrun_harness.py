@@ -215,7 +215,7 @@ def _make_task(spec: Spec, case: Case) -> Any:
             nnodes=spec.nnodes,
             nproc_per_node=spec.nproc_per_node,
             max_restarts=case.max_restarts,
-            monitor_interval=1,
+            monitor_interval=0.2,  # seconds between checks of the workers (a float works)
             rdzv_configs={"timeout": 120, "join_timeout": 120},
         ),
     )
