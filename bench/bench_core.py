@@ -33,14 +33,9 @@ print(json.dumps(sorted(m for m in added
 """
 
 
-# Bytecode caching on, as for any installed package: this machine's PYTHONDONTWRITEBYTECODE=1
-# would otherwise make every run compile the package from source and measure the compiler.
-_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-
-
 def _wall(code: str) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, env=_ENV)
+    subprocess.run([sys.executable, "-c", code], check=True)
     return time.perf_counter() - start
 
 
@@ -69,7 +64,6 @@ def importtime_cost() -> float:
             check=True,
             capture_output=True,
             text=True,
-            env=_ENV,
         ).stderr
         # "import time: self [us] | cumulative | imported package"; the package's own line is last
         line = next(
