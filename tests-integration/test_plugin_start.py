@@ -5,11 +5,15 @@ What the task does with its run before the client is ready (log, define_metric, 
 summary writes, setting the name) is kept and lands in the run in order, with the time it was
 logged; ``wandb.log`` reaches the run too; a task that never logs gets its run; a start that
 fails raises its own error at the end of the call, never silently; a pending run passes
-``isinstance(run, wandb.Run)``; ``start`` is checked.
+``isinstance(run, wandb.Run)``; a task that changes ``WANDB_*`` while the client first reads
+them (a fresh process, wandb imported only by the start) gets ``WandbEnvironmentChanged``;
+``start`` is checked.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +22,7 @@ from typing import Any
 import flyte
 import pytest
 import wandb
-from _plugin_helpers import only, run_local, user_rows
+from _plugin_helpers import only, records, run_local, user_rows
 
 from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init
 from flyteplugins.wandb._start import PendingRun, check_start
@@ -157,3 +161,49 @@ def test_start_is_checked() -> None:
         wandb_init(start="soon")
     with pytest.raises(ValueError, match="start='soon'"):
         wandb_config(start="soon")
+
+
+# A fresh process whose task imports nothing of wandb itself: the background start is the
+# client's first read of its settings, and the task changes a W&B variable at once (before the
+# thread has even imported wandb, ~1 s), or, with argv[1] == "keep", changes nothing.
+_LAZY_PROCESS = """
+import os, sys
+import flyte
+from flyteplugins.wandb import get_wandb_run, wandb_init
+
+env = flyte.TaskEnvironment(name="lazy")
+
+@wandb_init(project="lazy")
+@env.task
+def task() -> str:
+    if sys.argv[1] == "change":
+        os.environ["WANDB_TAGS"] = "set-in-the-task"
+    run = get_wandb_run()
+    run.log({"x": 1})
+    return str(run.id)
+
+assert "wandb" not in sys.modules
+flyte.init()
+print("RUN", flyte.with_runcontext(mode="local", name="lazy-" + sys.argv[1]).run(task).outputs()[0])
+"""
+
+
+@pytest.mark.parametrize("change", [True, False], ids=["changes", "keeps"])
+def test_a_change_of_wandb_variables_during_the_first_read_is_named(
+    wandb_offline: Path, change: bool
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _LAZY_PROCESS, "change" if change else "keep"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=wandb_offline,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    warned = "WandbEnvironmentChanged" in proc.stderr
+    assert warned == change, proc.stderr[-3000:]
+    if change:
+        assert "the task changed WANDB_TAGS while its W&B run was starting" in proc.stderr
+    [rec] = records(wandb_offline)  # the run started and recorded what the task logged
+    assert proc.stdout.split()[-1] == rec.run_id
+    assert rec.metric("x") == [1] and rec.exit_code == 0
