@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torchrun_harness import Case, LaunchResult, launch
+
 from flyteplugins.wandb._records import RunRecord, iter_payloads, read_run
 
 STEPS = 3
@@ -159,11 +161,9 @@ def case_name(mode: str, scope: str) -> str:
     return f"{mode}_{scope}"
 
 
-def launch_pairs(root: Path, nnodes: int, prefix: str) -> Any:
+def launch_pairs(root: Path, nnodes: int, prefix: str) -> LaunchResult:
     """A real Elastic job of ``nnodes`` x 2 processes running every pair of :data:`PAIRS` in
     turn (one ``execute`` each, :data:`STEPS` steps), offline under ``root``."""
-    from torchrun_harness import Case, launch
-
     cases = [Case(name=case_name(m, s), run_mode=m, rank_scope=s, steps=STEPS) for m, s in PAIRS]
     return launch(
         root,

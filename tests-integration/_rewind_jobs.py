@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import flyte
+from torchrun_harness import MONITOR_INTERVAL_S
 
 from flyteplugins.wandb import get_wandb_run, rewind_to, wandb_init, wandb_sync_task
 
@@ -182,7 +183,7 @@ def _elastic_task(case: dict[str, Any]) -> Any:
             nnodes=1,
             nproc_per_node=case["nproc"],
             max_restarts=case["max_restarts"],
-            monitor_interval=0.2,  # seconds between checks of the workers (a float works)
+            monitor_interval=MONITOR_INTERVAL_S,  # type: ignore[arg-type]
         ),
     )
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _distributed_expect import launch_pairs
 from servers import OpenWandbServer, ServerProcess, WandbTestServer, client_env
 from torchrun_harness import LaunchResult
 
@@ -118,8 +119,6 @@ def elastic_pairs_2x2(tmp_path_factory: pytest.TempPathFactory) -> LaunchResult:
     Checked against the spec's tables (test_distributed_elastic.py) and against the plan CLI's
     rows (test_cli_runtime.py): one job for both, so its start-up is paid once per session.
     """
-    from _distributed_expect import launch_pairs
-
     return launch_pairs(tmp_path_factory.mktemp("elastic-2x2"), 2, "two")
 
 

@@ -57,13 +57,9 @@ def _dash(value: str | None) -> str:
 # ----------------------------------------------------------------------------- distributed
 
 
-@pytest.fixture
-def job(elastic_pairs_2x2: LaunchResult) -> LaunchResult:
-    return elastic_pairs_2x2
-
-
 @pytest.mark.parametrize("mode", MODES)
-def test_cli_matches_a_real_elastic_job(job: LaunchResult, mode: str) -> None:
+def test_cli_matches_a_real_elastic_job(elastic_pairs_2x2: LaunchResult, mode: str) -> None:
+    job = elastic_pairs_2x2
     results = job.case(case_name(mode, SCOPE))
     logs = "\n".join(Path(p).read_text(errors="replace")[-3000:] for p in job.logs)
     assert job.returncodes == [0, 0], logs

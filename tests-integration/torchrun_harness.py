@@ -39,6 +39,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+# Seconds between an elastic agent's checks of its workers in the test jobs (the Elastic config
+# types it as an int, torch's LaunchConfig takes a float): a case ends soon after its workers.
+MONITOR_INTERVAL_S = 0.2
 
 
 @dataclass
@@ -215,7 +218,7 @@ def _make_task(spec: Spec, case: Case) -> Any:
             nnodes=spec.nnodes,
             nproc_per_node=spec.nproc_per_node,
             max_restarts=case.max_restarts,
-            monitor_interval=0.2,  # seconds between checks of the workers (a float works)
+            monitor_interval=MONITOR_INTERVAL_S,  # type: ignore[arg-type]
             rdzv_configs={"timeout": 120, "join_timeout": 120},
         ),
     )
