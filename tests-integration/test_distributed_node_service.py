@@ -8,10 +8,13 @@
 * A detached service outlives the process that started it: a writer attached to it finishes
   its run completely after that process was killed (SIGKILL), where an owned service takes the
   writer's data with it.
+* Leaving the node's service (``wandb.teardown()``) keeps the session's credentials: a key given
+  to ``wandb.login`` that no netrc file holds is still the process's when the run has ended.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -144,4 +147,69 @@ def test_a_writer_survives_the_death_of_the_process_that_started_the_service(
     assert rec.metric("i") == list(range(20)) and rec.exit_code == 0
     found = services(tmp_path)
     assert [s.detached for s in found] == [True]  # still up, for the node's other ranks
+    stop(found)
+
+
+_LOGGED_IN_RANK = """
+import json, sys
+import wandb
+from wandb.sdk import wandb_setup
+from wandb.sdk.lib import wbauth
+from flyteplugins.wandb import _backend, _client
+
+host, key = sys.argv[1], sys.argv[2]
+# NETRC names a folder: the key lives in the session only
+wandb.login(key=key, host=host, verify=False)
+
+
+class OneNode:  # the node's service, without the job's store: this process starts it
+    def token(self, start):
+        return start("30s")
+
+
+request = _backend.InitRequest(
+    server=_client.Server(api_url=host, app_url=host, source="test"),
+    kwargs={"project": "p", "mode": "offline"},
+    node_service=OneNode(),
+)
+run = _backend.init_run(request)
+attached = request.attached
+run.log({"i": 1})
+run.finish()
+_backend.detach(request)
+setup = wandb_setup._singleton
+creds = wbauth.session_credentials(host=host)
+print(json.dumps({
+    "attached": attached,
+    "connected_after": setup is not None and setup._connection is not None,
+    "key_kept": creds is not None and creds.api_key == key,
+}))
+"""
+
+
+def test_leaving_the_node_service_keeps_a_key_given_to_wandb_login(tmp_path: Path) -> None:
+    """``wandb.teardown()`` (how a process leaves the node's service) forgets the session's
+    credentials; a key the user gave ``wandb.login`` that could not be saved to a netrc file is
+    the process's only copy, so the plugin gives it back."""
+    key = "k" * 40
+    env = {**os.environ, **_offline(tmp_path), "NETRC": str(tmp_path)}  # a folder: unwritable
+    # online as far as the login knows (offline, wandb.login keeps no key); the run is offline
+    for name in ("WANDB_MODE", "WANDB_SERVICE", "WANDB_API_KEY"):
+        env.pop(name, None)
+    out = subprocess.run(
+        [sys.executable, "-c", _LOGGED_IN_RANK, "http://127.0.0.1:9", key],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert key not in out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"attached": True, "connected_after": False, "key_kept": True}
+    [rec] = read_runs(tmp_path)
+    assert rec.metric("i") == [1] and rec.exit_code == 0
+    found = services(tmp_path)
+    assert [s.detached for s in found] == [True]
     stop(found)

@@ -156,7 +156,11 @@ def detach(request: InitRequest | None) -> None:
     """After the run of ``request`` ended: a process its start connected to the node's service
     is disconnected again once none of its runs is live, so a later run of the process (a
     shared-mode writer, which must keep a service of its own) connects afresh. The service
-    itself stays up for the node's other ranks."""
+    itself stays up for the node's other ranks.
+
+    ``wandb.teardown()`` also forgets the session's credentials; the ones the process had (a key
+    given to ``wandb.login(key=...)`` that could not be saved, e.g. with a read-only home) are
+    given back, so the user's next run of the process starts as it would have without us."""
     if request is None or not request.attached:
         return
     request.attached = False
@@ -166,8 +170,14 @@ def detach(request: InitRequest | None) -> None:
     if setup is None or setup.most_recent_active_run is not None:
         return
     import wandb
+    from wandb.sdk.lib import wbauth
 
-    wandb.teardown()
+    kept = wbauth.unauthenticate_session(update_settings=False)
+    try:
+        wandb.teardown()
+    finally:
+        if kept is not None:
+            wbauth.use_explicit_auth(kept, source="flyteplugins.wandb")
 
 
 def _init_run(request: InitRequest, on_started: Callable[[Any], None] | None) -> Any:
