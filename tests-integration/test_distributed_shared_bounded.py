@@ -17,7 +17,6 @@ import re
 import threading
 import time
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -80,41 +79,29 @@ def test_a_bad_finish_timeout_variable_is_named() -> None:
 
 
 def test_each_writer_starts_with_its_share() -> None:
-    """The share reaches ``wandb.init`` as the writer's own ``finish_timeout`` (the client reads
-    it when the run starts); runs no one waits for keep the whole budget."""
+    """The share is the writer's own ``finish_timeout`` (the client reads it when the run
+    starts); runs no one waits for keep the whole budget."""
     primary = Topology(rank=0, world_size=2, local_rank=0, local_world_size=2, worker_index=0)
     secondary = Topology(rank=1, world_size=2, local_rank=1, local_world_size=2, worker_index=0)
     shares = d.split_finish(BUDGET_S)
     assert shares is not None
     for topo, want in ((primary, shares.primary), (secondary, shares.secondary)):
-        kwargs: dict[str, Any] = {"finish_timeout": BUDGET_S}
         p = plan("shared", "global", topo, "b")
-        sync = d.SharedFinish.for_plan(p, topo, "b", {}, init_kwargs=kwargs)
+        sync = d.SharedFinish.for_plan(p, topo, "b", {}, plugin_timeout=BUDGET_S)
         assert sync is not None and sync.shares == shares
-        assert kwargs["finish_timeout"] == pytest.approx(want)
+        assert sync.finish_timeout == pytest.approx(want)
     # The user's own settings give the budget when the plugin's setting is absent.
-    kwargs = {}
     p = plan("shared", "global", secondary, "b")
-    d.SharedFinish.for_plan(
-        p, secondary, "b", {}, init_kwargs=kwargs, user_settings={"finish_timeout": 20}
-    )
+    sync = d.SharedFinish.for_plan(p, secondary, "b", {}, user_settings={"finish_timeout": 20})
     split = d.split_finish(20)
-    assert split is not None and kwargs["finish_timeout"] == pytest.approx(split.secondary)
+    assert split is not None and sync is not None
+    assert sync.finish_timeout == pytest.approx(split.secondary)
     # Joining a parent's run: the parent is the primary elsewhere; nobody waits, nothing split.
-    kwargs = {"finish_timeout": BUDGET_S}
     joined = plan("shared", "global", secondary, "b", parent_id="parent")
     jsync = d.SharedFinish.for_plan(
-        joined, secondary, "b", {}, init_kwargs=kwargs, parent_id="parent"
+        joined, secondary, "b", {}, plugin_timeout=BUDGET_S, parent_id="parent"
     )
-    assert jsync is not None and jsync.shares is None and kwargs == {"finish_timeout": BUDGET_S}
-    with pytest.raises(TypeError, match="mutable"):
-        d.SharedFinish.for_plan(
-            plan("shared", "global", primary, "b"),
-            primary,
-            "b",
-            {},
-            init_kwargs=MappingProxyType({}),
-        )
+    assert jsync is not None and jsync.shares is None and jsync.finish_timeout is None
 
 
 # -- the handshake against a real store ----------------------------------------------------------

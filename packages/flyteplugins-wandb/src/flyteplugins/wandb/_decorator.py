@@ -553,6 +553,7 @@ class _Call:
             extra = dict(resolved.settings)
             user_settings = settings.get("settings")
             extra.update(_distributed.worker_settings(topology, os.environ, user_settings))
+            init_kwargs = dict(resolved.init_kwargs)
             if p.shared:
                 base = identity.base if identity else (launcher_base or "")
                 user_id = None if kind == "trial" else settings.get("id")
@@ -563,11 +564,14 @@ class _Call:
                     os.environ,
                     parent_id=parent_id,
                     user_id=user_id,
-                    init_kwargs=resolved.init_kwargs,
+                    plugin_timeout=init_kwargs.get("finish_timeout"),
                     user_settings=user_settings,
                 )
+                share = self.shared_finish.finish_timeout if self.shared_finish else None
+                if share is not None:
+                    init_kwargs["finish_timeout"] = share  # this writer's part of the budget
             request = _backend.InitRequest(
-                kwargs=dict(resolved.init_kwargs),
+                kwargs=init_kwargs,
                 server=resolved.server,
                 shared=p.shared,
                 label=p.label,

@@ -393,7 +393,7 @@ class SharedFinish:
         base: str,
         environ: Mapping[str, str],
         *,
-        init_kwargs: Mapping[str, Any] | None = None,
+        plugin_timeout: Any = None,
         user_settings: Any = None,
         **kw: Any,
     ) -> SharedFinish | None:
@@ -401,10 +401,10 @@ class SharedFinish:
 
         ``base`` and ``kw`` (``parent_id``, ``user_id``) are what the rank's own plan was made
         with: every rank of the job is planned the same way to learn who the secondaries are.
-        ``init_kwargs`` are the keywords of this rank's ``wandb.init`` (with the plugin's own
-        ``finish_timeout``, if any) and ``user_settings`` the user's ``settings=``: when the run
-        has a primary and secondaries, this writer's share of the run's ``finish_timeout`` is
-        set in ``init_kwargs`` as its ``finish_timeout``.
+        ``plugin_timeout`` is the plugin's own ``finish_timeout`` (``None`` when not set) and
+        ``user_settings`` the user's ``settings=``: together they give the run's budget, which a
+        run with a primary and secondaries splits (:attr:`shares`; :attr:`finish_timeout` is
+        this writer's part). Nothing passed in is changed.
         """
         if topology is None or not (plan_.initializes and plan_.shared) or plan_.run_id is None:
             return None
@@ -417,15 +417,7 @@ class SharedFinish:
         has_primary = any(primary for _, primary in writers)
         shares = None
         if has_primary and secondaries:
-            plugin_timeout = None if init_kwargs is None else init_kwargs.get("finish_timeout")
             shares = split_finish(_resilience.finish_budget(plugin_timeout, user_settings, environ))
-        if shares is not None and init_kwargs is not None:
-            if not isinstance(init_kwargs, MutableMapping):
-                raise TypeError(
-                    "SharedFinish.for_plan sets the writer's share of finish_timeout in "
-                    f"init_kwargs, which must be mutable (got {type(init_kwargs).__name__})"
-                )
-            init_kwargs["finish_timeout"] = shares.primary if plan_.primary else shares.secondary
         job = environ.get("TORCHELASTIC_RUN_ID") or environ.get("JOBSET_NAME") or "job"
         restart = environ.get("JOBSET_RESTART_ATTEMPT", "0")
         namespace = f"flyteplugins-wandb/{job}/{topology.restart_count}.{restart}/{plan_.run_id}"
@@ -439,6 +431,14 @@ class SharedFinish:
             timeout_s=finish_timeout(environ),
             shares=shares,
         )
+
+    @property
+    def finish_timeout(self) -> float | None:
+        """This writer's own ``finish_timeout`` (its share of the run's budget, which the client
+        enforces from the run's start), or ``None`` when the budget is not split."""
+        if self.shares is None:
+            return None
+        return self.shares.primary if self.primary else self.shares.secondary
 
     def _key(self, what: str) -> str:
         return f"{self.namespace}/{what}"
