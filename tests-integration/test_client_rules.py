@@ -61,7 +61,7 @@ def test_constants_are_the_clients() -> None:
     assert _client.FORGE_API_PATH == urls.FORGE_API_PATH
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(_urls)
 def test_app_url_mapping_is_the_clients(url: str) -> None:
     import wandb
@@ -71,7 +71,7 @@ def test_app_url_mapping_is_the_clients(url: str) -> None:
     assert _client.forge_host(url) == urls.forge_host(url)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(_urls)
 def test_server_normalisation_agrees_with_the_client(url: str) -> None:
     """Every base URL the client accepts normalises to what the client itself uses."""
@@ -115,7 +115,7 @@ _run_id = st.text(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.sampled_from(["https://api.forge.coreweave.com", "http://127.0.0.1:9000",
                         "https://api.wandb.ai", "https://wandb.acme.io"]),
        _segment, _segment, _run_id)  # fmt: skip

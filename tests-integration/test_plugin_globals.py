@@ -391,7 +391,7 @@ class StandIn:
     _is_finished = False
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(st.lists(st.tuples(st.booleans(), st.integers(0, 7)), max_size=30))
 def test_module_restored_exactly_after_the_last_release(ops: list[tuple[bool, int]]) -> None:
     """Any interleaving of binds and (repeated) releases: installed iff a run is live, and the

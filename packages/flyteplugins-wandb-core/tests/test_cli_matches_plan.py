@@ -114,7 +114,7 @@ names = st.text(
 ) | st.just("{{.runName}}" * 4)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(run_name=names, action=st.sampled_from(["a0", "a1-x", "n/3"]))
 def test_any_base_is_cleaned_as_make_base(run_name: str, action: str) -> None:
     argv = [f"--base={run_name}-{action}", "--run-mode", "new"]

@@ -22,7 +22,7 @@ def _series(values: list[float]) -> Series:
     return rec.series["v"]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(st.integers(min_value=0, max_value=3 * KEEP_POINTS + 7))
 def test_a_series_stays_bounded_and_evenly_spread(n: int) -> None:
     rec = Recorder()
@@ -95,7 +95,7 @@ def test_non_finite_values_are_counted_but_not_drawn() -> None:
     assert s.points() == ([0, 2, 4], [1.0, 2.0, 3.0])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), max_size=3000))
 def test_thinning_keeps_the_ends_and_the_extremes(ys: list[float]) -> None:
     xs = [float(i) for i in range(len(ys))]

@@ -176,7 +176,7 @@ _parents = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     mode=_modes,
     scope=_scopes,
