@@ -2,24 +2,64 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
 import flyte
+from _services import own_services
 
 from flyteplugins.wandb._records import RunRecord, read_runs
+
+#: Seconds ``wandb.teardown()`` may wait for this process's service to exit. wandb 0.31 can miss
+#: the teardown request when a response of the service to an earlier request (``wandb.Api``) is
+#: still being written as the client closes: the service then never exits and teardown waits
+#: for it forever (seen once in a full run: the whole session stalled).
+TEARDOWN_LIMIT_S = 60.0
 
 
 def reset_wandb() -> None:
     """Forget the wandb client's process-wide setup, so it reads this test's environment.
 
     The client caches its settings (``WANDB_DIR``, mode, ...) in a singleton on first use; each
-    test points them at its own folder.
+    test points them at its own folder. A service still up ``TEARDOWN_LIMIT_S`` after the
+    teardown began is killed, with a warning, so the client's wait ends.
     """
     mod = sys.modules.get("wandb")
-    if mod is not None:
+    if mod is None:
+        return
+    done = threading.Event()
+    killed: list[int] = []
+
+    def watch() -> None:
+        if done.wait(TEARDOWN_LIMIT_S):
+            return
+        for pid in own_services():
+            killed.append(pid)  # before the kill: teardown returns as soon as it is dead
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    watcher = threading.Thread(target=watch, name="wandb-teardown-watch", daemon=True)
+    watcher.start()
+    try:
         mod.teardown()
+    except SystemExit:  # the client exits with a killed service's exit code
+        if not killed:
+            raise
+    finally:
+        done.set()
+        watcher.join()
+    if killed:
+        warnings.warn(
+            f"wandb.teardown() still waited on its service after {TEARDOWN_LIMIT_S:g} s: "
+            f"killed wandb-core {killed}",
+            stacklevel=2,
+        )
 
 
 def run_local(

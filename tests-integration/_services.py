@@ -51,3 +51,22 @@ def stop(found: list[Service]) -> None:
     for service in found:
         with contextlib.suppress(ProcessLookupError):  # already gone: nothing to end
             os.kill(service.pid, signal.SIGTERM)
+
+
+def own_services() -> list[int]:
+    """The wandb-core services started by this process (their ``--pid`` names it)."""
+    me = str(os.getpid()).encode()
+    found = []
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if not argv or not argv[0].endswith(b"wandb-core") or b"--pid" not in argv:
+            continue
+        at = argv.index(b"--pid")
+        if argv[at + 1 : at + 2] == [me]:
+            found.append(int(entry.name))
+    return found

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from _distributed_expect import launch_pairs
+from _plugin_helpers import reset_wandb
 from servers import OpenWandbServer, ServerProcess, WandbTestServer, client_env
 from torchrun_harness import LaunchResult
 
@@ -70,13 +71,6 @@ def openwandb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenW
         server.stop()
 
 
-def _wandb_teardown() -> None:
-    """End this process's wandb session: it reads the W&B environment only once, at setup."""
-    wandb = sys.modules.get("wandb")
-    if wandb is not None:
-        wandb.teardown()
-
-
 @pytest.fixture
 def wandb_online_at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """``point(server) -> Path``: send this test's real wandb client to ``server``.
@@ -87,7 +81,7 @@ def wandb_online_at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     """
 
     def point(server: ServerProcess) -> Path:
-        _wandb_teardown()
+        reset_wandb()
         for var in ("WANDB_SERVICE", "WANDB_RUN_ID", "WANDB_SWEEP_ID", "WANDB_PROJECT"):
             monkeypatch.delenv(var, raising=False)
         monkeypatch.delenv("WANDB_ENTITY", raising=False)
@@ -97,7 +91,7 @@ def wandb_online_at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         return tmp_path
 
     yield point
-    _wandb_teardown()
+    reset_wandb()
 
 
 @pytest.fixture
