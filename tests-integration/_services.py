@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,17 +24,25 @@ class Service:
     rss_bytes: int
 
 
-def services(cwd: Path) -> list[Service]:
-    """The live wandb-core processes whose working folder is ``cwd``."""
-    want = str(cwd.resolve())
-    found = []
+def _wandb_core() -> Iterator[tuple[Path, list[bytes]]]:
+    """(``/proc`` entry, argv) of every live wandb-core process."""
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if not argv or not argv[0].endswith(b"wandb-core"):
-                continue
+        except OSError:  # gone meanwhile
+            continue
+        if argv and argv[0].endswith(b"wandb-core"):
+            yield entry, argv
+
+
+def services(cwd: Path) -> list[Service]:
+    """The live wandb-core processes whose working folder is ``cwd``."""
+    want = str(cwd.resolve())
+    found = []
+    for entry, argv in _wandb_core():
+        try:
             if os.readlink(entry / "cwd") != want:
                 continue
             rss = 0
@@ -57,16 +66,8 @@ def own_services() -> list[int]:
     """The wandb-core services started by this process (their ``--pid`` names it)."""
     me = str(os.getpid()).encode()
     found = []
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:  # gone meanwhile
-            continue
-        if not argv or not argv[0].endswith(b"wandb-core") or b"--pid" not in argv:
-            continue
-        at = argv.index(b"--pid")
-        if argv[at + 1 : at + 2] == [me]:
+    for entry, argv in _wandb_core():
+        at = argv.index(b"--pid") if b"--pid" in argv else -1
+        if at >= 0 and argv[at + 1 : at + 2] == [me]:
             found.append(int(entry.name))
     return found
