@@ -160,7 +160,8 @@ def detach(request: InitRequest | None) -> None:
 
     ``wandb.teardown()`` also forgets the session's credentials; the ones the process had (a key
     given to ``wandb.login(key=...)`` that could not be saved, e.g. with a read-only home) are
-    given back, so the user's next run of the process starts as it would have without us."""
+    given back (without a new client setup), so the user's next run of the process starts as it
+    would have without us: its settings are read when it starts, with the key it had."""
     if request is None or not request.attached:
         return
     request.attached = False
@@ -171,13 +172,17 @@ def detach(request: InitRequest | None) -> None:
         return
     import wandb
     from wandb.sdk.lib import wbauth
+    from wandb.sdk.lib.wbauth import authenticate
 
     kept = wbauth.unauthenticate_session(update_settings=False)
     try:
         wandb.teardown()
     finally:
         if kept is not None:
-            wbauth.use_explicit_auth(kept, source="flyteplugins.wandb")
+            # Not wbauth.use_explicit_auth: it would set the key on a new client setup, loading
+            # the client's settings now instead of when the process's next run starts.
+            with authenticate._session_auth_lock:
+                authenticate._locked_set_session_auth(kept, update_settings=False)
 
 
 def _init_run(request: InitRequest, on_started: Callable[[Any], None] | None) -> Any:
