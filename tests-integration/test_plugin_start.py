@@ -1,21 +1,28 @@
-"""``start="background"`` (the default): the run's client starts while the task's code runs (real
-local runs).
+"""The run starts before the task's code, and what users write around it keeps their rows.
 
-What the task does with its run before the client is ready (log, define_metric, config and
-summary writes, setting the name) is kept and lands in the run in order, with the time it was
-logged; ``wandb.log`` reaches the run too; a task that never logs gets its run; a start that
-fails raises its own error at the end of the call, never silently; a pending run passes
-``isinstance(run, wandb.Run)``; a task that changes ``WANDB_*`` while the client first reads
-them (a fresh process, wandb imported only by the start) gets ``WandbEnvironmentChanged``;
-``start`` is checked.
+Real local Flyte runs with the real wandb client (offline, or against loopback servers):
+
+* W&B's own quickstart idiom ``with wandb.init(...) as run:`` and ``with get_wandb_run() as
+  run:`` inside a decorated task record their rows in the task's run;
+* a server that never answers, or that drops every connection, fails the task before its code
+  runs (a refusing one: ``test_online_failures.py``), within the start's bound;
+* ``finish_timeout`` bounds the end of a run that logged 10^5 rows to a server that died;
+* the getting-started shape (bare ``@wandb_init``, project and entity from ``wandb_config`` in
+  the run's context) warns about nothing and its link names the run;
+* a process running decorated tasks one after another (a reused container) is left as it was:
+  no ``WANDB_*`` variable and no signal handler of ours;
+* ``start=`` is deprecated (it has no effect) and still checked.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import os
+import signal
+import socket
 import threading
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,187 +30,235 @@ import flyte
 import pytest
 import wandb
 from _plugin_helpers import only, records, run_local, user_rows
+from servers import WandbTestServer
 
-from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init
-from flyteplugins.wandb._start import PendingRun, check_start
+from flyteplugins.wandb import Wandb, get_wandb_run, wandb_config, wandb_init
 
 env = flyte.TaskEnvironment(name="plugin_start")
 
-# Holds the client's start (the runs of a process start one at a time) until the task has
-# logged, so the calls are certainly made before the run exists.
-_gate = threading.Event()
 
-
-def _hold_the_start() -> Any:
-    from flyteplugins.wandb import _backend
-
-    return _backend._INIT_LOCK
-
-
-@wandb_init(project="bg", start="background")
+@wandb_init(project="quickstart")
 @env.task
-def logs_before_ready() -> dict[str, Any]:
-    run = get_wandb_run()
-    assert run is not None
-    pending = isinstance(run, PendingRun) and run._run is None
-    stamped = time.time()
-    run.define_metric("loss", summary="min")
-    run.config.update({"lr": 0.1})
-    run.config["layers"] = 3
-    run.summary["note"] = "kept"
-    for i in range(5):
-        run.log({"loss": 1.0 / (i + 1), "i": i})
-    wandb.log({"via_module": 1})
-    _gate.set()
-    return {
-        "id": run.id,
-        "pending": pending,
-        "stamped": stamped,
-        "config": dict(run.config),  # waits for the run
-        "dir": run.dir,
-    }
-
-
-def _run_with_the_start_held(task: Any, name: str) -> Any:
-    """``run_local(task)`` with the client's start held until the task sets ``_gate``."""
-    lock = _hold_the_start()
-    _gate.clear()
-    lock.acquire()
-    releaser = threading.Thread(target=lambda: (_gate.wait(60), lock.release()))
-    releaser.start()
-    try:
-        return run_local(task, name=name)
-    finally:
-        releaser.join()
-
-
-def test_calls_before_the_run_exists_land_in_it_in_order(wandb_offline: Path) -> None:
-    out = _run_with_the_start_held(logs_before_ready, "bg-order")
-    assert out["pending"], "the run was already started: nothing was kept"
-    rec = only(wandb_offline)
-    assert rec.run_id == out["id"] and rec.exit_code == 0
-    assert user_rows(rec) == [{"loss": 1.0 / (i + 1), "i": i} for i in range(5)] + [
-        {"via_module": 1}
-    ]
-    # logged when called, not when replayed
-    assert all(row["_timestamp"] < out["stamped"] + 5 for row in rec.history)
-    assert rec.config["lr"] == 0.1 and rec.config["layers"] == 3
-    assert out["config"]["lr"] == 0.1
-    assert rec.summary["note"] == "kept"
-    assert rec.summary["loss"] == {"min": pytest.approx(0.2)}
-
-
-@wandb_init(project="bg", start="background")
-@env.task
-def never_logs() -> str:
-    run = get_wandb_run()
-    assert run is not None
+def quickstart_idiom() -> str:
+    with wandb.init(project="quickstart", config={"lr": 0.1}) as run:
+        for i in range(3):
+            run.log({"loss": 1.0 / (i + 1)})
     return str(run.id)
 
 
-def test_a_task_that_never_logs_gets_its_run(wandb_offline: Path) -> None:
-    rid = run_local(never_logs, name="bg-silent")
-    rec = only(wandb_offline)
-    assert rec.run_id == rid and rec.exit_code == 0
-
-
-@wandb_init(project="bg", start="background", settings={"x_no_such_setting": 1})
+@wandb_init(project="quickstart")
 @env.task
-def bad_settings() -> str:
-    ran.append("user code")
-    return "done"
+def with_the_task_run() -> str:
+    with get_wandb_run() as run:
+        run.log({"acc": 0.5})
+        run.log({"acc": 0.75})
+    assert get_wandb_run() is None  # finished by the block: the task has no live run any more
+    return str(run.id)
 
+
+def test_the_quickstart_idiom_records_in_the_task_run(wandb_offline: Path) -> None:
+    run_id = run_local(quickstart_idiom, name="qs-idiom")
+    rec = only(wandb_offline)
+    assert rec.run_id == run_id
+    assert [r["loss"] for r in user_rows(rec)] == [1.0, 0.5, 1.0 / 3]
+    assert rec.config["lr"] == 0.1
+    assert rec.exit_code == 0
+
+
+def test_with_get_wandb_run_records_in_the_task_run(wandb_offline: Path) -> None:
+    run_id = run_local(with_the_task_run, name="qs-own")
+    rec = only(wandb_offline)
+    assert rec.run_id == run_id
+    assert [r["acc"] for r in user_rows(rec)] == [0.5, 0.75]
+
+
+# -- servers that fail during the start ------------------------------------------------------
 
 ran: list[str] = []
 
 
-def test_a_failed_start_raises_at_the_end_of_the_call(wandb_offline: Path) -> None:
+@wandb_init(project="start-fails", entity="ent")
+@env.task
+def never_runs() -> int:
+    ran.append("user code")
+    return 1
+
+
+@pytest.fixture
+def bad_server(wandb_online_at: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A loopback server that ``answer`` decides about: ``"never"`` accepts connections and
+    never answers; ``"drop"`` closes every connection at once (a server dying as the client
+    talks to it)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    mode: list[str] = ["never"]
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            if mode[0] == "drop":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+                conn.close()
+            else:
+                held.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    class _Server:
+        def __init__(self) -> None:
+            self.url = url
+
+    wandb_online_at(_Server())
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "6")
+    monkeypatch.setenv("WANDB__GRAPHQL_RETRY_MAX", "1")
+    monkeypatch.setenv("WANDB__GRAPHQL_RETRY_WAIT_MAX_SECONDS", "1")
+    yield mode, url
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    sock.close()
+
+
+@pytest.mark.online
+@pytest.mark.parametrize("answer", ["never", "drop"])
+def test_a_failing_server_fails_the_task_before_its_code(bad_server: Any, answer: str) -> None:
+    mode, url = bad_server
+    mode[0] = answer
     ran.clear()
-    with pytest.raises(Exception, match="x_no_such_setting"):
-        run_local(bad_settings, name="bg-bad")
-    assert ran == ["user code"]  # the code ran while the client started
+    started = time.monotonic()
+    with pytest.raises(Exception) as caught:
+        run_local(never_runs, name=f"start-{answer}")
+    elapsed = time.monotonic() - started
+    assert ran == []  # the code never ran against a run that was not there
+    assert url in str(caught.value)
+    assert "could not be reached" in str(caught.value)
+    assert elapsed < 6 + 30, elapsed  # init_timeout, plus the local run's own start and end
 
 
-@wandb_init(project="bg")
+# -- the end of a run whose server died ------------------------------------------------------
+
+ROWS = 100_000
+_victim: list[WandbTestServer] = []
+_returned: list[float] = []
+
+
+@wandb_init(project="dead-end", entity="ent", finish_timeout=5)
 @env.task
-def default_start() -> bool:
-    return isinstance(get_wandb_run(), PendingRun)
-
-
-def test_the_default_and_wandb_config_choose_the_start(wandb_offline: Path) -> None:
-    assert run_local(default_start, name="bg-default") is True  # background is the default
-    ctx = wandb_config(start="blocking")
-    assert run_local(default_start, name="bg-ctx", custom_context=ctx) is False
-
-
-@wandb_init(project="bg")
-@env.task
-def checks_the_class() -> dict[str, bool]:
+def many_rows_then_dead() -> str:
     run = get_wandb_run()
-    pending = isinstance(run, PendingRun) and run._run is None
-    # what framework code checks before it takes a run (Lightning's logger does)
-    out = {"pending": pending, "is_run": isinstance(run, wandb.Run)}
-    _gate.set()
-    return out
+    assert run is not None
+    run.log({"x": -1})
+    _victim[0].kill()
+    for i in range(ROWS):
+        run.log({"x": i})
+    _returned.append(time.monotonic())
+    return str(run.settings.sync_dir)
 
 
-def test_a_pending_run_is_a_wandb_run_to_code_that_checks(wandb_offline: Path) -> None:
-    out = _run_with_the_start_held(checks_the_class, "bg-class")
-    assert out == {"pending": True, "is_run": True}
-
-
-def test_start_is_checked() -> None:
-    check_start("background")
-    check_start(None)
-    with pytest.raises(ValueError, match=r"start='later'.*'background', 'blocking'"):
-        check_start("later")
-    with pytest.raises(ValueError, match="start='soon'"):
-        wandb_init(start="soon")
-    with pytest.raises(ValueError, match="start='soon'"):
-        wandb_config(start="soon")
-
-
-# A fresh process whose task imports nothing of wandb itself: the background start is the
-# client's first read of its settings, and the task changes a W&B variable at once (before the
-# thread has even imported wandb, ~1 s), or, with argv[1] == "keep", changes nothing.
-_LAZY_PROCESS = """
-import os, sys
-import flyte
-from flyteplugins.wandb import get_wandb_run, wandb_init
-
-env = flyte.TaskEnvironment(name="lazy")
-
-@wandb_init(project="lazy")
-@env.task
-def task() -> str:
-    if sys.argv[1] == "change":
-        os.environ["WANDB_TAGS"] = "set-in-the-task"
-    run = get_wandb_run()
-    run.log({"x": 1})
-    return str(run.id)
-
-assert "wandb" not in sys.modules
-flyte.init()
-print("RUN", flyte.with_runcontext(mode="local", name="lazy-" + sys.argv[1]).run(task).outputs()[0])
-"""
-
-
-@pytest.mark.parametrize("change", [True, False], ids=["changes", "keeps"])
-def test_a_change_of_wandb_variables_during_the_first_read_is_named(
-    wandb_offline: Path, change: bool
+@pytest.mark.online
+def test_finish_timeout_bounds_the_end_with_a_dead_server(
+    make_wandb_server: Any, wandb_online_at: Any
 ) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", _LAZY_PROCESS, "change" if change else "keep"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=wandb_offline,
+    server: WandbTestServer = make_wandb_server()
+    wandb_online_at(server)
+    _victim[:] = [server]
+    _returned.clear()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        run_dir = run_local(many_rows_then_dead, name="dead-end")
+    ended = time.monotonic() - _returned[0]
+    # finish_timeout=5, plus the local run's own end (outputs, controller)
+    assert ended < 5 + 20, ended
+    incomplete = [str(w.message) for w in seen if "incomplete" in str(w.message)]
+    assert incomplete and run_dir in incomplete[0] and "wandb sync" in incomplete[0]
+    # every row is in the run's local file, ready for `wandb sync`
+    (rec,) = records(Path(run_dir))
+    assert len(user_rows(rec)) == ROWS + 1
+
+
+# -- the getting-started shape ---------------------------------------------------------------
+
+
+def test_the_getting_started_shape_warns_about_nothing_and_links_to_the_run(
+    wandb_offline: Path,
+) -> None:
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+
+        @wandb_init
+        @env.task
+        def getting_started() -> str:
+            run = get_wandb_run()
+            assert run is not None
+            run.log({"loss": 0.5})
+            return str(run.id)
+
+        context = wandb_config(project="my-project", entity="my-team")
+        run_id = run_local(getting_started, name="gs-run", custom_context=dict(context))
+    ours = [w for w in seen if "flyteplugins" in w.filename or "W&B" in str(w.message)]
+    assert ours == [], [str(w.message) for w in ours]
+    (link,) = [x for x in getting_started.links if isinstance(x, Wandb)]
+    url = link.get_link(
+        run_name="gs-run",
+        project="p",
+        domain="d",
+        context=dict(context),
+        parent_action_name="a0",
+        action_name=run_id.removeprefix("gs-run-"),  # the action the local run named
+        pod_name="pod",
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    warned = "WandbEnvironmentChanged" in proc.stderr
-    assert warned == change, proc.stderr[-3000:]
-    if change:
-        assert "the task changed WANDB_TAGS while its W&B run was starting" in proc.stderr
-    [rec] = records(wandb_offline)  # the run started and recorded what the task logged
-    assert proc.stdout.split()[-1] == rec.run_id
-    assert rec.metric("x") == [1] and rec.exit_code == 0
+    assert url.endswith(f"/my-team/my-project/runs/{run_id}"), (url, run_id)
+
+
+# -- a reused process ------------------------------------------------------------------------
+
+
+@wandb_init(project="reuse")
+@env.task
+async def async_step(i: int) -> int:
+    run = get_wandb_run()
+    assert run is not None
+    run.log({"i": i})
+    return i
+
+
+@wandb_init(project="reuse")
+@env.task
+def sync_step(i: int) -> int:
+    wandb.log({"i": i})
+    return i
+
+
+def test_tasks_one_after_another_leave_the_process_as_it_was(wandb_offline: Path) -> None:
+    before_env = {k: v for k, v in os.environ.items() if k.startswith("WANDB_")}
+    before_handler = signal.getsignal(signal.SIGTERM)
+    for i in range(2):
+        assert run_local(async_step, i, name=f"reuse-async-{i}") == i
+        assert run_local(sync_step, i, name=f"reuse-sync-{i}") == i
+        after = {k: v for k, v in os.environ.items() if k.startswith("WANDB_")}
+        after.pop("WANDB_SERVICE", None)  # the client's own, for its child processes
+        assert after == before_env
+        assert signal.getsignal(signal.SIGTERM) is before_handler
+    assert len(records(wandb_offline)) == 4
+
+
+# -- start= ----------------------------------------------------------------------------------
+
+
+def test_start_is_deprecated_and_still_checked() -> None:
+    with pytest.warns(DeprecationWarning, match="start='background' is deprecated"):
+        wandb_config(start="background")
+    with pytest.warns(DeprecationWarning, match="no effect"):
+        wandb_init(start="blocking")
+    with pytest.raises(ValueError, match="'later'"):
+        wandb_config(start="later")

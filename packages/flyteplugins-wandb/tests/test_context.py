@@ -13,8 +13,6 @@ from flyteplugins.wandb._context import (
     PREFIX,
     UNSET,
     ContextEntries,
-    check_entity,
-    check_project,
     current_custom_context,
     decode_entries,
     encode_entries,
@@ -24,6 +22,7 @@ from flyteplugins.wandb._context import (
     read_wandb_config,
     wandb_config,
 )
+from flyteplugins.wandb._settings import check_entity, check_project
 
 json_values = st.recursive(
     st.none()

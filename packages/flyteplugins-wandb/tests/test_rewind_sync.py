@@ -18,9 +18,9 @@ from flyteplugins.wandb import WandbRewindError, wandb_config, wandb_init
 from flyteplugins.wandb._client import ClientDefaults
 from flyteplugins.wandb._resolve import PLUGIN_ONLY, Identity, Parent, Trial, resolve, rewound
 from flyteplugins.wandb._rewind import check_step
+from flyteplugins.wandb._settings import check_sync
 from flyteplugins.wandb._sync import (
     METADATA_FILE,
-    check_sync,
     find_folders,
     retry_hint,
     wandb_sync_task,

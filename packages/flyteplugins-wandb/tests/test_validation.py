@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flyteplugins.wandb import wandb_config, wandb_init
-from flyteplugins.wandb._context import (
+from flyteplugins.wandb._settings import (
     KNOWN_SETTINGS,
     MAX_PROJECT_LENGTH,
     MAX_TAG_LENGTH,
@@ -144,8 +144,10 @@ def test_checking_does_not_import_wandb() -> None:
 
 
 def test_download_logs_without_the_sweeps_distribution(monkeypatch: pytest.MonkeyPatch) -> None:
-    # None in sys.modules is how Python marks a module as not importable
-    monkeypatch.setitem(sys.modules, "flyteplugins.wandb_sweeps", None)
+    # No distribution registers the download in this group: as without the sweeps one.
+    from flyteplugins.wandb import _settings
+
+    monkeypatch.setattr(_settings, "DOWNLOAD_GROUP", "flyteplugins.wandb.download-absent")
     for value in (True, "some/folder"):
         with pytest.raises(ImportError, match=r'pip install "flyteplugins-wandb\[sweeps\]"'):
             wandb_config(download_logs=value)

@@ -23,10 +23,11 @@ from flyteplugins.wandb_core import RankScope, RunMode
 from .__about__ import __version__
 from ._artifacts import apply_recorded_uses, log_model_checkpoint
 from ._context import get_wandb_context, wandb_config
-from ._decorator import get_distributed_info, get_wandb_run, get_wandb_run_dir, wandb_init
+from ._decorator import get_distributed_info, get_wandb_run_dir, wandb_init
 from ._link import Wandb
 from ._report import report_sweep
 from ._rewind import WandbRewindError, rewind_to
+from ._state import get_wandb_run
 from ._sync import WandbSyncFailed, sync_wandb, wandb_sync_task
 
 _SWEEPS_NAMES = (

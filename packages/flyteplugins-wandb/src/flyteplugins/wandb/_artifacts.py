@@ -373,7 +373,7 @@ def log_model_checkpoint(
     """
     import wandb
 
-    from ._decorator import get_wandb_run
+    from ._state import get_wandb_run
 
     run = run if run is not None else get_wandb_run()
     if run is None:
@@ -409,7 +409,7 @@ def log_model_checkpoint(
 
 def _show_in_tab(item: dict[str, Any]) -> None:
     """List ``item`` in the W&B tab of the current task call, when it has one."""
-    from ._decorator import current_active
+    from ._state import current_active
 
     active = current_active()
     native = getattr(getattr(active, "call", None), "native", None)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,17 +22,18 @@ from . import _client, _resilience
 _INIT_LOCK = threading.Lock()
 
 
-def _init(
-    wandb: Any,
-    settings: Any,
-    kwargs: dict[str, Any],
-    on_started: Callable[[Any], None] | None = None,
-) -> Any:
+#: ``starting`` is true on the thread where the plugin itself is calling ``wandb.init`` (the
+#: per-task ``wandb.init`` of ``_globals`` then hands the call to the client unchanged).
+STARTING = threading.local()
+
+
+def _init(wandb: Any, settings: Any, kwargs: dict[str, Any]) -> Any:
     with _INIT_LOCK:
-        run = wandb.init(settings=settings, **kwargs)
-        if on_started is not None:  # before another init may look at the client's active runs
-            on_started(run)
-        return run
+        STARTING.on = True
+        try:
+            return wandb.init(settings=settings, **kwargs)
+        finally:
+            STARTING.on = False
 
 
 class WandbApiKeyMissing(RuntimeError):
@@ -56,11 +55,6 @@ class InitRequest:
     label: str | None = None
     settings: Any = None
     extra_settings: dict[str, Any] = field(default_factory=dict)
-    #: The node's shared wandb-core service to attach to (a ``_distributed.NodeService``).
-    node_service: Any = None
-    #: Set by :func:`init_run`: this start connected the process to the node's service (the
-    #: process had no connection to a service before), so :func:`detach` undoes it at the end.
-    attached: bool = False
 
 
 def effective_mode(requested: str | None) -> str:
@@ -104,92 +98,8 @@ def planned_mode(request: InitRequest) -> str:
     return "shared" if request.shared and mode == "online" else mode
 
 
-def start_node_service(idle_timeout: str) -> str:
-    """Start a detached wandb-core service (no process owns it) and return its token."""
-    import wandb
-    from wandb.sdk.lib.service import service_process
-
-    proc = service_process.start_detached(wandb.Settings(), idle_timeout=idle_timeout)
-    return str(proc.token.env_value)
-
-
-@contextmanager
-def _attached_to(token: str | None) -> Iterator[None]:
-    """``WANDB_SERVICE`` names the node's service while a run starts (wandb reads it when the
-    process first connects), then is as it was."""
-    if token is None:
-        yield
-        return
-    saved = os.environ.get("WANDB_SERVICE")
-    os.environ["WANDB_SERVICE"] = token
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("WANDB_SERVICE", None)
-        else:
-            os.environ["WANDB_SERVICE"] = saved
-
-
-def _connected() -> bool:
-    """Whether this process's wandb already has its connection to a service (it reads
-    ``WANDB_SERVICE`` only when it makes that connection)."""
-    from wandb.sdk import wandb_setup
-
-    setup = wandb_setup._singleton
-    return setup is not None and setup._pid == os.getpid() and setup._connection is not None
-
-
-def init_run(request: InitRequest, on_started: Callable[[Any], None] | None = None) -> Any:
-    """Start a run as ``request`` says and return the ``wandb.Run`` (attached to the node's
-    shared service when the request names one and the process has no service yet)."""
-    token = None
-    if request.node_service is not None and not _connected():
-        token = request.node_service.token(start_node_service)
-    with _attached_to(token):
-        run = _init_run(request, on_started)
-    request.attached = token is not None
-    return run
-
-
-def detach(request: InitRequest | None) -> None:
-    """After the run of ``request`` ended: a process its start connected to the node's service
-    is disconnected again once none of its runs is live, so a later run of the process (a
-    shared-mode writer, which must keep a service of its own) connects afresh. The service
-    itself stays up for the node's other ranks.
-
-    ``wandb.teardown()`` also forgets the session's credentials; the ones the process had (a key
-    given to ``wandb.login(key=...)`` that could not be saved, e.g. with a read-only home) are
-    given back (without a new client setup), so the user's next run of the process starts as it
-    would have without us: its settings are read when it starts, with the key it had."""
-    if request is None or not request.attached:
-        return
-    request.attached = False
-    from wandb.sdk import wandb_setup
-
-    setup = wandb_setup._singleton
-    if setup is None or setup.most_recent_active_run is not None:
-        return
-    import wandb
-    from wandb.sdk.lib import wbauth
-    from wandb.sdk.lib.wbauth import authenticate
-
-    kept = wbauth.unauthenticate_session(update_settings=False)
-    try:
-        wandb.teardown()
-    finally:
-        if kept is not None:
-            # Not wbauth.use_explicit_auth: it would set the key on a new client setup, loading
-            # the client's settings now instead of when the process's next run starts.
-            with authenticate._session_auth_lock:
-                authenticate._locked_set_session_auth(kept, update_settings=False)
-
-
-def _init_run(request: InitRequest, on_started: Callable[[Any], None] | None) -> Any:
+def init_run(request: InitRequest) -> Any:
     """Start a run as ``request`` says and return the ``wandb.Run``.
-
-    ``on_started(run)`` is called as soon as the client returned the run, while no other run of
-    the process can start (a run starting in the background learns its client run there).
 
     ``reinit="create_new"`` lets several runs live in one process (a child task's own run next to
     its parent's, concurrent tasks); which run ``wandb.run`` points at is managed by the caller.
@@ -237,12 +147,12 @@ def _init_run(request: InitRequest, on_started: Callable[[Any], None] | None) ->
         down = _resilience.probe(base_url, settings)
         if down is not None:
             kwargs["mode"] = "offline"
-            run = _init(wandb, settings, kwargs, on_started)
+            run = _init(wandb, settings, kwargs)
             _resilience.warn_offline_fallback(base_url, down, run)
             return run
     started = time.monotonic()
     try:
-        return _init(wandb, settings, kwargs, on_started)
+        return _init(wandb, settings, kwargs)
     except Exception as exc:
         if mode not in ("online", "shared") or not _resilience.is_server_failure(exc):
             raise

@@ -24,8 +24,6 @@ Generic helpers, shared with ``flyteplugins.wandb_sweeps`` (keep their signature
 
 from __future__ import annotations
 
-import difflib
-import importlib.util
 import json
 import math
 import os
@@ -35,12 +33,7 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, ClassVar, Final, TypeVar
 
-from flyteplugins.wandb_core import check_user_id, parse_rank_scope, parse_run_mode
-
-from ._native import check_options
-from ._resilience import check_finish_timeout, check_offline_fallback
-from ._start import check_start
-from ._sync import check_sync
+from ._settings import KNOWN_SETTINGS, check_no_secret, normalize_settings
 
 PREFIX: Final = "wandb/"
 """Prefix of every key this package writes into ``custom_context``."""
@@ -57,34 +50,6 @@ class _Unset:
 UNSET: Final = _Unset()
 """Value for :func:`encode_entries` that removes an inherited setting for child actions."""
 
-MODES: Final = ("online", "offline", "disabled", "shared")
-"""Values of ``mode`` accepted by the wandb client (besides its legacy aliases)."""
-
-# Settings wandb_config knows by name, in the order of its parameters (the first twelve in the
-# order of 2.x); any other keyword must be a ``wandb.init`` keyword and is passed to it as is.
-KNOWN_SETTINGS: Final = (
-    "project",
-    "entity",
-    "host",
-    "id",
-    "name",
-    "tags",
-    "config",
-    "mode",
-    "group",
-    "run_mode",
-    "rank_scope",
-    "download_logs",
-    "job_type",
-    "notes",
-    "finish_timeout",
-    "offline_fallback",
-    "sync",
-    "report",
-    "log_outputs",
-    "log_inputs",
-    "start",
-)
 
 # Our own bookkeeping key plus the settings stored under PREFIX but never passed to wandb.init.
 _RESERVED_NAMES: Final = frozenset({"~parent"})
@@ -310,231 +275,6 @@ class ContextEntries(dict[str, str]):
                 and not k[len(cls._prefix) :].startswith("~")
             }
         )
-
-
-WANDB_INIT_KEYWORDS: Final = (
-    "entity",
-    "project",
-    "dir",
-    "id",
-    "name",
-    "notes",
-    "tags",
-    "config",
-    "config_exclude_keys",
-    "config_include_keys",
-    "allow_val_change",
-    "group",
-    "job_type",
-    "mode",
-    "force",
-    "reinit",
-    "resume",
-    "resume_from",
-    "fork_from",
-    "save_code",
-    "tensorboard",
-    "sync_tensorboard",
-    "monitor_gym",
-    "settings",
-    "anonymous",
-)
-"""The keywords of ``wandb.init`` in the supported client, written here so that checking a
-setting never imports ``wandb``. A test compares this list with the installed client's
-``inspect.signature(wandb.init)``: a client that adds or drops one fails that test."""
-
-MAX_TAG_LENGTH: Final = 64
-"""The client refuses tags that are empty or longer than this (``Settings.validate_run_tags``)."""
-
-MAX_PROJECT_LENGTH: Final = 128
-"""The client refuses longer project names (``Settings.validate_project``)."""
-
-PATH_CHARACTERS: Final = "/\\#?%:"
-"""Characters the client refuses in a project name: they would split or end the run's path
-(``entity/project/run``) and URL. An entity (a user or team name) is one segment of the same
-path, so the plugin refuses them there too, as well as whitespace and control characters."""
-
-SWEEPS_EXTRA_HINT: Final = 'pip install "flyteplugins-wandb[sweeps]"'
-
-
-def _sweeps_installed() -> bool:
-    try:
-        return importlib.util.find_spec("flyteplugins.wandb_sweeps") is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def check_download_logs(value: Any) -> None:
-    """``download_logs`` needs the log download of the sweeps distribution: refuse it without."""
-    if value and not _sweeps_installed():
-        raise ImportError(
-            f"download_logs={value!r} needs the log download of the flyteplugins-wandb-sweeps "
-            f"distribution, which is not installed: {SWEEPS_EXTRA_HINT}"
-        )
-
-
-def check_keywords(names: Any) -> None:
-    """Refuse a keyword that is neither a plugin setting nor a ``wandb.init`` keyword."""
-    allowed = (*KNOWN_SETTINGS, *WANDB_INIT_KEYWORDS)
-    for name in names:
-        if name in allowed:
-            continue
-        close = difflib.get_close_matches(str(name), allowed, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise TypeError(
-            f"unknown keyword {name!r}: {hint}accepted are the plugin's settings "
-            f"({', '.join(KNOWN_SETTINGS)}) and the keywords of wandb.init "
-            f"({', '.join(k for k in WANDB_INIT_KEYWORDS if k not in KNOWN_SETTINGS)})"
-        )
-
-
-def _check_path_segment(name: str, value: str) -> None:
-    bad = sorted({c for c in value if c in PATH_CHARACTERS})
-    if bad:
-        raise ValueError(
-            f"{name}={value!r} contains {', '.join(repr(c) for c in bad)}: W&B refuses the "
-            f"characters {' '.join(PATH_CHARACTERS)} in a {name} name"
-        )
-
-
-def check_project(value: str) -> None:
-    """A project name the client accepts: not empty, at most 128 characters, no path characters."""
-    if not value.strip():
-        raise ValueError(f"project={value!r} is empty: give a W&B project name or leave it unset")
-    if len(value) > MAX_PROJECT_LENGTH:
-        raise ValueError(
-            f"project={value[:20] + '...' + value[-20:]!r} has {len(value)} characters: "
-            f"W&B accepts "
-            f"at most {MAX_PROJECT_LENGTH}"
-        )
-    _check_path_segment("project", value)
-
-
-def check_entity(value: str) -> None:
-    """An entity (user or team name) that fits in one segment of a run's path."""
-    if not value.strip():
-        raise ValueError(
-            f"entity={value!r} is empty: give a W&B user or team name or leave it unset"
-        )
-    _check_path_segment("entity", value)
-    odd = sorted({c for c in value if c.isspace() or not c.isprintable()})
-    if odd:
-        raise ValueError(
-            f"entity={value!r} contains {', '.join(repr(c) for c in odd)}: W&B user and team "
-            "names have no whitespace or control characters"
-        )
-
-
-def check_tags(tags: Any) -> None:
-    """A list of str, each 1 to 64 characters long (the client's own rule)."""
-    if (
-        isinstance(tags, str)
-        or not isinstance(tags, (list, tuple))
-        or not all(isinstance(t, str) for t in tags)
-    ):
-        raise TypeError(f"tags={tags!r}: expected a list of str")
-    for i, tag in enumerate(tags):
-        if not 1 <= len(tag) <= MAX_TAG_LENGTH:
-            shown = tag if len(tag) <= 43 else f"{tag[:20]}...{tag[-20:]}"
-            raise ValueError(
-                f"tags[{i}]={shown!r} has {len(tag)} characters: W&B accepts tags of 1 to "
-                f"{MAX_TAG_LENGTH} characters"
-            )
-
-
-_YES_NO: Final = frozenset({"yes", "no", "y", "n", "true", "false", "on", "off", "1", "0"})
-
-
-def check_download_target(value: Any) -> None:
-    """``download_logs``: ``True``/``False``, or the folder to download into (str or path)."""
-    if isinstance(value, bool):
-        return
-    if isinstance(value, (str, os.PathLike)):
-        text = os.fspath(value)
-        if not text:
-            raise ValueError(
-                "download_logs='' is empty: give True (the default folder) or a folder path"
-            )
-        if isinstance(value, str) and text.strip().lower() in _YES_NO:
-            raise TypeError(
-                f"download_logs={value!r} reads as a yes/no answer, not a folder: give True or "
-                f"False, or a folder path (e.g. './{text}')"
-            )
-        return
-    raise TypeError(
-        f"download_logs={value!r} ({type(value).__name__}): expected True, False or the folder "
-        "to download into (a str or os.PathLike)"
-    )
-
-
-def _validate_settings(values: Mapping[str, Any]) -> None:
-    """Reject bad settings at the call that gave them, naming the value and what is allowed."""
-    check_keywords(values)
-    if values.get("run_mode") is not None:
-        parse_run_mode(values["run_mode"])
-    if values.get("rank_scope") is not None:
-        parse_rank_scope(values["rank_scope"])
-    for name in ("project", "entity", "host", "name", "group", "job_type", "notes"):
-        v = values.get(name)
-        if v is not None and not isinstance(v, str):
-            raise TypeError(f"{name}={v!r} ({type(v).__name__}): expected a str")
-    if values.get("project") is not None:
-        check_project(values["project"])
-    if values.get("entity") is not None:
-        check_entity(values["entity"])
-    if values.get("id") is not None:
-        check_user_id(values["id"])
-    mode = values.get("mode")
-    if mode is not None and mode not in MODES:
-        choices = ", ".join(repr(m) for m in MODES)
-        raise ValueError(f"invalid mode {mode!r}; expected one of {choices}")
-    if values.get("tags") is not None:
-        check_tags(values["tags"])
-    config = values.get("config")
-    if config is not None and not isinstance(config, Mapping):
-        raise TypeError(f"config={config!r} ({type(config).__name__}): expected a dict")
-    if values.get("download_logs") is not None:
-        check_download_target(values["download_logs"])
-        check_download_logs(values["download_logs"])
-    check_finish_timeout(values.get("finish_timeout"))
-    check_offline_fallback(values.get("offline_fallback"))
-    check_start(values.get("start"))
-    check_sync(values.get("sync"), values.get("mode"))
-    check_options(values)
-    if "settings" in values and values["settings"] is not None:
-        raise TypeError(
-            "settings= cannot travel in custom_context; pass wandb.Settings to @wandb_init instead"
-        )
-
-
-SECRET_NAMES: Final = frozenset({"api_key", "key", "wandb_api_key", "token"})
-
-
-def check_no_secret(values: Mapping[str, Any]) -> None:
-    """Refuse an API key among the settings: it would be stored where anyone can read it.
-
-    The message names the setting, never its value.
-    """
-    for name in values:
-        if name.lower() in SECRET_NAMES:
-            raise ValueError(
-                f"{name}= is not accepted: an API key given here would be stored in the run's "
-                "custom_context or config. Give the task a secret exposed as WANDB_API_KEY "
-                '(flyte.Secret(key="wandb_api_key", as_env_var="WANDB_API_KEY")) instead.'
-            )
-
-
-def normalize_settings(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate settings and bring them to their canonical form (``tags`` as a list)."""
-    _validate_settings(values)
-    out = {k: v for k, v in values.items() if v is not None}
-    if isinstance(out.get("download_logs"), os.PathLike):
-        out["download_logs"] = os.fspath(out["download_logs"])
-    if "tags" in out:
-        out["tags"] = list(out["tags"])
-    if "config" in out:
-        out["config"] = dict(out["config"])
-    return out
 
 
 class WandbConfig(ContextEntries):

@@ -21,18 +21,12 @@ import dataclasses
 import functools
 import inspect
 import os
-import sys
-import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast, overload
 
 from flyteplugins.wandb_core import (
     DistributedInfo,
-    RunPlan,
-    Topology,
     parse_rank_scope,
     parse_run_mode,
 )
@@ -41,74 +35,28 @@ from . import (
     _client,
     _distributed,
     _elastic,
+    _flyte,
     _globals,
     _native,
     _preemption,
     _ranks,
     _resolve,
-    _start,
+    _state,
     _sync,
 )
 from ._context import (
     PREFIX,
-    check_download_logs,
-    check_no_secret,
-    normalize_settings,
     override_custom_context,
     parent_entries,
     read_parent,
     read_wandb_config,
 )
+from ._settings import check_download_logs, check_no_secret, download_hook, normalize_settings
+from ._state import ActiveRun, current_active, get_wandb_run
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _MARK = "__flyteplugins_wandb_init__"
-
-
-@dataclass
-class ActiveRun:
-    """What a ``@wandb_init`` call set up, as seen by the code inside it."""
-
-    run: Any
-    plan: RunPlan
-    topology: Topology | None
-    host: str | None = None
-    entity: str | None = None
-    project: str | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-    #: The Flyte action the call started in: the run is visible there only (see _globals.scope).
-    scope: Any = field(default_factory=_globals.scope)
-    seen_context: Any = field(default=None, repr=False, compare=False)
-    #: The ``_Call`` that started the run (``rewind_to`` restarts it); ``None`` if not this call's.
-    call: Any = field(default=None, repr=False, compare=False)
-
-
-_active: ContextVar[ActiveRun | None] = ContextVar("flyteplugins_wandb_active_run", default=None)
-
-# Runs this process started and has not finished yet, by id: a child task running in the same
-# process as its parent (local runs) logs to the parent's live run object instead of joining it.
-_live_runs: dict[str, Any] = {}
-_live_lock = threading.Lock()
-
-
-def get_wandb_run() -> Any | None:
-    """The W&B run of the current task or function call, or ``None``.
-
-    ``None`` outside ``@wandb_init`` and in processes that the plan leaves silent (for example
-    non-zero ranks under ``run_mode="auto"``).
-    """
-    active = current_active()
-    return None if active is None else active.run
-
-
-def current_active() -> ActiveRun | None:
-    """The :class:`ActiveRun` of the current call (for the sweeps and distributed modules).
-
-    ``None`` in a child task that inherited its parent's context (local runs) but is not
-    decorated itself: as in a remote run, where it runs in another process.
-    """
-    active = _active.get()
-    return active if active is not None and _globals.visible(active) else None
 
 
 def get_wandb_run_dir() -> str | None:
@@ -134,12 +82,6 @@ def get_distributed_info() -> DistributedInfo | None:
 
 # --------------------------------------------------------------------------------------------
 # Decoration
-
-
-def _is_task_template(obj: Any) -> bool:
-    from flyte._task import TaskTemplate
-
-    return isinstance(obj, TaskTemplate)
 
 
 @overload
@@ -214,7 +156,7 @@ def wandb_init(
         opts["settings"] = settings_obj
 
     def apply(target: Any) -> Any:
-        if _is_task_template(target):
+        if _flyte.is_task_template(target):
             return _wrap_task(target, opts)
         if callable(target):
             if getattr(target, _MARK, None) is not None:
@@ -241,7 +183,6 @@ def _wrap_task(task: Any, opts: dict[str, Any]) -> Any:
         task.report = True  # Flyte writes (and its UI shows) the task's report
     from ._link import Wandb
 
-    _resolve.warn_if_no_entity(task.name, opts, _client.read_defaults())
     links = tuple(_task_links(task, opts, Wandb))
     task.links = (*tuple(task.links or ()), *links)
     _elastic.keep_links_on_override(task, links, lambda t: _task_links(t, opts, Wandb))
@@ -290,8 +231,6 @@ def _wrap_callable(func: Callable[..., Any], opts: dict[str, Any], *, task_wrapp
 
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not task_wrapper:
-                _check_order(name)
             call = _Call(opts, name, task_wrapper=task_wrapper)
             call.enter()
             try:
@@ -306,9 +245,7 @@ def _wrap_callable(func: Callable[..., Any], opts: dict[str, Any], *, task_wrapp
             await _native.settle()
             download = call.download_request()
             if download is not None:
-                from flyteplugins.wandb_sweeps import after_task_async
-
-                await after_task_async(**download)
+                await download_hook("after_task_async")(**download)
             return result
 
         setattr(async_wrapper, _MARK, opts)
@@ -316,8 +253,6 @@ def _wrap_callable(func: Callable[..., Any], opts: dict[str, Any], *, task_wrapp
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not task_wrapper:
-            _check_order(name)
         call = _Call(opts, name, task_wrapper=task_wrapper)
         call.enter()
         try:
@@ -330,53 +265,11 @@ def _wrap_callable(func: Callable[..., Any], opts: dict[str, Any], *, task_wrapp
         call.exit(None)
         download = call.download_request()
         if download is not None:
-            from flyteplugins.wandb_sweeps import after_task
-
-            after_task(**download)
+            download_hook("after_task")(**download)
         return result
 
     setattr(wrapper, _MARK, opts)
     return wrapper
-
-
-# Frames of flyte's task machinery that call a task's function directly.
-_TASK_CALLERS = {
-    ("flyte._task", "execute"),
-    ("flyte._task", "forward"),
-    ("flyte._utils.asyncify", "run_sync_in_thread"),
-    ("flyte._utils.asyncify", "_run"),
-    ("flyte._utils.asyncify", "target"),
-    ("flyte._utils.asyncify", "_target"),
-}
-
-
-def _check_order(name: str) -> None:
-    """Reject ``@env.task`` stacked *above* ``@wandb_init``, before any user code runs.
-
-    Called as a task's own function, the wrapper's caller is flyte's task machinery rather
-    than user code: the task was built from the wrapper, so its links, overrides and Elastic
-    workers would not know about W&B.
-    """
-    frame = sys._getframe(2)
-    for _ in range(3):
-        if frame is None:
-            return
-        module = frame.f_globals.get("__name__", "")
-        if not module.startswith("flyteplugins.wandb"):
-            break
-        frame = frame.f_back  # type: ignore[assignment]
-    if frame is None:
-        return
-    module = frame.f_globals.get("__name__", "")
-    if (module, frame.f_code.co_name) in _TASK_CALLERS or (
-        module.startswith("flyte._utils.asyncify")
-    ):
-        raise TypeError(
-            f"@wandb_init is below @env.task on {name!r}: put @wandb_init on top, i.e.\n"
-            "    @wandb_init(...)\n    @env.task\n"
-            f"    def {name.rsplit('.', 1)[-1]}(...): ...\n"
-            "so the task itself (its links, overrides and Elastic workers) carries W&B."
-        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,33 +300,11 @@ def _sweep_trial() -> _resolve.Trial | None:
     )
 
 
-def _flyte_identity(tctx: Any) -> _resolve.Identity:
-    action = getattr(tctx, "task_action", None) or tctx.action
-    return _resolve.Identity(
-        run_name=action.run_name,
-        action_name=action.name,
-        project=action.project,
-        domain=action.domain,
-        attempt=_attempt_number(tctx),
-    )
-
-
 def _say_run_url(run: Any) -> None:
     """Print the run's real page when the task's link could not name it (no entity known)."""
     url = getattr(run, "url", None)
     if url:
         print(f"W&B run of this task: {url}", flush=True)
-
-
-def _attempt_number(tctx: Any) -> int:
-    """The Flyte attempt of this action (``FLYTE_ATTEMPT_NUMBER``, which local runs leave unset)."""
-    value = getattr(tctx, "attempt_number", None)
-    if isinstance(value, int):
-        return value
-    try:
-        return int(os.environ.get("FLYTE_ATTEMPT_NUMBER", "0"))
-    except ValueError:
-        return 0
 
 
 class _Call:
@@ -504,7 +375,7 @@ class _Call:
         if trial is not None:
             kind = "trial"
 
-        identity = _flyte_identity(tctx) if tctx else None
+        identity = _flyte.identity(tctx) if tctx else None
         launcher_base = (
             None if identity else _distributed.launcher_base(self.name, topology, os.environ)
         )
@@ -521,8 +392,8 @@ class _Call:
             read_parent() if tctx else None, in_process=False
         )
         if published is not None:
-            with _live_lock:
-                live = published.id in _live_runs
+            with _state.live_lock:
+                live = published.id in _state.live_runs
             published = dataclasses.replace(published, in_process=live)
         parent = _resolve.choose_parent(kind, in_enclosing, published)
         resolved = _resolve.resolve(
@@ -541,8 +412,8 @@ class _Call:
         if parent is not None and parent is in_enclosing:
             parent_run = enclosing.run if enclosing is not None else None
         else:
-            with _live_lock:
-                parent_run = _live_runs.get(parent_id) if parent_id is not None else None
+            with _state.live_lock:
+                parent_run = _state.live_runs.get(parent_id) if parent_id is not None else None
 
         run: Any = None
         if p.reuses_parent:
@@ -577,34 +448,27 @@ class _Call:
                 label=p.label,
                 settings=settings.get("settings"),
                 extra_settings=extra,
-                node_service=_distributed.NodeService.for_plan(p, topology, os.environ),
             )
-            run = _start.begin(
-                request,
-                resolved.run_id,
-                setting=settings.get("start"),
-                kind=kind,
-                project=resolved.project,
-                entity=resolved.entity,
-            )
+            run = _backend.init_run(request)
             self.request, self.resolved = request, resolved
             self.owned = True
             run_id = str(getattr(run, "id", None) or p.run_id)
-            with _live_lock:
-                _live_runs[run_id] = run
-            _preemption.arm(_live_snapshot)
+            with _state.live_lock:
+                _state.live_runs[run_id] = run
+            _preemption.arm(_state.live_snapshot)
             self.binding = _globals.bind(run)
             if self.task_wrapper and resolved.url is None:
-                _start.when_ready(run, _say_run_url)
+                _say_run_url(run)
         self.run = run
-        started = _start.real(run)  # a run still starting in the background has no answers yet
-        entity = getattr(started, "entity", None) or resolved.entity
-        project = getattr(started, "project", None) or resolved.project
+        entity = getattr(run, "entity", None) or resolved.entity
+        project = getattr(run, "project", None) or resolved.project
         host = resolved.server.api_url
-        active = ActiveRun(run, p, topology, host, entity, project, dict(settings))
+        active = ActiveRun(
+            run, p, topology, host, entity, project, dict(settings), resolved=resolved
+        )
         self.active = active
         active.call = self
-        self.token = _active.set(active)
+        self.token = _state.active_var.set(active)
 
         if tctx and run is not None and self.task_wrapper:
             published_id = getattr(run, "id", None) or resolved.run_id or p.run_id or ""
@@ -646,7 +510,6 @@ class _Call:
         publish, self.publish = self.publish, None
         token, self.token = self.token, None
         native, self.native = self.native, None
-        deferred: BaseException | None = None  # a background start's error, raised at the end
         if native is not None:
             native.closing(exc, _exit_code(exc))
         try:
@@ -658,34 +521,29 @@ class _Call:
                 )
         finally:
             if token is not None:
-                _active.reset(token)
+                _state.active_var.reset(token)
             if self.owned and self.run is not None:
                 self.owned = False
-                start_error = _start.failed_start(self.run)
                 try:
                     self._finish(_exit_code(exc))
                 except Exception as finish_error:
                     _warn_finish_failed(self.run, finish_error)
-                if start_error is None:
-                    _sync.after_run(self.active, self.run)  # sync="after": save the folder
-                deferred = start_error or _start.deferred_error(self.run)
+                _sync.after_run(self.active, self.run)  # sync="after": save the folder
             if native is not None:
                 native.closed()
-        if deferred is not None:
-            _start.surface(deferred, exc)
 
     def _finish(self, code: int) -> None:
         from . import _backend
 
         run = self.run
-        with _live_lock:
-            for key in [k for k, v in _live_runs.items() if v is run]:
-                del _live_runs[key]
+        with _state.live_lock:
+            for key in [k for k, v in _state.live_runs.items() if v is run]:
+                del _state.live_runs[key]
         sync = self.shared_finish  # shared mode in a distributed job: order the finishes
         if sync is not None:
             code = sync.before_finish(code)
         try:
-            if not getattr(run, "_is_finished", False) and _start.failed_start(run) is None:
+            if not getattr(run, "_is_finished", False):
                 _backend.finish_run(run, code, **(sync.finish_report() if sync else {}))
         finally:
             _preemption.disarm()
@@ -693,12 +551,6 @@ class _Call:
                 _globals.release(self.binding)
             if sync is not None:
                 sync.after_finish(code)
-            _backend.detach(self.request)
-
-
-def _live_snapshot() -> list[Any]:
-    """The live runs, for the SIGTERM handler (which must not wait for ``_live_lock``)."""
-    return list(_live_runs.values())
 
 
 class WandbFinishFailed(UserWarning):

@@ -22,19 +22,15 @@ launcher job without a rendezvous id, and :class:`SharedFinish`), in processes o
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import logging
 import os
 import re
-import socket
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Protocol
 
 from flyteplugins.wandb_core import RunPlan, Topology, make_base, plan
@@ -87,7 +83,6 @@ PLACEHOLDER_RDZV_IDS = frozenset({"", "none"})
 JOB_ID_KEY = "flyteplugins-wandb/job-id"
 #: Seconds a worker may take to connect to the job's store before it gives up on it.
 STORE_CONNECT_TIMEOUT_S = 30.0
-_TORCHELASTIC_VARS = ("TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT")
 
 
 def rendezvous_id(environ: Mapping[str, str]) -> str | None:
@@ -96,49 +91,9 @@ def rendezvous_id(environ: Mapping[str, str]) -> str | None:
     return None if raw.lower() in PLACEHOLDER_RDZV_IDS else raw
 
 
-def launch_token(host: str, boot_id: str, launcher_pid: int, launcher_started: str) -> str:
-    """A job id naming one launcher process: the same for its workers and their restarts.
-
-    A host, its boot and a process id with its start time name one process, once: two jobs never
-    share a token, and every worker a torchrun agent starts (again, after a restart) has it.
-    """
-    material = f"{host}\0{boot_id}\0{launcher_pid}\0{launcher_started}"
-    return "job-" + hashlib.blake2b(material.encode(), digest_size=6).hexdigest()
-
-
-def _launcher_token(proc: Path = Path("/proc")) -> str:
-    """:func:`launch_token` of this process's parent (a torchelastic worker's agent)."""
-    ppid = os.getppid()
-    try:
-        boot = (proc / "sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        boot = ""
-    try:
-        # Field 22 of stat(5), the start time, counted after the "pid (comm)" prefix.
-        started = (proc / str(ppid) / "stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        started = _psutil_start_time(ppid)
-    return launch_token(socket.gethostname(), boot, ppid, started)
-
-
-def _psutil_start_time(pid: int) -> str:
-    """The start time of ``pid`` where there is no ``/proc`` (psutil comes with wandb)."""
-    try:
-        psutil = importlib.import_module("psutil")
-        return repr(psutil.Process(pid).create_time())
-    except Exception:
-        return ""
-
-
-def proposed_job_id(environ: Mapping[str, str]) -> str:
-    """What this rank proposes as the job id when the launcher gives no rendezvous id.
-
-    A torchelastic worker proposes its agent's :func:`launch_token` (the agent lives as long as
-    the job, restarts included); any other process a fresh random id (no launcher is known to
-    outlive it).
-    """
-    if any(environ.get(v) for v in _TORCHELASTIC_VARS):
-        return _launcher_token()
+def proposed_job_id() -> str:
+    """What this rank proposes as the job id when the launcher gives no rendezvous id: a fresh
+    random id (the first proposal stored in the job's store wins, see :func:`agree`)."""
     return "job-" + uuid.uuid4().hex[:12]
 
 
@@ -163,14 +118,13 @@ def job_id(topology: Topology, environ: Mapping[str, str]) -> str:
     2. Else an id the ranks agree on through the job's store (:func:`agree`): the agent's store
        under torchrun (``TORCHELASTIC_USE_AGENT_STORE=True``), else the default process group's
        store while one is initialised.
-    3. Else, without any store: this rank's own :func:`proposed_job_id`. Under torchelastic that
-       is the agent's token, the same for every rank of one node; ranks on different nodes
-       cannot agree without a store (a warning says so, naming ``--rdzv-id``).
+    3. Else, without any store: this rank's own :func:`proposed_job_id`; ranks cannot agree
+       without a store, so a job of several ranks gets a warning naming ``--rdzv-id``.
     """
     rdzv = rendezvous_id(environ)
     if rdzv:
         return rdzv
-    proposal = proposed_job_id(environ)
+    proposal = proposed_job_id()
     store = _open_store(STORE_CONNECT_TIMEOUT_S, environ)
     if store is not None:
         try:
@@ -178,11 +132,11 @@ def job_id(topology: Topology, environ: Mapping[str, str]) -> str:
         except Exception as exc:  # the store went away: fall back to the rank's own proposal
             logger.warning("W&B: cannot agree on a job id through the job's store: %s", exc)
     global _warned_no_store
-    if topology.num_workers > 1 and not _warned_no_store:
+    if topology.world_size > 1 and not _warned_no_store:
         _warned_no_store = True
         logger.warning(
             "W&B: this job has no rendezvous id (TORCHELASTIC_RUN_ID=%r) and no store its ranks "
-            "share, so ranks on different nodes get different run ids (%s here). Give the job "
+            "share, so its ranks get different run ids (%s here). Give the job "
             "a unique id: torchrun --rdzv-id=<job id>.",
             environ.get("TORCHELASTIC_RUN_ID"),
             proposal,
@@ -546,7 +500,10 @@ def _open_store(timeout_s: float, environ: Mapping[str, str] | None = None) -> _
         return None
     env = os.environ if environ is None else environ
     addr, port = env.get("MASTER_ADDR"), env.get("MASTER_PORT")
-    if env.get("TORCHELASTIC_USE_AGENT_STORE") == "True" and addr and port and port.isdigit():
+    # The agent's store under torchrun / Elastic; else the store of a process group initialised
+    # from the environment (env://), which its rank 0 serves at the same address.
+    shared = env.get("TORCHELASTIC_USE_AGENT_STORE") == "True" or dist.is_initialized()
+    if shared and addr and port and port.isdigit():
         key = f"{addr}:{port}"
         if key not in _STORE_CACHE:
             tcp_store: Any = getattr(dist, "TCPStore")  # noqa: B009 (not re-exported for mypy)
@@ -559,107 +516,4 @@ def _open_store(timeout_s: float, environ: Mapping[str, str] | None = None) -> _
                 return None
         store: _Store = _STORE_CACHE[key]
         return store
-    if dist.is_initialized():
-        try:
-            default: _Store = dist.distributed_c10d._get_default_store()
-        except Exception:
-            return None
-        return default
     return None
-
-
-# -- one wandb-core service per node ------------------------------------------------------------
-
-#: How long a node's shared service stays up after its last client left (Go duration).
-SERVICE_IDLE_TIMEOUT = "30s"
-#: Seconds a rank waits for the token of the service another rank of its node is starting.
-SERVICE_WAIT_S = 60.0
-#: The value published instead of a token when the service could not be started.
-_NO_SERVICE = "-"
-
-
-NODE_SERVICE_ENV = "FLYTEPLUGINS_WANDB_NODE_SERVICE"
-"""Set to ``0`` to give every ``new``-mode rank a client service of its own (the default: the
-ranks of a node share one detached service)."""
-
-
-@dataclass(frozen=True)
-class NodeService:
-    """The wandb-core service that the ranks of one node starting runs of their own attach to.
-
-    Without it each rank starts its own service (~40 MB and ~0.2 s each, M per node). The first
-    rank of the node to claim the service in the job's c10d store starts it *detached* (it is
-    nobody's child: a rank that dies, the first one included, takes no one else's data with
-    it; an owned service dies with its parent and the runs attached to it lose what they had
-    not written) and publishes its token (what wandb reads from ``WANDB_SERVICE``); the others
-    wait for the token and attach. The service exits ``SERVICE_IDLE_TIMEOUT`` after its last
-    client left. Without a store, or when the start fails, each rank starts its own, as before.
-    """
-
-    key: str
-    rank: int
-    wait_s: float = SERVICE_WAIT_S
-
-    @classmethod
-    def for_plan(
-        cls, plan_: RunPlan, topology: Topology | None, environ: Mapping[str, str]
-    ) -> NodeService | None:
-        """The node's service for a rank whose node has several ranks starting runs of their
-        own (``new`` mode); ``None`` otherwise.
-
-        On by default; ``FLYTEPLUGINS_WANDB_NODE_SERVICE=0`` turns it off (each rank starts its
-        own). A process keeps the first service it connected to, so when the run ends a process
-        that this start connected is disconnected again (``_backend.detach``): a later
-        ``shared``-mode run of the same process (a second task in one worker) gets a service of
-        its own instead of meeting another writer of its run id on the node's.
-
-        ``auto`` starts one run per node at most. ``shared`` writers of one run cannot share a
-        service: wandb-core (0.31) keeps one stream per run id and refuses a second writer of
-        the same id ("run ID ... is in use"), so each keeps its own.
-        """
-        if environ.get(NODE_SERVICE_ENV, "").strip().lower() in ("0", "false", "no"):
-            return None
-        if topology is None or not plan_.initializes or topology.local_world_size < 2:
-            return None
-        if plan_.run_mode != "new":
-            return None
-        job = environ.get("TORCHELASTIC_RUN_ID") or environ.get("JOBSET_NAME") or "job"
-        restart = environ.get("JOBSET_RESTART_ATTEMPT", "0")
-        host = socket.gethostname()  # the service's socket is local to the machine
-        key = f"flyteplugins-wandb/{job}/{topology.restart_count}.{restart}/service/{host}"
-        return cls(key=key, rank=topology.rank)
-
-    def token(self, start: Callable[[str], str], store: _Store | None = None) -> str | None:
-        """The token to attach with: the claimant calls ``start(idle_timeout)`` and publishes
-        what it returns; ``None`` (start your own) without a store or a started service."""
-        store = store if store is not None else _open_store(STORE_CONNECT_TIMEOUT_S)
-        if store is None:
-            return None
-        claim, published = f"{self.key}/claim", f"{self.key}/token"
-        try:
-            owner = store.compare_set(claim, "", str(self.rank)).decode()
-        except Exception as exc:
-            logger.warning("W&B: cannot share the node's service through the store: %s", exc)
-            return None
-        if owner == str(self.rank):
-            try:
-                token = start(SERVICE_IDLE_TIMEOUT)
-            except Exception as exc:
-                store.set(published, _NO_SERVICE)
-                logger.warning("W&B: cannot start the node's shared service: %s", exc)
-                return None
-            store.set(published, token)
-            return token
-        deadline = time.monotonic() + self.wait_s
-        while not store.check([published]):
-            if time.monotonic() >= deadline:
-                logger.warning(
-                    "W&B: rank %s did not publish this node's service within %.0f s; "
-                    "starting one of this rank's own",
-                    owner,
-                    self.wait_s,
-                )
-                return None
-            time.sleep(0.02)
-        token = store.get(published).decode()
-        return None if token == _NO_SERVICE else token

@@ -14,8 +14,8 @@ call instead:
 - Plugin runs are started with ``reinit="create_new"`` and never written into the module, so
   nothing has to be put back but the class when the last one ends.
 - A call's run is visible in the Flyte action it was started in (its traces, groups and plain
-  decorated functions included), not in a child task that inherited the context variable:
-  :func:`scope` and :func:`visible` decide that, for ``get_wandb_run()`` as well.
+  decorated functions included), not in a child task that inherited the context variable
+  (``_flyte.in_scope`` decides that, for ``get_wandb_run()`` as well).
 - ``wandb.init(...)`` called by user code is routed by :func:`_init`: inside a call it returns
   the call's run (see there); outside, while plugin runs are live, wandb sees only the user's own
   runs, as it would without the plugin.
@@ -35,7 +35,9 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-_BACKEND = __name__.rsplit(".", 1)[0] + "._backend"
+from ._backend import _INIT_LOCK, STARTING
+from ._flyte import in_scope
+from ._state import active_var
 
 # init() arguments that can be compared with what the call's run already has.
 _RUN_FIELDS = ("entity", "project", "name", "id", "group", "job_type", "notes")
@@ -58,67 +60,20 @@ _lock = threading.Lock()
 _live: dict[int, Binding] = {}  # by id(binding)
 _saved_class: type | None = None  # the wandb module's class while ours is installed
 _classes: dict[type, type] = {}  # our subclass of each original class, built on first install
-_root_var: Any = None  # flyte's context variable
-_active_var: Any = None  # the plugin's (_decorator._active), taken when the first run binds
-
-
-# -- scope: which Flyte action a call belongs to -------------------------------------------------
-
-
-def _flyte_context() -> Any:
-    """flyte's current context object (flyte.ctx() costs ~1 µs, too much for every wandb.log)."""
-    global _root_var
-    if _root_var is None:
-        from flyte._context import root_context_var
-
-        _root_var = root_context_var
-    return _root_var.get()
-
-
-def _action_of(tctx: Any) -> Any:
-    """The Flyte action of a task context: the same in the action's traces and groups, another
-    one in each child task (also in local runs, where the child inherits the parent's context
-    variables). flyte's ``task_action`` is exactly that; releases without it (< 2.12) swap
-    ``action`` in traces but keep the action's ``output_path``."""
-    if tctx is None:
-        return None
-    return getattr(tctx, "task_action", None) or tctx.output_path
-
-
-def scope() -> Any:
-    """The Flyte action the caller runs in (``None`` outside Flyte)."""
-    return _action_of(_flyte_context().data.task_context)
-
-
-def visible(active: Any) -> bool:
-    """Whether the call ``active`` (an ``ActiveRun``) belongs to the caller's Flyte action.
-
-    flyte's context object is immutable (a change makes a new one), so the last one found to
-    belong to the call is remembered in ``active.seen_context``.
-    """
-    ctx = _flyte_context()
-    if ctx is active.seen_context:
-        return True
-    now = _action_of(ctx.data.task_context)
-    if now is active.scope or now == active.scope:
-        active.seen_context = ctx
-        return True
-    return False
 
 
 def _visible_run() -> Any | None:
     """The live run of the decorated call the caller is in, else ``None``.
 
-    On every ``wandb.log``: :func:`visible` and ``current_active()`` with their usual answer
-    inlined (cold, each Python call costs about half a microsecond).
+    On every ``wandb.log``: ``_state.current_active()`` with its finished-run test inlined.
     """
-    active = _active_var.get() if _active_var is not None else None
+    active = active_var.get()
     if active is None:
         return None
     run = active.run
     if run is None or getattr(run, "_is_finished", False):
         return None
-    if _root_var.get() is not active.seen_context and not visible(active):
+    if not in_scope(active.scope, active.seen):
         return None
     return run
 
@@ -127,28 +82,13 @@ def _visible_run() -> Any | None:
 
 
 def bind(run: Any) -> Binding:
-    """Count ``run`` as a live plugin run; the first one installs the call-aware module class
-    (once wandb is imported: a run starting in the background imports it, then calls
-    :func:`install_pending`)."""
-    global _active_var
+    """Count ``run`` as a live plugin run; the first one installs the call-aware module class."""
     binding = Binding(run)
     with _lock:
-        if not _live:
-            from ._decorator import _active
-
-            _active_var = _active
-            _flyte_context()
-            if _wandb_imported():
-                _install()
+        if not _live and _wandb_imported():
+            _install()
         _live[id(binding)] = binding
     return binding
-
-
-def install_pending() -> None:
-    """Install the call-aware module class now that wandb is imported, if live runs wait for it."""
-    with _lock:
-        if _live and _saved_class is None and _wandb_imported():
-            _install()
 
 
 def _wandb_imported() -> bool:
@@ -237,7 +177,7 @@ def _init_property(client_init: Callable[..., Any]) -> property:
 
     @functools.wraps(client_init)
     def init(*args: Any, **kwargs: Any) -> Any:
-        return _init(sys._getframe(1), args, kwargs)
+        return _init(args, kwargs)
 
     def set_(mod: types.ModuleType, value: Any) -> None:
         mod.__dict__["init"] = value
@@ -259,7 +199,7 @@ def _reinit(arguments: dict[str, Any]) -> Any:
     return wandb_setup.singleton().settings.reinit
 
 
-def _init(caller: types.FrameType, args: Any, kwargs: Any) -> Any:
+def _init(args: Any, kwargs: Any) -> Any:
     """``wandb.init(*args, **kwargs)`` while plugin runs are live.
 
     - Called by the plugin itself, or with ``reinit="create_new"`` (explicitly asking for a
@@ -274,7 +214,7 @@ def _init(caller: types.FrameType, args: Any, kwargs: Any) -> Any:
       ``reinit`` and ``resume="must"`` behave as without the plugin.
     """
     real = sys.modules["wandb"].__dict__["init"]
-    if caller.f_globals.get("__name__") == _BACKEND:
+    if getattr(STARTING, "on", False):
         return real(*args, **kwargs)
     arguments = dict(inspect.signature(real).bind(*args, **kwargs).arguments)
     if _reinit(arguments) == "create_new":
@@ -331,16 +271,10 @@ def _init_as_guest(real: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     """
     from wandb.sdk import wandb_setup
 
-    from ._backend import _INIT_LOCK
-    from ._start import real as started
-
     with _INIT_LOCK:
         setup = wandb_setup.singleton()
         with _lock:
-            # a run still starting in the background is hidden as the client's run it becomes
-            ours = {id(b.run) for b in _live.values()} | {
-                id(started(b.run)) for b in _live.values()
-            }
+            ours = {id(b.run) for b in _live.values()}
         with setup._active_runs_lock:
             hidden = [r for r in setup._active_runs if id(r) in ours]
             setup._active_runs[:] = [r for r in setup._active_runs if id(r) not in ours]

@@ -12,16 +12,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from . import _artifacts, _report
-
-OPTIONS = ("report", "log_outputs", "log_inputs")
-"""The settings handled here (plugin-only: never passed to ``wandb.init``)."""
-
-
-def check_options(values: Any) -> None:
-    """Each of :data:`OPTIONS` is ``True``, ``False`` or not given."""
-    for name in OPTIONS:
-        _report.check_flag(name, values.get(name))
+from . import _artifacts, _flyte, _report
+from ._settings import OPTIONS
 
 
 class Native:
@@ -43,12 +35,8 @@ class Native:
             )
 
     def _identity(self) -> dict[str, Any] | None:
-        import flyte
-
-        from ._decorator import _flyte_identity
-
-        tctx = flyte.ctx()
-        return _flyte_identity(tctx).as_config() if tctx else None
+        tctx = _flyte.task_context()
+        return _flyte.identity(tctx).as_config() if tctx else None
 
     def _show(self, items: list[dict[str, Any]] | None) -> None:
         if self.tab is not None and items:

@@ -5,10 +5,11 @@ run starts and the previous disposition is restored when the last one ends (unle
 replaced ours meanwhile, whose handler is then left alone). Importing or decorating changes
 nothing.
 
-Python lets only the main thread install signal handlers. A run started on another thread (Flyte
-runs sync task functions in a worker thread) asks the main thread's running asyncio loop, which
-in a Flyte task process is the task runtime's, to install it; with no such loop there is no
-handler, and W&B marks the run crashed when the process dies.
+Python lets only the main thread install signal handlers, so the handler is installed (and
+removed) only by a run that starts (and ends) on the main thread: an ``async`` task, which Flyte
+runs on the main thread's event loop, or a decorated function called there. A synchronous Flyte
+task runs in a worker thread and gets no handler; W&B marks its run crashed when the process
+dies (make the task ``async def`` to have its run marked preempted).
 
 The handler never takes a lock this plugin may hold when the signal lands (it reads a snapshot of
 the live runs), does the network work in a helper thread joined for at most
@@ -18,8 +19,6 @@ the default disposition (the process ends with SIGTERM, as it would have without
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import os
 import signal
 import threading
@@ -43,9 +42,7 @@ def arm(live_runs: Callable[[], list[Any]]) -> None:
     with _lock:
         _armed += 1
         _runs = live_runs
-        first = _armed == 1
-    if first:
-        _on_main_thread(_install)
+    _on_main_thread(_install)  # no-op when already installed
 
 
 def disarm() -> None:
@@ -121,53 +118,11 @@ def _handler(signum: int, frame: Any) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-# --------------------------------------------------------------------------------------------
-# Reaching the main thread
-
-
-_main_loop: asyncio.AbstractEventLoop | None = None
-_no_main_loop = False  # looked for once and found none (Flyte's local mode): never scan again
-_MAIN_THREAD_WAIT_S: Final = 2.0
-
-
 def _on_main_thread(fn: Callable[[], None]) -> None:
+    """Run ``fn`` when called on the main thread, the only one Python lets set signal handlers.
+
+    A run started on another thread (Flyte runs a synchronous task function in a worker thread)
+    gets no handler: W&B then marks its run crashed when the process dies.
+    """
     if threading.current_thread() is threading.main_thread():
         fn()
-        return
-    loop = _find_main_loop()
-    if loop is None:
-        return
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            fn()
-        finally:
-            done.set()
-
-    try:
-        loop.call_soon_threadsafe(run)
-    except RuntimeError:  # the loop closed meanwhile
-        return
-    done.wait(_MAIN_THREAD_WAIT_S)  # the run starts with the handler in place
-
-
-def _find_main_loop() -> asyncio.AbstractEventLoop | None:
-    """The asyncio loop running on the main thread, if any (looked up once, then cached)."""
-    global _main_loop, _no_main_loop
-    main = threading.main_thread().ident
-    loop = _main_loop
-    if loop is not None and loop.is_running() and getattr(loop, "_thread_id", None) == main:
-        return loop
-    if _no_main_loop:
-        return None
-    for obj in gc.get_objects():
-        # type(), not isinstance(): lazy-module proxies raise on attribute access
-        if not issubclass(type(obj), asyncio.AbstractEventLoop):
-            continue
-        candidate: asyncio.AbstractEventLoop = obj
-        if candidate.is_running() and getattr(candidate, "_thread_id", None) == main:
-            _main_loop = candidate
-            return candidate
-    _no_main_loop = True
-    return None

@@ -43,12 +43,6 @@ class WandbReportFailed(UserWarning):
     """Writing the W&B tab of the Flyte report failed; the task and its run are not affected."""
 
 
-def check_flag(name: str, value: Any) -> None:
-    """``report``, ``log_outputs``, ``log_inputs``: ``True`` or ``False`` (``None``: not given)."""
-    if value is not None and not isinstance(value, bool):
-        raise TypeError(f"{name}={value!r} ({type(value).__name__}): expected True or False")
-
-
 # -- what the run logged -----------------------------------------------------------------------
 
 

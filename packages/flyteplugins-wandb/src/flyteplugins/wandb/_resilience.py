@@ -18,15 +18,14 @@ Logging itself never blocks the task's code: ``run.log`` hands data to the clien
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import re
 import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+
+from ._settings import check_finish_timeout, check_offline_fallback
 
 DEFAULT_FINISH_TIMEOUT: Final = 30.0
 """Seconds a run may spend uploading after the task's code returned (``finish_timeout``)."""
@@ -47,25 +46,11 @@ CLIENT_BOUNDS: Final[Mapping[str, float]] = {
 }
 """Client settings bounded by this plugin unless the user set them (the client's default: none)."""
 
+#: A finish that took this part of its ``finish_timeout`` or more ran into it.
+TIMED_OUT_FRACTION: Final = 0.95
+
 PLUGIN_SETTINGS: Final = ("finish_timeout", "offline_fallback")
 """Settings of ``wandb_config``/``@wandb_init`` handled here, never passed to ``wandb.init``."""
-
-# Text of client errors that mean "the server could not be reached or kept failing".
-_SERVER_FAILURE = re.compile(
-    r"connection refused|no such host|giving up after|timed out|timeout|"
-    r"connection reset|EOF|HTTP 5\d\d|status code 5\d\d|network is unreachable|"
-    r"dial tcp|server misbehaving|i/o timeout",
-    re.IGNORECASE,
-)
-
-# What the client's internal log says when it gave up on part of a run's upload.
-_UPLOAD_FAILURES: Final = (
-    ("filestream", "history rows, summary and console output"),
-    ("runupserter", "run metadata updates (config, tags, notes)"),
-    ("runfiles", "run files (config.yaml, output.log, wandb-metadata.json, media)"),
-    ("filetransfer", "run files (config.yaml, output.log, wandb-metadata.json, media)"),
-    ("uploader", "run files (config.yaml, output.log, wandb-metadata.json, media)"),
-)
 
 
 class WandbServerUnreachable(RuntimeError):
@@ -86,29 +71,6 @@ class Resilience:
 
     finish_timeout: float | None = None
     offline_fallback: bool = False
-
-
-def check_finish_timeout(value: Any) -> None:
-    """``finish_timeout`` must be a number of seconds >= 0 (0 waits for every upload)."""
-    if value is None:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ValueError(
-            f"finish_timeout={value!r}: expected a number of seconds >= 0 "
-            "(0 waits until everything is uploaded)"
-        )
-
-
-def check_offline_fallback(value: Any) -> None:
-    if value is not None and not isinstance(value, bool):
-        raise TypeError(
-            f"offline_fallback={value!r} ({type(value).__name__}): expected True or False"
-        )
 
 
 def pop_plugin_settings(kwargs: dict[str, Any]) -> Resilience:
@@ -201,8 +163,15 @@ def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
 
 
 def is_server_failure(exc: BaseException) -> bool:
-    """Whether a ``wandb.init`` error says the server was unreachable or kept failing."""
-    return bool(_SERVER_FAILURE.search(str(exc)))
+    """Whether a failed online ``wandb.init`` means the server could not be reached or kept
+    failing, told by the client's public error classes (never by their text): its base
+    ``wandb.errors.Error`` (a refused connection) and ``CommError`` (a server that does not
+    answer in time), but not a usage error nor a refused key."""
+    from wandb import errors
+
+    if isinstance(exc, (errors.UsageError, errors.AuthenticationError)):
+        return False
+    return isinstance(exc, errors.Error)
 
 
 def unreachable(base_url: str, elapsed: float, exc: BaseException) -> WandbServerUnreachable:
@@ -284,33 +253,6 @@ def _is_online(run: Any) -> bool:
     return mode in ("online", "shared", "run")
 
 
-def upload_failures(run: Any) -> list[str]:
-    """What the client's internal log says it gave up uploading for ``run``."""
-    settings = getattr(run, "settings", None)
-    path = getattr(settings, "log_internal", None)
-    if not path or not os.path.exists(path):
-        return []
-    found: list[str] = []
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if '"ERROR' not in line:
-                    continue
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                msg = str(entry.get("msg", "")) + " " + str(entry.get("error", ""))
-                if "giving up" not in msg and "fatal" not in msg:
-                    continue
-                for marker, what in _UPLOAD_FAILURES:
-                    if marker in msg and what not in found:
-                        found.append(what)
-    except OSError:
-        return []
-    return found
-
-
 def report_incomplete_upload(
     run: Any, elapsed: float, *, limit: float | None = None, share: float | None = None
 ) -> str | None:
@@ -323,26 +265,22 @@ def report_incomplete_upload(
     """
     if not _is_online(run):
         return None
-    timed_out = bool(getattr(run, "_finish_timed_out", False))
-    failures = upload_failures(run)
-    if not timed_out and not failures:
-        return None
     settings = getattr(run, "settings", None)
-    folder = _run_dir(run)
     if limit is None:
         limit = getattr(settings, "finish_timeout", None)
+    # Told by the time spent: the client stops waiting for its upload at its finish_timeout.
+    bound = share if share is not None else limit
+    if not bound or elapsed < bound * TIMED_OUT_FRACTION:
+        return None
+    folder = _run_dir(run)
     within = f"finish_timeout={limit:g} s"
     if share is not None:
         within = f"{share:.1f} s (this writer's share of {within})"
-    reasons = []
-    if timed_out:
-        reasons.append(
-            f"the upload did not finish within {within} after the task's code returned, so "
-            "data still queued (the last history rows, summary, console output and files) was "
-            "not uploaded"
-        )
-    if failures:
-        reasons.append("the client gave up uploading " + " and ".join(failures))
+    reasons = [
+        f"the upload did not finish within {within} after the task's code returned, so "
+        "data still queued (the last history rows, summary, console output and files) may not "
+        "have been uploaded"
+    ]
     base = getattr(settings, "base_url", "the W&B server")
     label = getattr(settings, "x_label", None)
     writer = f" (writer {label})" if label else ""

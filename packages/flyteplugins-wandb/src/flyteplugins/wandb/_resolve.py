@@ -34,6 +34,7 @@ from flyteplugins.wandb_core import (
     plan,
 )
 
+from . import _settings
 from ._client import (
     DEFAULT_PROJECT,
     ClientDefaults,
@@ -49,11 +50,9 @@ CallKind = Literal["task", "function", "trial"]
 """``task``: a Flyte task's own function; ``function``: a decorated function (inside a task, or
 outside Flyte); ``trial``: a function run by a W&B sweep agent, which assigns the run."""
 
-# Settings that shape the plan, the links or the client, never passed to wandb.init as keywords.
-PLUGIN_ONLY: Final = frozenset(
-    {"run_mode", "rank_scope", "download_logs", "host", "settings", "sync", "start"}
-    | {"report", "log_outputs", "log_inputs"}
-)
+# Settings that shape the plan, the links or the client, never passed to wandb.init as keywords
+# (``settings`` is merged into the run's ``wandb.Settings`` instead).
+PLUGIN_ONLY: Final = _settings.PLUGIN_ONLY | {"settings"}
 
 # What a run is called and configured with: set by the process that owns the run only.
 RUN_IDENTITY: Final = ("name", "tags", "notes", "group", "job_type", "config")

@@ -22,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from . import _backend, _globals, _resolve, _state
+
 
 class WandbRewindError(ValueError):
     """A rewind that cannot be done; the run is left as it was."""
@@ -87,9 +89,7 @@ def rewind_to(step: int | None) -> Any:
     ``RuntimeError`` outside a call that owns its run (no run in this process, a shared run, a
     parent's run).
     """
-    from ._decorator import current_active
-
-    active = current_active()
+    active = _state.current_active()
     run = None if active is None else active.run
     call = None if active is None else getattr(active, "call", None)
     if active is None or run is None:
@@ -107,16 +107,12 @@ def rewind_to(step: int | None) -> Any:
         )
     last, logged, offline = _facts(run)
     checked = check_step(run_id, step, last_step=last, logged=logged, offline=offline)
-    from . import _resolve
-
     resolved = _resolve.rewound(call.resolved, checked)
     return _restart(call, resolved, checked, offline=offline)
 
 
 def _restart(call: Any, resolved: Any, step: int, *, offline: bool) -> Any:
     """End the call's run object (no row logged) and start the rewound one in its place."""
-    from . import _backend, _decorator, _globals
-
     request = dataclasses.replace(call.request, kwargs=dict(resolved.init_kwargs))
     if offline:
         # The rewound run's folder must not be the resumed one's (same id, same second).
@@ -124,9 +120,9 @@ def _restart(call: Any, resolved: Any, step: int, *, offline: bool) -> Any:
         extra.setdefault("x_sync_dir_suffix", f"rewind{step}")
         request = dataclasses.replace(request, extra_settings=extra)
     old = call.run
-    with _decorator._live_lock:
-        for key in [k for k, v in _decorator._live_runs.items() if v is old]:
-            del _decorator._live_runs[key]
+    with _state.live_lock:
+        for key in [k for k, v in _state.live_runs.items() if v is old]:
+            del _state.live_runs[key]
     binding, call.binding = call.binding, None
     try:
         old.finish(exit_code=0)
@@ -137,8 +133,8 @@ def _restart(call: Any, resolved: Any, step: int, *, offline: bool) -> Any:
     call.run = run
     call.request = request
     call.resolved = resolved
-    with _decorator._live_lock:
-        _decorator._live_runs[str(getattr(run, "id", "") or resolved.run_id)] = run
+    with _state.live_lock:
+        _state.live_runs[str(getattr(run, "id", "") or resolved.run_id)] = run
     call.binding = _globals.bind(run)
     if call.active is not None:
         call.active.run = run

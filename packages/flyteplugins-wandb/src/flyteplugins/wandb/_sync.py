@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-SYNC_VALUES: Final = ("after",)
 """Values of the ``sync`` setting: ``"after"`` logs offline and leaves the upload to the sync
 task."""
 
@@ -62,23 +61,6 @@ class WandbSyncFailed(RuntimeError):
 
 class WandbOfflineRunNotSaved(UserWarning):
     """An offline run folder of a ``sync="after"`` task could not be copied to Flyte's storage."""
-
-
-def check_sync(value: Any, mode: Any = None) -> None:
-    """``sync``: ``"after"`` (or unset); it contradicts an explicit online or disabled mode."""
-    if value is None:
-        return
-    if value not in SYNC_VALUES:
-        allowed = ", ".join(repr(v) for v in SYNC_VALUES)
-        raise ValueError(
-            f"sync={value!r}: expected one of {allowed} (log offline, then upload with the sync "
-            "task), or leave it unset"
-        )
-    if mode is not None and mode != "offline":
-        raise ValueError(
-            f"sync={value!r} logs offline and uploads later, but mode={mode!r} was given with it: "
-            "drop mode= (or give mode='offline')"
-        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -59,9 +59,10 @@ from ._context import (
     override_custom_context,
     read_wandb_config,
 )
-from ._decorator import _live_lock, _live_runs
 from ._link import WANDB_ICON as _ICON
 from ._records import RecordFormatError, RunRecord, find_run_files, read_run
+from ._state import live_lock as _live_lock
+from ._state import live_runs as _live_runs
 
 WANDB_ICON: Final[str] = _ICON
 """URL of the W&B logo that every W&B link of the Flyte UI shows."""
