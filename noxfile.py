@@ -57,7 +57,7 @@ INTEGRATION_PAIRS = [(FLYTE_LATEST, t) for t in TORCH_VERSIONS] + [
 DEFAULT_INTEGRATION = f"integration(flyte='{FLYTE_LATEST}', torch='{TORCH_VERSIONS[0]}')"
 
 TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3"]
-LINT_DEPS = ["ruff==0.17.5", "check-jsonschema==0.39.0"]
+LINT_DEPS = ["ruff==0.17.5", "check-jsonschema==0.39.0", "import-linter==2.17"]
 DOCS_DEPS = [
     "mkdocs==1.6.1",
     "mkdocs-material==9.8.1",
@@ -179,9 +179,13 @@ def install_stack(
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check, ruff format --check, the GitHub workflow schemas, the docs' generated tables."""
+    """ruff check (with the banned private APIs), ruff format --check, the import contracts
+    (import-linter: the plugin's layers, the distributions' one-way dependencies), the GitHub
+    workflow schemas, the docs' generated tables."""
     session.install(*LINT_DEPS)
+    session.install("--no-deps", *_editable("core", "wandb", "sweeps"))
     session.run("ruff", "check", ".")
+    session.run("lint-imports")
     session.run("ruff", "format", "--check", ".")
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
     if workflows:

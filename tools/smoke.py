@@ -31,6 +31,14 @@ else:
     )
 
     print("plugin", plugin.__version__)
+    # Every public name, sweeps' included where installed; without sweeps too.
+    star: dict[str, object] = {}
+    exec("from flyteplugins.wandb import *", star)
+    assert "wandb_init" in star and "WandbServerUnreachable" in star, sorted(star)
+    assert ("wandb_sweep" in star) == (flavour == "full"), sorted(star)
+    # The log download behind download_logs=True is found by its entry point, only with sweeps.
+    points = {p.name for p in md.entry_points(group="flyteplugins.wandb.download")}
+    assert (points == {"after_task", "after_task_async"}) == (flavour == "full"), points
     # Importing the plugin must not import wandb.
     probe = "import sys, flyteplugins.wandb; print('wandb' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

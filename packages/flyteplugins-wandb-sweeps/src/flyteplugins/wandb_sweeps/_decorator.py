@@ -71,7 +71,7 @@ def get_wandb_sweep_id() -> str | None:
 
 
 def _is_task_template(obj: Any) -> bool:
-    from flyte._task import TaskTemplate
+    from flyte import TaskTemplate
 
     return isinstance(obj, TaskTemplate)
 

@@ -16,19 +16,27 @@ sweeps API (``wandb_sweep``, ``wandb_sweep_config``, ``get_wandb_sweep_id``,
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from typing import Any
 
 from flyteplugins.wandb_core import RankScope, RunMode
 
 from .__about__ import __version__
-from ._artifacts import apply_recorded_uses, log_model_checkpoint
+from ._artifacts import WandbArtifactFailed, apply_recorded_uses, log_model_checkpoint
+from ._backend import WandbApiKeyMissing
 from ._context import get_wandb_context, wandb_config
-from ._decorator import get_distributed_info, get_wandb_run_dir, wandb_init
+from ._decorator import WandbFinishFailed, get_distributed_info, get_wandb_run_dir, wandb_init
+from ._globals import WandbInitInTaskWarning
 from ._link import Wandb
-from ._report import report_sweep
+from ._ranks import WandbStrayRank
+from ._report import WandbReportFailed, report_sweep
+from ._resilience import WandbOfflineFallback, WandbServerUnreachable, WandbUploadIncomplete
+from ._resolve import WandbLinkIncomplete
 from ._rewind import WandbRewindError, rewind_to
+from ._settings import WandbIdShortened
 from ._state import get_wandb_run
-from ._sync import WandbSyncFailed, sync_wandb, wandb_sync_task
+from ._sync import WandbOfflineRunNotSaved, WandbSyncFailed, sync_wandb, wandb_sync_task
 
 _SWEEPS_NAMES = (
     "wandb_sweep",
@@ -47,38 +55,54 @@ __all__ = [
     "RankScope",
     "RunMode",
     "Wandb",
+    "WandbApiKeyMissing",
+    "WandbArtifactFailed",
+    "WandbFinishFailed",
+    "WandbIdShortened",
+    "WandbInitInTaskWarning",
+    "WandbLinkIncomplete",
+    "WandbOfflineFallback",
+    "WandbOfflineRunNotSaved",
+    "WandbReportFailed",
     "WandbRewindError",
-    "WandbSweep",
+    "WandbServerUnreachable",
+    "WandbStrayRank",
     "WandbSyncFailed",
+    "WandbUploadIncomplete",
     "__version__",
     "apply_recorded_uses",
-    "download_wandb_run_dir",
-    "download_wandb_run_logs",
-    "download_wandb_sweep_dirs",
-    "download_wandb_sweep_logs",
     "get_distributed_info",
     "get_wandb_context",
     "get_wandb_run",
     "get_wandb_run_dir",
-    "get_wandb_sweep_context",
-    "get_wandb_sweep_id",
     "log_model_checkpoint",
-    "remove_downloaded_logs",
     "report_sweep",
     "rewind_to",
     "sync_wandb",
     "wandb_config",
     "wandb_init",
-    "wandb_sweep",
-    "wandb_sweep_config",
     "wandb_sync_task",
 ]
+
+
+def _sweeps_installed() -> bool:
+    try:
+        return importlib.util.find_spec("flyteplugins.wandb_sweeps") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+# The sweeps names (2.x had them here) are listed only where the sweeps distribution is
+# installed, so that `from flyteplugins.wandb import *` works without it.
+if _sweeps_installed():
+    __all__ += _SWEEPS_NAMES
 
 
 def __getattr__(name: str) -> Any:
     if name in _SWEEPS_NAMES:
         try:
-            import flyteplugins.wandb_sweeps as sweeps
+            # by name: the plugin depends on no module of the sweeps distribution
+            sweeps = importlib.import_module("flyteplugins.wandb_sweeps")
         except ImportError as exc:
             raise ImportError(
                 f"flyteplugins.wandb.{name} comes from the sweeps distribution, which is not "

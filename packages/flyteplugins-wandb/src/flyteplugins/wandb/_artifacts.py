@@ -422,35 +422,7 @@ def _show_in_tab(item: dict[str, Any]) -> None:
 
 
 def recorded_artifacts(run_file: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The artifacts an offline run logged, read from its ``run-<id>.wandb`` file.
+    """The artifacts an offline run logged (see ``_records.recorded_artifacts``)."""
+    from ._records import recorded_artifacts as read
 
-    Each: ``name``, ``type``, ``digest``, ``aliases``, ``metadata`` (decoded) and ``entries``
-    (``path``, ``ref`` for a reference, ``digest``, ``size``), as the client recorded them.
-    """
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    from ._records import iter_payloads
-
-    out: list[dict[str, Any]] = []
-    with open(run_file, "rb") as fh:
-        data = fh.read()
-    for payload in iter_payloads(data):
-        record = pb.Record()  # type: ignore[attr-defined]
-        record.ParseFromString(payload)
-        if record.WhichOneof("record_type") != "artifact":
-            continue
-        art = record.artifact
-        out.append(
-            {
-                "name": art.name,
-                "type": art.type,
-                "digest": art.digest,
-                "aliases": sorted(art.aliases),
-                "metadata": json.loads(art.metadata) if art.metadata else {},
-                "entries": [
-                    {"path": e.path, "ref": e.ref, "digest": e.digest, "size": e.size}
-                    for e in art.manifest.contents
-                ],
-            }
-        )
-    return out
+    return read(run_file)

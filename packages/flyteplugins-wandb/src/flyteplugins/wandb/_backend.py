@@ -67,16 +67,18 @@ def effective_mode(requested: str | None) -> str:
     return mode
 
 
-def check_api_key(mode: str, server: _client.Server, settings: Any = None) -> None:
-    """Fail early, naming both fixes, when an online run has no API key anywhere.
+def missing_key(mode: str, server: _client.Server, settings: Any = None) -> Exception | None:
+    """The error naming both fixes when an online run has no API key anywhere, else ``None``.
 
-    The key itself is never read into a message: only whether one exists.
+    Asked after the client refused to start (a ``wandb.errors.UsageError``), so a key the process
+    gave ``wandb.login`` counts. The key itself is never read into a message, only whether one
+    exists.
     """
     if mode not in ("online", "shared"):
-        return
+        return None
     if _client.has_api_key(server.api_url, settings):
-        return
-    raise WandbApiKeyMissing(
+        return None
+    return WandbApiKeyMissing(
         f"W&B is online (mode={mode!r}, server {server.api_url}, from {server.source}) but no "
         "API key was found for it (WANDB_API_KEY, `wandb login`, netrc). Either give the "
         "task the key as a secret exposed as WANDB_API_KEY, e.g. "
@@ -120,10 +122,7 @@ def init_run(request: InitRequest) -> Any:
     if settings.sweep_param_path:
         # The client reads a trial's parameters once per process setup; a setup that predates
         # the trial (an enclosing task's run) would miss them, so they are passed as config.
-        from wandb.sdk.lib import config_util
-
-        params = config_util.dict_from_config_file(settings.sweep_param_path, must_exist=True)
-        kwargs["config"] = {**(kwargs.get("config") or {}), **(params or {})}
+        kwargs["config"] = {**(kwargs.get("config") or {}), **_trial_params(settings)}
     mode = planned_mode(request)
     if mode == "shared":
         kwargs["mode"] = "shared"
@@ -137,7 +136,6 @@ def init_run(request: InitRequest) -> Any:
         # offline-run-<start second>-<id>: ranks of one job starting in the same second would
         # otherwise write into one folder and one run file.
         settings.x_sync_dir_suffix = request.label
-    check_api_key(mode, request.server, settings)
     kwargs.setdefault("reinit", "create_new")
     _resilience.apply_bounds(settings, resilience)
     base_url = request.server.api_url
@@ -153,10 +151,28 @@ def init_run(request: InitRequest) -> Any:
     started = time.monotonic()
     try:
         return _init(wandb, settings, kwargs)
+    except wandb.errors.UsageError as exc:
+        missing = missing_key(mode, request.server, settings)
+        if missing is None:
+            raise
+        raise missing from exc
     except Exception as exc:
         if mode not in ("online", "shared") or not _resilience.is_server_failure(exc):
             raise
         raise _resilience.unreachable(base_url, time.monotonic() - started, exc) from exc
+
+
+def _trial_params(settings: Any) -> dict[str, Any]:
+    """A sweep trial's parameters, from the file the agent wrote (``{name: {"value": v}}``)."""
+    import yaml  # a dependency of wandb
+
+    with open(settings.sweep_param_path, encoding="utf-8") as f:
+        raw = yaml.safe_load(f) or {}
+    return {
+        k: v["value"] if isinstance(v, dict) and "value" in v else v
+        for k, v in raw.items()
+        if k != "_wandb"
+    }
 
 
 def finish_run(

@@ -275,32 +275,16 @@ def client_server(api_url: str | None) -> Iterator[None]:
 def has_api_key(
     api_url: str, settings: Any = None, environ: Mapping[str, str] | None = None
 ) -> bool:
-    """Whether an online run against ``api_url`` will find credentials where the client looks."""
+    """Whether credentials for ``api_url`` are where the client looks before a login: its
+    variables, the ``settings`` given, a netrc file. (A key given to ``wandb.login(key=...)``
+    in this process and not saved is not seen here: the check runs after the client itself
+    refused to start, see ``_backend.init_run``.)"""
     env = os.environ if environ is None else environ
     if env.get("WANDB_API_KEY") or env.get("WANDB_IDENTITY_TOKEN_FILE"):
         return True
     if settings is not None and getattr(settings, "api_key", None):
         return True
-    asked = _ask_client(api_url)
-    if asked is not None:
-        return asked
     return netrc_has_key(api_url, env)
-
-
-def _ask_client(api_url: str) -> bool | None:
-    """The client's own lookup (session credentials, then netrc); ``None`` if it has none."""
-    try:
-        from wandb.sdk.lib.wbauth import authenticate, wbnetrc
-        from wandb.sdk.lib.wbauth.host_url import HostUrl
-    except ImportError:
-        return None
-    try:
-        host = HostUrl(api_url)
-        if authenticate.session_credentials(host=host) is not None:
-            return True
-        return wbnetrc.read_netrc_auth_with_source(host=host) is not None
-    except Exception:  # an invalid key format or URL: let wandb.init say what is wrong
-        return True
 
 
 def netrc_has_key(api_url: str, environ: Mapping[str, str] | None = None) -> bool:

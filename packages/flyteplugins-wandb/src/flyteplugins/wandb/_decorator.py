@@ -301,10 +301,16 @@ def _sweep_trial() -> _resolve.Trial | None:
 
 
 def _say_run_url(run: Any) -> None:
-    """Print the run's real page when the task's link could not name it (no entity known)."""
-    url = getattr(run, "url", None)
-    if url:
-        print(f"W&B run of this task: {url}", flush=True)
+    """The run started with no entity known before it: its task's link could not name it."""
+    import warnings
+
+    warnings.warn(
+        f"this task's W&B link opens the W&B app, not its run: no entity was known when the link "
+        f"rendered (give entity= to @wandb_init or wandb_config, or set WANDB_ENTITY). The run's "
+        f"page: {getattr(run, 'url', None) or '(offline: known after wandb sync)'}",
+        _resolve.WandbLinkIncomplete,
+        stacklevel=4,
+    )
 
 
 class _Call:

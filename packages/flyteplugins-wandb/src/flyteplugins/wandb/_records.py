@@ -16,6 +16,7 @@ offline log download and the demo use it to check what W&B really recorded.
 from __future__ import annotations
 
 import json
+import os
 import struct
 import zlib
 from collections.abc import Iterator
@@ -191,3 +192,36 @@ def find_run_files(root: str | Path) -> list[Path]:
 def read_runs(root: str | Path) -> list[RunRecord]:
     """:func:`read_run` for every run file under ``root``, oldest first."""
     return [read_run(p) for p in find_run_files(root)]
+
+
+def recorded_artifacts(run_file: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The artifacts an offline run logged, read from its ``run-<id>.wandb`` file.
+
+    Each: ``name``, ``type``, ``digest``, ``aliases``, ``metadata`` (decoded) and ``entries``
+    (``path``, ``ref`` for a reference, ``digest``, ``size``), as the client recorded them.
+    """
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    out: list[dict[str, Any]] = []
+    with open(run_file, "rb") as fh:
+        data = fh.read()
+    for payload in iter_payloads(data):
+        record = pb.Record()  # type: ignore[attr-defined]
+        record.ParseFromString(payload)
+        if record.WhichOneof("record_type") != "artifact":
+            continue
+        art = record.artifact
+        out.append(
+            {
+                "name": art.name,
+                "type": art.type,
+                "digest": art.digest,
+                "aliases": sorted(art.aliases),
+                "metadata": json.loads(art.metadata) if art.metadata else {},
+                "entries": [
+                    {"path": e.path, "ref": e.ref, "digest": e.digest, "size": e.size}
+                    for e in art.manifest.contents
+                ],
+            }
+        )
+    return out

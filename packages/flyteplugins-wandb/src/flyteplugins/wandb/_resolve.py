@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -467,20 +466,6 @@ def sweep_link(
 
 
 class WandbLinkIncomplete(UserWarning):
-    """A task's W&B link cannot name the run's page: no entity is known when links render."""
-
-
-def warn_if_no_entity(
-    task_name: str, settings: Mapping[str, Any], defaults: ClientDefaults
-) -> None:
-    """Say once, at decoration, that links will point at the app's start page."""
-    _, entity, _ = _where(settings, defaults, None, False)
-    if entity:
-        return
-    warnings.warn(
-        f"the W&B link of task {task_name!r} cannot point at its run: no entity is known "
-        "(give entity= to @wandb_init or wandb_config, set WANDB_ENTITY, or run `wandb init`). "
-        "The link opens the W&B app instead, and the task prints its run's URL when it starts.",
-        WandbLinkIncomplete,
-        stacklevel=4,
-    )
+    """A task's run started with no entity known before it (none in the decorator, the run's
+    ``wandb_config`` context, ``WANDB_ENTITY`` or the client's settings), so the task's link
+    could not name the run's page: it opens the W&B app instead."""
