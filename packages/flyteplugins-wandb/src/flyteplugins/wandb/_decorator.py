@@ -31,19 +31,7 @@ from flyteplugins.wandb_core import (
     parse_run_mode,
 )
 
-from . import (
-    _client,
-    _distributed,
-    _elastic,
-    _flyte,
-    _globals,
-    _native,
-    _preemption,
-    _ranks,
-    _resolve,
-    _state,
-    _sync,
-)
+from . import _backend, _client, _elastic, _flyte, _ranks, _resolve, _state
 from ._context import (
     PREFIX,
     override_custom_context,
@@ -51,7 +39,15 @@ from ._context import (
     read_parent,
     read_wandb_config,
 )
-from ._settings import check_download_logs, check_no_secret, download_hook, normalize_settings
+from ._extension import Extension
+from ._settings import (
+    check_download_logs,
+    check_no_secret,
+    download_hook,
+    extras_wanted,
+    normalize_settings,
+    refuse_extras_for_function,
+)
 from ._state import ActiveRun, current_active, get_wandb_run
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -161,7 +157,7 @@ def wandb_init(
         if callable(target):
             if getattr(target, _MARK, None) is not None:
                 raise ValueError(f"@wandb_init is applied twice to {target!r}")
-            _native.refuse_for_function(opts, target)
+            refuse_extras_for_function(opts, target)
             return _wrap_callable(target, opts, task_wrapper=False)
         raise TypeError(
             f"@wandb_init decorates a Flyte task or a function, not {target!r} "
@@ -234,15 +230,15 @@ def _wrap_callable(func: Callable[..., Any], opts: dict[str, Any], *, task_wrapp
             call = _Call(opts, name, task_wrapper=task_wrapper)
             call.enter()
             try:
-                _native.before(call, func, args, kwargs)
+                call.before(func, args, kwargs)
                 result = await func(*args, **kwargs)
-                _native.after(call, func, result)
+                call.after(func, result)
             except BaseException as exc:
                 call.exit(exc)
-                await _native.settle()
+                await call.settle()
                 raise
             call.exit(None)
-            await _native.settle()
+            await call.settle()
             download = call.download_request()
             if download is not None:
                 await download_hook("after_task_async")(**download)
@@ -256,9 +252,9 @@ def _wrap_callable(func: Callable[..., Any], opts: dict[str, Any], *, task_wrapp
         call = _Call(opts, name, task_wrapper=task_wrapper)
         call.enter()
         try:
-            _native.before(call, func, args, kwargs)
+            call.before(func, args, kwargs)
             result = func(*args, **kwargs)
-            _native.after(call, func, result)
+            call.after(func, result)
         except BaseException as exc:
             call.exit(exc)
             raise
@@ -324,10 +320,10 @@ class _Call:
         self.owned = False
         self.token: Any = None
         self.publish: AbstractContextManager[None] | None = None
-        self.binding: Any = None
         self.active: ActiveRun | None = None
-        self.shared_finish: _distributed.SharedFinish | None = None
-        self.native: _native.Native | None = None  # report / log_outputs / log_inputs
+        self.shared_finish: Any = None  # a _distributed.SharedFinish: the order of the finishes
+        self.extensions: list[Extension] = []
+        self.had_extras = False
         self.request: Any = None  # the InitRequest and ResolvedRun of the run (for rewind_to)
         self.resolved: _resolve.ResolvedRun | None = None
 
@@ -373,8 +369,11 @@ class _Call:
         settings = self._resolve(tctx)
         check_download_logs(settings.get("download_logs"))
         topology = _ranks.read_topology(os.environ)
+        distributed: Any = None
         if topology is not None:
-            _distributed.clean_worker_environment(os.environ, pid=os.getpid())
+            from . import _distributed as distributed
+
+            distributed.clean_worker_environment(os.environ, pid=os.getpid())
         enclosing = current_active()
         kind: _resolve.CallKind = "task" if self.task_wrapper else "function"
         trial = _sweep_trial() if not self.task_wrapper else None
@@ -382,9 +381,13 @@ class _Call:
             kind = "trial"
 
         identity = _flyte.identity(tctx) if tctx else None
-        launcher_base = (
-            None if identity else _distributed.launcher_base(self.name, topology, os.environ)
-        )
+        launcher_base: str | None = None
+        if identity is None:
+            launcher_base = (
+                _resolve.local_base(self.name)
+                if distributed is None
+                else distributed.launcher_base(self.name, topology, os.environ)
+            )
         in_enclosing: _resolve.Parent | None = None
         if enclosing is not None and enclosing.run is not None:
             in_enclosing = _resolve.Parent(
@@ -425,16 +428,15 @@ class _Call:
         if p.reuses_parent:
             run = parent_run
         elif p.initializes:
-            from . import _backend
-
             extra = dict(resolved.settings)
             user_settings = settings.get("settings")
-            extra.update(_distributed.worker_settings(topology, os.environ, user_settings))
+            if distributed is not None:
+                extra.update(distributed.worker_settings(topology, os.environ, user_settings))
             init_kwargs = dict(resolved.init_kwargs)
-            if p.shared:
+            if p.shared and distributed is not None:
                 base = identity.base if identity else (launcher_base or "")
                 user_id = None if kind == "trial" else settings.get("id")
-                self.shared_finish = _distributed.SharedFinish.for_plan(
+                self.shared_finish = distributed.SharedFinish.for_plan(
                     p,
                     topology,
                     base,
@@ -461,8 +463,6 @@ class _Call:
             run_id = str(getattr(run, "id", None) or p.run_id)
             with _state.live_lock:
                 _state.live_runs[run_id] = run
-            _preemption.arm(_state.live_snapshot)
-            self.binding = _globals.bind(run)
             if self.task_wrapper and resolved.url is None:
                 _say_run_url(run)
         self.run = run
@@ -484,7 +484,24 @@ class _Call:
             cm = override_custom_context(entries)
             cm.__enter__()
             self.publish = cm
-        self.native = _native.start(self)
+        self.extensions = _extensions(self, settings)
+        for ext in self.extensions:
+            ext.started(self)
+
+    async def settle(self) -> None:
+        """In an ``async`` task, after the call ended: let the report tab's writes finish."""
+        if self.had_extras:
+            from ._native import settle
+
+            await settle()
+
+    def before(self, func: Callable[..., Any], args: Any, kwargs: Any) -> None:
+        for ext in self.extensions:
+            ext.before(self, func, args, kwargs)
+
+    def after(self, func: Callable[..., Any], result: Any) -> None:
+        for ext in self.extensions:
+            ext.after(self, func, result)
 
     def download_request(self) -> dict[str, Any] | None:
         """Arguments of the log download after a successful task with ``download_logs=True``.
@@ -515,9 +532,10 @@ class _Call:
         """
         publish, self.publish = self.publish, None
         token, self.token = self.token, None
-        native, self.native = self.native, None
-        if native is not None:
-            native.closing(exc, _exit_code(exc))
+        extensions, self.extensions = self.extensions, []
+        code = _exit_code(exc)
+        for ext in extensions:
+            ext.closing(self, exc, code)
         try:
             if publish is not None:
                 publish.__exit__(
@@ -531,16 +549,13 @@ class _Call:
             if self.owned and self.run is not None:
                 self.owned = False
                 try:
-                    self._finish(_exit_code(exc))
+                    self._finish(code)
                 except Exception as finish_error:
                     _warn_finish_failed(self.run, finish_error)
-                _sync.after_run(self.active, self.run)  # sync="after": save the folder
-            if native is not None:
-                native.closed()
+            for ext in extensions:
+                ext.ended(self, exc, code)
 
     def _finish(self, code: int) -> None:
-        from . import _backend
-
         run = self.run
         with _state.live_lock:
             for key in [k for k, v in _state.live_runs.items() if v is run]:
@@ -549,14 +564,32 @@ class _Call:
         if sync is not None:
             code = sync.before_finish(code)
         try:
-            if not getattr(run, "_is_finished", False):
+            if not _state.is_finished(run):
                 _backend.finish_run(run, code, **(sync.finish_report() if sync else {}))
         finally:
-            _preemption.disarm()
-            if self.binding is not None:
-                _globals.release(self.binding)
             if sync is not None:
                 sync.after_finish(code)
+
+
+def _extensions(call: _Call, settings: Mapping[str, Any]) -> list[Extension]:
+    """The extensions ``call`` needs, each module imported only then (a plain task's call gets
+    the per-task wandb globals and the SIGTERM handler, nothing else)."""
+    out: list[Extension] = []
+    if call.owned:
+        from ._globals import Globals
+        from ._preemption import Preemption
+
+        out += [Globals(), Preemption()]
+        if settings.get("sync"):
+            from ._sync import AfterRun
+
+            out.append(AfterRun())
+    if call.run is not None and call.task_wrapper and extras_wanted(settings):
+        from ._native import Native
+
+        out.append(Native(dict(settings)))
+        call.had_extras = True
+    return out
 
 
 class WandbFinishFailed(UserWarning):

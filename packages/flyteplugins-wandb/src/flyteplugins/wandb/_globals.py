@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._backend import _INIT_LOCK, STARTING
+from ._extension import Extension
 from ._flyte import in_scope
 from ._state import active_var
 
@@ -46,6 +47,25 @@ _RUN_FIELDS = ("entity", "project", "name", "id", "group", "job_type", "notes")
 class WandbInitInTaskWarning(UserWarning):
     """``wandb.init()`` inside a ``@wandb_init`` call returned that call's run, ignoring some
     of its arguments (the warning names them)."""
+
+
+class Globals(Extension):
+    """The extension that makes wandb's module-level helpers answer for the call's run."""
+
+    def __init__(self) -> None:
+        self.binding: Binding | None = None
+
+    def started(self, call: Any) -> None:
+        self.binding = bind(call.run)
+
+    def ended(self, call: Any, exc: BaseException | None, code: int) -> None:
+        binding, self.binding = self.binding, None
+        if binding is not None:
+            release(binding)
+
+    def replaced(self, call: Any, old: Any, new: Any) -> None:
+        self.ended(call, None, 0)
+        self.binding = bind(new)
 
 
 class Binding:

@@ -1,9 +1,9 @@
 """What ``report``, ``log_outputs`` and ``log_inputs`` add to one decorated task call.
 
-``_decorator`` calls :func:`start` when the call's run exists, :func:`before` and :func:`after`
-around the user's function (where its arguments and result are), and :meth:`Native.closing` /
-:meth:`Native.closed` before and after the run is finished. Each step catches its own failure
-and turns it into a warning: these features never fail a task nor hide the user's exception.
+:class:`Native` is the call's extension (``_extension``) for these settings: it opens the report
+tab when the run exists, records the inputs before the user's function and logs its outputs
+after it, and writes the tab as the run finishes. Each step catches its own failure and turns it
+into a warning: these features never fail a task nor hide the user's exception.
 """
 
 from __future__ import annotations
@@ -13,19 +13,24 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _artifacts, _flyte, _report
-from ._settings import OPTIONS
+from ._extension import Extension
 
 
-class Native:
-    """The report tab and the artifact logging of one call whose run is live."""
+class Native(Extension):
+    """The report tab and the artifact logging of one task call whose run is live."""
 
-    def __init__(self, call: Any, settings: dict[str, Any]) -> None:
-        self.call = call
-        self.run = call.run
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
         self.log_outputs = bool(settings.get("log_outputs"))
         self.log_inputs = bool(settings.get("log_inputs"))
         self.tab: _report.LiveTab | None = None
-        if settings.get("report"):
+        self.call: Any = None
+        self.run: Any = None
+
+    def started(self, call: Any) -> None:
+        self.call = call
+        self.run = call.run
+        if self.settings.get("report"):
             self.tab = _guard(
                 _report.WandbReportFailed,
                 "start the W&B tab",
@@ -42,7 +47,7 @@ class Native:
         if self.tab is not None and items:
             self.tab.artifacts.extend(items)
 
-    def before(self, func: Callable[..., Any], args: Any, kwargs: Any) -> None:
+    def before(self, call: Any, func: Callable[..., Any], args: Any, kwargs: Any) -> None:
         if not self.log_inputs:
             return
         inputs = _artifacts.bind_inputs(func, args, kwargs)
@@ -56,7 +61,7 @@ class Native:
         )
         self._show(used)
 
-    def after(self, func: Callable[..., Any], result: Any) -> None:
+    def after(self, call: Any, func: Callable[..., Any], result: Any) -> None:
         if not self.log_outputs:
             return
         logged = _guard(
@@ -71,11 +76,11 @@ class Native:
         )
         self._show(logged)
 
-    def closing(self, exc: BaseException | None, code: int) -> None:
+    def closing(self, call: Any, exc: BaseException | None, code: int) -> None:
         if self.tab is not None:
             _guard(_report.WandbReportFailed, "close the W&B tab", self.tab.closing, exc, code)
 
-    def closed(self) -> None:
+    def ended(self, call: Any, exc: BaseException | None, code: int) -> None:
         if self.tab is not None:
             _guard(_report.WandbReportFailed, "write the final W&B tab", self.tab.closed)
 
@@ -90,21 +95,6 @@ def _guard(category: type[Warning], what: str, fn: Callable[..., Any], *args: An
         return None
 
 
-def start(call: Any) -> Native | None:
-    """The extras of ``call`` (a ``_decorator._Call`` that just entered), or ``None``.
-
-    Only a task's own call with a live run in this process gets them (a rank the plan leaves
-    silent has no run; a plain decorated function has no Flyte outputs or report of its own).
-    """
-    active = call.active
-    if call.run is None or active is None or not call.task_wrapper:
-        return None
-    settings = active.settings
-    if not any(settings.get(name) for name in OPTIONS):
-        return None
-    return Native(call, settings)
-
-
 async def settle() -> None:
     """In an ``async`` task, after its call ended: let the scheduled report writes finish."""
     if _report._pending or _report._scheduled[0]:
@@ -117,29 +107,4 @@ async def _guard_async(awaitable: Any) -> None:
     except Exception as exc:
         warnings.warn(
             f"could not write the W&B tab: {exc!r}", _report.WandbReportFailed, stacklevel=2
-        )
-
-
-def before(call: Any, func: Callable[..., Any], args: Any, kwargs: Any) -> None:
-    native = getattr(call, "native", None)
-    if native is not None:
-        native.before(func, args, kwargs)
-
-
-def after(call: Any, func: Callable[..., Any], result: Any) -> None:
-    native = getattr(call, "native", None)
-    if native is not None:
-        native.after(func, result)
-
-
-def refuse_for_function(opts: Any, target: Any) -> None:
-    """``report``/``log_outputs``/``log_inputs`` belong to tasks: refused on a plain function."""
-    given = [name for name in OPTIONS if opts.get(name)]
-    if given:
-        raise TypeError(
-            f"{', '.join(f'{n}=True' for n in given)} on "
-            f"{getattr(target, '__qualname__', target)!r}: "
-            "these apply to Flyte tasks (their report, typed inputs and outputs); put "
-            "@wandb_init(...) above @env.task, or set them with wandb_config(...) for the tasks "
-            "of a run"
         )

@@ -25,6 +25,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
+from . import _state
+from ._extension import Extension
+
 PREEMPT_BUDGET_S: Final = 20.0
 """Seconds the SIGTERM handler spends marking and finishing runs before the process goes down
 (Kubernetes' default grace period is 30 s)."""
@@ -34,6 +37,16 @@ _armed = 0
 _previous: Any = None
 _ours: Callable[[int, Any], None] | None = None
 _runs: Callable[[], list[Any]] = list
+
+
+class Preemption(Extension):
+    """The extension that keeps the SIGTERM handler installed while the call's run lives."""
+
+    def started(self, call: Any) -> None:
+        arm(_state.live_snapshot)
+
+    def ended(self, call: Any, exc: BaseException | None, code: int) -> None:
+        disarm()
 
 
 def arm(live_runs: Callable[[], list[Any]]) -> None:

@@ -81,6 +81,12 @@ class Identity:
         }
 
 
+def local_base(name: str) -> str:
+    """The base id of a decorated function outside Flyte and outside a distributed job (its run
+    takes a fresh id from the client: the base names nothing that persists)."""
+    return make_base("local", name)
+
+
 @dataclass(frozen=True)
 class Parent:
     """A run this call may join: published by an enclosing task, or the enclosing call's run."""

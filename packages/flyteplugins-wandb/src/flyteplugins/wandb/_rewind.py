@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from . import _backend, _globals, _resolve, _state
+from . import _backend, _resolve, _state
 
 
 class WandbRewindError(ValueError):
@@ -123,19 +123,15 @@ def _restart(call: Any, resolved: Any, step: int, *, offline: bool) -> Any:
     with _state.live_lock:
         for key in [k for k, v in _state.live_runs.items() if v is old]:
             del _state.live_runs[key]
-    binding, call.binding = call.binding, None
-    try:
-        old.finish(exit_code=0)
-    finally:
-        if binding is not None:
-            _globals.release(binding)
+    old.finish(exit_code=0)
     run = _backend.init_run(request)
     call.run = run
     call.request = request
     call.resolved = resolved
     with _state.live_lock:
         _state.live_runs[str(getattr(run, "id", "") or resolved.run_id)] = run
-    call.binding = _globals.bind(run)
     if call.active is not None:
         call.active.run = run
+    for ext in call.extensions:
+        ext.replaced(call, old, run)
     return run

@@ -428,3 +428,21 @@ def normalize_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     if "config" in out:
         out["config"] = dict(out["config"])
     return out
+
+
+def extras_wanted(settings: Mapping[str, Any]) -> bool:
+    """Whether a task's call with these settings needs the report tab or artifact logging."""
+    return any(settings.get(name) for name in OPTIONS)
+
+
+def refuse_extras_for_function(opts: Mapping[str, Any], target: Any) -> None:
+    """``report``/``log_outputs``/``log_inputs`` belong to tasks: refused on a plain function."""
+    given = [name for name in OPTIONS if opts.get(name)]
+    if given:
+        raise TypeError(
+            f"{', '.join(f'{n}=True' for n in given)} on "
+            f"{getattr(target, '__qualname__', target)!r}: "
+            "these apply to Flyte tasks (their report, typed inputs and outputs); put "
+            "@wandb_init(...) above @env.task, or set them with wandb_config(...) for the tasks "
+            "of a run"
+        )

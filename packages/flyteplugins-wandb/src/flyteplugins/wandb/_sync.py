@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from ._extension import Extension
+
 """Values of the ``sync`` setting: ``"after"`` logs offline and leaves the upload to the sync
 task."""
 
@@ -409,3 +411,10 @@ async def sync_wandb(task: Any, *, run_ids: list[str] | None = None) -> dict[str
         return {"synced": [], "skipped": []}
     result: dict[str, list[str]] = await task(flyte.io.Dir(path=root), run_ids)
     return result
+
+
+class AfterRun(Extension):
+    """``sync="after"``: the extension that saves the finished run's folder for the sync task."""
+
+    def ended(self, call: Any, exc: BaseException | None, code: int) -> None:
+        after_run(call.active, call.run)
