@@ -41,13 +41,13 @@ def child_elsewhere(x: int) -> list[Any]:
 @wandb_init(entity="team")
 def terminated(hold_lock: bool = False) -> str:
     """Logs a row, then the process gets SIGTERM (optionally while the plugin holds its lock)."""
-    from flyteplugins.wandb import _decorator
+    from flyteplugins.wandb import _state
 
     run = get_wandb_run()
     assert run is not None
     run.log({"before_sigterm": 1})
     if hold_lock:
-        with _decorator._live_lock:
+        with _state.live_lock:
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(30)
     os.kill(os.getpid(), signal.SIGTERM)
@@ -88,7 +88,7 @@ def main(argv: list[str]) -> None:
     elif scenario == "sigterm-thread":
         _like_the_task_runtime(terminated)
     elif scenario == "sigterm-locked":
-        _like_the_task_runtime(terminated, True)
+        terminated(True)
     elif scenario == "guest":
         before_env, before_sig = dict(os.environ), signal.getsignal(signal.SIGTERM)
         import _plugin_tasks_guest  # a module with decorated tasks

@@ -154,3 +154,61 @@ def test_download_logs_without_the_sweeps_distribution(monkeypatch: pytest.Monke
         with pytest.raises(ImportError, match=r"download_logs="):
             wandb_init(download_logs=value)
     wandb_config(download_logs=False)  # nothing to download: nothing needed
+
+
+# -- what users tripped on (issue "What users tripped on this week") ------------------------------
+
+
+def test_a_misspelt_keyword_suggests_the_setting_its_first_word_names() -> None:
+    with pytest.raises(TypeError, match="did you mean 'sync'"):
+        wandb_config(sync_mode="after")
+    with pytest.raises(TypeError, match="did you mean 'run_mode'"):
+        wandb_config(run_mod="new")
+
+
+def test_path_characters_are_named_with_the_right_article() -> None:
+    with pytest.raises(ValueError, match="in an entity name"):
+        wandb_config(entity="a/b")
+    with pytest.raises(ValueError, match="in a project name"):
+        wandb_config(project="a/b")
+
+
+def test_sync_after_refuses_offline_fallback() -> None:
+    with pytest.raises(ValueError, match="offline_fallback=True has nothing to fall back from"):
+        wandb_config(sync="after", offline_fallback=True)
+    with pytest.raises(ValueError, match="offline_fallback"):
+        wandb_init(sync="after", offline_fallback=True)
+
+
+def test_an_id_too_long_to_use_as_given_is_named_with_the_id_used() -> None:
+    from flyteplugins.wandb import WandbIdShortened
+    from flyteplugins.wandb_core import check_user_id
+
+    long_id = "x" * 120
+    with pytest.warns(WandbIdShortened, match=check_user_id(long_id)):
+        wandb_init(id=long_id)
+    with pytest.warns(WandbIdShortened):
+        wandb_config(id=long_id)
+
+
+def test_report_sweep_refuses_what_is_not_a_sweep_result() -> None:
+    from flyteplugins.wandb import report_sweep
+
+    for bad in ("x", {}, {"trials": "no"}):
+        with pytest.raises(TypeError, match="run_parallel_agents"):
+            report_sweep(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("garbage", "http:// or https://"),
+        ("http://h:99999", "port"),
+        ("https://", "no host"),
+    ],
+)
+def test_a_bad_wandb_base_url_is_named_with_its_value(value: str, problem: str) -> None:
+    from flyteplugins.wandb import _client
+
+    with pytest.raises(ValueError, match=f"WANDB_BASE_URL={value!r}.*{problem}"):
+        _client.read_defaults({"WANDB_BASE_URL": value})

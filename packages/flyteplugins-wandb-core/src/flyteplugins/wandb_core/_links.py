@@ -28,11 +28,14 @@ def parse_nnodes(value: int | str) -> int:
         n = value
     elif isinstance(value, str):
         text = value.strip()
-        _, _, upper = text.rpartition(":")
+        lower, sep, upper = text.rpartition(":")
         try:
             n = int(upper)
+            low = int(lower) if sep else n
         except ValueError:
             raise ValueError(f"invalid nnodes {value!r}: expected an int or 'min:max'") from None
+        if sep and (low < 1 or low > n):
+            raise ValueError(f"invalid nnodes {value!r}: in 'min:max', min must be >= 1 and <= max")
     else:
         raise ValueError(f"invalid nnodes {value!r}: expected an int or 'min:max'")
     if n < 1:

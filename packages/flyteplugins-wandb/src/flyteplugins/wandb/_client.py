@@ -232,6 +232,8 @@ def read_defaults(
     if env.get("WANDB_PROJECT"):
         values["project"] = (env["WANDB_PROJECT"], "WANDB_PROJECT")
     base = values.get("base_url")
+    if base is not None:
+        check_base_url(*base)
     return ClientDefaults(
         base_url=base[0] if base else None,
         base_url_source=base[1] if base else "the client's default",
@@ -239,6 +241,27 @@ def read_defaults(
         entity=values["entity"][0] if "entity" in values else None,
         project=values["project"][0] if "project" in values else None,
     )
+
+
+def check_base_url(value: str, source: str) -> None:
+    """Refuse a server URL the client cannot use, naming where it came from and its value."""
+    parts = urlsplit(value.strip())
+    problem = None
+    if parts.scheme not in ("http", "https"):
+        problem = "it needs http:// or https://"
+    elif not parts.hostname:
+        problem = "it names no host"
+    else:
+        try:
+            parts.port  # noqa: B018 (raises for a port that is not 0-65535)
+        except ValueError:
+            problem = "its port is not a number from 0 to 65535"
+    if problem is not None:
+        where = f"{source}={value!r}" if source.isupper() else f"base_url={value!r} in {source}"
+        raise ValueError(
+            f"{where} is not a W&B server URL: {problem} (e.g. https://wandb.example.com or "
+            "http://127.0.0.1:8080)"
+        )
 
 
 _server_lock = threading.RLock()

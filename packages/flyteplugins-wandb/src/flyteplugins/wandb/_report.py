@@ -708,6 +708,12 @@ def report_sweep(results: Mapping[str, Any]) -> None:
     (``sweep_id``, ``method``, ``metric``, ``trials``, ``best``). Outside a Flyte task this does
     nothing (Flyte has no report there).
     """
+    if not isinstance(results, Mapping) or not isinstance(results.get("trials"), list):
+        got = type(results).__name__ if not isinstance(results, Mapping) else sorted(results)
+        raise TypeError(
+            f"report_sweep() takes what run_agent / run_parallel_agents return (a mapping with "
+            f"'sweep_id', 'method', 'metric', 'trials' and 'best'), not {got!r}"
+        )
     import flyte
     import flyte.report
 
