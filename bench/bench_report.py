@@ -39,8 +39,8 @@ from flyte.io import Dir  # task annotations are resolved in this module's globa
 STEPS = int(os.environ.get("BENCH_REPORT_STEPS", "10000"))
 REPEATS = int(os.environ.get("BENCH_REPORT_REPEATS", "5"))
 DIR_MIB = int(os.environ.get("BENCH_REPORT_DIR_MIB", "1024"))
-BLOCKS = int(os.environ.get("BENCH_REPORT_BLOCKS", "40"))
-BLOCK = int(os.environ.get("BENCH_REPORT_BLOCK", "250"))
+BLOCKS = int(os.environ.get("BENCH_REPORT_BLOCKS", "200"))
+BLOCK = int(os.environ.get("BENCH_REPORT_BLOCK", "50"))
 # Every run starts before the task's code (blocking), where the plugin still has a background
 # start: a background start's run.log queues rows until the client is ready.
 BLOCKING = {"start": "blocking"} if importlib.util.find_spec("flyteplugins.wandb._start") else {}
