@@ -611,9 +611,13 @@ def dist(session: nox.Session) -> None:
     session.log(json.dumps(sorted(p.name for p in (ROOT / "dist").iterdir())))
 
 
+DOCS_TESTS = ROOT / "tests-docs"
+
+
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the mkdocs site in strict mode (tables generated from core's plan)."""
+    """Build the mkdocs site in strict mode (tables generated from core's plan); then check that
+    every page reads as plain Markdown and that every complete example runs (tests-docs/)."""
     # ruff formats the separated signatures of the API reference
     install_stack(session, torch=None, extra=[*DOCS_DEPS, LINT_DEPS[0]])
     session.run(
@@ -624,6 +628,7 @@ def docs(session: nox.Session) -> None:
         str(ROOT / "site"),
         env={"NO_MKDOCS_2_WARNING": "1"},
     )
+    session.run("pytest", str(DOCS_TESTS), "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session

@@ -132,6 +132,17 @@ class Facts:
         runs = [r for r in self.by_action("distributed") if r.run_id != self.pipeline_run]
         return sorted(runs, key=lambda r: r.run_id)
 
+    def role(self, run: Recorded) -> str:
+        """What a run file is in the demo, for the runs table and the summary."""
+        if run.writer != "owner":
+            return run.writer
+        sweep = (self.result.get("sweep") or {}).get("sweep_id")
+        if run.record.group is not None and run.record.group == sweep:
+            return "sweep trial"
+        if run in self.rank_runs():
+            return "rank run"
+        return run.record.job_type or ("in a group" if run.record.group else "-")
+
     def best_trial(self) -> Recorded | None:
         best = self.result["sweep"].get("best") or {}
         return next((r for r in self.trials() if r.run_id == best.get("run_id")), None)
@@ -267,13 +278,10 @@ def runs_table(facts: Facts) -> Table:
         table.add_column(name, overflow="fold", no_wrap=name in ("run id", "mode", "rows"))
     for r in facts.runs:
         rec = r.record
-        role = rec.job_type or ("rank run" if rec.group else "-")
-        if r.writer != "owner":
-            role = f"{r.writer}"
         table.add_row(
             r.run_id,
             rec.group or "-",
-            role,
+            facts.role(r),
             r.wandb_mode,
             r.state,
             str(len(rec.history)),
@@ -368,6 +376,7 @@ def write_summary(facts: Facts, path: Path, plot_path: Path | None, problems: li
                 "id": r.run_id,
                 "group": r.record.group,
                 "job_type": r.record.job_type,
+                "role": facts.role(r),
                 "writer": r.writer,
                 "mode": r.wandb_mode,
                 "state": r.state,
