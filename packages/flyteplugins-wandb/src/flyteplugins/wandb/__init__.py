@@ -18,25 +18,43 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flyteplugins.wandb_core import RankScope, RunMode
 
 from .__about__ import __version__
-from ._artifacts import WandbArtifactFailed, apply_recorded_uses, log_model_checkpoint
 from ._backend import WandbApiKeyMissing
 from ._context import get_wandb_context, wandb_config
 from ._decorator import WandbFinishFailed, get_distributed_info, get_wandb_run_dir, wandb_init
 from ._globals import WandbInitInTaskWarning
 from ._link import Wandb
 from ._ranks import WandbStrayRank
-from ._report import WandbReportFailed, report_sweep
 from ._resilience import WandbOfflineFallback, WandbServerUnreachable, WandbUploadIncomplete
 from ._resolve import WandbLinkIncomplete
-from ._rewind import WandbRewindError, rewind_to
 from ._settings import WandbIdShortened
 from ._state import get_wandb_run
-from ._sync import WandbOfflineRunNotSaved, WandbSyncFailed, sync_wandb, wandb_sync_task
+
+if TYPE_CHECKING:
+    from ._artifacts import WandbArtifactFailed, apply_recorded_uses, log_model_checkpoint
+    from ._report import WandbReportFailed, report_sweep
+    from ._rewind import WandbRewindError, rewind_to
+    from ._sync import WandbOfflineRunNotSaved, WandbSyncFailed, sync_wandb, wandb_sync_task
+
+# Names whose modules a plain decorated task never needs: imported at their first use, so that
+# `import flyteplugins.wandb` and a plain task load only the call's short path.
+_LAZY = {
+    "WandbArtifactFailed": "_artifacts",
+    "apply_recorded_uses": "_artifacts",
+    "log_model_checkpoint": "_artifacts",
+    "WandbReportFailed": "_report",
+    "report_sweep": "_report",
+    "WandbRewindError": "_rewind",
+    "rewind_to": "_rewind",
+    "WandbOfflineRunNotSaved": "_sync",
+    "WandbSyncFailed": "_sync",
+    "sync_wandb": "_sync",
+    "wandb_sync_task": "_sync",
+}
 
 _SWEEPS_NAMES = (
     "wandb_sweep",
@@ -99,6 +117,10 @@ if _sweeps_installed():
 
 
 def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
     if name in _SWEEPS_NAMES:
         try:
             # by name: the plugin depends on no module of the sweeps distribution
