@@ -2,10 +2,9 @@
 
 Two launcher processes (two simulated nodes, one rendezvous on 127.0.0.1) run the same Elastic
 task through the Elastic plugin's own remote path (see ``tests-integration/torchrun_harness.py``)
-in these variants: without W&B, with ``@wandb_init`` (auto/global, one run; blocking and
-``start="background"``) and with ``@wandb_init(run_mode="new")`` (global scope: a run per rank,
-four runs), and again with every rank first spending ``SETUP_S`` (1 s) on set-up of its own
-(a wait, as on data), which a background start overlaps. Each job does 200 steps
+in these variants: without W&B, with ``@wandb_init`` (auto/global, one run) and with
+``@wandb_init(run_mode="new")`` (global scope: a run per rank, four runs), and again with every
+rank first spending ``SETUP_S`` (1 s) on set-up of its own (a wait, as on data). Each job does 200 steps
 of a gloo ``all_reduce``; the ranks that have a run log every step (offline). The variants are
 interleaved for ``ROUNDS`` rounds (default 3) and the medians reported:
 
@@ -39,16 +38,13 @@ ROUNDS = int(os.environ.get("BENCH_DISTRIBUTED_ROUNDS", "3"))
 NNODES, NPROC = 2, 2
 SETUP_S = float(os.environ.get("BENCH_DISTRIBUTED_SETUP_S", "1.0"))
 _AUTO = {"run_mode": "auto", "rank_scope": "global"}
-# The start is named in every variant: the unnamed one follows the plugin's default.
 VARIANTS: dict[str, dict[str, Any]] = {
     "baseline": {"decorate": False},
-    "auto_global": {**_AUTO, "start": "blocking"},
-    "auto_global_bg": {**_AUTO, "start": "background"},
+    "auto_global": {**_AUTO},
     "new_global": {"run_mode": "new", "rank_scope": "global"},
     # every rank first spends SETUP_S on its own set-up (as on loading data)
     "baseline_setup": {"decorate": False, "setup_s": SETUP_S},
-    "auto_global_setup": {**_AUTO, "start": "blocking", "setup_s": SETUP_S},
-    "auto_global_setup_bg": {**_AUTO, "start": "background", "setup_s": SETUP_S},
+    "auto_global_setup": {**_AUTO, "setup_s": SETUP_S},
 }
 
 
@@ -163,27 +159,10 @@ def run() -> list[dict[str, Any]]:
         return row(name, m[variant]["wall"], m[base]["wall"], "s", target)
 
     return [
+        wall(f"{job}, auto/global (vs no W&B)", "auto_global", "baseline", "<= 1.05x baseline"),
         wall(
-            f"{job}, auto/global, start='blocking' (vs no W&B)",
-            "auto_global",
-            "baseline",
-            "<= 1.05x baseline",
-        ),
-        wall(
-            f"{job}, auto/global, start='background' (vs no W&B)",
-            "auto_global_bg",
-            "baseline",
-            "<= 1.05x baseline",
-        ),
-        wall(
-            f"same, {setup}, auto/global, start='blocking' (vs no W&B, same set-up)",
+            f"same, {setup}, auto/global (vs no W&B, same set-up)",
             "auto_global_setup",
-            "baseline_setup",
-            "<= 1.02x baseline",
-        ),
-        wall(
-            f"same, {setup}, auto/global, start='background' (vs no W&B, same set-up)",
-            "auto_global_setup_bg",
             "baseline_setup",
             "<= 1.02x baseline",
         ),

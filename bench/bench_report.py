@@ -25,7 +25,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import statistics
 import sys
@@ -43,7 +42,6 @@ BLOCKS = int(os.environ.get("BENCH_REPORT_BLOCKS", "200"))
 BLOCK = int(os.environ.get("BENCH_REPORT_BLOCK", "50"))
 # Every run starts before the task's code (blocking), where the plugin still has a background
 # start: a background start's run.log queues rows until the client is ready.
-BLOCKING = {"start": "blocking"} if importlib.util.find_spec("flyteplugins.wandb._start") else {}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -75,19 +73,19 @@ def _tasks() -> dict[str, Any]:
         for i in range(steps):
             run.log({"loss": 1.0 / (i + 1), "acc": i / steps, "lr": 0.1, "epoch": i // 100})
 
-    @wandb_init(project="bench-report", entity="bench", report=True, **BLOCKING)
+    @wandb_init(project="bench-report", entity="bench", report=True)
     @env.task
     def with_report(steps: int) -> float:
         body(steps)
         return _tab_busy_s()
 
-    @wandb_init(project="bench-report", entity="bench", **BLOCKING)
+    @wandb_init(project="bench-report", entity="bench")
     @env.task
     def without_report(steps: int) -> float:
         body(steps)
         return 0.0
 
-    @wandb_init(project="bench-report", entity="bench", report=True, **BLOCKING)
+    @wandb_init(project="bench-report", entity="bench", report=True)
     @env.task
     def per_call(blocks: int, size: int) -> dict[str, float]:
         run = get_wandb_run()
@@ -141,11 +139,12 @@ def _tasks() -> dict[str, Any]:
 
 def _tab_busy_s() -> float:
     """Seconds the current call's tab writer spent so far (-1 where the plugin does not say)."""
-    from flyteplugins.wandb import _decorator
+    from flyteplugins.wandb import _state
 
-    active = getattr(_decorator, "current_active", lambda: None)()
-    tab = getattr(getattr(getattr(active, "call", None), "native", None), "tab", None)
-    return float(getattr(tab, "busy_s", -1.0))
+    active = _state.current_active()
+    extensions = getattr(getattr(active, "call", None), "extensions", ())
+    tabs = [ext.tab for ext in extensions if getattr(ext, "tab", None) is not None]
+    return float(getattr(tabs[0], "busy_s", -1.0)) if tabs else -1.0
 
 
 def _timed(task: Any, *args: Any) -> float:
