@@ -4,8 +4,9 @@ Two launcher processes (two simulated nodes, one rendezvous on 127.0.0.1) run th
 task through the Elastic plugin's own remote path (see ``tests-integration/torchrun_harness.py``)
 in these variants: without W&B, with ``@wandb_init`` (auto/global, one run) and with
 ``@wandb_init(run_mode="new")`` (global scope: a run per rank, four runs), and again with every
-rank first spending ``SETUP_S`` (1 s) on set-up of its own (a wait, as on data). Each job does 200 steps
-of a gloo ``all_reduce``; the ranks that have a run log every step (offline). The variants are
+rank first spending ``SETUP_S`` (1 s) on set-up of its own (a wait, as on data). Each job does
+200 steps of a gloo ``all_reduce``; the ranks that have a run log every step (offline). The
+variants are
 interleaved for ``ROUNDS`` rounds (default 3) and the medians reported:
 
 * whole-job wall time (the slower node's ``execute``) of each W&B variant against the baseline;
