@@ -327,16 +327,6 @@ class _Call:
         self.request: Any = None  # the InitRequest and ResolvedRun of the run (for rewind_to)
         self.resolved: _resolve.ResolvedRun | None = None
 
-    def _resolve(self, tctx: Any) -> dict[str, Any]:
-        context_cfg = read_wandb_config()
-        settings: dict[str, Any] = {**context_cfg}
-        for k, v in self.opts.items():
-            if k == "config" and isinstance(settings.get("config"), dict):
-                settings["config"] = {**settings["config"], **v}
-            else:
-                settings[k] = v
-        return settings
-
     def enter(self) -> None:
         """Start (or join, or skip) the call's run: all or nothing.
 
@@ -366,7 +356,7 @@ class _Call:
         import flyte
 
         tctx = flyte.ctx()
-        settings = self._resolve(tctx)
+        settings = _resolve.merge_settings(read_wandb_config(), self.opts)
         check_download_logs(settings.get("download_logs"))
         topology = _ranks.read_topology(os.environ)
         distributed: Any = None
@@ -514,7 +504,7 @@ class _Call:
             return None
         if not (self.task_wrapper and active.settings.get("download_logs")):
             return None
-        mode = active.settings.get("mode")
+        mode = (active.resolved.init_kwargs if active.resolved else active.settings).get("mode")
         return {
             "run_id": str(getattr(self.run, "id", None) or active.plan.run_id),
             "project": getattr(self.run, "project", None) or active.project,
