@@ -151,7 +151,8 @@ def test_server_down_at_start_fails_fast_naming_the_host(
     with pytest.raises(Exception) as caught:
         run_local(never_starts, name="online-down")
     elapsed = time.monotonic() - started
-    assert elapsed < CLIENT_BOUNDS["init_timeout"], elapsed
+    # docs/server-failures.md: about 25 s with the defaults (plus the local run's start and end)
+    assert elapsed < 30 + 10, elapsed
     text = str(caught.value)
     assert server.url in text
     assert "could not be reached" in text and "offline_fallback=True" in text

@@ -123,7 +123,7 @@ def _restart(call: Any, resolved: Any, step: int, *, offline: bool) -> Any:
     with _state.live_lock:
         for key in [k for k, v in _state.live_runs.items() if v is old]:
             del _state.live_runs[key]
-    old.finish(exit_code=0)
+    _backend.finish_run(old, 0)
     run = _backend.init_run(request)
     call.run = run
     call.request = request
