@@ -429,3 +429,33 @@ def test_writes_while_installed_land_where_wandb_keeps_them() -> None:
     finally:
         _globals.release(binding)
     assert_module_is(before)
+
+
+def test_a_client_the_globals_do_not_fit_degrades_to_wandbs_own_rule(
+    wandb_offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wandb release whose internals differ (stood in for by a ``set_global`` that cannot be
+    read): one warning, the module left as wandb made it, and the task's run still records what
+    it logged through ``get_wandb_run()``."""
+
+    def changed() -> tuple[str, ...]:
+        raise AttributeError("module 'wandb.sdk.lib.module' has no attribute 'set_global'")
+
+    @wandb_init(project="degraded")
+    @env.task
+    def logs_through_the_run() -> str:
+        run = get_wandb_run()
+        assert run is not None
+        run.log({"step": 1})
+        return str(run.id)
+
+    monkeypatch.setattr(_globals, "_helper_names", changed)
+    monkeypatch.setattr(_globals, "_classes", {})
+    monkeypatch.setattr(_globals, "_degraded", [])
+    before = module_state()
+    with pytest.warns(_globals.WandbGlobalsUnavailable, match="set_global"):
+        rid = run_local(logs_through_the_run)
+    assert_module_is(before)
+    rec = only(wandb_offline)
+    assert rec.run_id == rid and rec.exit_code == 0
+    assert user_rows(rec) == [{"step": 1}]

@@ -26,7 +26,7 @@ from .__about__ import __version__
 from ._backend import WandbApiKeyMissing
 from ._context import get_wandb_context, wandb_config
 from ._decorator import WandbFinishFailed, get_distributed_info, get_wandb_run_dir, wandb_init
-from ._globals import WandbInitInTaskWarning
+from ._globals import WandbGlobalsUnavailable, WandbInitInTaskWarning
 from ._link import Wandb
 from ._ranks import WandbStrayRank
 from ._resilience import WandbOfflineFallback, WandbServerUnreachable, WandbUploadIncomplete
@@ -76,6 +76,7 @@ __all__ = [
     "WandbApiKeyMissing",
     "WandbArtifactFailed",
     "WandbFinishFailed",
+    "WandbGlobalsUnavailable",
     "WandbIdShortened",
     "WandbInitInTaskWarning",
     "WandbLinkIncomplete",

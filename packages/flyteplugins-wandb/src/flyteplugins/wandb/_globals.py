@@ -101,12 +101,33 @@ def _visible_run() -> Any | None:
 # -- bind / release --------------------------------------------------------------------------------
 
 
+class WandbGlobalsUnavailable(UserWarning):
+    """The installed wandb client does not match what the per-task globals expect: in this
+    process ``wandb.run``, ``wandb.log``, ... follow wandb's own rule (the last run started)."""
+
+
+_degraded: list[str] = []  # why the per-task globals are off in this process (said once)
+
+
 def bind(run: Any) -> Binding:
-    """Count ``run`` as a live plugin run; the first one installs the call-aware module class."""
+    """Count ``run`` as a live plugin run; the first one installs the call-aware module class.
+
+    A client whose internals differ from what this module expects (a wandb upgrade) leaves the
+    module as wandb made it, with one warning: it never fails the task."""
     binding = Binding(run)
     with _lock:
-        if not _live and _wandb_imported():
-            _install()
+        if not _live and _wandb_imported() and not _degraded:
+            try:
+                _install()
+            except Exception as exc:
+                _degraded.append(repr(exc))
+                warnings.warn(
+                    "wandb.run, wandb.log and the other module-level helpers cannot follow each "
+                    "task's run with this wandb client, so they follow wandb's own rule in this "
+                    f"process (use get_wandb_run() inside tasks): {exc!r}",
+                    WandbGlobalsUnavailable,
+                    stacklevel=4,
+                )
         _live[id(binding)] = binding
     return binding
 
@@ -293,6 +314,8 @@ def _init_as_guest(real: Callable[..., Any], args: Any, kwargs: Any) -> Any:
 
     with _INIT_LOCK:
         setup = wandb_setup.singleton()
+        if not hasattr(setup, "_active_runs_lock") or not hasattr(setup, "_active_runs"):
+            return real(*args, **kwargs)  # another client: wandb's own behaviour
         with _lock:
             ours = {id(b.run) for b in _live.values()}
         with setup._active_runs_lock:
