@@ -16,7 +16,6 @@ files or clocks are read here (the client's defaults arrive as a
 from __future__ import annotations
 
 import dataclasses
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -330,13 +329,6 @@ def resolve(
     )
 
 
-_FRESH_ID_ALPHABET: Final = "abcdefghijklmnopqrstuvwxyz0123456789"
-
-
-def fresh_run_id() -> str:
-    """A fresh run id, made as the client makes one (8 random lowercase letters and digits),
-    for a run whose id must be known before the client starts (a background start)."""
-    return "".join(secrets.choice(_FRESH_ID_ALPHABET) for _ in range(8))
 
 
 def rewound(resolved: ResolvedRun, step: int) -> ResolvedRun:
