@@ -329,8 +329,6 @@ def resolve(
     )
 
 
-
-
 def rewound(resolved: ResolvedRun, step: int) -> ResolvedRun:
     """The same run, continued from ``step``: ``resume_from`` replaces ``resume``.
 
