@@ -57,6 +57,22 @@ def with_the_task_run() -> str:
     return str(run.id)
 
 
+@wandb_init(project="quickstart")
+@env.task
+def finishes_early() -> list[bool]:
+    run = get_wandb_run()
+    assert run is not None
+    run.log({"acc": 1.0})
+    wandb.finish()
+    return [get_wandb_run() is None, wandb.run is None]
+
+
+def test_after_the_users_own_finish_the_task_has_no_run(wandb_offline: Path) -> None:
+    assert run_local(finishes_early, name="qs-finish") == [True, True]
+    rec = only(wandb_offline)
+    assert [r["acc"] for r in user_rows(rec)] == [1.0] and rec.exit_code == 0
+
+
 def test_the_quickstart_idiom_records_in_the_task_run(wandb_offline: Path) -> None:
     run_id = run_local(quickstart_idiom, name="qs-idiom")
     rec = only(wandb_offline)
