@@ -499,7 +499,7 @@ def _validate_settings(values: Mapping[str, Any]) -> None:
     check_finish_timeout(values.get("finish_timeout"))
     check_offline_fallback(values.get("offline_fallback"))
     check_start(values.get("start"))
-    check_sync(values.get("sync"), values.get("mode"))
+    check_sync(values.get("sync"), values.get("mode"), values.get("offline_fallback"))
     check_options(values)
     if "settings" in values and values["settings"] is not None:
         raise TypeError(
