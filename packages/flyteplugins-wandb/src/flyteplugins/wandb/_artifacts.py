@@ -100,7 +100,7 @@ def missing_library(uri: str) -> StoreLibrary | None:
 
 def extra_hint(libs: Iterable[StoreLibrary]) -> str:
     """What W&B needs and the command that installs it, for the stores of ``libs``."""
-    unique = sorted(set(libs), key=lambda lib: lib.scheme)
+    unique = sorted(set(libs), key=lambda lib: lib.extra)
     needs = " and ".join(f"{lib.package} for {lib.scheme}://" for lib in unique)
     extras = ",".join(lib.extra for lib in unique)
     return f"W&B needs {needs} references: pip install 'flyteplugins-wandb[{extras}]'"
