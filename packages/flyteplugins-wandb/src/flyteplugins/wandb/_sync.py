@@ -493,7 +493,7 @@ async def sync_folders(
             by_host.setdefault(f.meta.get("host"), []).append(f)
         for i, (host, group) in enumerate(by_host.items(), start=1):
             env = sync_environment(host, defaults)
-            where = env.get("WANDB_BASE_URL") or defaults.server().api_url
+            where = defaults.server(host).api_url
             print(f"W&B sync [{i}/{len(by_host)}]: {len(group)} folder(s) to {where}", flush=True)
             stopped = await asyncio.to_thread(_client_sync, group, env, sync_timeout)
             if stopped:
