@@ -313,13 +313,13 @@ def log_outputs(
 
     logged: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
-    unreferenced: dict[str, StoreLibrary] = {}
+    unreferenced: dict[str, tuple[str, StoreLibrary]] = {}
     for name, value in output_items(func, result):
         found = list(blobs(value, name))
         for path, blob in found:
             lib = missing_library(uri_of(blob))
             if lib is not None:
-                unreferenced[path] = lib
+                unreferenced[path] = (uri_of(blob), lib)
                 summary[SUMMARY_PREFIX + path] = uri_of(blob)
                 continue
             logged.append(_log_blob(wandb, run, task, path, blob, identity))
@@ -330,10 +330,10 @@ def log_outputs(
     if summary:
         run.summary.update(summary)
     if unreferenced:
-        outputs = ", ".join(f"{p} ({summary[SUMMARY_PREFIX + p]})" for p in unreferenced)
+        outputs = ", ".join(f"{path} ({uri})" for path, (uri, _) in unreferenced.items())
         warnings.warn(
-            f"the outputs {outputs} of {task} are not logged as W&B artifacts (their URIs are in "
-            f"the run's summary): {extra_hint(unreferenced.values())}",
+            f"{task}: no W&B artifact logged for {outputs} (the URIs are in the run's summary): "
+            + extra_hint(lib for _, lib in unreferenced.values()),
             WandbArtifactFailed,
             stacklevel=2,
         )
