@@ -8,20 +8,26 @@ project's test server stored (the artifact version, its manifest and the use edg
 from __future__ import annotations
 
 import json
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
+import flyte
 import pytest
 from _plugin_helpers import settled_runs
 from _report_html import parse_tab, reports_of, run_named
 from _report_tasks import make_file, pipeline
+from flyte.io import File
 from servers import WandbTestServer
 
-from flyteplugins.wandb import wandb_init
+from flyteplugins.wandb import log_model_checkpoint, wandb_init
 from flyteplugins.wandb._artifacts import (
     INPUT_ARTIFACTS_KEY,
     INPUTS_KEY,
     SIDECAR_SUFFIX,
+    WandbArtifactFailed,
+    WandbCloudExtraMissing,
     recorded_artifacts,
 )
 from flyteplugins.wandb._records import RunRecord
@@ -84,16 +90,134 @@ def test_offline_the_output_dir_is_referenced_and_the_consumer_records_its_use(
     assert {row[3] for row in listed} == {art["digest"]}
 
 
-def test_a_file_in_a_tuple_output_and_the_int_beside_it(wandb_offline: Path) -> None:
+def test_a_file_in_a_tuple_output_and_the_int_beside_it(
+    wandb_offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = wandb_offline / "user-folder"  # make_file writes its file into TMPDIR
+    user.mkdir()
+    monkeypatch.setenv("TMPDIR", str(user))
     run_named(make_file, "hello", prefix="artifacts-tuple")
     [rec] = settled_runs(wandb_offline)
     [art] = artifact_records(rec)
     assert (art["name"], art["type"]) == ("make_file-o0", "flyte-file")
     [entry] = art["entries"]
     assert entry["size"] == len("hello")
+    assert entry["ref"] == f"file://{user}/out-hello.txt"
     assert rec.summary["outputs/o1"] == len("hello")
-    local = entry["ref"].removeprefix("file://")
-    assert Path(local + SIDECAR_SUFFIX).is_file()
+    # the record of the artifact stays out of the user's folder
+    assert sorted(p.name for p in user.iterdir()) == ["out-hello.txt"]
+
+
+# -- a local file of the user's, passed from task to task ----------------------------------------
+
+file_env = flyte.TaskEnvironment(name="artifact_file_tests")
+
+
+@wandb_init(project="artifact-tests", entity="local", run_mode="new", log_outputs=True)
+@file_env.task
+async def write_user_file(folder: str) -> File:
+    path = Path(folder) / "features.csv"
+    path.write_text("a,b\n1,2\n")
+    return await File.from_local(str(path))
+
+
+@wandb_init(project="artifact-tests", entity="local", run_mode="new", log_inputs=True)
+@file_env.task
+async def read_user_file(features: File) -> int:
+    async with features.open("rb") as fh:
+        return len(await fh.read())
+
+
+@wandb_init(project="artifact-tests", entity="local")
+@file_env.task
+async def user_file_pipeline(folder: str) -> int:
+    return await read_user_file(await write_user_file(folder))
+
+
+def test_a_users_file_keeps_its_folder_clean_and_its_lineage(wandb_offline: Path) -> None:
+    user = wandb_offline / "user-data"
+    user.mkdir()
+    _, size = run_named(user_file_pipeline, str(user), prefix="artifacts-user-file")
+    assert size == len("a,b\n1,2\n")
+    assert sorted(p.name for p in user.iterdir()) == ["features.csv"]
+    assert not list(user.rglob("*" + SIDECAR_SUFFIX))
+    producer, consumer = _by_role(wandb_offline)
+    [art] = artifact_records(producer)
+    [entry] = art["entries"]
+    assert entry["ref"] == f"file://{user}/features.csv"
+    # the consumer found the record (in the Flyte run's storage) and recorded its use
+    used = consumer.config[INPUT_ARTIFACTS_KEY]["features"]
+    assert used["digest"] == art["digest"] and used["uri"] == entry["ref"]
+
+
+# -- objects in cloud stores without the store's client library ----------------------------------
+
+
+@wandb_init(project="artifact-tests", entity="local", log_outputs=True)
+@file_env.task
+async def return_stored(uri: str) -> File:
+    return File(path=uri)
+
+
+@pytest.fixture
+def no_store_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3 and the GCS client as W&B sees them where they are not installed (import fails)."""
+    for module in ("boto3", "google.cloud.storage"):
+        monkeypatch.setitem(sys.modules, module, None)
+
+
+@pytest.mark.parametrize(
+    ("uri", "extra", "package"),
+    [
+        ("s3://no-bucket/data/train.csv", "aws", "boto3"),
+        ("gs://no-bucket/data/train.csv", "gcp", "google-cloud-storage"),
+    ],
+)
+def test_a_cloud_output_without_its_library_warns_once_naming_the_extra(
+    wandb_offline: Path, no_store_libraries: None, uri: str, extra: str, package: str
+) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, out = run_named(return_stored, uri, prefix="artifacts-cloud")
+    assert str(out.path) == uri  # the task's output is untouched
+    ours = [w for w in caught if issubclass(w.category, WandbArtifactFailed)]
+    assert len(ours) == 1, [str(w.message) for w in ours]
+    text = str(ours[0].message)
+    assert f"pip install 'flyteplugins-wandb[{extra}]'" in text and package in text
+    assert uri in text and "o0" in text
+    [rec] = settled_runs(wandb_offline)
+    assert artifact_records(rec) == []
+    assert rec.summary["outputs/o0"] == uri and rec.finished and rec.exit_code == 0
+
+
+def test_a_cloud_checkpoint_without_its_library_fails_naming_the_extra(
+    wandb_offline: Path, no_store_libraries: None
+) -> None:
+    import wandb
+
+    with wandb.init(project="artifact-tests", mode="offline") as run:
+        with pytest.raises(WandbCloudExtraMissing) as info:
+            log_model_checkpoint("s3://no-bucket/ckpt/step-10", run=run)
+        run.log({"after": 1})  # the run goes on
+    text = str(info.value)
+    assert "s3://no-bucket/ckpt/step-10" in text
+    assert "pip install 'flyteplugins-wandb[aws]'" in text and "boto3" in text
+    assert isinstance(info.value, ImportError) and info.value.name == "boto3"
+    [rec] = settled_runs(wandb_offline)
+    assert artifact_records(rec) == [] and rec.metric("after") == [1]
+
+
+def test_the_cloud_extras_install_what_wandb_needs() -> None:
+    from importlib.metadata import metadata
+
+    from packaging.requirements import Requirement
+
+    meta = metadata("flyteplugins-wandb")
+    assert {"aws", "gcp"} <= set(meta.get_all("Provides-Extra") or [])
+    requires = [Requirement(r) for r in meta.get_all("Requires-Dist") or []]
+    for extra in ("aws", "gcp"):  # wandb's own extras: boto3, google-cloud-storage
+        [req] = [r for r in requires if r.marker and r.marker.evaluate({"extra": extra})]
+        assert (req.name, req.extras) == ("wandb", {extra})
 
 
 def test_the_options_are_refused_on_a_plain_function() -> None:

@@ -10,21 +10,30 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import _rewind_jobs as jobs
 import flyte
 import flyte.io
 import pytest
-from servers import WandbTestServer
+from servers import WandbTestServer, free_port
 from torchrun_harness import HERE, _clean_environ
 
-from flyteplugins.wandb import WandbRewindError, WandbSyncFailed, wandb_config
+from flyteplugins.wandb import WandbRewindError, WandbSyncFailed, wandb_config, wandb_sync_task
+from flyteplugins.wandb._resilience import CLIENT_BOUNDS, env_var
+
+SYNC_TIMEOUT = 8.0
 
 
 def _get(server: WandbTestServer, path: str) -> Any:
@@ -205,7 +214,9 @@ def test_a_failed_sync_keeps_the_folders_and_says_how_to_retry(
         _local(jobs.wandb_sync, "sync-down", tmp_path, root)
     text = str(info.value)
     assert WandbSyncFailed.__name__ in str(getattr(info.value, "code", ""))
-    assert "run the sync task again" in text and "wandb sync <folder>" in text
+    [run_file] = Path(root.path).rglob("run-*.wandb")
+    assert "run the sync task again" in text
+    assert f"wandb sync {run_file.parent}`" in text  # what is left, and the command to finish it
     assert list(Path(root.path).rglob("run-*.wandb")) and not list(
         Path(root.path).rglob("*.wandb.synced")
     )
@@ -215,3 +226,109 @@ def test_a_failed_sync_keeps_the_folders_and_says_how_to_retry(
     [run] = _get(server, "/_test/runs?project=sync-down")
     assert sorted(r["_step"] for r in run["history"]) == list(range(6))
     assert _local(jobs.wandb_sync, "sync-down-again", tmp_path, root)["synced"] == []
+
+
+# ------------------------------------------------------------------- the sync task's bounds
+
+env = flyte.TaskEnvironment(name="sync_bound_tests")
+wandb_sync_quick = wandb_sync_task(env, name="wandb_sync_quick", sync_timeout=SYNC_TIMEOUT)
+
+
+@pytest.fixture
+def sync_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test's own temporary folder (``TMPDIR``), to see what a sync leaves there."""
+    folder = tmp_path / "tmpdir"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+@pytest.fixture
+def silent_url() -> Iterator[str]:
+    """A server on 127.0.0.1 that takes connections and never answers: the kernel queues them,
+    nobody reads."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def _point_without_bounds(url: str, wandb_online_at: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send the client to ``url`` without the test environment's short retries: only the
+    plugin's own bounds apply."""
+    wandb_online_at(SimpleNamespace(url=url))
+    for name in CLIENT_BOUNDS:
+        monkeypatch.delenv(env_var(name), raising=False)
+
+
+def _offline_folders(tmp_path: Path, name: str, rows: int) -> flyte.io.Dir:
+    run_base_dir = _local(jobs.offline_steps, name, tmp_path, rows)
+    return flyte.io.Dir(path=str(Path(run_base_dir) / "wandb-offline"))
+
+
+def _failed_sync(task: Any, name: str, tmp_path: Path, root: flyte.io.Dir) -> tuple[str, float]:
+    started = time.monotonic()
+    with pytest.raises(Exception) as info:
+        _local(task, name, tmp_path, root)
+    elapsed = time.monotonic() - started
+    assert WandbSyncFailed.__name__ in str(getattr(info.value, "code", "")), info.value
+    return str(info.value), elapsed
+
+
+def _assert_left_and_command(text: str, root: flyte.io.Dir, url: str) -> None:
+    [run_file] = Path(root.path).rglob("run-*.wandb")
+    assert f"Left to sync: {run_file.parent}" in text, text
+    assert f"`WANDB_BASE_URL={url} wandb sync {run_file.parent}`" in text, text
+    assert not list(Path(root.path).rglob("*.wandb.synced"))
+
+
+def test_a_sync_to_a_refusing_server_ends_within_the_plugins_retry_bounds(
+    wandb_online_at: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sync_tmp: Path
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there: every connection refused
+    _point_without_bounds(url, wandb_online_at, monkeypatch)
+    root = _offline_folders(tmp_path, "sync-refused-train", 3)
+    text, elapsed = _failed_sync(jobs.wandb_sync, "sync-refused", tmp_path, root)
+    assert elapsed < 60, elapsed  # the client's own retries: many minutes
+    _assert_left_and_command(text, root, url)
+    assert not list(sync_tmp.glob("wandb-sync-*"))
+
+
+def test_a_sync_to_a_server_that_never_answers_is_stopped_at_sync_timeout(
+    wandb_online_at: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    sync_tmp: Path,
+    silent_url: str,
+) -> None:
+    _point_without_bounds(silent_url, wandb_online_at, monkeypatch)
+    root = _offline_folders(tmp_path, "sync-silent-train", 3)
+    text, elapsed = _failed_sync(wandb_sync_quick, "sync-silent", tmp_path, root)
+    assert elapsed < SYNC_TIMEOUT + 30, elapsed  # without the bound: no end at all
+    assert f"finished no run folder for {SYNC_TIMEOUT:g} s (sync_timeout)" in text, text
+    assert f"is {silent_url} up and answering?" in text, text
+    _assert_left_and_command(text, root, silent_url)
+    assert not list(sync_tmp.glob("wandb-sync-*"))
+
+
+def test_a_sync_downloads_only_the_folders_left_and_keeps_no_copy(
+    wandb_online: WandbTestServer, tmp_path: Path, sync_tmp: Path
+) -> None:
+    root = _offline_folders(tmp_path, "sync-skip-a", 4)
+    first = _local(jobs.wandb_sync, "sync-skip-1", tmp_path, root)
+    assert len(first["synced"]) == 1
+    assert not list(sync_tmp.glob("wandb-sync-*"))
+    [marker] = Path(root.path).rglob("*.wandb.synced")
+    # Nothing can copy a named pipe (shutil refuses it): a sync that downloads this folder fails.
+    os.mkfifo(marker.parent / "never-read")
+    # a second run's folder joins the same tree, not synced yet
+    second = Path(_offline_folders(tmp_path, "sync-skip-b", 3).path)
+    for run_dir in second.iterdir():
+        shutil.copytree(run_dir, Path(root.path) / run_dir.name)
+    again = _local(jobs.wandb_sync, "sync-skip-2", tmp_path, root)
+    assert again["skipped"] == first["synced"] and len(again["synced"]) == 1
+    assert not list(sync_tmp.glob("wandb-sync-*"))
+    for run_file in Path(root.path).rglob("run-*.wandb"):
+        run = _run(wandb_online, "ent", "sync-down", run_file.stem.removeprefix("run-"))
+        assert len(run["history"]) in (3, 4) and run["state"] == "finished"

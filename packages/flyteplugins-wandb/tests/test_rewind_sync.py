@@ -6,8 +6,6 @@ checked by tests-integration/test_rewind_sync.py with real Flyte, torch and wand
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,12 +14,16 @@ from hypothesis import strategies as st
 
 from flyteplugins.wandb import WandbRewindError, wandb_config, wandb_init
 from flyteplugins.wandb._client import ClientDefaults
+from flyteplugins.wandb._resilience import CLIENT_BOUNDS, env_var
 from flyteplugins.wandb._resolve import PLUGIN_ONLY, Identity, Parent, Trial, resolve, rewound
 from flyteplugins.wandb._rewind import check_step
 from flyteplugins.wandb._settings import check_sync
 from flyteplugins.wandb._sync import (
     METADATA_FILE,
+    SYNCED_SUFFIX,
+    client_bounds_env,
     find_folders,
+    relative_to_root,
     retry_hint,
     wandb_sync_task,
 )
@@ -132,23 +134,34 @@ def test_rewound(case: str, kw: dict[str, Any], refusal: str | None) -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "mode", "error"),
+    ("value", "mode", "fallback", "error"),
     [
-        ("after", None, None),
-        ("after", "offline", None),
-        (None, "online", None),
-        ("before", None, "sync='before': expected one of 'after'"),
-        (True, None, "sync=True"),
-        ("after", "online", "mode='online' was given with it"),
-        ("after", "disabled", "mode='disabled'"),
+        ("after", None, None, None),
+        ("after", "offline", None, None),
+        ("after", None, False, None),
+        (None, "online", True, None),
+        ("before", None, None, "sync='before': expected one of 'after'"),
+        (True, None, None, "sync=True"),
+        ("after", "online", None, "mode='online' was given with it"),
+        ("after", "disabled", None, "mode='disabled'"),
+        ("after", None, True, "offline_fallback=True .* would never apply"),
     ],
 )
-def test_check_sync(value: Any, mode: str | None, error: str | None) -> None:
+def test_check_sync(value: Any, mode: str | None, fallback: bool | None, error: str | None) -> None:
     if error is None:
-        check_sync(value, mode)
+        check_sync(value, mode, fallback)
         return
     with pytest.raises(ValueError, match=error):
-        check_sync(value, mode)
+        check_sync(value, mode, fallback)
+
+
+def test_sync_after_with_offline_fallback_is_refused_where_it_is_given() -> None:
+    with pytest.raises(ValueError, match=r"sync='after' logs offline from the start"):
+        wandb_config(sync="after", offline_fallback=True)
+    with pytest.raises(ValueError, match=r"offline_fallback=True"):
+
+        @wandb_init(sync="after", offline_fallback=True)
+        def f() -> None: ...
 
 
 def test_sync_travels_in_the_context_and_is_refused_at_decoration() -> None:
@@ -165,26 +178,87 @@ def test_sync_travels_in_the_context_and_is_refused_at_decoration() -> None:
 # -- the sync task's bookkeeping -------------------------------------------------------------
 
 
-def _folder(root: Path, run_id: str, key: str, name: str, *, synced: bool = False) -> Path:
-    folder = root / run_id / key / name
-    folder.mkdir(parents=True)
-    (folder / f"run-{run_id}.wandb").write_bytes(b":W&B")
-    (folder / METADATA_FILE).write_text(json.dumps({"run_id": run_id, "host": "h"}))
-    if synced:
-        (folder / f"run-{run_id}.wandb.synced").write_text("")
-    return folder
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ([], []),
+        (["a/1-1/offline-run-1-a/run-a.wandb", "a/1-1/offline-run-1-a/flyte-wandb.json"],
+         [("a/1-1/offline-run-1-a", "a", False)]),
+        (["a/1-1/f/run-a.wandb", "a/1-1/f/run-a.wandb.synced", "b/2-1/g/run-b.wandb",
+          "a/3-1/h/run-a.wandb"],
+         [("a/1-1/f", "a", True), ("a/3-1/h", "a", False), ("b/2-1/g", "b", False)]),
+        (["x/run-x.wandb.synced"], []),  # a marker alone is no folder
+        (["x/files/output.log", "x/logs/debug.log"], []),
+        (["run-top.wandb"], [("", "top", False)]),
+        (["a/f/run-a.wandb", "a/f/run-a.wandbx", "a/f/run-b.wandb.synced"], [("a/f", "a", False)]),
+    ],
+)  # fmt: skip
+def test_find_folders(files: list[str], expected: list[tuple[str, str, bool]]) -> None:
+    assert [(f.rel, f.run_id, f.synced) for f in find_folders(files)] == expected
 
 
-def test_find_folders_maps_each_local_folder_to_its_place_in_storage(tmp_path: Path) -> None:
-    _folder(tmp_path, "b", "2-1", "offline-run-2-b")
-    _folder(tmp_path, "a", "1-1", "offline-run-1-a", synced=True)
-    _folder(tmp_path, "a", "3-1", "offline-run-3-a-rewind50")
-    found = find_folders(tmp_path, "s3://bucket/run/wandb-offline")
-    assert [(f.run_id, f.synced) for f in found] == [("a", True), ("a", False), ("b", False)]
-    assert found[1].remote == "s3://bucket/run/wandb-offline/a/3-1/offline-run-3-a-rewind50"
-    assert found[0].marker.name == "run-a.wandb.synced" and found[0].meta["host"] == "h"
-    hint = retry_hint([found[1].remote])
-    assert "run the sync task again" in hint and found[1].remote in hint
+_segment = st.text("abc-_0123456789", min_size=1, max_size=6)
+
+
+@given(st.lists(st.tuples(st.lists(_segment, min_size=1, max_size=3), _segment, st.booleans())))
+def test_a_folder_is_pending_exactly_when_its_run_file_has_no_marker(
+    folders: list[tuple[list[str], str, bool]],
+) -> None:
+    files: list[str] = []
+    truth: dict[str, tuple[str, bool]] = {}
+    for parts, run_id, synced in folders:
+        rel = "/".join(parts)
+        if rel in truth:
+            continue
+        truth[rel] = (run_id, synced)
+        files.append(f"{rel}/run-{run_id}.wandb")
+        files.append(f"{rel}/{METADATA_FILE}")
+        if synced:
+            files.append(f"{rel}/run-{run_id}.wandb{SYNCED_SUFFIX}")
+    found = find_folders(reversed(files))
+    assert {f.rel: (f.run_id, f.synced) for f in found} == truth
+    assert [f.rel for f in found] == sorted(truth)
+
+
+@pytest.mark.parametrize(
+    ("path", "root", "expected"),
+    [
+        ("/tmp/r/wandb-offline/a/1/f/run-a.wandb", "/tmp/r/wandb-offline", "a/1/f/run-a.wandb"),
+        ("/tmp/r/wandb-offline/a", "/tmp/r/wandb-offline/", "a"),
+        ("file:///tmp/r/w/a/x", "/tmp/r/w", "a/x"),
+        ("s3://bucket/run/wandb-offline/a/x", "s3://bucket/run/wandb-offline", "a/x"),
+        ("gs://bucket/run/wandb-offline/a/x", "gcs://bucket/run/wandb-offline", "a/x"),
+        ("/tmp/other/a", "/tmp/r", None),
+        ("/tmp/rx/a", "/tmp/r", None),
+    ],
+)
+def test_relative_to_root(path: str, root: str, expected: str | None) -> None:
+    assert relative_to_root(path, root) == expected
+
+
+def test_the_client_gets_the_plugins_retry_bounds_unless_the_environment_sets_them() -> None:
+    bounds = client_bounds_env({})
+    assert bounds["WANDB__GRAPHQL_RETRY_MAX"] == str(CLIENT_BOUNDS["x_graphql_retry_max"])
+    assert "WANDB_INIT_TIMEOUT" not in bounds  # a sync starts no run
+    assert {env_var(k) for k in CLIENT_BOUNDS if k != "init_timeout"} == set(bounds)
+    mine = client_bounds_env({"WANDB__GRAPHQL_RETRY_MAX": "99"})
+    assert "WANDB__GRAPHQL_RETRY_MAX" not in mine and "WANDB__FILE_STREAM_RETRY_MAX" in mine
+
+
+@pytest.mark.parametrize(
+    ("left", "base_url", "command"),
+    [
+        (["/tmp/r/a/1/f"], None, "`wandb sync /tmp/r/a/1/f`"),
+        (["/a b", "file:///c"], "http://h", "`WANDB_BASE_URL=http://h wandb sync '/a b' /c`"),
+        (["s3://b/r/a/1/f"], None, "and run `wandb sync <folder>`"),
+    ],
+)  # fmt: skip
+def test_retry_hint_names_what_is_left_and_the_command(
+    left: list[str], base_url: str | None, command: str
+) -> None:
+    hint = retry_hint(left, base_url)
+    assert "run the sync task again" in hint and command in hint
+    assert all(p in hint for p in left)
 
 
 def test_the_sync_task_is_a_task_of_the_callers_module() -> None:
@@ -196,3 +270,19 @@ def test_the_sync_task_is_a_task_of_the_callers_module() -> None:
     assert set(task.interface.inputs) == {"folders", "run_ids"}
     with pytest.raises(ValueError, match="Python identifier"):
         wandb_sync_task(env, name="not a name")
+
+
+@pytest.mark.parametrize("env", ["not an env", None, object(), {"name": "e"}])
+def test_the_sync_task_needs_a_task_environment(env: Any) -> None:
+    with pytest.raises(TypeError, match=r"expected a flyte\.TaskEnvironment") as info:
+        wandb_sync_task(env)
+    assert repr(env) in str(info.value)
+
+
+@pytest.mark.parametrize("bound", [-1, float("nan"), float("inf"), "60", True, None])
+def test_a_bad_sync_timeout_is_refused(bound: Any) -> None:
+    import flyte
+
+    env = flyte.TaskEnvironment(name="unit_sync_bound")
+    with pytest.raises(ValueError, match=r"sync_timeout=.*expected a number of seconds >= 0"):
+        wandb_sync_task(env, name="bounded_sync", sync_timeout=bound)

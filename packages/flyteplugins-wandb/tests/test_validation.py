@@ -174,7 +174,7 @@ def test_path_characters_are_named_with_the_right_article() -> None:
 
 
 def test_sync_after_refuses_offline_fallback() -> None:
-    with pytest.raises(ValueError, match="offline_fallback=True has nothing to fall back from"):
+    with pytest.raises(ValueError, match=r"offline_fallback=True .* would never apply"):
         wandb_config(sync="after", offline_fallback=True)
     with pytest.raises(ValueError, match="offline_fallback"):
         wandb_init(sync="after", offline_fallback=True)

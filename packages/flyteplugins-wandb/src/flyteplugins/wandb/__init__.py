@@ -35,7 +35,12 @@ from ._settings import WandbIdShortened
 from ._state import get_wandb_run
 
 if TYPE_CHECKING:
-    from ._artifacts import WandbArtifactFailed, apply_recorded_uses, log_model_checkpoint
+    from ._artifacts import (
+        WandbArtifactFailed,
+        WandbCloudExtraMissing,
+        apply_recorded_uses,
+        log_model_checkpoint,
+    )
     from ._report import WandbReportFailed, report_sweep
     from ._rewind import WandbRewindError, rewind_to
     from ._sync import WandbOfflineRunNotSaved, WandbSyncFailed, sync_wandb, wandb_sync_task
@@ -44,6 +49,7 @@ if TYPE_CHECKING:
 # `import flyteplugins.wandb` and a plain task load only the call's short path.
 _LAZY = {
     "WandbArtifactFailed": "_artifacts",
+    "WandbCloudExtraMissing": "_artifacts",
     "apply_recorded_uses": "_artifacts",
     "log_model_checkpoint": "_artifacts",
     "WandbReportFailed": "_report",
@@ -75,6 +81,7 @@ __all__ = [
     "Wandb",
     "WandbApiKeyMissing",
     "WandbArtifactFailed",
+    "WandbCloudExtraMissing",
     "WandbFinishFailed",
     "WandbGlobalsUnavailable",
     "WandbIdShortened",

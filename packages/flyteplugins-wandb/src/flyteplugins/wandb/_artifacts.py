@@ -6,9 +6,18 @@ where Flyte stored it (``add_reference(uri)``, with checksums where the client c
 nothing is uploaded a second time; local runs reference ``file://`` paths. The artifact is named
 ``<task>-<output>`` (``train-o0``, ``prepare-o0.features``), typed ``flyte-file`` or ``flyte-dir``,
 carries the Flyte run, action and output in its metadata and an alias naming that output
-(``flyte-<run>-<action>-<output>``). Beside the object, a small ``<uri>.wandb-artifact.json``
-says which artifact version describes it, so that a later task receiving the object can find it.
-Scalars and small values returned go to the run's summary under ``outputs/<output>``.
+(``flyte-<run>-<action>-<output>``). A small record says which artifact version describes the
+object, so that a later task receiving the object can find it: ``<uri>.wandb-artifact.json``
+beside an object Flyte wrote (under the task's raw data path), else
+``<run_base_dir>/wandb-artifacts/<hash of uri>.json`` in the Flyte run's own storage, never in
+a folder of the user's. Scalars and small values returned go to the run's summary under
+``outputs/<output>``.
+
+Objects in ``s3://`` and ``gs://`` need the store's client library for W&B to reference them
+(``flyteplugins-wandb[aws]``: boto3; ``flyteplugins-wandb[gcp]``: google-cloud-storage).
+Without it an output is not logged as an artifact (one :class:`WandbArtifactFailed` warning
+names the extra; its URI goes to the summary) and :func:`log_model_checkpoint` raises
+:class:`WandbCloudExtraMissing`.
 
 ``log_inputs=True``: the task's scalar inputs go to the run's config under ``flyte_inputs``
 (never values of parameters whose name says they hold a secret, never long values), and every
@@ -22,16 +31,21 @@ it once the run was synced.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib.util
 import inspect
 import json
 import os
 import re
 import typing
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 SIDECAR_SUFFIX: Final = ".wandb-artifact.json"
+RECORDS_FOLDER: Final = "wandb-artifacts"
+"""The folder of artifact records in a Flyte run's storage (``run_base_dir``)."""
 SUMMARY_PREFIX: Final = "outputs/"
 INPUTS_KEY: Final = "flyte_inputs"
 INPUT_ARTIFACTS_KEY: Final = "flyte_input_artifacts"
@@ -45,6 +59,51 @@ COMMIT_WAIT_S: Final = 60.0
 
 class WandbArtifactFailed(UserWarning):
     """Logging or using an artifact failed; the task and its run are not affected."""
+
+
+class WandbCloudExtraMissing(ImportError):
+    """W&B needs a cloud store's client library to reference an object there; an extra of
+    ``flyteplugins-wandb`` installs it (``[aws]`` for ``s3://``, ``[gcp]`` for ``gs://``)."""
+
+
+@dataclass(frozen=True)
+class StoreLibrary:
+    """The client library W&B needs to reference objects of one store, and our extra for it."""
+
+    scheme: str
+    module: str
+    package: str
+    extra: str
+
+
+STORE_LIBRARIES: Final = {
+    lib.scheme: lib
+    for lib in (
+        StoreLibrary("s3", "boto3", "boto3", "aws"),
+        StoreLibrary("gs", "google.cloud.storage", "google-cloud-storage", "gcp"),
+    )
+}
+"""The stores whose references need a library (W&B's own ``wandb[aws]``/``wandb[gcp]``)."""
+
+
+def missing_library(uri: str) -> StoreLibrary | None:
+    """The library W&B would need to reference ``uri`` when it is not installed, else ``None``."""
+    lib = STORE_LIBRARIES.get(uri.split("://", 1)[0] if "://" in uri else "")
+    if lib is None:
+        return None
+    try:
+        found = importlib.util.find_spec(lib.module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a module set to None
+        found = False
+    return None if found else lib
+
+
+def extra_hint(libs: Iterable[StoreLibrary]) -> str:
+    """What W&B needs and the command that installs it, for the stores of ``libs``."""
+    unique = sorted(set(libs), key=lambda lib: lib.extra)
+    needs = " and ".join(f"{lib.package} for {lib.scheme}://" for lib in unique)
+    extras = ",".join(lib.extra for lib in unique)
+    return f"W&B needs {needs} references: pip install 'flyteplugins-wandb[{extras}]'"
 
 
 def _flyte_io() -> tuple[type, type]:
@@ -89,6 +148,45 @@ def _local(uri: str) -> str | None:
 
 def sidecar_of(uri: str) -> str:
     return uri.rstrip("/") + SIDECAR_SUFFIX
+
+
+def _bare(uri: str) -> str:
+    return uri.removeprefix("file://").rstrip("/")
+
+
+def run_record_of(uri: str, run_base_dir: str) -> str:
+    """The record of the object at ``uri`` in a Flyte run's storage (keyed by a hash of ``uri``)."""
+    key = hashlib.sha256(uri.rstrip("/").encode()).hexdigest()[:40]
+    return f"{run_base_dir.rstrip('/')}/{RECORDS_FOLDER}/{key}.json"
+
+
+def record_place(uri: str, raw_data_path: str | None, run_base_dir: str | None) -> str | None:
+    """Where the record of the object at ``uri`` is written: beside the object when Flyte wrote
+    it (under the task's ``raw_data_path``), else in the Flyte run's storage; ``None`` when
+    neither is known (outside Flyte)."""
+    if raw_data_path and _bare(uri).startswith(_bare(raw_data_path) + "/"):
+        return sidecar_of(uri)
+    if run_base_dir:
+        return run_record_of(uri, run_base_dir)
+    return None
+
+
+def record_places(uri: str, run_base_dir: str | None) -> list[str]:
+    """Where a task receiving the object at ``uri`` looks for its record, in order."""
+    places = [run_record_of(uri, run_base_dir)] if run_base_dir else []
+    return [*places, sidecar_of(uri)]
+
+
+def _flyte_places() -> tuple[str | None, str | None]:
+    """The current task's raw data path and its Flyte run's storage (``None`` outside Flyte)."""
+    import flyte
+
+    tctx = flyte.ctx()
+    if not tctx:
+        return None, None
+    raw = getattr(getattr(tctx, "raw_data_path", None), "path", None)
+    base = getattr(tctx, "run_base_dir", None)
+    return (str(raw) if raw else None), (str(base) if base else None)
 
 
 def write_text(uri: str, text: str) -> None:
@@ -215,9 +313,15 @@ def log_outputs(
 
     logged: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
+    unreferenced: dict[str, tuple[str, StoreLibrary]] = {}
     for name, value in output_items(func, result):
         found = list(blobs(value, name))
         for path, blob in found:
+            lib = missing_library(uri_of(blob))
+            if lib is not None:
+                unreferenced[path] = (uri_of(blob), lib)
+                summary[SUMMARY_PREFIX + path] = uri_of(blob)
+                continue
             logged.append(_log_blob(wandb, run, task, path, blob, identity))
         if not found or not is_blob(value):
             small = small_value(value)
@@ -225,6 +329,14 @@ def log_outputs(
                 summary[SUMMARY_PREFIX + name] = small
     if summary:
         run.summary.update(summary)
+    if unreferenced:
+        outputs = ", ".join(f"{path} ({uri})" for path, (uri, _) in unreferenced.items())
+        warnings.warn(
+            f"{task}: no W&B artifact logged for {outputs} (the URIs are in the run's summary): "
+            + extra_hint(lib for _, lib in unreferenced.values()),
+            WandbArtifactFailed,
+            stacklevel=2,
+        )
     return logged
 
 
@@ -265,7 +377,9 @@ def _log_blob(
         "type": artifact.type,
         "uri": uri,
     }
-    write_text(sidecar_of(uri), json.dumps(record))
+    place = record_place(uri, *_flyte_places())
+    if place is not None:
+        write_text(place, json.dumps(record))
     return {**record, "direction": "output"}
 
 
@@ -308,10 +422,11 @@ def log_inputs(run: Any, inputs: Mapping[str, Any], owned: bool) -> list[dict[st
     used: list[dict[str, Any]] = []
     recorded: dict[str, Any] = {}
     offline = bool(getattr(run.settings, "_offline", False))
+    _, run_base_dir = _flyte_places()
     for name, value in inputs.items():
         for path, blob in blobs(value, name):
             uri = uri_of(blob)
-            text = read_text(sidecar_of(uri))
+            text = next(filter(None, map(read_text, record_places(uri, run_base_dir))), None)
             if text is None:
                 continue  # not logged by a decorated task upstream
             record = json.loads(text)
@@ -370,6 +485,8 @@ def log_model_checkpoint(
     The new version gets the alias ``latest``, and ``best`` too when ``best=True``. A remote
     ``path`` (``s3://...``) is referenced, a local one uploaded (a checkpoint on the task's disk
     is gone when the task ends). ``name`` defaults to ``<run id>-model``. Returns the artifact.
+    Raises :class:`WandbCloudExtraMissing` for an ``s3://`` or ``gs://`` path when the store's
+    client library is not installed (``flyteplugins-wandb[aws]`` / ``[gcp]``).
     """
     import wandb
 
@@ -382,6 +499,11 @@ def log_model_checkpoint(
             "function, or pass run="
         )
     target = os.fspath(path)
+    lib = missing_library(target) if "://" in target else None
+    if lib is not None:
+        raise WandbCloudExtraMissing(
+            f"log_model_checkpoint({target!r}): {extra_hint([lib])}", name=lib.module
+        )
     artifact = wandb.Artifact(
         name or artifact_name(str(run.id), "model"), type="model", metadata=dict(metadata or {})
     )

@@ -166,10 +166,10 @@ def check_sync(value: Any, mode: Any = None, offline_fallback: Any = None) -> No
             f"sync={value!r} logs offline and uploads later, but mode={mode!r} was given with it: "
             "drop mode= (or give mode='offline')"
         )
-    if offline_fallback:
+    if offline_fallback is True:
         raise ValueError(
-            f"sync={value!r} always logs offline, so offline_fallback=True has nothing to fall "
-            "back from: drop one of them"
+            f"sync={value!r} logs offline from the start, so offline_fallback=True (log offline "
+            "when the server cannot be reached at start) would never apply: give one of them"
         )
 
 

@@ -10,21 +10,25 @@ next to a small ``flyte-wandb.json`` (run id, server, entity, project, writer la
 attempt and every rank uploads its own folder under its own key, so nothing is overwritten.
 
 The sync task (:func:`wandb_sync_task`, declared on an environment the user chooses, with the
-W&B secret and network) downloads that tree and hands every folder not yet synced to the
-client's own ``wandb sync``, which uploads the folders of one run one after another in the
-order they were started (a retry's rewind after the attempt it rewinds; the writers of a shared
-run one by one, each adding its rows). After each folder the client writes its marker
-``run-<id>.wandb.synced`` next to the run file; the task copies that marker back into the
-Flyte run's storage, so a retried or repeated sync skips the folder (``wandb sync`` skips
-folders with the marker): nothing is uploaded twice. :func:`sync_wandb` calls the sync task
-for the current Flyte run.
+W&B secret and network) lists that tree, downloads only the folders not yet synced (into a
+temporary folder it removes at the end) and hands them to the client's own ``wandb sync``,
+which uploads the folders of one run one after another in the order they were started (a
+retry's rewind after the attempt it rewinds; the writers of a shared run one by one, each
+adding its rows). After each folder the client writes its marker ``run-<id>.wandb.synced``
+next to the run file; the task copies that marker back into the Flyte run's storage, so a
+retried or repeated sync skips the folder without downloading it: nothing is uploaded twice.
+``wandb sync`` runs with the plugin's bounds on the client's retries and is stopped when it
+finishes no folder for ``sync_timeout`` seconds. :func:`sync_wandb` calls the sync task for the
+current Flyte run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -37,9 +41,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from ._extension import Extension
-
-"""Values of the ``sync`` setting: ``"after"`` logs offline and leaves the upload to the sync
-task."""
+from ._resilience import CLIENT_BOUNDS, env_var
 
 OFFLINE_FOLDER: Final = "wandb-offline"
 """The folder under the Flyte run's storage (``run_base_dir``) that holds the run folders."""
@@ -49,6 +51,13 @@ SYNCED_SUFFIX: Final = ".synced"
 """The client's marker of a synced run file: ``run-<id>.wandb.synced`` (``wandb sync`` skips it)."""
 
 DEFAULT_TASK_NAME: Final = "wandb_sync"
+
+DEFAULT_SYNC_TIMEOUT: Final = 600.0
+"""Seconds the sync task lets the client's ``wandb sync`` go without finishing a run folder
+before it stops it and fails (``wandb_sync_task(env, sync_timeout=...)``; 0: no bound)."""
+
+POLL_S: Final = 0.5
+STOP_GRACE_S: Final = 5.0
 
 _T = TypeVar("_T")
 
@@ -63,6 +72,31 @@ class WandbSyncFailed(RuntimeError):
 
 class WandbOfflineRunNotSaved(UserWarning):
     """An offline run folder of a ``sync="after"`` task could not be copied to Flyte's storage."""
+
+
+def check_sync_timeout(value: Any) -> None:
+    """``sync_timeout`` of the sync task: seconds >= 0 (0: no bound)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(
+            f"sync_timeout={value!r}: expected a number of seconds >= 0 (how long `wandb sync` "
+            "may go without finishing a run folder; 0: no bound)"
+        )
+
+
+def check_environment(env: Any) -> None:
+    """The sync task is declared on a ``flyte.TaskEnvironment``."""
+    import flyte
+
+    if not isinstance(env, flyte.TaskEnvironment):
+        raise TypeError(
+            f"wandb_sync_task({env!r}): expected a flyte.TaskEnvironment (the environment the "
+            f"sync task runs in, with the W&B secret and network), got {type(env).__name__}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,9 +250,50 @@ def after_run(active: Any, run: Any) -> None:
 # The sync task
 
 
+@dataclass(frozen=True)
+class StoredFolder:
+    """A run folder in the Flyte run's storage, as listed: where it is under the tree's root,
+    its run file, and whether the client's marker says it was synced."""
+
+    rel: str
+    run_file: str
+    synced: bool
+
+    @property
+    def run_id(self) -> str:
+        return self.run_file.removeprefix("run-").removesuffix(".wandb")
+
+
+def find_folders(files: Iterable[str]) -> list[StoredFolder]:
+    """The run folders among ``files`` (paths relative to the tree's root, ``/``-separated): every
+    folder holding a ``run-<id>.wandb`` file, in a stable order (run id, upload key)."""
+    present = set(files)
+    out = []
+    for path in present:
+        folder, _, name = path.rpartition("/")
+        if name.startswith("run-") and name.endswith(".wandb"):
+            out.append(StoredFolder(folder, name, f"{path}{SYNCED_SUFFIX}" in present))
+    return sorted(out, key=lambda f: (f.rel, f.run_file))
+
+
+def relative_to_root(path: str, root: str) -> str | None:
+    """``path`` (as ``Dir.walk`` names a file) relative to the tree's ``root``, or ``None``."""
+
+    def plain(text: str) -> str:
+        if text.startswith("file://") or "://" not in text:
+            return os.path.abspath(text.removeprefix("file://"))
+        return text.split("://", 1)[1].rstrip("/")
+
+    base, full = plain(root), plain(path)
+    if full.startswith(base + "/"):
+        return full[len(base) + 1 :]
+    return None
+
+
 @dataclass
 class LocalFolder:
-    """A downloaded run folder: its run file, its place in Flyte's storage, what it says."""
+    """A pending run folder downloaded for the client: its run file, its place in Flyte's
+    storage, what its writer said about it (``flyte-wandb.json``)."""
 
     path: Path
     run_file: Path
@@ -233,44 +308,88 @@ class LocalFolder:
     def synced(self) -> bool:
         return self.marker.exists()
 
-    @property
-    def run_id(self) -> str:
-        return str(self.meta.get("run_id") or self.run_file.stem.removeprefix("run-"))
 
-
-def find_folders(local_root: Path, remote_root: str) -> list[LocalFolder]:
-    """Every run folder under a downloaded tree, in a stable order (run id, upload key)."""
+def _remote(root: str, rel: str) -> str:
     from flyte.storage import join
 
-    out = []
-    for run_file in sorted(local_root.rglob("run-*.wandb")):
-        folder = run_file.parent
-        rel = folder.relative_to(local_root).as_posix()
-        meta_path = folder / METADATA_FILE
-        try:
-            meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        except ValueError:
-            meta = {}
-        out.append(LocalFolder(folder, run_file, join(remote_root, *rel.split("/")), meta))
+    return join(root, *rel.split("/")) if rel else root
+
+
+async def _download(stored: StoredFolder, remote_root: str, local_root: Path) -> LocalFolder:
+    import flyte.io
+
+    remote = _remote(remote_root, stored.rel)
+    local = local_root / stored.rel
+    local.parent.mkdir(parents=True, exist_ok=True)
+    await flyte.io.Dir(path=remote).download(str(local))
+    meta_path = local / METADATA_FILE
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    except ValueError:
+        meta = {}
+    return LocalFolder(local, local / stored.run_file, remote, meta)
+
+
+def client_bounds_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The plugin's bounds on the client's retries (those of a live run, :data:`CLIENT_BOUNDS`)
+    as the variables ``wandb sync`` reads, except the ones ``environ`` already sets."""
+    out = {}
+    for setting, value in CLIENT_BOUNDS.items():
+        name = env_var(setting)
+        if setting != "init_timeout" and name not in environ:
+            out[name] = str(value)
     return out
 
 
-def _client_sync(paths: list[Path], env: Mapping[str, str]) -> int:
-    """``wandb sync PATHS`` in a child process (the client's own upload, its progress on our
-    output); folders already marked synced are skipped by the client itself."""
-    argv = [sys.executable, "-m", "wandb", "sync", *(str(p) for p in paths)]
+def _echo(stream: Any) -> None:
+    for line in stream:
+        print(line.rstrip("\n"), flush=True)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _client_sync(folders: list[LocalFolder], env: Mapping[str, str], timeout: float) -> bool:
+    """``wandb sync`` of ``folders`` in a child process (the client's own upload, its messages
+    on our output), stopped once it has finished no folder for ``timeout`` seconds (0: never).
+
+    Returns whether it was stopped. The client skips folders already marked synced.
+    """
+    argv = [sys.executable, "-m", "wandb", "sync", *(str(f.path) for f in folders)]
     proc = subprocess.Popen(
         argv,
-        env={**os.environ, **env},
+        env={**os.environ, **client_bounds_env(os.environ), **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
     )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        print(line.rstrip("\n"), flush=True)
-    return proc.wait()
+    reader = threading.Thread(target=_echo, args=(proc.stdout,), daemon=True)
+    reader.start()
+    done = 0
+    progress = time.monotonic()
+    stopped = False
+    while True:
+        try:
+            proc.wait(POLL_S)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        now_done = sum(f.synced for f in folders)
+        if now_done > done:
+            done, progress = now_done, time.monotonic()
+        elif timeout and time.monotonic() - progress >= timeout:
+            stopped = True
+            _stop(proc)
+            break
+    reader.join(STOP_GRACE_S)
+    return stopped
 
 
 async def _upload_marker(folder: LocalFolder) -> None:
@@ -282,35 +401,54 @@ async def _upload_marker(folder: LocalFolder) -> None:
     await put(str(folder.marker), remote)
 
 
-def retry_hint(remote_folders: Iterable[str]) -> str:
-    shown = list(remote_folders)
+def retry_hint(remote_folders: Iterable[str], base_url: str | None = None) -> str:
+    """What is left to sync and how to finish: the sync task again, or ``wandb sync`` by hand."""
+    left = list(remote_folders)
+    prefix = f"WANDB_BASE_URL={base_url} " if base_url else ""
+    if left and not any("://" in p.removeprefix("file://") for p in left):
+        paths = " ".join(shlex.quote(p.removeprefix("file://")) for p in left)
+        by_hand = f"`{prefix}wandb sync {paths}`"
+    else:
+        by_hand = (
+            f"copy each folder to a machine with network and run `{prefix}wandb sync <folder>`"
+        )
     return (
-        "The folders stay in the Flyte run's storage; run the sync task again "
-        "(`await sync_wandb(<your sync task>)`: it skips what was uploaded), or by hand: copy a "
-        "folder to a machine with network and run `wandb sync <folder>`. Not synced: "
-        + ", ".join(shown)
+        f"Left to sync: {', '.join(left)}. The folders stay in the Flyte run's storage; run the "
+        "sync task again (`await sync_wandb(<your sync task>)`: it skips what was uploaded), or "
+        f"finish by hand: {by_hand}"
     )
 
 
 async def sync_folders(
-    folders: Any, run_ids: list[str] | None = None, workdir: str | None = None
+    folders: Any,
+    run_ids: list[str] | None = None,
+    workdir: str | None = None,
+    *,
+    sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
 ) -> dict[str, list[str]]:
     """The sync task's work: upload every run folder under ``folders`` (a ``flyte.io.Dir`` of
     a Flyte run's ``wandb-offline`` tree) that is not synced yet.
 
-    Returns ``{"synced": [...], "skipped": [...]}`` (places in Flyte's storage); raises
-    :class:`WandbSyncFailed` naming the folders left and how to retry.
+    The tree is listed first; only the folders not marked synced are downloaded, into a
+    temporary folder (under ``workdir``) removed at the end. Returns
+    ``{"synced": [...], "skipped": [...]}`` (places in Flyte's storage); raises
+    :class:`WandbSyncFailed` naming the folders left and how to finish.
     """
     from ._client import read_defaults
     from ._resolve import sync_environment
 
-    local = Path(tempfile.mkdtemp(prefix="wandb-sync-", dir=workdir))
-    await folders.download(str(local))
-    found = find_folders(local, str(folders.path))
+    remote_root = str(folders.path)
+    listed: list[str] = []
+    async for file in folders.walk():
+        rel = relative_to_root(str(file.path), remote_root)
+        if rel is None:
+            raise RuntimeError(f"listing {remote_root} gave {file.path}, a file outside it")
+        listed.append(rel)
+    found = find_folders(listed)
     if run_ids is not None:
         wanted = set(run_ids)
         found = [f for f in found if f.run_id in wanted]
-    skipped = [f for f in found if f.synced]
+    skipped = [_remote(remote_root, f.rel) for f in found if f.synced]
     pending = [f for f in found if not f.synced]
     runs = sorted({f.run_id for f in pending})
     print(
@@ -318,32 +456,54 @@ async def sync_folders(
         + (f", {len(skipped)} already synced" if skipped else ""),
         flush=True,
     )
-    by_host: dict[str | None, list[LocalFolder]] = {}
-    for f in pending:
-        by_host.setdefault(f.meta.get("host"), []).append(f)
-    defaults = read_defaults()
     synced: list[LocalFolder] = []
-    for i, (host, group) in enumerate(by_host.items(), start=1):
-        where = host or "the sync task's default server"
-        print(f"W&B sync [{i}/{len(by_host)}]: {len(group)} folder(s) to {where}", flush=True)
-        _client_sync([f.path for f in group], sync_environment(host, defaults))
-        for f in group:
-            if f.synced:
-                await _upload_marker(f)
-                synced.append(f)
-    failed = [f for f in pending if f not in synced]
-    report = {"synced": [f.remote for f in synced], "skipped": [f.remote for f in skipped]}
+    failed: list[LocalFolder] = []
+    stopped_at: list[str] = []
+    defaults = read_defaults()
+    with tempfile.TemporaryDirectory(prefix="wandb-sync-", dir=workdir) as tmp:
+        local = await asyncio.gather(*(_download(f, remote_root, Path(tmp)) for f in pending))
+        by_host: dict[str | None, list[LocalFolder]] = {}
+        for f in local:
+            by_host.setdefault(f.meta.get("host"), []).append(f)
+        for i, (host, group) in enumerate(by_host.items(), start=1):
+            env = sync_environment(host, defaults)
+            where = defaults.server(host).api_url
+            print(f"W&B sync [{i}/{len(by_host)}]: {len(group)} folder(s) to {where}", flush=True)
+            stopped = await asyncio.to_thread(_client_sync, group, env, sync_timeout)
+            if stopped:
+                stopped_at.append(where)
+            for f in group:
+                if f.synced:
+                    await _upload_marker(f)
+                    synced.append(f)
+                else:
+                    failed.append(f)
+    report = {"synced": [f.remote for f in synced], "skipped": skipped}
     print(f"W&B sync: {len(synced)} uploaded, {len(failed)} failed", flush=True)
     if failed:
+        why = (
+            f"`wandb sync` finished no run folder for {sync_timeout:g} s (sync_timeout) and was "
+            f"stopped; is {' and '.join(stopped_at)} up and answering?"
+            if stopped_at
+            else "see the client's messages above"
+        )
+        urls = {defaults.server(f.meta.get("host")).api_url for f in failed}
+        base_url = urls.pop() if len(urls) == 1 else None
         raise WandbSyncFailed(
-            f"{len(failed)} of {len(pending)} W&B run folder(s) were not uploaded (see the "
-            "client's messages above). " + retry_hint(f.remote for f in failed),
+            f"{len(failed)} of {len(pending)} W&B run folder(s) were not uploaded ({why}). "
+            + retry_hint((f.remote for f in failed), base_url),
             [f.remote for f in failed],
         )
     return report
 
 
-def wandb_sync_task(env: Any, *, name: str = DEFAULT_TASK_NAME, **task_options: Any) -> Any:
+def wandb_sync_task(
+    env: Any,
+    *,
+    name: str = DEFAULT_TASK_NAME,
+    sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
+    **task_options: Any,
+) -> Any:
     """Declare the sync task on ``env`` (give the environment the W&B secret and network).
 
     Assign the result to a module-level name equal to ``name`` (Flyte finds a task in a
@@ -355,18 +515,25 @@ def wandb_sync_task(env: Any, *, name: str = DEFAULT_TASK_NAME, **task_options: 
         )
         wandb_sync = wandb_sync_task(sync_env)
 
-    ``task_options`` go to ``env.task`` (``retries=``, ``timeout=``, ...).
+    The client's ``wandb sync`` runs with the plugin's bounds on its retries (those of a live
+    run, unless the environment sets the ``WANDB__*_RETRY_*`` variables) and is stopped when it
+    has finished no run folder for ``sync_timeout`` seconds (default 600; 0: no bound): the task
+    then fails with :class:`WandbSyncFailed` naming the folders left and the command that
+    finishes them. ``task_options`` go to ``env.task`` (``retries=``, ``timeout=``, ...).
     """
     import flyte.io
 
-    if not name.isidentifier():
+    check_environment(env)
+    if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name={name!r}: a sync task's name must be a Python identifier")
+    check_sync_timeout(sync_timeout)
+    bound = float(sync_timeout)
     caller = sys._getframe(1).f_globals.get("__name__", __name__)
 
     async def sync_task(
         folders: flyte.io.Dir, run_ids: list[str] | None = None
     ) -> dict[str, list[str]]:
-        return await sync_folders(folders, run_ids)
+        return await sync_folders(folders, run_ids, sync_timeout=bound)
 
     # Real types, not this module's postponed annotation strings: Flyte reads the interface.
     sync_task.__annotations__ = {
