@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flyteplugins.wandb_sweeps import DownloadError, UnsafeFileName, download_run
-from flyteplugins.wandb_sweeps.download import find_offline_run_dir, run_bounded, safe_path
+from flyteplugins.wandb_sweeps._fetch import find_offline_run_dir, run_bounded, safe_path
 
 BAD_NAMES = [
     "../x",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from flyteplugins.wandb import wandb_config
@@ -19,11 +18,13 @@ from flyteplugins.wandb.ext import (
     current_custom_context,
     decode_entries,
     decode_value,
+    effective_mode,
     encode_entries,
     encode_value,
     read_wandb_config,
 )
 
+from ._state import SweepRef, current
 from ._validate import SweepConfigError, check_partial, check_prior_runs
 
 PREFIX: Final = "wandb_sweep/"
@@ -33,27 +34,7 @@ SWEEP_KEY: Final = "wandb_sweep/~sweep"
 SETTINGS: Final = ("project", "entity", "prior_runs", "download_logs", "local_controller")
 
 
-@dataclass(frozen=True)
-class SweepRef:
-    """A sweep that exists: its id and where it lives (``local`` = the offline controller)."""
-
-    id: str
-    project: str | None = None
-    entity: str | None = None
-    host: str | None = None
-    local: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "project": self.project,
-            "entity": self.entity,
-            "host": self.host,
-            "local": self.local,
-        }
-
-
-def _check_settings(values: Mapping[str, Any]) -> None:
+def check_settings(values: Mapping[str, Any]) -> None:
     for key in ("project", "entity", "name"):
         v = values.get(key)
         if v is not None and not isinstance(v, str):
@@ -116,7 +97,7 @@ def wandb_sweep_config(
 
 def _normalize(values: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in values.items() if v is not None}
-    _check_settings(out)
+    check_settings(out)
     check_partial(out)
     if isinstance(out.get("download_logs"), os.PathLike):
         out["download_logs"] = os.fspath(out["download_logs"])
@@ -198,3 +179,39 @@ def sweep_entries(ref: SweepRef) -> dict[str, str]:
 def run_settings(context: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The plugin's ``wandb_config`` settings visible here (project, entity, host, mode...)."""
     return read_wandb_config(context)
+
+
+def is_offline(mode: str | None = None) -> bool:
+    """Whether a run with ``mode`` (default: the context's) would not reach a W&B server."""
+    if mode is None:
+        try:
+            mode = run_settings().get("mode")
+        except ValueError:
+            mode = None
+    return effective_mode(mode) in ("offline", "disabled")
+
+
+def is_local(local_controller: Any, mode: str | None) -> bool:
+    """Whether a new sweep is run by the local controller: when asked, or when W&B is offline."""
+    return bool(local_controller) or is_offline(mode)
+
+
+def current_sweep() -> SweepRef | None:
+    """The sweep of the enclosing ``@wandb_sweep`` call, else the one published to this task."""
+    ref = current.get()
+    if ref is not None:
+        return ref
+    try:
+        ref = read_sweep()
+    except ValueError:
+        ref = None
+    if ref is None and os.environ.get("WANDB_SWEEP_ID"):
+        # inside a wandb.agent trial (a thread of its own, outside the task's context)
+        return SweepRef(os.environ["WANDB_SWEEP_ID"])
+    return ref
+
+
+def get_wandb_sweep_id() -> str | None:
+    """The id of the current sweep (inside a ``@wandb_sweep`` task or its children), or ``None``."""
+    ref = current_sweep()
+    return None if ref is None else ref.id

@@ -18,62 +18,41 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
-from contextvars import ContextVar
+from contextlib import ExitStack
 from typing import Any, TypeVar, overload
+
+import flyte
 
 from flyteplugins.wandb.ext import (
     keep_links_on_override,
     override_custom_context,
+    read_run,
     server_url,
     sweep_page_url,
 )
 
+from ._agent import client_host, local_wandb_agent
 from ._context import (
-    SweepRef,
-    _check_settings,
+    check_settings,
+    is_local,
+    is_offline,
     read_sweep,
     read_sweep_settings,
     run_settings,
     split_settings,
     sweep_entries,
 )
+from ._controller import LocalSweep, create_local_sweep, local_sweep_id, parameter_paths, state_path
+from ._link import WandbSweep
+from ._state import SweepRef, current
 from ._validate import check_partial, validate_sweep_config
+from .download import after_task, after_task_async, find_offline_run_dir
 
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger(__name__)
 _MARK = "__flyteplugins_wandb_sweep__"
-
-_current: ContextVar[SweepRef | None] = ContextVar("flyteplugins_wandb_sweep", default=None)
-
-
-def current_sweep() -> SweepRef | None:
-    """The sweep of the enclosing ``@wandb_sweep`` call, else the one published to this task."""
-    ref = _current.get()
-    if ref is not None:
-        return ref
-    try:
-        ref = read_sweep()
-    except ValueError:
-        ref = None
-    if ref is None and os.environ.get("WANDB_SWEEP_ID"):
-        # inside a wandb.agent trial (a thread of its own, outside the task's context)
-        return SweepRef(os.environ["WANDB_SWEEP_ID"])
-    return ref
-
-
-def get_wandb_sweep_id() -> str | None:
-    """The id of the current sweep (inside a ``@wandb_sweep`` task or its children), or ``None``."""
-    ref = current_sweep()
-    return None if ref is None else ref.id
-
-
-def _is_task_template(obj: Any) -> bool:
-    from flyte._task import TaskTemplate
-
-    return isinstance(obj, TaskTemplate)
+_CONFIG_KEYS = ("method", "metric", "parameters")
 
 
 @overload
@@ -131,16 +110,14 @@ def wandb_sweep(
         }.items()
         if v is not None
     }
-    _check_settings(opts)
+    check_settings(opts)
     check_partial(opts)
     if whole is not None:
         # sweep={...} is the whole configuration: check it whole, now
         validate_sweep_config(split_settings(opts)[0])
-    if download_logs:
-        from . import download  # noqa: F401  (the log download must be importable now)
 
     def apply(target: Any) -> Any:
-        if _is_task_template(target):
+        if isinstance(target, flyte.TaskTemplate):
             func = target.func
             if getattr(func, _MARK, None) is not None:
                 raise ValueError(f"@wandb_sweep is applied twice to the task {target.name!r}")
@@ -162,15 +139,13 @@ def wandb_sweep(
 
 def _sweep_links(task: Any, opts: Mapping[str, Any]) -> tuple[Any, ...]:
     """The links ``@wandb_sweep`` adds to a task (computed again for an overridden task)."""
-    from ._link import WandbSweep
-
-    return (
-        WandbSweep(
-            project=opts.get("project"),
-            entity=opts.get("entity"),
-            local_controller=opts.get("local_controller"),
-        ),
+    link = WandbSweep(
+        project=opts.get("project"),
+        entity=opts.get("entity"),
+        local_controller=opts.get("local_controller"),
     )
+    link._creates = True
+    return (link,)
 
 
 def _wrap(func: Callable[..., Any], opts: dict[str, Any]) -> Any:
@@ -178,133 +153,84 @@ def _wrap(func: Callable[..., Any], opts: dict[str, Any]) -> Any:
 
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            call = _SweepCall(opts)
-            try:
-                call.enter()
-                try:
+            with _SweepCall(opts) as call:
+                with call.scope:
                     result = await func(*args, **kwargs)
-                finally:
-                    call.exit()
                 if call.download is not None:
-                    from .download import after_task_async
-
                     await after_task_async(**call.download)
                 return result
-            finally:
-                call.close()
 
         setattr(async_wrapper, _MARK, opts)
         return async_wrapper
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        call = _SweepCall(opts)
-        try:
-            call.enter()
-            try:
+        with _SweepCall(opts) as call:
+            with call.scope:
                 result = func(*args, **kwargs)
-            finally:
-                call.exit()
             if call.download is not None:
-                from .download import after_task
-
                 after_task(**call.download)
             return result
-        finally:
-            call.close()
 
     setattr(wrapper, _MARK, opts)
     return wrapper
 
 
-def _is_offline(mode: str | None) -> bool:
-    from flyteplugins.wandb.ext import effective_mode
-
-    return effective_mode(mode) in ("offline", "disabled")
-
-
-def is_local(local_controller: Any, mode: str | None) -> bool:
-    """Whether a new sweep is run by the local controller: when asked (``local_controller``),
-    or when W&B is offline for a run with the ``mode`` the settings give."""
-    return bool(local_controller) or _is_offline(mode)
-
-
-_CONFIG_KEYS = ("method", "metric", "parameters")
-
-
 class _SweepCall:
+    """One call of a ``@wandb_sweep`` task. ``scope`` (around the task's code) publishes the
+    sweep and, where needed, routes ``wandb.agent``; leaving the call forgets the local sweep it
+    created (after the log download)."""
+
     def __init__(self, opts: Mapping[str, Any]) -> None:
         self.opts = opts
-        self.token: Any = None
-        self.publish: Any = None
         self.download: dict[str, Any] | None = None
-        self.created: Any = None  # the local sweep this call created (lives as long as it)
-        self.agent: AbstractContextManager[None] | None = None
+        self.created: LocalSweep | None = None
+        self.scope = ExitStack()
 
-    def enter(self) -> None:
+    def __enter__(self) -> _SweepCall:
         try:
-            self._enter()
+            with ExitStack() as stack:
+                self._enter(stack)
+                self.scope = stack.pop_all()
         except BaseException:
-            self.exit()  # undo what was set up before the failure
+            self.__exit__()
             raise
+        return self
 
-    def _enter(self) -> None:
-        context = read_sweep_settings()
-        values = {**context, **self.opts}
-        config, settings = split_settings(values)
+    def __exit__(self, *exc: object) -> None:
+        if self.created is not None:
+            self.created.close()
+
+    def _enter(self, stack: ExitStack) -> None:
+        config, settings = split_settings({**read_sweep_settings(), **self.opts})
         wandb_cfg = run_settings()
         project = settings.get("project") or wandb_cfg.get("project")
         entity = settings.get("entity") or wandb_cfg.get("entity")
-        host = wandb_cfg.get("host")
-        offline = _is_offline(wandb_cfg.get("mode"))
+        host, mode = wandb_cfg.get("host"), wandb_cfg.get("mode")
         published = read_sweep()
-        reused = published is not None and not any(k in self.opts for k in _CONFIG_KEYS)
-        if reused and published is not None:
+        if published is not None and not any(k in self.opts for k in _CONFIG_KEYS):
             ref = published
             # the task that created the sweep downloads its logs, not every child reusing it
             settings["download_logs"] = self.opts.get("download_logs")
         else:
             config = validate_sweep_config(config)
-            local = is_local(settings.get("local_controller"), wandb_cfg.get("mode"))
+            local = is_local(settings.get("local_controller"), mode)
             ref, self.created = _create(config, settings, project, entity, host, local)
         if ref.local or (ref.host and server_url({"host": ref.host}) != server_url({})):
             # the specification's wandb.agent(get_wandb_sweep_id(), ...) runs local trials too,
             # and reaches a server named only by the settings without an environment variable
-            from ._agent import local_wandb_agent
-
-            self.agent = local_wandb_agent()
-            self.agent.__enter__()
-        self.token = _current.set(ref)
-        self.publish = override_custom_context(sweep_entries(ref))
-        self.publish.__enter__()
+            stack.enter_context(local_wandb_agent())
+        stack.callback(current.reset, current.set(ref))
+        stack.enter_context(override_custom_context(sweep_entries(ref)))
         if settings.get("download_logs"):
             self.download = {
                 "sweep_id": ref.id,
                 "project": ref.project,
                 "entity": ref.entity,
                 "host": ref.host,
-                "offline": offline,
+                "offline": is_offline(mode),
                 "download_logs": settings["download_logs"],  # True, or the folder to use
             }
-
-    def exit(self) -> None:
-        """After the task's code: its context and ``wandb.agent`` as they were before."""
-        try:
-            if self.publish is not None:
-                self.publish.__exit__(None, None, None)
-                self.publish = None
-        finally:
-            if self.token is not None:
-                _current.reset(self.token)
-                self.token = None
-            if self.agent is not None:
-                self.agent.__exit__(None, None, None)
-                self.agent = None
-
-    def close(self) -> None:
-        """After the log download: the local sweep this call created is forgotten."""
-        if self.created is not None:
-            self.created.close()
 
 
 def _create(
@@ -314,12 +240,10 @@ def _create(
     entity: str | None,
     host: str | None,
     local: bool,
-) -> tuple[SweepRef, Any]:
+) -> tuple[SweepRef, LocalSweep | None]:
     """The new sweep's reference, and the local sweep object (``None`` on a server)."""
     prior_runs = settings.get("prior_runs")
     if local:
-        from ._controller import create_local_sweep
-
         sweep_id, state = _local_identity()
         sweep = create_local_sweep(
             config, project=project, entity=entity, sweep_id=sweep_id, state=state
@@ -340,8 +264,6 @@ def _create(
         return SweepRef(sweep.sweep_id, project, entity, host, local=True), sweep
     import wandb
 
-    from ._agent import client_host
-
     with client_host(host):
         sweep_id = str(wandb.sweep(config, entity=entity, project=project, prior_runs=prior_runs))
     # the task's link could only name the project's sweeps page: say where this sweep is
@@ -353,10 +275,6 @@ def _create(
 def _local_identity() -> tuple[str | None, str | None]:
     """The id and state file of a local sweep created in the running Flyte action (derived from
     the run and action, so every attempt finds the same), or ``(None, None)`` outside Flyte."""
-    import flyte
-
-    from ._controller import local_sweep_id, state_path
-
     tctx = flyte.ctx()
     if not tctx:
         return None, None
@@ -366,13 +284,9 @@ def _local_identity() -> tuple[str | None, str | None]:
     return sweep_id, state_path(base, sweep_id) if base else None
 
 
-def _seed_prior_runs(sweep: Any, prior_runs: list[str]) -> None:
+def _seed_prior_runs(sweep: LocalSweep, prior_runs: list[str]) -> None:
     """Give the local controller the offline runs named in ``prior_runs``."""
-    from flyteplugins.wandb.ext import read_run
-
-    from .download import find_offline_run_dir
-
-    names = [".".join(p) for p in _leaf_names(sweep.config["parameters"])]
+    names = {path[0] for path in parameter_paths(sweep.config["parameters"])}
     for run_id in prior_runs:
         folder = find_offline_run_dir(run_id)
         if folder is None:
@@ -381,13 +295,7 @@ def _seed_prior_runs(sweep: Any, prior_runs: list[str]) -> None:
                 "add offline runs it can read"
             )
         record = read_run(folder / f"run-{run_id}.wandb")
-        params = {k: v for k, v in record.config.items() if k in {n.split(".")[0] for n in names}}
+        params = {k: v for k, v in record.config.items() if k in names}
         sweep.add_prior(
             run_id, params, record.summary, record.history, finished=record.exit_code == 0
         )
-
-
-def _leaf_names(parameters: Mapping[str, Any]) -> list[tuple[str, ...]]:
-    from ._controller import parameter_paths
-
-    return parameter_paths(parameters)

@@ -1,0 +1,229 @@
+"""The 2.x download functions, in the 2.x layout (the run's files at the top of its folder,
+``summary.json``, ``metrics_history.json``), on the same machinery as :mod:`.download`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+import flyte
+from flyte.io import Dir
+
+from flyteplugins.wandb import get_wandb_run
+
+from ._context import get_wandb_sweep_id, is_offline, run_settings
+from ._fetch import (
+    DEFAULT_TIMEOUT,
+    DEFAULT_WORKERS,
+    DownloadError,
+    check_args,
+    compat_layout,
+    default_download_dir,
+    download_folder,
+    fetch_run,
+    finish,
+    safe_path,
+    target_dir,
+)
+from .download import sweep_runs
+
+logger = logging.getLogger(__name__)
+
+
+def _where(
+    project: str | None, entity: str | None, run: Any = None
+) -> tuple[str | None, str | None]:
+    """Project and entity: given, else the current run's, else the ``wandb_config`` context's."""
+    context = run_settings()
+    project = project or getattr(run, "project", None) or context.get("project")
+    entity = entity or getattr(run, "entity", None) or context.get("entity")
+    return project, entity
+
+
+def download_wandb_run_dir(
+    run_id: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+    include_history: bool = True,
+    *,
+    project: str | None = None,
+    entity: str | None = None,
+    host: str | None = None,
+    offline: bool | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> str:
+    """Download one run's files, summary and history into a folder; return the folder.
+
+    The 2.x function. ``run_id`` defaults to the current ``@wandb_init`` run; ``path`` to
+    ``<default_download_dir()>/<run_id>`` (``/tmp/wandb_runs/<run_id>``). The folder holds the
+    run's files at its top, ``summary.json``, ``metrics_history.json`` (every logged row, as one
+    JSON list; left out with ``include_history=False``) and ``download.json``. Project and entity
+    come from the arguments, the current run or the ``wandb_config`` context. Offline runs
+    (``WANDB_MODE=offline``) are packaged from their local folder. Raises :class:`DownloadError`
+    (a ``RuntimeError``) naming every file that could not be downloaded.
+    """
+    run = get_wandb_run()
+    if run_id is None:
+        if run is None:
+            raise RuntimeError(
+                "download_wandb_run_dir() needs a run_id outside a @wandb_init task or function "
+                "(there is no current run to default to)"
+            )
+        run_id = str(run.id)
+    elif run is not None and str(run.id) != run_id:
+        run = None
+    check_args("run_id", run_id, timeout)
+    project, entity = _where(project, entity, run)
+    out = target_dir(path, safe_path(default_download_dir(), run_id))
+    try:
+        result = fetch_run(
+            run_id,
+            out,
+            offline=is_offline() if offline is None else offline,
+            layout=compat_layout(include_history),
+            deadline=time.monotonic() + timeout,
+            workers=DEFAULT_WORKERS,
+            progress=None,
+            project=project,
+            entity=entity,
+            host=host,
+        )
+    except Exception as exc:  # the run itself could not be read: one error type, as in 2.x
+        raise DownloadError(
+            f"W&B run {run_id!r} could not be downloaded into {out}: {type(exc).__name__}: {exc}",
+            {run_id: str(exc)},
+        ) from exc
+    return str(finish(result, True, f"W&B run {run_id!r}").path)
+
+
+def download_wandb_sweep_dirs(
+    sweep_id: str | None = None,
+    base_path: str | os.PathLike[str] | None = None,
+    include_history: bool = True,
+    *,
+    project: str | None = None,
+    entity: str | None = None,
+    host: str | None = None,
+    offline: bool | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> list[str]:
+    """Download every run of a sweep, each into ``<base_path>/<run_id>``; return those folders.
+
+    The 2.x function. ``sweep_id`` defaults to the current ``@wandb_sweep`` sweep; ``base_path``
+    to :func:`default_download_dir`. Each folder is laid out as by
+    :func:`download_wandb_run_dir`. A run that fails is logged with the reason and left out of
+    the result; when every run fails (or the sweep cannot be read) :class:`DownloadError` is
+    raised.
+    """
+    sweep_id = sweep_id or get_wandb_sweep_id()
+    if sweep_id is None:
+        raise RuntimeError(
+            "download_wandb_sweep_dirs() needs a sweep_id outside a @wandb_sweep task "
+            "(there is no current sweep to default to)"
+        )
+    check_args("sweep_id", sweep_id, timeout)
+    project, entity = _where(project, entity)
+    base = target_dir(base_path, default_download_dir())
+    try:
+        _, parts = sweep_runs(
+            sweep_id,
+            compat_layout(include_history),
+            lambda run_id: safe_path(base, run_id),
+            project=project,
+            entity=entity,
+            host=host,
+            offline=offline,
+            wandb_dir=None,
+            workers=DEFAULT_WORKERS,
+            timeout=timeout,
+            progress=None,
+        )
+    except Exception as exc:  # the sweep itself could not be read
+        raise DownloadError(
+            f"W&B sweep {sweep_id!r} could not be read: {type(exc).__name__}: {exc}",
+            {sweep_id: str(exc)},
+        ) from exc
+    failed: dict[str, str] = {}
+    done = []
+    for run_id, part in parts:
+        if isinstance(part, Exception):  # the trial could not be read at all
+            failed[run_id] = f"{type(part).__name__}: {part}"
+        elif finish(part, False, f"W&B run {run_id!r} of sweep {sweep_id!r}").ok:
+            done.append(str(part.path))
+        else:
+            failed[run_id] = "could not download " + ", ".join(sorted(part.failed))
+    if failed and not done:
+        raise DownloadError(
+            f"no run of W&B sweep {sweep_id!r} could be downloaded: "
+            + ", ".join(f"{k} ({v})" for k, v in sorted(failed.items())),
+            failed,
+        )
+    if failed:
+        logger.warning(
+            "%d of %d runs of W&B sweep %r could not be downloaded: %s",
+            len(failed),
+            len(failed) + len(done),
+            sweep_id,
+            ", ".join(sorted(failed)),
+        )
+    return done
+
+
+@flyte.trace
+async def download_wandb_run_logs(
+    run_id: str,
+    *,
+    path: str | None = None,
+    include_history: bool = True,
+    project: str | None = None,
+    entity: str | None = None,
+    host: str | None = None,
+    offline: bool | None = None,
+) -> Dir:
+    """:func:`download_wandb_run_dir` as a traced step: its folder shows in the Flyte UI.
+
+    The 2.x function (``await download_wandb_run_logs(run_id)`` inside an async task).
+    """
+    folder = await asyncio.to_thread(
+        download_wandb_run_dir,
+        run_id,
+        path,
+        include_history,
+        project=project,
+        entity=entity,
+        host=host,
+        offline=offline,
+    )
+    return await Dir.from_local(folder)
+
+
+@flyte.trace
+async def download_wandb_sweep_logs(
+    sweep_id: str,
+    *,
+    base_path: str | None = None,
+    include_history: bool = True,
+    project: str | None = None,
+    entity: str | None = None,
+    host: str | None = None,
+    offline: bool | None = None,
+) -> Dir:
+    """:func:`download_wandb_sweep_dirs` as a traced step, returning the sweep's folder.
+
+    The 2.x function. ``base_path`` defaults to ``<default_download_dir()>/wandb-sweep-<id>``,
+    so the returned folder holds this sweep's runs only.
+    """
+    base = base_path if base_path is not None else str(download_folder("sweep", sweep_id, True))
+    await asyncio.to_thread(
+        download_wandb_sweep_dirs,
+        sweep_id,
+        base,
+        include_history,
+        project=project,
+        entity=entity,
+        host=host,
+        offline=offline,
+    )
+    return await Dir.from_local(base)

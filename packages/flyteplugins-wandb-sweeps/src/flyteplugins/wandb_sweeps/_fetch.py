@@ -1,0 +1,351 @@
+"""Fetching what W&B recorded for one run into a folder: the machinery below ``download``.
+
+Online, the public API lists the run's files and each one is fetched on a thread pool; the
+history is read with ``scan_history`` (every row, page by page, never the sampled ``history()``
+nor a pandas DataFrame). Offline, the run's folder under ``WANDB_DIR`` is packaged, its history
+and summary read from the ``.wandb`` file with the plugin's reader. Every file name is checked
+before anything is written, and everything runs within one deadline; what fails is reported by
+name, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+from flyteplugins.wandb.ext import RecordFormatError, read_run, server_url
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WORKERS = 8
+DEFAULT_TIMEOUT = 600.0
+REPORT = "download.json"
+"""The report every download writes into its folder; it also marks the folder as a download."""
+
+
+class UnsafeFileName(ValueError):
+    """A file name that would be written outside the download folder."""
+
+
+class DownloadError(RuntimeError):
+    """A download that failed: in strict mode, any file that could not be downloaded (``failed``
+    maps each name to the reason)."""
+
+    def __init__(self, message: str, failed: Mapping[str, str]) -> None:
+        super().__init__(message)
+        self.failed = dict(failed)
+
+
+@dataclass
+class DownloadResult:
+    """Where the logs were written, what arrived and what did not (name -> reason)."""
+
+    path: Path
+    run_ids: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    history_rows: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def merge(self, other: DownloadResult, prefix: str) -> None:
+        self.run_ids += other.run_ids
+        self.files += [f"{prefix}/{f}" for f in other.files]
+        self.failed.update({f"{prefix}/{k}": v for k, v in other.failed.items()})
+        self.history_rows += other.history_rows
+
+
+def safe_path(root: Path, name: str) -> Path:
+    """``root/name``, refusing any name that would resolve outside ``root``."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise UnsafeFileName(f"refused file name {name!r}: empty or contains NUL")
+    posix = PurePosixPath(name.replace("\\", "/"))
+    windows = PureWindowsPath(name)
+    base = root.resolve()
+    dest = (base / Path(*posix.parts)).resolve() if posix.parts else base
+    if (
+        posix.is_absolute()
+        or windows.drive
+        or windows.is_absolute()
+        or ".." in posix.parts
+        or (dest != base and base not in dest.parents)
+    ):
+        raise UnsafeFileName(f"refused file name {name!r}: it would escape the download folder")
+    return dest
+
+
+def run_bounded(
+    jobs: Mapping[str, Callable[[], Any]],
+    *,
+    workers: int,
+    deadline: float,
+    progress: bool | None = None,
+    label: str = "downloading",
+) -> dict[str, str]:
+    """Run ``jobs`` (name -> callable) on a pool of ``workers`` threads until ``deadline``.
+
+    Returns ``{name: reason}`` for every job that raised or had not finished by the deadline.
+    A progress bar (``rich``, when installed) shows with ``progress=True``, or from 20 jobs on.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers!r}")
+    failed: dict[str, str] = {}
+    bar: Any = None
+    if (progress if progress is not None else len(jobs) >= 20) and jobs:
+        try:
+            from rich.progress import Progress
+
+            bar = Progress(transient=True)
+            bar.start()
+            task = bar.add_task(label, total=len(jobs))
+        except ImportError:
+            bar = None
+    pool = futures.ThreadPoolExecutor(min(workers, max(1, len(jobs))), "wandb-download")
+    running = {pool.submit(job): name for name, job in jobs.items()}
+    try:
+        for done in futures.as_completed(running, timeout=max(0.0, deadline - time.monotonic())):
+            if done.exception() is not None:
+                failed[running[done]] = f"{type(done.exception()).__name__}: {done.exception()}"
+            if bar is not None:
+                bar.advance(task)
+    except futures.TimeoutError:
+        for job, name in running.items():
+            if not job.done():
+                failed[name] = "timed out (the download deadline passed)"
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        if bar is not None:
+            bar.stop()
+    return failed
+
+
+def wandb_root(root: str | Path | None = None) -> Path:
+    """The folder the wandb client writes run folders into (default: under ``WANDB_DIR``)."""
+    base = Path(root) if root is not None else Path(os.environ.get("WANDB_DIR") or os.getcwd())
+    return base if base.name == "wandb" or not (base / "wandb").is_dir() else base / "wandb"
+
+
+def find_offline_run_dir(run_id: str, root: str | Path | None = None) -> Path | None:
+    """The newest folder of the run ``run_id`` under ``root`` (default: ``WANDB_DIR``): offline
+    runs write ``offline-run-<time>-<id>``, online ones ``run-<time>-<id>``."""
+    base = wandb_root(root)
+    matches = [
+        p
+        for pattern in (f"offline-run-*-{run_id}", f"run-*-{run_id}")
+        for p in base.glob(pattern)
+        if (p / f"run-{run_id}.wandb").is_file()
+    ]
+    if not matches:
+        return None
+    return max(matches, key=lambda p: ((p / f"run-{run_id}.wandb").stat().st_mtime, p.name))
+
+
+def _read_finished(path: Path, wait: float) -> Any:
+    """The record of a run file, once its exit record is on disk (``run.finish()`` may return
+    before the client's writer flushed it): polled for up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            record = read_run(path)
+            if record.exit_code is not None:
+                return record
+        except RecordFormatError:
+            record = None  # still being written
+        if time.monotonic() >= deadline:
+            return record if record is not None else read_run(path)
+        time.sleep(0.01)
+
+
+def api(host: str | None, timeout: float) -> Any:
+    """The client's public API, for the server ``host`` names (default: the client's own)."""
+    import wandb
+
+    overrides = {"base_url": server_url({"host": host})} if host else {}
+    return wandb.Api(overrides=overrides, timeout=max(1, int(timeout)))
+
+
+def write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a run's download puts what.
+
+    ``files``: folder of the run's own files ("" = the download folder itself); ``history``: the
+    file of its rows (``.jsonl``: one per line; ``.json``: one list) or ``None``; ``extras``: also
+    ``config.json`` and, offline, the raw ``run-<id>.wandb``.
+    """
+
+    files: str
+    history: str | None
+    extras: bool
+
+    def reserved(self, run_id: str) -> set[str]:
+        """Names the download writes itself (a run file of that name would clash with them)."""
+        names = {REPORT, "summary.json", *([self.history] if self.history else [])}
+        return names | ({"config.json", f"run-{run_id}.wandb"} if self.extras else set())
+
+    def write_history(self, target: Path, rows: Iterable[Mapping[str, Any]]) -> int:
+        assert self.history is not None
+        lines = (json.dumps(dict(row), sort_keys=True, default=str) for row in rows)
+        n = 0
+        with (target / self.history).open("w") as fh:
+            as_list = not self.history.endswith(".jsonl")
+            fh.write("[" if as_list else "")
+            for line in lines:
+                fh.write(("," if n and as_list else "") + ("\n" if as_list else "") + line)
+                fh.write("" if as_list else "\n")
+                n += 1
+            fh.write("\n]\n" if as_list else "")
+        return n
+
+
+STANDARD = Layout(files="files", history="history.jsonl", extras=True)
+"""``download_run``/``download_logs``: ``files/``, ``history.jsonl``, ``summary.json``,
+``config.json``, offline ``run-<id>.wandb``, and ``download.json``."""
+
+
+def compat_layout(include_history: bool) -> Layout:
+    """The 2.x layout: the run's files at the top, ``summary.json``, ``metrics_history.json``."""
+    return Layout(
+        files="", history="metrics_history.json" if include_history else None, extras=False
+    )
+
+
+def fetch_run(
+    run_id: str,
+    target: Path,
+    *,
+    offline: bool,
+    layout: Layout,
+    deadline: float,
+    workers: int,
+    progress: bool | None,
+    project: str | None = None,
+    entity: str | None = None,
+    host: str | None = None,
+    wandb_dir: str | Path | None = None,
+    client: Any = None,
+) -> DownloadResult:
+    """Download one run into ``target`` (offline: from its folder under ``wandb_dir``)."""
+    result = DownloadResult(path=target, run_ids=[run_id])
+    files_dir = target / layout.files if layout.files else target
+    files_dir.mkdir(parents=True, exist_ok=True)
+    jobs: dict[str, Callable[[], Any]] = {}
+    sources: list[tuple[str, Callable[[Path], Any]]] = []
+    if offline:
+        folder = find_offline_run_dir(run_id, wandb_dir)
+        if folder is None:
+            raise FileNotFoundError(
+                f"no offline W&B run {run_id!r} under {wandb_root(wandb_dir)} (set WANDB_DIR to "
+                "where the run was written)"
+            )
+        record_file = folder / f"run-{run_id}.wandb"
+        record = _read_finished(record_file, min(30.0, max(0.0, deadline - time.monotonic())))
+        summary, config, rows = (lambda: record.summary), (lambda: record.config), record.history
+        if layout.extras:
+            jobs[record_file.name] = lambda: shutil.copy2(record_file, target / record_file.name)
+        source = folder / "files"
+        for path in sorted(source.rglob("*")) if source.is_dir() else []:
+            if path.is_file():
+                copy = lambda dest, path=path: shutil.copy2(path, dest)  # noqa: E731
+                sources.append((path.relative_to(source).as_posix(), copy))
+    else:
+        client = client or api(host, max(1.0, deadline - time.monotonic()))
+        run = client.run(f"{entity or client.default_entity}/{project or 'uncategorized'}/{run_id}")
+        summary, config = (lambda: dict(run.summary_metrics)), (lambda: dict(run.config))
+        rows = run.scan_history(use_cache=False)  # every row; history() would sample 500
+        for f in run.files():
+            fetch = lambda dest, f=f: f.download(root=str(files_dir), replace=True).close()  # noqa: E731
+            sources.append((f.name, fetch))
+    count = [0]
+    jobs["summary.json"] = lambda: write_json(target / "summary.json", summary())
+    if layout.history:
+        jobs[layout.history] = lambda: count.__setitem__(0, layout.write_history(target, rows))
+    if layout.extras:
+        jobs["config.json"] = lambda: write_json(target / "config.json", config())
+    for name, make in sources:
+        key = f"{layout.files}/{name}" if layout.files else name
+        if not layout.files and name in layout.reserved(run_id):
+            result.failed[key] = f"not written: the download writes its own {name} there"
+            continue
+        try:
+            dest = safe_path(files_dir, name)
+        except UnsafeFileName as exc:
+            result.failed[key] = str(exc)
+            continue
+        jobs[key] = lambda dest=dest, make=make: _write_file(dest, make)
+    failed = run_bounded(
+        jobs, workers=workers, deadline=deadline, progress=progress, label=f"W&B run {run_id}"
+    )
+    result.failed.update(failed)
+    result.files = [name for name in jobs if name not in failed]
+    result.history_rows = count[0] if layout.history and layout.history not in failed else 0
+    return result
+
+
+def _write_file(dest: Path, make: Callable[[Path], Any]) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    make(dest)
+    if not dest.is_file():
+        raise FileNotFoundError(f"{dest.name} was not written")
+
+
+def default_download_dir() -> Path:
+    """Where downloads go when no folder is given: ``<temp dir>/wandb_runs``.
+
+    The system's temporary folder as Python finds it (``TMPDIR``, else ``/tmp`` on Linux), so by
+    default ``/tmp/wandb_runs``, the folder 2.x used. Nothing in it is removed automatically:
+    :func:`remove_downloaded_logs` removes what the plugin downloaded there.
+    """
+    return Path(tempfile.gettempdir()) / "wandb_runs"
+
+
+def download_folder(kind: str, id_: str, download_logs: bool | str | os.PathLike[str]) -> Path:
+    """The folder the ``download_logs`` setting sends a run's (or sweep's) logs to.
+
+    ``True``: ``<default_download_dir()>/wandb-<kind>-<id>``; a folder ``DIR``:
+    ``DIR/wandb-<kind>-<id>``, so a task's run, its children's and a sweep's never mix.
+    """
+    if download_logs is False:
+        raise ValueError("download_logs=False: there is nothing to download")
+    base = default_download_dir() if download_logs is True else Path(os.fspath(download_logs))
+    return safe_path(base, f"wandb-{kind}-{id_}")
+
+
+def target_dir(target: str | os.PathLike[str] | None, default: Path) -> Path:
+    path = Path(target) if target is not None else default
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_args(what: str, value: Any, timeout: float) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+    if timeout <= 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+
+
+def finish(result: DownloadResult, strict: bool, what: str) -> DownloadResult:
+    """Write the download's report; name what failed (raised in strict mode, else logged)."""
+    report = {"runs": result.run_ids, "files": sorted(result.files), "failed": result.failed}
+    write_json(result.path / REPORT, {**report, "history_rows": result.history_rows})
+    if result.failed:
+        names = ", ".join(f"{k} ({v})" for k, v in sorted(result.failed.items()))
+        message = f"{len(result.failed)} file(s) of {what} could not be downloaded: {names}"
+        if strict:
+            raise DownloadError(message, result.failed)
+        logger.warning("%s; the rest is in %s", message, result.path)
+    return result

@@ -1,0 +1,284 @@
+"""Parallel agents: N agents as concurrent Flyte child tasks, one driver for sync and async.
+
+Online, every child runs ``wandb.agent`` on the same server sweep. With the local controller the
+parent owns the controller: it hands each child its trials as input and takes their outcomes back
+as output, in rounds (one trial per agent per round for bayes, so each round learns from the
+last), so no state is shared between processes and a grid point is never handed out twice. When
+the children run in the parent's process (Flyte's local mode runs child tasks there), each agent
+runs its trials in a worker process of its own (started with ``spawn``, one W&B client each), so
+CPU-bound objectives run in parallel; the worker imports the objective by name, so it must be a
+module-level function of an importable module, and a script's top-level code runs again there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import multiprocessing
+import pickle
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from flyteplugins.wandb.ext import current_custom_context, override_custom_context
+
+from ._agent import current_ref, server_agent
+from ._controller import LocalSweep, lookup, new_id
+from ._trial import SweepTrialsFailed, check_count, report, run_trial, summarize
+from ._validate import check_agent_count
+
+
+def check_importable(function: Callable[[], Any]) -> None:
+    """Refuse an objective that a worker process could not import, naming it and why."""
+    module = getattr(function, "__module__", None)
+    name = getattr(function, "__qualname__", None) or repr(function)
+    why = None
+    if "<lambda>" in name:
+        why = "it is a lambda"
+    elif "<locals>" in name:
+        why = "it is defined inside a function"
+    elif module == "__main__" and not getattr(sys.modules.get("__main__"), "__file__", None):
+        why = "it is defined in an interactive session or `python -c`, which has no file to import"
+    else:
+        try:
+            pickle.dumps(function)
+        except Exception as exc:
+            why = f"pickle cannot send it by reference ({exc})"
+    if why is not None:
+        raise TypeError(
+            f"the objective {module}.{name} cannot be imported by the worker processes that run "
+            f"local parallel agents: {why}. Define it as a module-level function of an "
+            "importable module (in a script, start the Flyte run under "
+            '`if __name__ == "__main__":`)'
+        )
+
+
+def _run_trials(function: Callable[[], Any], spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    keys = ("sweep_id", "project", "entity", "metric")
+    return [
+        run_trial(function, run_id=t["run_id"], params=t["params"], **{k: spec[k] for k in keys})
+        for t in spec["trials"]
+    ]
+
+
+def _trials_in_worker(
+    context: dict[str, str], function: Callable[[], Any], spec: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """In a worker process: run the trials of ``spec`` with the agent task's settings."""
+    with override_custom_context(context):
+        return _run_trials(function, spec)
+
+
+class _Workers:
+    """One worker process per local agent (``slot``), kept for every round of one parallel run.
+
+    Registered by a token that travels in the agents' work descriptions: an agent task running
+    in this process finds its worker; one running elsewhere (a cluster pod) runs its trials itself.
+    """
+
+    def __init__(self, agents: int) -> None:
+        self.token = new_id(16)
+        self.pools: list[ProcessPoolExecutor | None] = [None] * agents
+        self.lock = threading.Lock()
+        with _workers_lock:
+            _workers[self.token] = self
+
+    def close(self) -> None:
+        with _workers_lock:
+            _workers.pop(self.token, None)
+        with self.lock:
+            pools, self.pools = self.pools, [None] * len(self.pools)
+        for pool in pools:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def run(self, slot: int, function: Callable[[], Any], spec: dict[str, Any]) -> Any:
+        check_importable(function)
+        with self.lock:
+            pool = self.pools[slot]
+            if pool is None:
+                pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+                self.pools[slot] = pool
+        try:
+            return pool.submit(_trials_in_worker, current_custom_context(), function, spec).result()
+        except BrokenProcessPool as exc:
+            with self.lock:  # the next round of this agent starts a fresh worker
+                if self.pools[slot] is pool:
+                    self.pools[slot] = None
+            raise RuntimeError(
+                f"the worker process of sweep agent {slot} ended while running trials "
+                f"{[t['run_id'] for t in spec['trials']]}. It imports the objective's module "
+                "again, running its top-level code: code there that must run once (cleaning "
+                "folders, changing directory, the Flyte run) belongs under `if __name__ == "
+                '"__main__":`'
+            ) from exc
+
+
+_workers: dict[str, _Workers] = {}
+_workers_lock = threading.Lock()
+
+
+def run_agent_work(work: str, function: Callable[[], Any]) -> str:
+    """The body of an agent child task: run the trials (or the agent) that ``work`` describes.
+
+    ``work`` is the JSON text :func:`run_parallel_agents` hands each child; the JSON text
+    returned carries the outcome of every trial back to the parent. Define the agent task and the
+    objective at module level, so a cluster (and, locally, the agent's worker process) can
+    import them::
+
+        @env.task
+        def sweep_agent(work: str) -> str:
+            return run_agent_work(work, objective)
+    """
+    spec = json.loads(work)
+    if spec.get("kind") == "wandb":
+        where = [spec.get(k) for k in ("count", "project", "entity", "host")]
+        server_agent(spec["sweep_id"], function, *where)
+        return json.dumps({"kind": "wandb", "outcomes": []})
+    if spec.get("kind") != "local":
+        raise ValueError(f"not a sweep agent's work description: {work[:200]!r}")
+    with _workers_lock:
+        workers = _workers.get(spec.get("processes") or "")
+    if workers is not None:  # the parent runs in this process: use this agent's worker
+        outcomes = workers.run(int(spec.get("slot", 0)), function, spec)
+    else:
+        outcomes = _run_trials(function, spec)
+    return json.dumps({"kind": "local", "outcomes": outcomes}, default=str)
+
+
+class _Driver:
+    """The parent's side of one parallel run: each round's work descriptions, and the outcomes
+    taken back, until no trial is left (``works`` empty; ``result`` then holds the results)."""
+
+    def __init__(self, agents: int, count: int | None, sweep_id: str | None) -> None:
+        ref = current_ref(sweep_id)
+        check_agent_count(agents)
+        self.local: LocalSweep | None = lookup(ref.id)
+        check_count(self.local, count)
+        self.agents, self.left, self.result = agents, count, None
+        self.workers: _Workers | None = None
+        if self.local is None:
+            if ref.local:
+                raise RuntimeError(f"sweep {ref.id!r} is controlled by another process")
+            base, extra = divmod(count, agents) if count is not None else (None, 0)
+            where = {"sweep_id": ref.id, "project": ref.project, "entity": ref.entity}
+            self.works = [
+                json.dumps({"kind": "wandb", **where, "host": ref.host, "count": n})
+                for i in range(agents)
+                if (n := None if base is None else base + (i < extra)) != 0
+            ]
+            return
+        self.workers = _Workers(agents)
+        claimed = self.local.claim_restored(count)  # finished by an earlier attempt
+        if self.left is not None:
+            self.left -= len(claimed)
+        self.works = self._round()
+
+    def _round(self) -> list[str]:
+        sweep = self.local
+        assert sweep is not None and self.workers is not None
+        if self.left is not None and self.left <= 0:
+            return []
+        per_agent = 1  # bayes learns from each round
+        if sweep.method != "bayes":  # grid and random do not: hand out everything at once
+            total = self.left if self.left is not None else (sweep.run_cap or 10**9)
+            per_agent = max(1, -(-total // self.agents))
+        want = (
+            self.agents * per_agent
+            if self.left is None
+            else min(self.agents * per_agent, self.left)
+        )
+        trials = sweep.propose(want)
+        if self.left is not None:
+            self.left -= len(trials)
+        slots = [trials[i :: self.agents] for i in range(self.agents)]
+        for t in trials:
+            sweep.mark_running(t.run_id)
+        common = {"kind": "local", "sweep_id": sweep.sweep_id, "project": sweep.project}
+        common |= {
+            "entity": sweep.entity,
+            "metric": sweep.metric_name,
+            "processes": self.workers.token,
+        }
+        return [
+            json.dumps(
+                {
+                    **common,
+                    "slot": slot,
+                    "trials": [{"run_id": t.run_id, "params": t.params} for t in mine],
+                }
+            )
+            for slot, mine in enumerate(slots)
+            if mine
+        ]
+
+    def take(self, outputs: list[Any]) -> list[str]:
+        """Take a round's outputs (a result or the exception of each child); the next round."""
+        failed = [out for out in outputs if isinstance(out, BaseException)]
+        if self.local is None:
+            if failed:
+                raise failed[0]
+            return []
+        for out, work in zip(outputs, self.works, strict=True):
+            if isinstance(out, BaseException):  # the child task itself failed, and its trials
+                for t in json.loads(work)["trials"]:
+                    self.local.report(
+                        t["run_id"], state="failed", error=f"agent task failed: {out}"
+                    )
+            else:
+                for outcome in json.loads(out)["outcomes"]:
+                    report(self.local, outcome)
+        if failed and len(failed) == len(outputs):
+            raise SweepTrialsFailed(
+                f"sweep {self.local.sweep_id}: every agent task failed; first error: {failed[0]}"
+            ) from failed[0]
+        self.works = self._round()
+        if not self.works:
+            self.result = summarize(self.local)
+        return self.works
+
+    def close(self) -> None:
+        if self.workers is not None:
+            self.workers.close()
+
+
+async def run_parallel_agents(
+    agent_task: Any, agents: int, count: int | None = None, *, sweep_id: str | None = None
+) -> dict[str, Any] | None:
+    """Run ``agents`` sweep agents as concurrent Flyte child tasks (call from an async task).
+
+    ``agent_task`` is a Flyte task ``(work: str) -> str`` whose body is
+    ``run_agent_work(work, objective)``. At most 20 agents (W&B's limit): more is refused before
+    any starts. ``count`` is the total number of trials across agents (required for random and
+    bayes sweeps). Online every child runs ``wandb.agent`` on the sweep (returns ``None``); with
+    the local controller the parent proposes trials in rounds and returns the sweep's results.
+    """
+    driver = _Driver(agents, count, sweep_id)
+    try:
+        works = driver.works
+        while works:
+            calls = (agent_task.aio(w) for w in works)
+            works = driver.take(list(await asyncio.gather(*calls, return_exceptions=True)))
+        return driver.result
+    finally:
+        driver.close()
+
+
+def run_parallel_agents_sync(
+    agent_task: Any, agents: int, count: int | None = None, *, sweep_id: str | None = None
+) -> dict[str, Any] | None:
+    """:func:`run_parallel_agents` for a synchronous task (child tasks started from threads)."""
+    driver = _Driver(agents, count, sweep_id)
+    try:
+        works = driver.works
+        while works:
+            with ThreadPoolExecutor(max_workers=len(works)) as pool:
+                run = [pool.submit(contextvars.copy_context().run, agent_task, w) for w in works]
+            works = driver.take([f.exception() or f.result() for f in run])
+        return driver.result
+    finally:
+        driver.close()
