@@ -24,6 +24,8 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+import flyte
+
 from flyteplugins.wandb.ext import current_custom_context, override_custom_context
 
 from ._agent import current_ref, server_agent
@@ -58,7 +60,7 @@ def check_importable(function: Callable[[], Any]) -> None:
 
 
 def _run_trials(function: Callable[[], Any], spec: Mapping[str, Any]) -> list[dict[str, Any]]:
-    keys = ("sweep_id", "project", "entity", "metric")
+    keys = ("sweep_id", "project", "entity", "metric", "flyte")
     return [
         run_trial(function, run_id=t["run_id"], params=t["params"], **{k: spec[k] for k in keys})
         for t in spec["trials"]
@@ -71,6 +73,18 @@ def _trials_in_worker(
     """In a worker process: run the trials of ``spec`` with the agent task's settings."""
     with override_custom_context(context):
         return _run_trials(function, spec)
+
+
+def _flyte_action() -> dict[str, Any] | None:
+    """The agent task's Flyte action, as the plugin records it in a run's config."""
+    tctx = flyte.ctx()
+    if not tctx:
+        return None
+    action = getattr(tctx, "task_action", None) or tctx.action
+    attempt = getattr(tctx, "attempt_number", None)
+    names = {"run_name": action.run_name, "action_name": action.name}
+    where = {"project": action.project, "domain": action.domain}
+    return {**names, **where, "attempt": attempt if isinstance(attempt, int) else 0}
 
 
 class _Workers:
@@ -104,6 +118,7 @@ class _Workers:
                 pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
                 self.pools[slot] = pool
         try:
+            spec = {**spec, "flyte": _flyte_action()}
             return pool.submit(_trials_in_worker, current_custom_context(), function, spec).result()
         except BrokenProcessPool as exc:
             with self.lock:  # the next round of this agent starts a fresh worker
@@ -146,7 +161,7 @@ def run_agent_work(work: str, function: Callable[[], Any]) -> str:
     if workers is not None:  # the parent runs in this process: use this agent's worker
         outcomes = workers.run(int(spec.get("slot", 0)), function, spec)
     else:
-        outcomes = _run_trials(function, spec)
+        outcomes = _run_trials(function, {**spec, "flyte": None})
     return json.dumps({"kind": "local", "outcomes": outcomes}, default=str)
 
 

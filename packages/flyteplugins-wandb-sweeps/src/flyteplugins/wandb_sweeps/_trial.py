@@ -102,6 +102,7 @@ def run_trial(
     project: str | None = None,
     entity: str | None = None,
     metric: str | None = None,
+    flyte: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run one trial of a local sweep and take its outcome from its live W&B run.
 
@@ -112,7 +113,9 @@ def run_trial(
 
     Returns ``{"run_id", "state", "summary", "history", "error"}`` (JSON data): ``history`` holds
     one ``{metric: value}`` row per ``log`` call that logged ``metric``; ``state`` is
-    ``"finished"`` or ``"failed"``; ``error`` is the full traceback of a failed trial.
+    ``"finished"`` or ``"failed"``; ``error`` is the full traceback of a failed trial. ``flyte``:
+    the Flyte action the trial runs for, recorded under ``flyte`` in the run's config where the
+    plugin cannot see it (a worker process outside the task).
     """
     seen: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
@@ -136,7 +139,7 @@ def run_trial(
     start = wandb_init(
         run_mode="new",
         id=run_id,
-        config=params,
+        config={**params, "flyte": flyte} if flyte else params,
         group=sweep_id,
         tags=trial_tags(sweep_id),
         project=project,

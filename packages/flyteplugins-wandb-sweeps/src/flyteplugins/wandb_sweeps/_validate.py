@@ -170,20 +170,18 @@ def check_prior_runs(value: object) -> list[str]:
     return list(value)
 
 
-def check_count(what: str, value: object, *, most: int | None = None) -> int:
-    """``value`` as a count from 1 (to ``most``), else a ``ValueError`` naming ``what``."""
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-    if not ok or (most is not None and value > most):  # type: ignore[operator]
-        limit = f"from 1 to {most}" if most is not None else ">= 1"
-        error = ValueError if what != "run_cap" else SweepConfigError
-        raise error(f"{what} must be an integer {limit}, got {value!r}")
-    assert isinstance(value, int)
-    return value
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def check_agent_count(n: object) -> int:
     """The number of parallel agents: an int from 1 to W&B's limit of 20."""
-    return check_count("the number of sweep agents (W&B's limit)", n, most=MAX_PARALLEL_AGENTS)
+    if not _is_count(n) or n > MAX_PARALLEL_AGENTS:  # type: ignore[operator]
+        raise ValueError(
+            f"invalid number of sweep agents {n!r}: W&B allows 1 to {MAX_PARALLEL_AGENTS} "
+            "agents at a time"
+        )
+    return n  # type: ignore[return-value]
 
 
 def check_partial(config: Mapping[str, Any], *, fragment: bool = True) -> None:
@@ -199,8 +197,8 @@ def check_partial(config: Mapping[str, Any], *, fragment: bool = True) -> None:
     if method == "bayes" and config.get("metric") is None:
         where = " (in the same call that sets the method)" if fragment else ""
         raise SweepConfigError(_BAYES_NEEDS_METRIC + where)
-    if config.get("run_cap") is not None:
-        check_count("run_cap", config["run_cap"])
+    if config.get("run_cap") is not None and not _is_count(config["run_cap"]):
+        raise SweepConfigError(f"run_cap must be an integer >= 1, got {config['run_cap']!r}")
     for key, value in config.items():
         if key == "parameters" and value is not None:
             _check_parameters(value, method, schema)
