@@ -131,7 +131,7 @@ def test_the_schema_is_the_installed_engines() -> None:
 
 @pytest.mark.parametrize("n", [0, -1, 21, 100, 2.0, True, "4", None])
 def test_agent_count_limit(n: Any) -> None:
-    with pytest.raises(ValueError, match=f"from 1 to {MAX_PARALLEL_AGENTS}, got"):
+    with pytest.raises(ValueError, match=f"1 to {MAX_PARALLEL_AGENTS} agents"):
         check_agent_count(n)
 
 
