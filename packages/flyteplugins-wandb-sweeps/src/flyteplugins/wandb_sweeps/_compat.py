@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from typing import Any
 
 import flyte
@@ -14,12 +13,11 @@ from flyte.io import Dir
 
 from flyteplugins.wandb import get_wandb_run
 
-from ._context import get_wandb_sweep_id, is_offline, run_settings
+from ._context import get_wandb_sweep_id, run_settings
 from ._fetch import (
     DEFAULT_TIMEOUT,
-    DEFAULT_WORKERS,
     DownloadError,
-    check_args,
+    Source,
     compat_layout,
     default_download_dir,
     download_folder,
@@ -28,19 +26,16 @@ from ._fetch import (
     safe_path,
     target_dir,
 )
-from .download import sweep_runs
 
 logger = logging.getLogger(__name__)
 
 
-def _where(
-    project: str | None, entity: str | None, run: Any = None
-) -> tuple[str | None, str | None]:
+def _source(what: str, id_: Any, offline: bool | None, timeout: float, **where: Any) -> Source:
     """Project and entity: given, else the current run's, else the ``wandb_config`` context's."""
-    context = run_settings()
-    project = project or getattr(run, "project", None) or context.get("project")
-    entity = entity or getattr(run, "entity", None) or context.get("entity")
-    return project, entity
+    run, context = where.pop("run", None), run_settings()
+    for key in ("project", "entity"):
+        where[key] = where[key] or getattr(run, key, None) or context.get(key)
+    return Source.make(what, id_, offline, timeout, **where)
 
 
 def download_wandb_run_dir(
@@ -74,22 +69,11 @@ def download_wandb_run_dir(
         run_id = str(run.id)
     elif run is not None and str(run.id) != run_id:
         run = None
-    check_args("run_id", run_id, timeout)
-    project, entity = _where(project, entity, run)
+    where = {"project": project, "entity": entity, "host": host, "run": run}
+    src = _source("run_id", run_id, offline, timeout, **where)
     out = target_dir(path, safe_path(default_download_dir(), run_id))
     try:
-        result = fetch_run(
-            run_id,
-            out,
-            offline=is_offline() if offline is None else offline,
-            layout=compat_layout(include_history),
-            deadline=time.monotonic() + timeout,
-            workers=DEFAULT_WORKERS,
-            progress=None,
-            project=project,
-            entity=entity,
-            host=host,
-        )
+        result = fetch_run(run_id, out, compat_layout(include_history), src)
     except Exception as exc:  # the run itself could not be read: one error type, as in 2.x
         raise DownloadError(
             f"W&B run {run_id!r} could not be downloaded into {out}: {type(exc).__name__}: {exc}",
@@ -123,23 +107,11 @@ def download_wandb_sweep_dirs(
             "download_wandb_sweep_dirs() needs a sweep_id outside a @wandb_sweep task "
             "(there is no current sweep to default to)"
         )
-    check_args("sweep_id", sweep_id, timeout)
-    project, entity = _where(project, entity)
+    where = {"project": project, "entity": entity, "host": host}
+    src = _source("sweep_id", sweep_id, offline, timeout, **where)
     base = target_dir(base_path, default_download_dir())
     try:
-        _, parts = sweep_runs(
-            sweep_id,
-            compat_layout(include_history),
-            lambda run_id: safe_path(base, run_id),
-            project=project,
-            entity=entity,
-            host=host,
-            offline=offline,
-            wandb_dir=None,
-            workers=DEFAULT_WORKERS,
-            timeout=timeout,
-            progress=None,
-        )
+        _, run_ids = src.sweep(sweep_id)
     except Exception as exc:  # the sweep itself could not be read
         raise DownloadError(
             f"W&B sweep {sweep_id!r} could not be read: {type(exc).__name__}: {exc}",
@@ -147,10 +119,13 @@ def download_wandb_sweep_dirs(
         ) from exc
     failed: dict[str, str] = {}
     done = []
-    for run_id, part in parts:
-        if isinstance(part, Exception):  # the trial could not be read at all
-            failed[run_id] = f"{type(part).__name__}: {part}"
-        elif finish(part, False, f"W&B run {run_id!r} of sweep {sweep_id!r}").ok:
+    for run_id in run_ids:
+        try:
+            part = fetch_run(run_id, safe_path(base, run_id), compat_layout(include_history), src)
+        except Exception as exc:  # the trial could not be read at all
+            failed[run_id] = f"{type(exc).__name__}: {exc}"
+            continue
+        if finish(part, False, f"W&B run {run_id!r} of sweep {sweep_id!r}").ok:
             done.append(str(part.path))
         else:
             failed[run_id] = "could not download " + ", ".join(sorted(part.failed))

@@ -1,17 +1,10 @@
 """The local sweep controller: W&B's open-source ``sweeps`` engine, with no server.
 
-Offline (or when asked to), :class:`LocalSweep` plays the server's part in the process of the
-``@wandb_sweep`` task: it asks ``sweeps.next_runs`` for trials given every trial proposed so far
-(running ones included, so a grid never hands out a configuration twice and bayes accounts for
-trials in flight), and takes each finished trial's metric back from its live W&B run.
-
-A sweep created by a ``@wandb_sweep`` task has an id derived from the Flyte run and action
-(:func:`local_sweep_id`) and keeps its finished trials in a JSON file in the run's folder
-(:func:`state_path`), written after every trial: a retry of the task creates the same sweep,
-finds the file, and counts those trials as run (:meth:`LocalSweep.claim_restored`).
-
-``sweeps`` 0.2.0 under pydantic 2 accepts only the aliases of its ``SweepRun`` fields
-(``summaryMetrics``, ``sampledHistory``); this module is the one place that builds them.
+:class:`LocalSweep` plays the server's part in the ``@wandb_sweep`` task's process: it asks
+``sweeps.next_runs`` for trials given every trial so far (running ones included, so a grid never
+hands out a point twice and bayes accounts for trials in flight) and takes each finished trial's
+metric back. A sweep created by a task has an id derived from the Flyte run and action and keeps
+its finished trials in a JSON file in the run's folder, so a retry of the task resumes it.
 """
 
 from __future__ import annotations
@@ -46,12 +39,10 @@ def new_id(length: int = 8) -> str:
 
 
 def local_sweep_id(run_name: str, action_name: str) -> str:
-    """The id of the local sweep a ``@wandb_sweep`` task creates in the Flyte action
-    ``action_name`` of ``run_name``: the same on every attempt, and computable when the task's
-    links are rendered (eight hex digits of the run name's SHA-256 keep it short enough to tag
-    the trials; Flyte's ``{{.actionName}}`` template is kept verbatim)."""
-    digest = hashlib.sha256(run_name.encode("utf-8")).hexdigest()[:8]
-    return action_id_base(digest, action_name)
+    """The id of the local sweep a ``@wandb_sweep`` task creates in a Flyte action: the same on
+    every attempt and known when links are rendered (8 hex digits of the run name's SHA-256 keep
+    it short enough to tag trials; Flyte's ``{{.actionName}}`` template is kept verbatim)."""
+    return action_id_base(hashlib.sha256(run_name.encode()).hexdigest()[:8], action_name)
 
 
 def trial_tags(sweep_id: str) -> list[str]:
@@ -64,34 +55,9 @@ def state_path(run_base_dir: str, sweep_id: str) -> str:
     return f"{run_base_dir.rstrip('/')}/wandb-sweeps/{sweep_id}.json"
 
 
-def read_state(path: str) -> dict[str, Any] | None:
-    """The state saved at ``path`` (a path or object store URL); ``None`` when there is none."""
-    from flyte.storage import get_underlying_filesystem
-
-    try:
-        with get_underlying_filesystem(path=path).open(path, "r") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        return None
-    if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
-        raise ValueError(f"{path} is not the state of a local sweep (format {STATE_FORMAT})")
-    return data
-
-
-def write_state(path: str, data: Mapping[str, Any]) -> None:
-    """Save ``data`` at ``path`` whole."""
-    from flyte.storage import get_underlying_filesystem
-
-    fs = get_underlying_filesystem(path=path)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(path, "w") as fh:
-        fh.write(json.dumps(data, sort_keys=True, default=repr))
-
-
 def _engine() -> Any:
     try:
-        with warnings.catch_warnings():
-            # sweeps 0.2.0 declares a pydantic-1 config key; pydantic 2 warns on import
+        with warnings.catch_warnings():  # sweeps 0.2.0's pydantic-1 config warns under pydantic 2
             warnings.filterwarnings("ignore", message="Valid config keys have changed in V2")
             warnings.filterwarnings("ignore", message="Support for class-based `config`")
             import sweeps
@@ -119,18 +85,12 @@ def parameter_paths(
     return out
 
 
-def _lookup(values: Mapping[str, Any], path: Sequence[str]) -> tuple[bool, Any]:
-    cur: Any = values
+def _lookup(values: Any, path: Sequence[str]) -> tuple[bool, Any]:
     for part in path:
-        if not isinstance(cur, Mapping) or part not in cur:
+        if not isinstance(values, Mapping) or part not in values:
             return False, None
-        cur = cur[part]
-    return True, cur
-
-
-def _plain(value: Any) -> Any:
-    """numpy values from the engine as plain Python values W&B and JSON accept."""
-    return json.loads(json.dumps(value, default=lambda v: v.tolist()))
+        values = values[part]
+    return True, values
 
 
 def canonical(params: Mapping[str, Any]) -> str:
@@ -159,18 +119,14 @@ def metric_value(
     name: str, goal: str, summary: Mapping[str, Any], history: Sequence[Mapping[str, Any]]
 ) -> float | None:
     """The trial's metric as W&B's engine scores it: the best of its summary and history values."""
-    candidates = [row[name] for row in history if name in row]
     found, value = (True, summary[name]) if name in summary else _lookup(summary, name.split("."))
-    if found:
-        candidates.append(value)
+    candidates = [row[name] for row in history if name in row] + ([value] if found else [])
     values = [
         float(v)
         for v in candidates
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
     ]
-    if not values:
-        return None
-    return max(values) if goal == "maximize" else min(values)
+    return (max if goal == "maximize" else min)(values) if values else None
 
 
 class LocalSweep:
@@ -198,14 +154,13 @@ class LocalSweep:
         self.target: float | None = metric.get("target")
         self.run_cap: int | None = self.config.get("run_cap")
         self._paths = parameter_paths(self.config["parameters"])
-        self._trials: list[Trial] = []
-        self._seen: set[str] = set()
+        self._trials: dict[str, Trial] = {}
+        self._seen: set[str] = set()  # grid points proposed
         self._exhausted = False
         self._lock = threading.Lock()
         self._save_lock = threading.Lock()  # one writer at a time, the newest state last
         self._restored: list[Trial] = []  # finished by an earlier attempt, not yet claimed
         self._priors: set[str] = set()  # prior_runs: not trials of this sweep, not saved
-        # the engine understands only the keys it documents
         self._engine_config = {k: self.config[k] for k in ("method", "parameters")}
         if metric:
             self._engine_config["metric"] = {"impute": "worst", **metric}
@@ -216,7 +171,7 @@ class LocalSweep:
     @property
     def trials(self) -> list[Trial]:
         with self._lock:
-            return list(self._trials)
+            return list(self._trials.values())
 
     @property
     def exhausted(self) -> bool:
@@ -229,33 +184,26 @@ class LocalSweep:
             return True
         sign = -1 if self.goal == "minimize" else 1
         return self.target is not None and any(
-            t.metric is not None and sign * (t.metric - self.target) >= 0 for t in self._trials
+            t.metric is not None and sign * (t.metric - self.target) >= 0
+            for t in self._trials.values()
         )
 
-    def _engine_runs(self) -> list[Any]:
-        sweeps = _engine()
+    def _engine_runs(self, sweeps: Any) -> list[Any]:
         from sweeps.params import HyperParameterSet
 
-        delim = str(HyperParameterSet.NESTING_DELIMITER)
         runs = []
-        for t in self._trials:
+        for t in self._trials.values():
             config = {}
             for path in self._paths:
                 found, value = _lookup(t.params, path)
                 if found:
-                    config[delim.join(path)] = {"value": value}
+                    config[HyperParameterSet.NESTING_DELIMITER.join(path)] = {"value": value}
             summary, history = dict(t.summary), list(t.history)
             if self.metric_name is not None and t.metric is not None:
                 summary, history = {self.metric_name: t.metric}, []  # the value we scored
-            runs.append(
-                sweeps.SweepRun(
-                    name=t.run_id,
-                    state=t.state,
-                    config=config,
-                    summaryMetrics=summary,
-                    sampledHistory=history,
-                )
-            )
+            # the engine's pydantic model accepts only the aliases of its fields
+            run = {"summaryMetrics": summary, "sampledHistory": history}
+            runs.append(sweeps.SweepRun(name=t.run_id, state=t.state, config=config, **run))
         return runs
 
     def propose(self, n: int = 1) -> list[Trial]:
@@ -264,42 +212,39 @@ class LocalSweep:
         out: list[Trial] = []
         with self._lock:
             while len(out) < n and not self._done_locked():
-                want = n - len(out)
+                want = n - len(out) if self.method != "bayes" else 1  # bayes: one at a time
                 if self.run_cap is not None:
                     want = min(want, self.run_cap - len(self._trials))
-                if self.method == "bayes":
-                    want = 1  # each proposal sees the previous ones as in flight
-                with warnings.catch_warnings():
-                    # scikit-learn's Gaussian process warns about its kernel bounds on tiny samples
+                with warnings.catch_warnings():  # scikit-learn's kernel bounds on tiny samples
                     warnings.filterwarnings("ignore", module=r"sklearn\..*")
-                    proposals = sweeps.next_runs(self._engine_config, self._engine_runs(), n=want)
+                    proposals = sweeps.next_runs(
+                        self._engine_config, self._engine_runs(sweeps), n=want
+                    )
                 added = 0
                 for proposal in proposals:
                     if proposal is None:
                         self._exhausted = True
                         break
-                    params = _plain({k: v["value"] for k, v in proposal.config.items()})
-                    key = canonical(params)
-                    if self.method == "grid" and key in self._seen:
+                    # numpy values from the engine as plain values
+                    params = json.loads(
+                        json.dumps(
+                            {k: v["value"] for k, v in proposal.config.items()},
+                            default=lambda v: v.tolist(),
+                        )
+                    )
+                    if self.method == "grid" and canonical(params) in self._seen:
                         continue
-                    self._seen.add(key)
+                    self._seen.add(canonical(params))
                     trial = Trial(run_id=new_id(), params=params, index=len(self._trials))
-                    self._trials.append(trial)
+                    self._trials[trial.run_id] = trial
                     out.append(trial)
                     added += 1
-                if added == 0 and self.method == "grid":
-                    self._exhausted = True  # the engine repeated itself: the grid is done
+                self._exhausted |= added == 0 and self.method == "grid"  # the grid is done
         return out
 
     def mark_running(self, run_id: str) -> None:
         with self._lock:
-            self._get(run_id).state = "running"
-
-    def _get(self, run_id: str) -> Trial:
-        for t in self._trials:
-            if t.run_id == run_id:
-                return t
-        raise KeyError(f"trial {run_id!r} was not proposed by sweep {self.sweep_id!r}")
+            self._trials[run_id].state = "running"
 
     def report(
         self,
@@ -313,7 +258,7 @@ class LocalSweep:
     ) -> Trial:
         """Record a trial's outcome; the metric is scored from summary and history if not given."""
         with self._lock:
-            t = self._get(run_id)
+            t = self._trials[run_id]
             t.state, t.summary, t.error = state, dict(summary or {}), error
             if self.metric_name is not None:
                 name = self.metric_name
@@ -329,48 +274,54 @@ class LocalSweep:
         run_id: str,
         params: Mapping[str, Any],
         summary: Mapping[str, Any],
-        history: list[Mapping[str, Any]],
+        history: Sequence[Mapping[str, Any]],
         finished: bool,
     ) -> Trial:
         """Seed the sweep with a run that already happened (``prior_runs``)."""
         with self._lock:
             trial = Trial(run_id=run_id, params=dict(params), index=len(self._trials))
-            self._trials.append(trial)
+            self._trials[run_id] = trial
             self._seen.add(canonical(trial.params))
             self._priors.add(run_id)
         state: TrialState = "finished" if finished else "failed"
         return self.report(run_id, state=state, summary=summary, history=history)
 
     def _save(self) -> None:
-        """Write the finished trials to the state file (when the sweep has one); a failure is
-        logged, not raised: a retry of the task would run the unsaved trials again."""
+        """Write the finished trials to the state file; a failure is logged, not raised (a
+        retry of the task would run the unsaved trials again)."""
         if self.state is None:
             return
+        from flyte.storage import get_underlying_filesystem
+
+        keep = ("run_id", "params", "summary", "history", "metric")
         try:
             with self._save_lock:
                 with self._lock:
-                    keep = ("run_id", "params", "summary", "history", "metric")
                     trials = [
                         {k: getattr(t, k) for k in keep}
-                        for t in self._trials
+                        for t in self._trials.values()
                         if t.state == "finished" and t.run_id not in self._priors
                     ]
-                data = {
-                    "format": STATE_FORMAT,
-                    "sweep_id": self.sweep_id,
-                    "config": canonical(self._engine_config),
-                    "trials": trials,
-                }
-                write_state(self.state, data)
+                data = {"format": STATE_FORMAT, "sweep_id": self.sweep_id, "trials": trials}
+                fs = get_underlying_filesystem(path=self.state)
+                fs.makedirs(self.state.rsplit("/", 1)[0], exist_ok=True)
+                with fs.open(self.state, "w") as fh:
+                    json.dump({**data, "config": canonical(self._engine_config)}, fh, default=repr)
         except Exception as exc:
             logger.warning(
                 "sweep %s: could not save its state to %s: %r", self.sweep_id, self.state, exc
             )
 
     def _restore(self, path: str) -> None:
-        data = read_state(path)
-        if data is None:
+        from flyte.storage import get_underlying_filesystem
+
+        try:
+            with get_underlying_filesystem(path=path).open(path, "r") as fh:
+                data = json.load(fh)
+        except FileNotFoundError:
             return
+        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+            raise ValueError(f"{path} is not the state of a local sweep (format {STATE_FORMAT})")
         if (data.get("sweep_id"), data.get("config")) != (
             self.sweep_id,
             canonical(self._engine_config),
@@ -383,13 +334,10 @@ class LocalSweep:
             return
         for saved in data.get("trials", []):
             trial = Trial(index=len(self._trials), state="finished", **saved)
-            self._trials.append(trial)
+            self._trials[trial.run_id] = trial
             self._seen.add(canonical(trial.params))
             self._restored.append(trial)
-        if self._restored:
-            logger.info(
-                "sweep %s: resumed with %d finished trials", self.sweep_id, len(self._restored)
-            )
+        logger.info("sweep %s: resumed with %d finished trials", self.sweep_id, len(self._restored))
 
     def claim_restored(self, limit: int | None = None) -> list[Trial]:
         """Up to ``limit`` trials an earlier attempt finished, each handed out once: an agent
@@ -402,19 +350,18 @@ class LocalSweep:
     def best(self) -> Trial | None:
         """The finished trial with the best metric (``None`` without a metric or a result)."""
         scored = [t for t in self.trials if t.state == "finished" and t.metric is not None]
-        if not scored:
-            return None
         pick = max if self.goal == "maximize" else min
-        return pick(scored, key=lambda t: t.metric)  # type: ignore[arg-type,return-value]
+        return pick(scored, key=lambda t: t.metric) if scored else None  # type: ignore[arg-type,return-value]
 
     def results(self) -> dict[str, Any]:
         """A JSON-safe report: every trial and the best one."""
         best = self.best()
+        trials = [t.as_dict() for t in self.trials]
         return {
             "sweep_id": self.sweep_id,
             "method": self.method,
             "metric": self.config.get("metric"),
-            "trials": [t.as_dict() for t in self.trials],
+            "trials": trials,
             "best": best.as_dict() if best else None,
         }
 
@@ -449,9 +396,9 @@ def create_local_sweep(
     """Create and register a local sweep (the offline counterpart of ``wandb.sweep``).
 
     Its id finds it (``run_agent``, ``wandb.agent``) until :meth:`LocalSweep.close`; use it as
-    ``with create_local_sweep(...) as sweep:`` to close it at the end of the block. ``state``
-    (a path or object store URL) keeps the finished trials there; a sweep created later with the
-    same id, configuration and ``state`` resumes from them.
+    ``with create_local_sweep(...) as sweep:`` to close it at the end of the block. ``state`` (a
+    path or object store URL) keeps the finished trials; a sweep created later with the same id,
+    configuration and ``state`` resumes from them.
     """
     sweep = LocalSweep(sweep_id or new_id(), config, project=project, entity=entity, state=state)
     with local_sweeps_lock:

@@ -1,15 +1,15 @@
-"""Fetching what W&B recorded for one run into a folder: the machinery below ``download``.
+"""Fetching what W&B recorded for a run into a folder: the machinery below ``download``.
 
-Online, the public API lists the run's files and each one is fetched on a thread pool; the
-history is read with ``scan_history`` (every row, page by page, never the sampled ``history()``
-nor a pandas DataFrame). Offline, the run's folder under ``WANDB_DIR`` is packaged, its history
-and summary read from the ``.wandb`` file with the plugin's reader. Every file name is checked
-before anything is written, and everything runs within one deadline; what fails is reported by
-name, never dropped silently.
+Online, the public API lists the run's files, fetched on a thread pool; the history is read with
+``scan_history`` (every row, never the sampled ``history()`` nor a DataFrame). Offline, the run's
+folder under ``WANDB_DIR`` is packaged, its history and summary read from the ``.wandb`` file with
+the plugin's reader. Every file name is checked before anything is written; everything runs
+within one deadline; what fails is reported by name.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from flyteplugins.wandb.ext import RecordFormatError, read_run, server_url
+from flyteplugins.wandb.ext import RecordFormatError, find_run_files, read_run, server_url
+
+from ._context import is_offline
+from ._controller import lookup
 
 logger = logging.getLogger(__name__)
 
@@ -167,26 +170,81 @@ def _read_finished(path: Path, wait: float) -> Any:
         time.sleep(0.01)
 
 
-def api(host: str | None, timeout: float) -> Any:
-    """The client's public API, for the server ``host`` names (default: the client's own)."""
-    import wandb
-
-    overrides = {"base_url": server_url({"host": host})} if host else {}
-    return wandb.Api(overrides=overrides, timeout=max(1, int(timeout)))
-
-
 def write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
 
 
+@dataclass
+class Source:
+    """Where one download reads runs from (a server, or offline folders), and its bounds."""
+
+    offline: bool
+    deadline: float
+    project: str | None = None
+    entity: str | None = None
+    host: str | None = None
+    wandb_dir: str | Path | None = None
+    workers: int = DEFAULT_WORKERS
+    progress: bool | None = None
+    _client: Any = None
+
+    @classmethod
+    def make(cls, what: str, value: Any, offline: bool | None, timeout: float, **kw: Any) -> Source:
+        """A source for downloading ``value`` (the ``what`` id); checks both arguments."""
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+        offline = is_offline() if offline is None else offline
+        return cls(offline=offline, deadline=time.monotonic() + timeout, **kw)
+
+    def api(self) -> Any:
+        """The client's public API on the server ``host`` names (default: the client's own)."""
+        if self._client is None:
+            import wandb
+
+            overrides = {"base_url": server_url({"host": self.host})} if self.host else {}
+            timeout = max(1, int(self.deadline - time.monotonic()))
+            self._client = wandb.Api(overrides=overrides, timeout=timeout)
+        return self._client
+
+    def path(self, id_: str) -> str:
+        api = self.api()
+        return f"{self.entity or api.default_entity}/{self.project or 'uncategorized'}/{id_}"
+
+    def sweep(self, sweep_id: str) -> tuple[dict[str, Any], list[str]]:
+        """What is known of a sweep (for ``sweep.json``) and the ids of its runs. Offline: the
+        local controller of this process, else the trials under ``WANDB_DIR`` grouped by it."""
+        if not self.offline:
+            sweep = self.api().sweep(self.path(sweep_id))
+            ids = [r.id for r in sweep.runs]
+            state = getattr(sweep, "state", None)
+            return {"sweep_id": sweep_id, "config": sweep.config, "state": state, "runs": ids}, ids
+        local = lookup(sweep_id)
+        if local is not None:
+            done = [t.run_id for t in local.trials if t.state in ("finished", "failed")]
+            return {"sweep_id": sweep_id, **local.results()}, done
+        ids: list[str] = []
+        for path in find_run_files(wandb_root(self.wandb_dir)):
+            try:
+                rec = read_run(path)
+            except RecordFormatError:
+                continue  # not a run of ours, or one still being written
+            if rec.run_id and rec.run_id not in ids and sweep_id in (rec.group, *rec.tags):
+                ids.append(rec.run_id)
+        if not ids:
+            raise FileNotFoundError(
+                f"no local sweep {sweep_id!r} in this process and no offline run of it under "
+                f"{wandb_root(self.wandb_dir)} (set WANDB_DIR to where its trials were written)"
+            )
+        return {"sweep_id": sweep_id}, ids
+
+
 @dataclass(frozen=True)
 class Layout:
-    """Where a run's download puts what.
-
-    ``files``: folder of the run's own files ("" = the download folder itself); ``history``: the
-    file of its rows (``.jsonl``: one per line; ``.json``: one list) or ``None``; ``extras``: also
-    ``config.json`` and, offline, the raw ``run-<id>.wandb``.
-    """
+    """Where a run's download puts what: ``files``, the folder of the run's own files ("" = the
+    download folder itself); ``history``, the file of its rows (``.jsonl``: one per line;
+    ``.json``: one list) or ``None``; ``extras``: ``config.json`` and, offline, the raw record."""
 
     files: str
     history: str | None
@@ -199,16 +257,14 @@ class Layout:
 
     def write_history(self, target: Path, rows: Iterable[Mapping[str, Any]]) -> int:
         assert self.history is not None
-        lines = (json.dumps(dict(row), sort_keys=True, default=str) for row in rows)
+        as_list = not self.history.endswith(".jsonl")
         n = 0
         with (target / self.history).open("w") as fh:
-            as_list = not self.history.endswith(".jsonl")
-            fh.write("[" if as_list else "")
-            for line in lines:
-                fh.write(("," if n and as_list else "") + ("\n" if as_list else "") + line)
-                fh.write("" if as_list else "\n")
+            for row in rows:
+                text = json.dumps(dict(row), sort_keys=True, default=str)
+                fh.write(("[\n" if n == 0 else ",\n") + text if as_list else text + "\n")
                 n += 1
-            fh.write("\n]\n" if as_list else "")
+            fh.write(("[" if n == 0 else "") + "\n]\n" if as_list else "")
         return n
 
 
@@ -219,63 +275,52 @@ STANDARD = Layout(files="files", history="history.jsonl", extras=True)
 
 def compat_layout(include_history: bool) -> Layout:
     """The 2.x layout: the run's files at the top, ``summary.json``, ``metrics_history.json``."""
-    return Layout(
-        files="", history="metrics_history.json" if include_history else None, extras=False
-    )
+    history = "metrics_history.json" if include_history else None
+    return Layout(files="", history=history, extras=False)
 
 
-def fetch_run(
-    run_id: str,
-    target: Path,
-    *,
-    offline: bool,
-    layout: Layout,
-    deadline: float,
-    workers: int,
-    progress: bool | None,
-    project: str | None = None,
-    entity: str | None = None,
-    host: str | None = None,
-    wandb_dir: str | Path | None = None,
-    client: Any = None,
-) -> DownloadResult:
-    """Download one run into ``target`` (offline: from its folder under ``wandb_dir``)."""
+def _copy(source: Path) -> Callable[[Path], Any]:
+    return lambda dest: shutil.copy2(source, dest)
+
+
+def _fetch(file: Any, root: Path) -> Callable[[Path], Any]:
+    return lambda dest: file.download(root=str(root), replace=True).close()
+
+
+def fetch_run(run_id: str, target: Path, layout: Layout, src: Source) -> DownloadResult:
+    """Download one run into ``target``."""
     result = DownloadResult(path=target, run_ids=[run_id])
     files_dir = target / layout.files if layout.files else target
     files_dir.mkdir(parents=True, exist_ok=True)
     jobs: dict[str, Callable[[], Any]] = {}
     sources: list[tuple[str, Callable[[Path], Any]]] = []
-    if offline:
-        folder = find_offline_run_dir(run_id, wandb_dir)
+    if src.offline:
+        folder = find_offline_run_dir(run_id, src.wandb_dir)
         if folder is None:
             raise FileNotFoundError(
-                f"no offline W&B run {run_id!r} under {wandb_root(wandb_dir)} (set WANDB_DIR to "
-                "where the run was written)"
+                f"no offline W&B run {run_id!r} under {wandb_root(src.wandb_dir)} (set WANDB_DIR "
+                "to where the run was written)"
             )
         record_file = folder / f"run-{run_id}.wandb"
-        record = _read_finished(record_file, min(30.0, max(0.0, deadline - time.monotonic())))
-        summary, config, rows = (lambda: record.summary), (lambda: record.config), record.history
+        record = _read_finished(record_file, min(30.0, max(0.0, src.deadline - time.monotonic())))
+        summary, config, rows = dict(record.summary), dict(record.config), record.history
         if layout.extras:
-            jobs[record_file.name] = lambda: shutil.copy2(record_file, target / record_file.name)
-        source = folder / "files"
-        for path in sorted(source.rglob("*")) if source.is_dir() else []:
+            jobs[record_file.name] = functools.partial(shutil.copy2, record_file, target)
+        base = folder / "files"
+        for path in sorted(base.rglob("*")) if base.is_dir() else []:
             if path.is_file():
-                copy = lambda dest, path=path: shutil.copy2(path, dest)  # noqa: E731
-                sources.append((path.relative_to(source).as_posix(), copy))
+                sources.append((path.relative_to(base).as_posix(), _copy(path)))
     else:
-        client = client or api(host, max(1.0, deadline - time.monotonic()))
-        run = client.run(f"{entity or client.default_entity}/{project or 'uncategorized'}/{run_id}")
-        summary, config = (lambda: dict(run.summary_metrics)), (lambda: dict(run.config))
+        run = src.api().run(src.path(run_id))
+        summary, config = dict(run.summary_metrics), dict(run.config)
         rows = run.scan_history(use_cache=False)  # every row; history() would sample 500
-        for f in run.files():
-            fetch = lambda dest, f=f: f.download(root=str(files_dir), replace=True).close()  # noqa: E731
-            sources.append((f.name, fetch))
+        sources += [(f.name, _fetch(f, files_dir)) for f in run.files()]
     count = [0]
-    jobs["summary.json"] = lambda: write_json(target / "summary.json", summary())
+    jobs["summary.json"] = lambda: write_json(target / "summary.json", summary)
     if layout.history:
         jobs[layout.history] = lambda: count.__setitem__(0, layout.write_history(target, rows))
     if layout.extras:
-        jobs["config.json"] = lambda: write_json(target / "config.json", config())
+        jobs["config.json"] = lambda: write_json(target / "config.json", config)
     for name, make in sources:
         key = f"{layout.files}/{name}" if layout.files else name
         if not layout.files and name in layout.reserved(run_id):
@@ -286,9 +331,10 @@ def fetch_run(
         except UnsafeFileName as exc:
             result.failed[key] = str(exc)
             continue
-        jobs[key] = lambda dest=dest, make=make: _write_file(dest, make)
+        jobs[key] = functools.partial(_write_file, dest, make)
+    label = f"W&B run {run_id}"
     failed = run_bounded(
-        jobs, workers=workers, deadline=deadline, progress=progress, label=f"W&B run {run_id}"
+        jobs, workers=src.workers, deadline=src.deadline, progress=src.progress, label=label
     )
     result.failed.update(failed)
     result.files = [name for name in jobs if name not in failed]
@@ -314,11 +360,9 @@ def default_download_dir() -> Path:
 
 
 def download_folder(kind: str, id_: str, download_logs: bool | str | os.PathLike[str]) -> Path:
-    """The folder the ``download_logs`` setting sends a run's (or sweep's) logs to.
-
-    ``True``: ``<default_download_dir()>/wandb-<kind>-<id>``; a folder ``DIR``:
-    ``DIR/wandb-<kind>-<id>``, so a task's run, its children's and a sweep's never mix.
-    """
+    """The folder the ``download_logs`` setting sends a run's (or sweep's) logs to:
+    ``<default_download_dir()>/wandb-<kind>-<id>`` for ``True``, ``DIR/wandb-<kind>-<id>`` for a
+    folder ``DIR``, so a task's run, its children's and a sweep's never mix."""
     if download_logs is False:
         raise ValueError("download_logs=False: there is nothing to download")
     base = default_download_dir() if download_logs is True else Path(os.fspath(download_logs))
@@ -329,13 +373,6 @@ def target_dir(target: str | os.PathLike[str] | None, default: Path) -> Path:
     path = Path(target) if target is not None else default
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def check_args(what: str, value: Any, timeout: float) -> None:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
-    if timeout <= 0:
-        raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
 
 
 def finish(result: DownloadResult, strict: bool, what: str) -> DownloadResult:

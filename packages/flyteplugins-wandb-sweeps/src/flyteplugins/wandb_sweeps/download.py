@@ -27,18 +27,14 @@ import logging
 import os
 import shutil
 import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import flyte
 from flyte.io import Dir
 
-from flyteplugins.wandb.ext import RecordFormatError, find_run_files, read_run
-
 from ._context import is_offline
-from ._controller import lookup
 from ._fetch import (
     DEFAULT_TIMEOUT,
     DEFAULT_WORKERS,
@@ -46,10 +42,8 @@ from ._fetch import (
     STANDARD,
     DownloadError,
     DownloadResult,
-    Layout,
+    Source,
     UnsafeFileName,
-    api,
-    check_args,
     default_download_dir,
     download_folder,
     fetch_run,
@@ -57,7 +51,6 @@ from ._fetch import (
     finish,
     safe_path,
     target_dir,
-    wandb_root,
     write_json,
 )
 
@@ -93,103 +86,18 @@ def download_run(
 ) -> DownloadResult:
     """Download every file, the full history and the summary of one W&B run into ``target``.
 
-    Online (the default unless ``WANDB_MODE``/``wandb_config(mode=...)`` says offline) the run
-    ``entity/project/run_id`` is read from the W&B server at ``host``. Offline, the run's folder
-    under ``wandb_dir`` (default ``WANDB_DIR``) is packaged instead. ``target`` defaults to
+    Online (unless ``WANDB_MODE``/``wandb_config(mode=...)`` says offline) the run
+    ``entity/project/run_id`` is read from the W&B server at ``host``; offline, the run's folder
+    under ``wandb_dir`` (default ``WANDB_DIR``) is packaged. ``target`` defaults to
     ``<default_download_dir()>/wandb-run-<run_id>``. Files are fetched on ``workers`` threads,
     all within ``timeout`` seconds; failures are reported in the result (and ``download.json``)
     or, with ``strict=True``, raised as :class:`DownloadError`.
     """
-    check_args("run_id", run_id, timeout)
+    where = {"project": project, "entity": entity, "host": host, "wandb_dir": wandb_dir}
+    where |= {"workers": workers, "progress": progress}
+    src = Source.make("run_id", run_id, offline, timeout, **where)
     out = target_dir(target, download_folder("run", run_id, True))
-    result = fetch_run(
-        run_id,
-        out,
-        offline=is_offline() if offline is None else offline,
-        layout=STANDARD,
-        deadline=time.monotonic() + timeout,
-        workers=workers,
-        progress=progress,
-        project=project,
-        entity=entity,
-        host=host,
-        wandb_dir=wandb_dir,
-    )
-    return finish(result, strict, f"W&B run {run_id!r}")
-
-
-def _offlinesweep_runs(sweep_id: str, root: str | Path | None) -> list[str]:
-    """Run ids of the offline trials of a local sweep: from its controller, else from disk."""
-    sweep = lookup(sweep_id)
-    if sweep is not None:
-        return [t.run_id for t in sweep.trials if t.state in ("finished", "failed")]
-    ids: list[str] = []
-    for path in find_run_files(wandb_root(root)):
-        try:
-            rec = read_run(path)
-        except RecordFormatError:
-            continue  # not a run of ours, or one still being written
-        if rec.run_id and (rec.group == sweep_id or sweep_id in rec.tags) and rec.run_id not in ids:
-            ids.append(rec.run_id)
-    if not ids:
-        raise FileNotFoundError(
-            f"no local sweep {sweep_id!r} in this process and no offline run of it under "
-            f"{wandb_root(root)} (set WANDB_DIR to where its trials were written)"
-        )
-    return ids
-
-
-def sweep_runs(
-    sweep_id: str,
-    layout: Layout,
-    run_folder: Callable[[str], Path],
-    *,
-    project: str | None,
-    entity: str | None,
-    host: str | None,
-    offline: bool | None,
-    wandb_dir: str | Path | None,
-    workers: int,
-    timeout: float,
-    progress: bool | None,
-) -> tuple[dict[str, Any], list[tuple[str, DownloadResult | Exception]]]:
-    """Every trial of a sweep, each into ``run_folder(run_id)``: what is known of the sweep
-    (for ``sweep.json``) and each trial's result, or why it could not be downloaded at all."""
-    deadline = time.monotonic() + timeout
-    info: dict[str, Any] = {"sweep_id": sweep_id}
-    client: Any = None
-    offline = is_offline() if offline is None else offline
-    if offline:
-        local = lookup(sweep_id)
-        info.update(local.results() if local is not None else {})
-        run_ids = _offlinesweep_runs(sweep_id, wandb_dir)
-    else:
-        client = api(host, timeout)
-        entity, project = entity or client.default_entity, project or "uncategorized"
-        sweep = client.sweep(f"{entity}/{project}/{sweep_id}")
-        run_ids = [r.id for r in sweep.runs]
-        info.update(config=sweep.config, state=getattr(sweep, "state", None), runs=run_ids)
-    parts: list[tuple[str, DownloadResult | Exception]] = []
-    for run_id in run_ids:
-        try:
-            part: DownloadResult | Exception = fetch_run(
-                run_id,
-                run_folder(run_id),
-                offline=offline,
-                layout=layout,
-                deadline=deadline,
-                workers=workers,
-                progress=progress,
-                project=project,
-                entity=entity,
-                host=host,
-                wandb_dir=wandb_dir,
-                client=client,
-            )
-        except Exception as exc:
-            part = exc
-        parts.append((run_id, part))
-    return info, parts
+    return finish(fetch_run(run_id, out, STANDARD, src), strict, f"W&B run {run_id!r}")
 
 
 def download_sweep(
@@ -211,28 +119,20 @@ def download_sweep(
     Online the sweep and its runs come from the W&B server; offline (a sweep run by the local
     controller) its trials' run folders are packaged, and a sweep with neither a controller in
     this process nor a trial on disk is an error. ``target`` defaults to
-    ``<default_download_dir()>/wandb-sweep-<sweep_id>``. Same bounds and failure reporting as
+    ``<default_download_dir()>/wandb-sweep-<sweep_id>``. Bounds and failures as
     :func:`download_run`.
     """
-    check_args("sweep_id", sweep_id, timeout)
+    where = {"project": project, "entity": entity, "host": host, "wandb_dir": wandb_dir}
+    where |= {"workers": workers, "progress": progress}
+    src = Source.make("sweep_id", sweep_id, offline, timeout, **where)
     out = target_dir(target, download_folder("sweep", sweep_id, True))
-    info, parts = sweep_runs(
-        sweep_id,
-        STANDARD,
-        lambda run_id: safe_path(out / "runs", run_id),
-        project=project,
-        entity=entity,
-        host=host,
-        offline=offline,
-        wandb_dir=wandb_dir,
-        workers=workers,
-        timeout=timeout,
-        progress=progress,
-    )
+    info, run_ids = src.sweep(sweep_id)
     result = DownloadResult(path=out)
-    for run_id, part in parts:
-        if isinstance(part, Exception):
-            result.failed[f"runs/{run_id}"] = f"{type(part).__name__}: {part}"
+    for run_id in run_ids:
+        try:
+            part = fetch_run(run_id, safe_path(out / "runs", run_id), STANDARD, src)
+        except Exception as exc:  # the trial could not be read at all
+            result.failed[f"runs/{run_id}"] = f"{type(exc).__name__}: {exc}"
         else:
             result.merge(part, f"runs/{run_id}")
     write_json(out / "sweep.json", info)
