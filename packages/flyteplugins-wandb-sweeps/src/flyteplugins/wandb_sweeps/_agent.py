@@ -1,13 +1,8 @@
-"""Running a sweep's trials in this process: ``run_agent`` and ``wandb.agent``.
-
-:func:`run_agent` is the one call user code needs: with a sweep on a W&B server it is
-``wandb.agent``; with a sweep run by the local controller it asks the controller for trials and
-runs them here. Either way the objective is called with no arguments, starts its run with
-``@wandb_init`` and reads its parameters from ``run.config`` (or ``wandb.config``).
+"""Running a sweep's trials in this process: ``run_agent``, and ``wandb.agent`` on a local sweep.
 
 While a ``@wandb_sweep`` task runs, :func:`local_wandb_agent` makes the specification's
 ``wandb.agent(get_wandb_sweep_id(), function=..., count=...)`` run a local sweep's trials too
-(the module attribute ``wandb.agent`` is replaced for the length of the task, and put back).
+(the module attribute ``wandb.agent`` is replaced for the length of the task, then put back).
 """
 
 from __future__ import annotations
@@ -122,32 +117,24 @@ def _wandb_agent(
     else: the client's own ``wandb.agent``.
     """
     name = str(sweep_id).rstrip("/").rsplit("/", 1)[-1] if sweep_id else ""
-    local = lookup(name) if name else None
+    local, ref = lookup(name), current_sweep()
     if local is not None:
         if function is None:
             raise _agent_error(sweep_id, "a local sweep runs a function, pass function=")
         limit = max_consecutive_failed_runs or DEFAULT_MAX_CONSECUTIVE_FAILURES
         run_local(local, function, count, max_failures=limit)
         return
-    ref = current_sweep()
     if ref is not None and ref.local and ref.id == name:
         raise _agent_error(sweep_id, "its local controller runs in another process")
-    options: dict[str, Any] = {
-        "forward_signals": forward_signals,
-        "term_timeout": term_timeout,
-        "max_consecutive_failed_runs": max_consecutive_failed_runs,
-    }
-    if ref is not None and ref.id == name:
-        project, entity = project or ref.project, entity or ref.entity
-        server_agent(sweep_id, function, count, project, entity, ref.host, **options)  # type: ignore[arg-type]
-        return
-    if is_offline():
-        raise _agent_error(
-            sweep_id, "W&B is offline and no local controller of this process runs that sweep"
-        )
-    _client_agent()(
-        sweep_id, function=function, entity=entity, project=project, count=count, **options
-    )
+    if ref is not None and ref.id == name:  # the task's server sweep, on the server it names
+        project, entity, host = project or ref.project, entity or ref.entity, ref.host
+    elif is_offline():
+        raise _agent_error(sweep_id, "W&B is offline and no local controller here runs that sweep")
+    else:
+        host = None
+    options = {"forward_signals": forward_signals, "term_timeout": term_timeout}
+    options["max_consecutive_failed_runs"] = max_consecutive_failed_runs
+    server_agent(sweep_id, function, count, project, entity, host, **options)  # type: ignore[arg-type]
 
 
 @contextmanager

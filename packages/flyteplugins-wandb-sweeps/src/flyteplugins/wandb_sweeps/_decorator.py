@@ -1,16 +1,9 @@
 """``@wandb_sweep``: create (or reuse) a W&B sweep around a Flyte task.
 
-Per call: resolve the sweep settings (decorator > ``wandb_sweep_config`` context >
-``wandb_config`` for project/entity/host) -> reuse the sweep an enclosing ``@wandb_sweep`` task
-published, or validate the configuration and create one (``wandb.sweep`` on a server, a local
-controller offline or when asked) -> publish it to the code inside (``get_wandb_sweep_id()``) and
-to child tasks (``custom_context``) -> run the task -> with ``download_logs``, download every
-trial's logs through a ``flyte.trace`` function.
-
-A local sweep's id is derived from the Flyte run and action (:func:`._controller.local_sweep_id`),
-so the task's ``WandbSweep`` link names it before the task runs, and a retry of the task resumes
-the same sweep from its state file in the run's folder. A server sweep's id is the server's: the
-task prints the sweep's page when it is created.
+Per call: the settings (decorator > ``wandb_sweep_config`` context > ``wandb_config``) -> reuse
+the sweep an enclosing ``@wandb_sweep`` task published, or check the configuration and create one
+(``wandb.sweep`` on a server, else the local controller) -> publish it to the code inside and to
+child tasks -> run the task -> with ``download_logs``, download every trial's logs.
 """
 
 from __future__ import annotations
@@ -20,7 +13,7 @@ import inspect
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from typing import Any, TypeVar, overload
+from typing import Any
 
 import flyte
 
@@ -49,27 +42,9 @@ from ._state import SweepRef, current
 from ._validate import check_partial, validate_sweep_config
 from .download import after_task, after_task_async, find_offline_run_dir
 
-F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger(__name__)
 _MARK = "__flyteplugins_wandb_sweep__"
 _CONFIG_KEYS = ("method", "metric", "parameters")
-
-
-@overload
-def wandb_sweep(_func: F) -> F: ...
-
-
-@overload
-def wandb_sweep(
-    _func: None = None,
-    *,
-    project: str | None = None,
-    entity: str | None = None,
-    download_logs: bool | None = None,
-    prior_runs: list[str] | None = None,
-    local_controller: bool | None = None,
-    **sweep_config: Any,
-) -> Callable[[F], F]: ...
 
 
 def wandb_sweep(
@@ -94,56 +69,37 @@ def wandb_sweep(
     downloads every trial's logs after the task.
     """
     whole = sweep_config.pop("sweep", None)
-    if whole is not None:
-        if not isinstance(whole, Mapping):
-            raise TypeError(f"sweep={whole!r}: expected the sweep configuration dict")
-        sweep_config = {**whole, **sweep_config}
-    opts: dict[str, Any] = {
-        k: v
-        for k, v in {
-            **sweep_config,
-            "project": project,
-            "entity": entity,
-            "download_logs": download_logs,
-            "prior_runs": prior_runs,
-            "local_controller": local_controller,
-        }.items()
-        if v is not None
-    }
+    if whole is not None and not isinstance(whole, Mapping):
+        raise TypeError(f"sweep={whole!r}: expected the sweep configuration dict")
+    where = {"project": project, "entity": entity, "download_logs": download_logs}
+    where |= {"prior_runs": prior_runs, "local_controller": local_controller}
+    given = {**(whole or {}), **sweep_config, **where}
+    opts = {k: v for k, v in given.items() if v is not None}
     check_settings(opts)
     check_partial(opts)
-    if whole is not None:
-        # sweep={...} is the whole configuration: check it whole, now
+    if whole is not None:  # sweep={...} is the whole configuration: check it whole, now
         validate_sweep_config(split_settings(opts)[0])
 
     def apply(target: Any) -> Any:
-        if isinstance(target, flyte.TaskTemplate):
-            func = target.func
-            if getattr(func, _MARK, None) is not None:
-                raise ValueError(f"@wandb_sweep is applied twice to the task {target.name!r}")
-            target.func = _wrap(func, opts)
-            links = _sweep_links(target, opts)
-            target.links = (*tuple(target.links or ()), *links)
-            keep_links_on_override(target, links, lambda task: _sweep_links(task, opts))
-            return target
-        if callable(target):
-            raise TypeError(
-                f"@wandb_sweep decorates a Flyte task: put it above @env.task on {target!r}"
-            )
-        raise TypeError(f"@wandb_sweep decorates a Flyte task, not {target!r}")
+        func = getattr(target, "func", None)
+        if not isinstance(target, flyte.TaskTemplate) or func is None:
+            hint = "put it above @env.task on " if callable(target) else "not "
+            raise TypeError(f"@wandb_sweep decorates a Flyte task: {hint}{target!r}")
+        if getattr(func, _MARK, None) is not None:
+            raise ValueError(f"@wandb_sweep is applied twice to the task {target.name!r}")
+        target.func = _wrap(func, opts)  # type: ignore[attr-defined]
+        links = _sweep_links(target, opts)
+        target.links = (*tuple(target.links or ()), *links)
+        keep_links_on_override(target, links, lambda task: _sweep_links(task, opts))
+        return target
 
-    if _func is not None:
-        return apply(_func)
-    return apply
+    return apply(_func) if _func is not None else apply
 
 
 def _sweep_links(task: Any, opts: Mapping[str, Any]) -> tuple[Any, ...]:
     """The links ``@wandb_sweep`` adds to a task (computed again for an overridden task)."""
-    link = WandbSweep(
-        project=opts.get("project"),
-        entity=opts.get("entity"),
-        local_controller=opts.get("local_controller"),
-    )
+    keys = ("project", "entity", "local_controller")
+    link = WandbSweep(**{k: opts.get(k) for k in keys})
     link._creates = True
     return (link,)
 
@@ -243,59 +199,46 @@ def _create(
 ) -> tuple[SweepRef, LocalSweep | None]:
     """The new sweep's reference, and the local sweep object (``None`` on a server)."""
     prior_runs = settings.get("prior_runs")
-    if local:
-        sweep_id, state = _local_identity()
-        sweep = create_local_sweep(
-            config, project=project, entity=entity, sweep_id=sweep_id, state=state
-        )
-        if config.get("early_terminate"):
-            logger.warning(
-                "sweep %s: early_terminate needs a W&B server; the local controller runs every "
-                "trial to completion",
-                sweep.sweep_id,
+    if not local:
+        import wandb
+
+        with client_host(host):
+            sweep_id = str(
+                wandb.sweep(config, entity=entity, project=project, prior_runs=prior_runs)
             )
-        if prior_runs:
-            try:
-                _seed_prior_runs(sweep, prior_runs)
-            except BaseException:
-                sweep.close()
-                raise
-        logger.info("created local sweep %s (%s)", sweep.sweep_id, config["method"])
-        return SweepRef(sweep.sweep_id, project, entity, host, local=True), sweep
-    import wandb
-
-    with client_host(host):
-        sweep_id = str(wandb.sweep(config, entity=entity, project=project, prior_runs=prior_runs))
-    # the task's link could only name the project's sweeps page: say where this sweep is
-    url = sweep_page_url({"host": host, "entity": entity, "project": project}, sweep_id)
-    print(f"W&B sweep of this task: {url}", flush=True)
-    return SweepRef(sweep_id, project, entity, host, local=False), None
-
-
-def _local_identity() -> tuple[str | None, str | None]:
-    """The id and state file of a local sweep created in the running Flyte action (derived from
-    the run and action, so every attempt finds the same), or ``(None, None)`` outside Flyte."""
+        # the task's link could only name the project's sweeps page: say where this sweep is
+        url = sweep_page_url({"host": host, "entity": entity, "project": project}, sweep_id)
+        print(f"W&B sweep of this task: {url}", flush=True)
+        return SweepRef(sweep_id, project, entity, host), None
+    # in a Flyte action: an id and state file derived from the run and action (every attempt
+    # finds the same)
+    sweep_id = state = None
     tctx = flyte.ctx()
-    if not tctx:
-        return None, None
-    action = getattr(tctx, "task_action", None) or tctx.action
-    sweep_id = local_sweep_id(action.run_name or "run", action.name)
-    base = tctx.run_base_dir
-    return sweep_id, state_path(base, sweep_id) if base else None
-
-
-def _seed_prior_runs(sweep: LocalSweep, prior_runs: list[str]) -> None:
-    """Give the local controller the offline runs named in ``prior_runs``."""
-    names = {path[0] for path in parameter_paths(sweep.config["parameters"])}
-    for run_id in prior_runs:
-        folder = find_offline_run_dir(run_id)
-        if folder is None:
-            raise FileNotFoundError(
-                f"prior run {run_id!r} not found under WANDB_DIR: the local controller can only "
-                "add offline runs it can read"
-            )
-        record = read_run(folder / f"run-{run_id}.wandb")
-        params = {k: v for k, v in record.config.items() if k in names}
-        sweep.add_prior(
-            run_id, params, record.summary, record.history, finished=record.exit_code == 0
+    if tctx:
+        action = getattr(tctx, "task_action", None) or tctx.action
+        sweep_id = local_sweep_id(action.run_name or "run", action.name)
+        state = state_path(tctx.run_base_dir, sweep_id) if tctx.run_base_dir else None
+    sweep = create_local_sweep(
+        config, project=project, entity=entity, sweep_id=sweep_id, state=state
+    )
+    if config.get("early_terminate"):
+        logger.warning(
+            "sweep %s: early_terminate needs a W&B server; trials run to completion", sweep.sweep_id
         )
+    try:
+        names = {path[0] for path in parameter_paths(config["parameters"])}
+        for run_id in prior_runs or ():  # the offline runs named, as trials already run
+            folder = find_offline_run_dir(run_id)
+            if folder is None:
+                raise FileNotFoundError(
+                    f"prior run {run_id!r} not found under WANDB_DIR: the local controller can "
+                    "only add offline runs it can read"
+                )
+            rec = read_run(folder / f"run-{run_id}.wandb")
+            params = {k: v for k, v in rec.config.items() if k in names}
+            sweep.add_prior(run_id, params, rec.summary, rec.history, finished=rec.exit_code == 0)
+    except BaseException:
+        sweep.close()
+        raise
+    logger.info("created local sweep %s (%s)", sweep.sweep_id, config["method"])
+    return SweepRef(sweep.sweep_id, project, entity, host, local=True), sweep

@@ -1,13 +1,10 @@
 """Parallel agents: N agents as concurrent Flyte child tasks, one driver for sync and async.
 
-Online, every child runs ``wandb.agent`` on the same server sweep. With the local controller the
-parent owns the controller: it hands each child its trials as input and takes their outcomes back
-as output, in rounds (one trial per agent per round for bayes, so each round learns from the
-last), so no state is shared between processes and a grid point is never handed out twice. When
-the children run in the parent's process (Flyte's local mode runs child tasks there), each agent
-runs its trials in a worker process of its own (started with ``spawn``, one W&B client each), so
-CPU-bound objectives run in parallel; the worker imports the objective by name, so it must be a
-module-level function of an importable module, and a script's top-level code runs again there.
+Online, every child runs ``wandb.agent`` on the server sweep. With the local controller the parent
+hands each child its trials as input and takes their outcomes back as output, in rounds (one trial
+per agent for bayes, so each round learns from the last). Children running in the parent's
+process (Flyte's local mode) run their trials in one ``spawn`` worker process per agent, which
+imports the objective by name (so a script's top-level code runs again there).
 """
 
 from __future__ import annotations
@@ -88,11 +85,8 @@ def _flyte_action() -> dict[str, Any] | None:
 
 
 class _Workers:
-    """One worker process per local agent (``slot``), kept for every round of one parallel run.
-
-    Registered by a token that travels in the agents' work descriptions: an agent task running
-    in this process finds its worker; one running elsewhere (a cluster pod) runs its trials itself.
-    """
+    """One worker process per local agent (``slot``) for one parallel run, found by the token
+    in the work descriptions (an agent task elsewhere, in a pod, runs its trials itself)."""
 
     def __init__(self, agents: int) -> None:
         self.token = new_id(16)
@@ -166,15 +160,16 @@ def run_agent_work(work: str, function: Callable[[], Any]) -> str:
 
 
 class _Driver:
-    """The parent's side of one parallel run: each round's work descriptions, and the outcomes
-    taken back, until no trial is left (``works`` empty; ``result`` then holds the results)."""
+    """The parent's side of one parallel run: each round's work descriptions (``works``) and the
+    outcomes taken back, until no trial is left (``result`` then holds the sweep's results)."""
 
     def __init__(self, agents: int, count: int | None, sweep_id: str | None) -> None:
         ref = current_ref(sweep_id)
         check_agent_count(agents)
         self.local: LocalSweep | None = lookup(ref.id)
         check_count(self.local, count)
-        self.agents, self.left, self.result = agents, count, None
+        self.agents, self.left = agents, count
+        self.result: dict[str, Any] | None = None
         self.workers: _Workers | None = None
         if self.local is None:
             if ref.local:
@@ -194,40 +189,29 @@ class _Driver:
         self.works = self._round()
 
     def _round(self) -> list[str]:
-        sweep = self.local
-        assert sweep is not None and self.workers is not None
+        sweep, workers = self.local, self.workers
+        assert sweep is not None and workers is not None
         if self.left is not None and self.left <= 0:
             return []
-        per_agent = 1  # bayes learns from each round
-        if sweep.method != "bayes":  # grid and random do not: hand out everything at once
+        per_agent = 1  # bayes learns from each round; grid and random get everything at once
+        if sweep.method != "bayes":
             total = self.left if self.left is not None else (sweep.run_cap or 10**9)
             per_agent = max(1, -(-total // self.agents))
-        want = (
-            self.agents * per_agent
-            if self.left is None
-            else min(self.agents * per_agent, self.left)
-        )
-        trials = sweep.propose(want)
+        want = self.agents * per_agent
+        trials = sweep.propose(want if self.left is None else min(want, self.left))
         if self.left is not None:
             self.left -= len(trials)
-        slots = [trials[i :: self.agents] for i in range(self.agents)]
         for t in trials:
             sweep.mark_running(t.run_id)
-        common = {"kind": "local", "sweep_id": sweep.sweep_id, "project": sweep.project}
-        common |= {
-            "entity": sweep.entity,
-            "metric": sweep.metric_name,
-            "processes": self.workers.token,
-        }
+        where = {"sweep_id": sweep.sweep_id, "project": sweep.project, "entity": sweep.entity}
+        common = {"kind": "local", **where, "metric": sweep.metric_name, "processes": workers.token}
+        slots = [
+            [{"run_id": t.run_id, "params": t.params} for t in trials[i :: self.agents]]
+            for i in range(self.agents)
+        ]
         return [
-            json.dumps(
-                {
-                    **common,
-                    "slot": slot,
-                    "trials": [{"run_id": t.run_id, "params": t.params} for t in mine],
-                }
-            )
-            for slot, mine in enumerate(slots)
+            json.dumps({**common, "slot": i, "trials": mine})
+            for i, mine in enumerate(slots)
             if mine
         ]
 
@@ -240,10 +224,9 @@ class _Driver:
             return []
         for out, work in zip(outputs, self.works, strict=True):
             if isinstance(out, BaseException):  # the child task itself failed, and its trials
+                error = f"agent task failed: {out}"
                 for t in json.loads(work)["trials"]:
-                    self.local.report(
-                        t["run_id"], state="failed", error=f"agent task failed: {out}"
-                    )
+                    self.local.report(t["run_id"], state="failed", error=error)
             else:
                 for outcome in json.loads(out)["outcomes"]:
                     report(self.local, outcome)

@@ -1,11 +1,9 @@
-"""One trial of a local sweep, and an agent that runs a local sweep's trials one by one.
+"""One trial of a local sweep, and an agent that runs a local sweep's trials one after another.
 
-A local trial is an ordinary ``@wandb_init`` run whose settings come from the context: the run id
-the controller chose, the trial's parameters as its config, the sweep id as its group and as a
-tag. They travel in the task-local ``custom_context``, never in process-wide environment
-variables, and inside the trial ``wandb.log`` / ``wandb.config`` / ``get_wandb_run()`` are that
-trial's run, so trials of concurrent agents cannot mix. The trial's outcome is taken from its live
-run when the objective returns: its summary, and the values of the sweep's metric it logged.
+A trial is an ordinary ``@wandb_init`` run whose settings come from the task-local context (the
+run id the controller chose, the parameters as config, the sweep id as group and tag), so inside
+it ``wandb.log`` / ``wandb.config`` / ``get_wandb_run()`` are that trial's run and concurrent
+trials cannot mix. Its outcome is read from the live run when the objective returns.
 """
 
 from __future__ import annotations
@@ -37,12 +35,8 @@ class SweepTrialsFailed(RuntimeError):
 def _format_error(exc: BaseException, function: Callable[[], Any]) -> str:
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
     script = getattr(sys.modules.get("__mp_main__"), "__file__", None)
-    if (
-        isinstance(exc, OSError)
-        and script
-        and multiprocessing.parent_process() is not None
-        and getattr(function, "__module__", None) in ("__main__", "__mp_main__")
-    ):
+    in_worker = multiprocessing.parent_process() is not None
+    if isinstance(exc, OSError) and script and in_worker and function.__module__.endswith("main__"):
         text += (
             f"\n\nThis trial ran in a worker process of a local parallel agent, which imported "
             f"your script {script} again to find the objective: the script's top-level code "
@@ -53,43 +47,34 @@ def _format_error(exc: BaseException, function: Callable[[], Any]) -> str:
     return text
 
 
-def _logged_value(data: Mapping[str, Any], name: str) -> tuple[bool, Any]:
-    """The value of the metric ``name`` in a ``log`` call's data (``a.b`` may be nested)."""
-    if name in data:
-        return True, data[name]
-    cur: Any = data
-    for part in name.split("."):
-        if not isinstance(cur, Mapping) or part not in cur:
-            return False, None
-        cur = cur[part]
-    return True, cur
-
-
 @contextmanager
 def _metric_rows(run: Any, metric: str | None, rows: list[dict[str, Any]]) -> Iterator[None]:
-    """Within the block, every ``run.log`` that logs ``metric`` adds ``{metric: value}`` to
-    ``rows`` (``wandb.log`` inside the trial is ``run.log``); the run's ``log`` is restored."""
-    if metric is None:
-        yield
-        return
+    """Within the block, every ``run.log`` (``wandb.log`` in the trial) that logs ``metric``
+    (``a.b`` may be nested) adds ``{metric: value}`` to ``rows``; ``run.log`` is restored."""
     own = vars(run)
     had, before, client_log = "log" in own, own.get("log"), run.log
 
     @functools.wraps(client_log)
     def log(data: Any, *args: Any, **kwargs: Any) -> Any:
         result = client_log(data, *args, **kwargs)  # first: a refused call records nothing
-        found, value = _logged_value(data, metric) if isinstance(data, Mapping) else (False, None)
-        if found:
-            rows.append({metric: value})
+        value: Any = data
+        for part in (
+            [metric] if isinstance(data, Mapping) and metric in data else str(metric).split(".")
+        ):
+            if not isinstance(value, Mapping) or part not in value:
+                return result
+            value = value[part]
+        rows.append({str(metric): value})
         return result
 
-    run.log = log
+    if metric is not None:
+        run.log = log
     try:
         yield
     finally:
-        if had:
+        if metric is not None and had:
             own["log"] = before
-        else:
+        elif metric is not None:
             own.pop("log", None)
 
 
@@ -108,14 +93,13 @@ def run_trial(
 
     The trial's run (id ``run_id``, config ``params``, grouped and tagged with the sweep id) is
     started around the objective: an objective with ``@wandb_init`` joins it, and one that uses
-    ``wandb.init()`` / ``wandb.log`` / ``wandb.config`` gets it too. When the objective raises,
-    its full traceback is written into the run's summary (``traceback``).
+    ``wandb.init()`` / ``wandb.log`` / ``wandb.config`` gets it too. A failed objective's full
+    traceback is written into the run's summary (``traceback``). ``flyte``: the Flyte action to
+    record in the run's config where the plugin cannot see it (a worker process).
 
     Returns ``{"run_id", "state", "summary", "history", "error"}`` (JSON data): ``history`` holds
     one ``{metric: value}`` row per ``log`` call that logged ``metric``; ``state`` is
-    ``"finished"`` or ``"failed"``; ``error`` is the full traceback of a failed trial. ``flyte``:
-    the Flyte action the trial runs for, recorded under ``flyte`` in the run's config where the
-    plugin cannot see it (a worker process outside the task).
+    ``"finished"`` or ``"failed"``; ``error`` is the full traceback of a failed trial.
     """
     seen: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
@@ -126,8 +110,7 @@ def run_trial(
             function()
             return
         seen["run"] = run.id
-        try:
-            # the objective's own @wandb_init joins this run, whatever the context asks for
+        try:  # the objective's own @wandb_init joins this run, whatever the context asks for
             with _metric_rows(run, metric, rows), wandb_config(run_mode="auto"):
                 function()
         except Exception as exc:
@@ -136,18 +119,11 @@ def run_trial(
         finally:
             seen["summary"] = json.loads(json.dumps(dict(run.summary), default=str))
 
-    start = wandb_init(
-        run_mode="new",
-        id=run_id,
-        config={**params, "flyte": flyte} if flyte else params,
-        group=sweep_id,
-        tags=trial_tags(sweep_id),
-        project=project,
-        entity=entity,
-    )(trial)
+    config = {**params, "flyte": flyte} if flyte else params
+    where = {"project": project, "entity": entity, "group": sweep_id, "tags": trial_tags(sweep_id)}
     error: str | None = None
     try:
-        start()
+        wandb_init(run_mode="new", id=run_id, config=config, **where)(trial)()
     except Exception as exc:
         error = seen.get("error") or _format_error(exc, function)
         logger.warning("sweep %s: trial %s failed:\n%s", sweep_id, run_id, error)
@@ -156,24 +132,22 @@ def run_trial(
             f"no W&B run was started for trial {run_id!r}: this process does not log to W&B "
             "(a non-zero rank of a distributed job?)"
         )
+    state = "finished" if error is None else "failed"
+    history = json.loads(json.dumps(rows, default=str))
+    summary = seen.get("summary", {})
     return {
         "run_id": run_id,
-        "state": "finished" if error is None else "failed",
-        "summary": seen.get("summary", {}),
-        "history": json.loads(json.dumps(rows, default=str)),
+        "state": state,
+        "summary": summary,
+        "history": history,
         "error": error,
     }
 
 
 def report(sweep: LocalSweep, outcome: Mapping[str, Any]) -> Trial:
     """Give the controller what :func:`run_trial` returned."""
-    return sweep.report(
-        outcome["run_id"],
-        state=outcome["state"],
-        summary=outcome.get("summary"),
-        history=outcome.get("history"),
-        error=outcome.get("error"),
-    )
+    keys = ("state", "summary", "history", "error")
+    return sweep.report(outcome["run_id"], **{k: outcome.get(k) for k in keys})
 
 
 def check_count(sweep: LocalSweep | None, count: object) -> None:
@@ -203,14 +177,13 @@ def run_local(
         if not trials:
             break
         sweep.mark_running(trials[0].run_id)
+        where = {"project": sweep.project, "entity": sweep.entity, "metric": sweep.metric_name}
         outcome = run_trial(
             function,
             sweep_id=sweep.sweep_id,
             run_id=trials[0].run_id,
             params=trials[0].params,
-            project=sweep.project,
-            entity=sweep.entity,
-            metric=sweep.metric_name,
+            **where,
         )
         result = report(sweep, outcome)
         done += 1
@@ -227,11 +200,8 @@ def run_local(
 def summarize(sweep: LocalSweep) -> dict[str, Any]:
     """The sweep's results; raises :class:`SweepTrialsFailed` when every trial failed."""
     results = sweep.results()
-    best = results["best"]
-    if best is not None:
-        logger.info(
-            "sweep %s: best trial %s with %s", sweep.sweep_id, best["run_id"], best["params"]
-        )
+    if results["best"] is not None:
+        logger.info("sweep %s: best trial %s", sweep.sweep_id, results["best"])
     trials = results["trials"]
     if trials and all(t["state"] != "finished" for t in trials):
         raise SweepTrialsFailed(

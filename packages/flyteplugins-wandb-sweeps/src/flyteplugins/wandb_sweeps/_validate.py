@@ -1,10 +1,10 @@
 """Checks a W&B sweep configuration before anything is created.
 
-Where the ``[local]`` extra is installed, every part is checked with ``jsonschema`` against the
-JSON schema that W&B's ``sweeps`` engine ships (read from the installed package's files, without
-importing the engine). Without it the sweep goes to a W&B server, which validates it there. A few
-rules the schema cannot express are checked here in either case: a bayes sweep needs a metric, a
-grid can only enumerate discrete parameters, ``min`` < ``max``, and the plugin's own settings.
+With the ``[local]`` extra installed, every part is checked with ``jsonschema`` against the JSON
+schema W&B's ``sweeps`` engine ships (read from the package's files, without importing the
+engine); without it the W&B server validates the sweep when it is created. Rules the schema cannot
+state are checked here in either case: a bayes sweep needs a metric, a grid only enumerates
+discrete parameters, ``min`` < ``max``, one probability per value.
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ from typing import Any, Final
 MAX_PARALLEL_AGENTS: Final = 20
 METHODS: Final = ("bayes", "grid", "random")
 GRID_DISTRIBUTIONS: Final = ("constant", "categorical", "int_uniform", "q_uniform")
-_BAYES_NEEDS_METRIC = (
-    "a bayes sweep needs a metric to optimise, e.g. metric={'name': 'loss', 'goal': 'minimize'}"
-)
 
 
 class SweepConfigError(ValueError):
@@ -31,12 +28,12 @@ class SweepConfigError(ValueError):
 @functools.cache
 def engine_schema() -> dict[str, Any] | None:
     """The configuration schema of the installed ``sweeps`` engine (``None``: not installed)."""
-    try:
-        spec = importlib.util.find_spec("sweeps")
-        import jsonschema  # noqa: F401  (installed with the engine)
-    except ImportError:
-        return None
-    if spec is None or not spec.submodule_search_locations:
+    spec = importlib.util.find_spec("sweeps")
+    if (
+        spec is None
+        or not spec.submodule_search_locations
+        or not importlib.util.find_spec("jsonschema")
+    ):
         return None
     path = Path(next(iter(spec.submodule_search_locations))) / "config" / "schema.json"
     return json.loads(path.read_text()) if path.is_file() else None
@@ -48,32 +45,30 @@ def _definitions(schema: Mapping[str, Any]) -> dict[str, list[str]]:
     for name, definition in schema["definitions"].items():
         for branch in [definition, *definition.get("anyOf", ())]:
             for dist in branch.get("properties", {}).get("distribution", {}).get("enum", ()):
-                found.setdefault(dist, [])
-                if name not in found[dist]:
-                    found[dist].append(name)
+                found[dist] = [
+                    *found.get(dist, []),
+                    *([name] if name not in found.get(dist, []) else []),
+                ]
     return found
 
 
-def _first_error(schema: Mapping[str, Any], part: Mapping[str, Any], value: Any) -> str | None:
-    """The schema's most relevant complaint about ``value`` against ``part`` (or ``None``)."""
-    import jsonschema
-    from jsonschema.exceptions import best_match
+def _problem(schema: Mapping[str, Any], part: Mapping[str, Any], value: Any) -> str | None:
+    """What the schema finds wrong with ``value`` against ``part`` (each alternative's complaint
+    for an ``anyOf``), or ``None``."""
+    import jsonschema  # type: ignore[import-untyped]
 
     validator = jsonschema.Draft7Validator({"definitions": schema["definitions"], **part})
-    error = best_match(validator.iter_errors(value))
-    if error is None:
-        return None
-    leaves = [error]
-    while any(e.context for e in leaves):  # anyOf: what each alternative lacks
+    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    leaves = [error] if error is not None else []
+    while any(e.context for e in leaves):
         leaves = [c for e in leaves for c in (e.context or [e])]
     texts: list[str] = []
     for e in sorted(leaves, key=lambda e: -len(e.absolute_path)):
         where = "".join(f"[{p!r}]" for p in e.absolute_path)
         text = f"{e.message}{f' (at {where})' if where else ''}"
-        texts += [text] if text not in texts else []
-    # an alternative that only differs by naming its distribution is noise here
-    texts = [t for t in texts if "'distribution' is a required" not in t] or texts
-    return "; ".join(texts[:3])
+        if text not in texts and "'distribution' is a required" not in text:  # noise here
+            texts.append(text)
+    return "; ".join(texts[:3]) or (error.message if error is not None else None)
 
 
 def infer_distribution(spec: Mapping[str, Any]) -> str:
@@ -84,8 +79,7 @@ def infer_distribution(spec: Mapping[str, Any]) -> str:
         return "constant"
     if "values" in spec:
         return "categorical_w_probabilities" if "probabilities" in spec else "categorical"
-    ints = all(type(spec.get(k)) is int for k in ("min", "max"))
-    return "int_uniform" if ints else "uniform"
+    return "int_uniform" if all(type(spec.get(k)) is int for k in ("min", "max")) else "uniform"
 
 
 def _leaves(parameters: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -108,13 +102,8 @@ def _leaves(parameters: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 def _check_parameters(parameters: Any, method: Any, schema: Mapping[str, Any] | None) -> None:
     if schema is not None:
-        shape = {
-            k: v
-            for k, v in schema["definitions"]["parameters"].items()
-            if k != "additionalProperties"
-        }
-        problem = _first_error(schema, shape, parameters)
-        if problem is not None:
+        shape = dict(schema["definitions"]["parameters"], additionalProperties=True)
+        if problem := _problem(schema, shape, parameters):
             raise SweepConfigError(f"sweep parameters {parameters!r}: {problem}")
     for name, spec in _leaves(parameters):
         if not isinstance(spec, Mapping):
@@ -128,36 +117,33 @@ def _check_parameters(parameters: Any, method: Any, schema: Mapping[str, Any] | 
                 "give 'value', 'values', 'min' and 'max', a 'distribution', or nested 'parameters'"
             )
         dist = infer_distribution(spec)
-        if schema is not None:
-            known = _definitions(schema)
-            if dist not in known:
-                raise SweepConfigError(
-                    f"parameter {name!r}: unknown distribution {dist!r}: expected one of "
-                    f"{sorted(known)}"
-                )
-            refs = {"anyOf": [{"$ref": f"#/definitions/{d}"} for d in known[dist]]}
-            problem = _first_error(schema, refs, spec)
-            if problem is not None:
-                raise SweepConfigError(
-                    f"parameter {name!r} ({dist}): {dict(spec)!r} is not what the sweep engine "
-                    f"accepts: {problem}"
-                )
+        known = _definitions(schema) if schema is not None else {dist: []}
+        if dist not in known:
+            raise SweepConfigError(
+                f"parameter {name!r}: unknown distribution {dist!r}: expected one of "
+                f"{sorted(known)}"
+            )
+        refs = {"anyOf": [{"$ref": f"#/definitions/{d}"} for d in known[dist]]}
+        if schema is not None and (problem := _problem(schema, refs, spec)):
+            raise SweepConfigError(
+                f"parameter {name!r} ({dist}): {dict(spec)!r} is not what the sweep engine "
+                f"accepts: {problem}"
+            )
         if "min" in spec and "max" in spec and not spec["min"] < spec["max"]:
             raise SweepConfigError(
                 f"parameter {name!r}: 'min' ({spec['min']!r}) must be less than 'max' "
                 f"({spec['max']!r})"
             )
-        probs = spec.get("probabilities")
-        if probs is not None and len(probs) != len(spec.get("values", ())):
+        if "probabilities" in spec and len(spec["probabilities"]) != len(spec.get("values", ())):
             raise SweepConfigError(
-                f"parameter {name!r}: 'probabilities' {probs!r} must give one probability per "
-                f"value of {spec.get('values')!r}"
+                f"parameter {name!r}: 'probabilities' {spec['probabilities']!r} must give one "
+                f"probability per value of {spec.get('values')!r}"
             )
         if method == "grid" and dist not in GRID_DISTRIBUTIONS:
             raise SweepConfigError(
                 f"parameter {name!r} ({dist}) cannot be enumerated by a grid sweep: grid "
-                f"parameters take the distributions {', '.join(map(repr, GRID_DISTRIBUTIONS))}; "
-                "use method 'random' or 'bayes' to sample it"
+                f"parameters take the distributions {GRID_DISTRIBUTIONS}; use method 'random' or "
+                "'bayes' to sample it"
             )
 
 
@@ -185,27 +171,27 @@ def check_agent_count(n: object) -> int:
 
 
 def check_partial(config: Mapping[str, Any], *, fragment: bool = True) -> None:
-    """Check each part that one ``wandb_sweep_config(...)`` / ``@wandb_sweep(...)`` call gives.
-
-    The other parts may come from elsewhere (the decorator's keywords win over the context's).
-    One rule spans parts: whoever sets ``method="bayes"`` gives its ``metric`` too.
-    """
+    """Check each part that one ``wandb_sweep_config(...)`` / ``@wandb_sweep(...)`` call gives
+    (the other parts may come from elsewhere). One rule spans parts: whoever sets
+    ``method="bayes"`` gives its ``metric`` too."""
     schema = engine_schema()
     method = config.get("method")
     if method is not None and method not in METHODS:
         raise SweepConfigError(f"unknown sweep method {method!r}: expected one of {METHODS}")
     if method == "bayes" and config.get("metric") is None:
-        where = " (in the same call that sets the method)" if fragment else ""
-        raise SweepConfigError(_BAYES_NEEDS_METRIC + where)
+        raise SweepConfigError(
+            "a bayes sweep needs a metric to optimise, e.g. metric={'name': 'loss', 'goal': "
+            f"'minimize'}}{' (in the same call that sets the method)' if fragment else ''}"
+        )
     if config.get("run_cap") is not None and not _is_count(config["run_cap"]):
         raise SweepConfigError(f"run_cap must be an integer >= 1, got {config['run_cap']!r}")
     for key, value in config.items():
         if key == "parameters" and value is not None:
             _check_parameters(value, method, schema)
-        elif schema is not None and value is not None and key in schema["properties"]:
-            problem = _first_error(schema, schema["properties"][key], value)
-            if problem is not None:
-                raise SweepConfigError(f"sweep {key} {value!r}: {problem}")
+            continue
+        part = schema["properties"].get(key) if schema is not None else None
+        if value is not None and part is not None and (problem := _problem(schema, part, value)):  # type: ignore[arg-type]
+            raise SweepConfigError(f"sweep {key} {value!r}: {problem}")
 
 
 def validate_sweep_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -220,14 +206,11 @@ def validate_sweep_config(config: Mapping[str, Any]) -> dict[str, Any]:
             "no sweep configuration was given: pass wandb_sweep_config(method=..., "
             "parameters=..., ...) in the run's custom_context, or give them to @wandb_sweep(...)"
         )
-    if config.get("method") is None:
-        raise SweepConfigError(
-            f"the sweep configuration has no 'method': expected one of {METHODS}"
-        )
-    if config.get("parameters") is None:
-        raise SweepConfigError(
-            "the sweep configuration has no 'parameters': give at least one, e.g. "
-            "parameters={'lr': {'values': [0.01, 0.1]}}"
-        )
+    for key, example in (
+        ("method", f"one of {METHODS}"),
+        ("parameters", "{'lr': {'values': [0.01, 0.1]}}"),
+    ):
+        if config.get(key) is None:
+            raise SweepConfigError(f"the sweep configuration has no {key!r}: give {example}")
     check_partial(config, fragment=False)
     return dict(config)
