@@ -243,6 +243,7 @@ class LocalSweep:
         return out
 
     def mark_running(self, run_id: str) -> None:
+        """The trial ``run_id`` was handed to an agent."""
         with self._lock:
             self._trials[run_id].state = "running"
 
@@ -355,14 +356,12 @@ class LocalSweep:
 
     def results(self) -> dict[str, Any]:
         """A JSON-safe report: every trial and the best one."""
-        best = self.best()
-        trials = [t.as_dict() for t in self.trials]
+        best, metric = self.best(), self.config.get("metric")
+        out = {"sweep_id": self.sweep_id, "method": self.method, "metric": metric}
         return {
-            "sweep_id": self.sweep_id,
-            "method": self.method,
-            "metric": self.config.get("metric"),
-            "trials": trials,
-            "best": best.as_dict() if best else None,
+            **out,
+            "trials": [t.as_dict() for t in self.trials],
+            "best": best and best.as_dict(),
         }
 
     def close(self) -> None:

@@ -1,9 +1,13 @@
-"""``@wandb_sweep``: create (or reuse) a W&B sweep around a Flyte task.
+"""``@wandb_sweep``: create (or reuse) a W&B sweep around a Flyte task, and its link.
 
 Per call: the settings (decorator > ``wandb_sweep_config`` context > ``wandb_config``) -> reuse
 the sweep an enclosing ``@wandb_sweep`` task published, or check the configuration and create one
 (``wandb.sweep`` on a server, else the local controller) -> publish it to the code inside and to
 child tasks -> run the task -> with ``download_logs``, download every trial's logs.
+
+The ``WandbSweep`` link is rendered at submit time: it names the sweep whenever its id is known
+then (given, published by an enclosing ``@wandb_sweep`` task, or the local sweep this task will
+create, whose id derives from the run and action), else the project's sweeps page.
 """
 
 from __future__ import annotations
@@ -13,14 +17,17 @@ import inspect
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from typing import Any
 
 import flyte
 
 from flyteplugins.wandb.ext import (
+    WANDB_ICON,
     keep_links_on_override,
     override_custom_context,
     read_run,
+    read_wandb_config,
     server_url,
     sweep_page_url,
 )
@@ -37,7 +44,6 @@ from ._context import (
     sweep_entries,
 )
 from ._controller import LocalSweep, create_local_sweep, local_sweep_id, parameter_paths, state_path
-from ._link import WandbSweep
 from ._state import SweepRef, current
 from ._validate import check_partial, validate_sweep_config
 from .download import after_task, after_task_async, find_offline_run_dir
@@ -45,6 +51,86 @@ from .download import after_task, after_task_async, find_offline_run_dir
 logger = logging.getLogger(__name__)
 _MARK = "__flyteplugins_wandb_sweep__"
 _CONFIG_KEYS = ("method", "metric", "parameters")
+
+
+@dataclass
+class WandbSweep:
+    """Link to a W&B sweep (or, before the sweep exists, to the project's sweeps page).
+
+    Settings given here win over the submitter's ``wandb_sweep_config``/``wandb_config`` context.
+    The fields come in the order of the 2.x link (``host, project, entity, id, name``); ``id`` and
+    ``sweep_id`` name the same sweep (either may be given; both only when equal).
+    ``local_controller`` is ``@wandb_sweep``'s: on a ``@wandb_sweep`` task with it (or when W&B is
+    offline) the task creates a local sweep whose id the link derives from the run and action.
+    """
+
+    host: str | None = None
+    project: str | None = None
+    entity: str | None = None
+    id: str | None = None
+    name: str = "Weights & Biases Sweep"
+    icon_uri: str = WANDB_ICON
+    sweep_id: str | None = None
+    local_controller: bool | None = None
+    _creates: bool = field(default=False, init=False, repr=False, compare=False)
+    """Set by ``@wandb_sweep``: the task this link is on creates the sweep."""
+
+    def __post_init__(self) -> None:
+        if self.id is not None and self.sweep_id is not None and self.id != self.sweep_id:
+            raise ValueError(
+                f"WandbSweep(id={self.id!r}, sweep_id={self.sweep_id!r}): both name the sweep; "
+                "give one of them"
+            )
+        self.sweep_id = self.id = self.sweep_id if self.sweep_id is not None else self.id
+
+    def url(
+        self,
+        context: dict[str, str] | None = None,
+        run_name: str | None = None,
+        action_name: str | None = None,
+    ) -> str:
+        """The link's URL for a submission with ``context``; ``run_name``/``action_name`` (the
+        Flyte run and action the task runs as) name the local sweep a ``@wandb_sweep`` task
+        would create."""
+        ctx = context or {}
+        run_cfg = read_wandb_config(ctx)
+        sweep_cfg = read_sweep_settings(ctx)
+        published = read_sweep(ctx)
+        sweep_id = self.sweep_id
+        source: dict[str, Any] = {}
+        if sweep_id is None and published is not None:
+            source, sweep_id = published.as_dict(), published.id
+        elif sweep_id is None and self._creates and run_name and action_name:
+            local = self.local_controller
+            if local is None:
+                local = sweep_cfg.get("local_controller")
+            if is_local(local, run_cfg.get("mode")):
+                sweep_id = local_sweep_id(run_name, action_name)
+        settings = {
+            "host": self.host or source.get("host") or run_cfg.get("host"),
+            "entity": self.entity
+            or source.get("entity")
+            or sweep_cfg.get("entity")
+            or run_cfg.get("entity"),
+            "project": self.project
+            or source.get("project")
+            or sweep_cfg.get("project")
+            or run_cfg.get("project"),
+        }
+        return sweep_page_url({k: v for k, v in settings.items() if v}, sweep_id)
+
+    def get_link(
+        self,
+        run_name: str,
+        project: str,
+        domain: str,
+        context: dict[str, str],
+        parent_action_name: str,
+        action_name: str,
+        pod_name: str,
+        **kwargs: Any,
+    ) -> str:
+        return self.url(context, run_name, action_name)
 
 
 def wandb_sweep(

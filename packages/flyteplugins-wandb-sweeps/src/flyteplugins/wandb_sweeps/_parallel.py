@@ -25,9 +25,16 @@ import flyte
 
 from flyteplugins.wandb.ext import current_custom_context, override_custom_context
 
-from ._agent import current_ref, server_agent
+from ._agent import (
+    SweepTrialsFailed,
+    check_count,
+    current_ref,
+    report,
+    run_trial,
+    server_agent,
+    summarize,
+)
 from ._controller import LocalSweep, lookup, new_id
-from ._trial import SweepTrialsFailed, check_count, report, run_trial, summarize
 from ._validate import check_agent_count
 
 

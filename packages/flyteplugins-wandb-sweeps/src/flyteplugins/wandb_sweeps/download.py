@@ -1,23 +1,12 @@
 """Download what W&B recorded for a run or a sweep: every file, the full history, the summary.
 
-The layout of :func:`download_run` (and of ``download_logs=True``)::
-
-    <target>/
-      files/...            every file of the run (online: as uploaded; offline: the run's files/)
-      history.jsonl        one JSON object per logged row, in order
-      summary.json         the run's summary
-      config.json          the run's config
-      run-<id>.wandb       (offline only) the run's raw record file
-      download.json        what was fetched and what failed, and why
-
-A sweep's download holds ``sweep.json`` and one such folder per trial under ``runs/<run id>/``.
-The 2.x functions (``download_wandb_run_dir``, ``download_wandb_sweep_dirs`` and the traced
-``download_wandb_run_logs`` / ``download_wandb_sweep_logs``) keep the 2.x layout. A download is
-bounded by a deadline; a file that fails is reported by name and raises (:class:`DownloadError`)
-only in ``strict`` mode, so a task whose training succeeded is not failed by a flaky download.
-:func:`after_task` / :func:`after_task_async` are what ``@wandb_init``/``@wandb_sweep`` call with
-``download_logs=True`` (declared for the plugin as the ``flyteplugins.wandb.download`` entry
-points): the download runs in a ``flyte.trace`` function whose ``flyte.io.Dir`` shows in the UI.
+``download_run`` writes ``files/``, ``history.jsonl`` (every row), ``summary.json``,
+``config.json``, offline the raw ``run-<id>.wandb``, and ``download.json`` (what was fetched, what
+failed and why); ``download_sweep`` writes ``sweep.json`` and one such folder per trial under
+``runs/<run id>/``. A download is bounded by a deadline; a failed file is reported by name and
+raises (:class:`DownloadError`) only in ``strict`` mode. :func:`after_task` /
+:func:`after_task_async` are what ``@wandb_init``/``@wandb_sweep`` call with ``download_logs``,
+declared for the plugin as the ``flyteplugins.wandb.download`` entry points.
 """
 
 from __future__ import annotations
@@ -175,28 +164,16 @@ def _is_download(folder: Path) -> bool:
 def _hook_args(
     run_id: str | None,
     sweep_id: str | None,
-    project: str | None,
-    entity: str | None,
-    host: str | None,
     offline: bool | None,
-    strict: bool,
-    timeout: float,
     download_logs: bool | str | os.PathLike[str],
+    **where: Any,
 ) -> dict[str, Any]:
     if (run_id is None) == (sweep_id is None):
         raise ValueError("after_task needs exactly one of run_id or sweep_id")
     kind, id_ = ("sweep", str(sweep_id)) if sweep_id else ("run", str(run_id))
-    return {
-        "kind": kind,
-        "id_": id_,
-        "project": project,
-        "entity": entity,
-        "host": host,
-        "offline": is_offline() if offline is None else offline,
-        "strict": strict,
-        "timeout": timeout,
-        "target": str(download_folder(kind, id_, download_logs)),
-    }
+    target = str(download_folder(kind, id_, download_logs))
+    offline = is_offline() if offline is None else offline
+    return {"kind": kind, "id_": id_, **where, "offline": offline, "target": target}
 
 
 def _hook_done(args: Mapping[str, Any], error: Exception | None) -> None:
@@ -231,9 +208,7 @@ def after_task(
     ``flyte.io.Dir`` of the logs, or ``None`` when the download failed and ``strict`` is off
     (the failure is logged with the names of the files).
     """
-    args = _hook_args(
-        run_id, sweep_id, project, entity, host, offline, strict, timeout, download_logs
-    )
+    args = _hook_args(**locals())  # the arguments, as given
     try:
         out = download_wandb_logs(**args)
     except Exception as exc:
@@ -255,9 +230,7 @@ async def after_task_async(
     download_logs: bool | str | os.PathLike[str] = True,
 ) -> Any:
     """:func:`after_task` for async tasks (a sync trace cannot be called from an async task)."""
-    args = _hook_args(
-        run_id, sweep_id, project, entity, host, offline, strict, timeout, download_logs
-    )
+    args = _hook_args(**locals())  # the arguments, as given
     try:
         out = await download_wandb_logs_async(**args)
     except Exception as exc:
