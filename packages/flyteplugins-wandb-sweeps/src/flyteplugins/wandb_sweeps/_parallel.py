@@ -34,40 +34,36 @@ from ._agent import (
     server_agent,
     summarize,
 )
-from ._controller import LocalSweep, lookup, new_id
+from ._controller import LocalSweep, lookup
 from ._validate import check_agent_count
+
+_MAIN_HINT = 'in a script, start the Flyte run under `if __name__ == "__main__":`'
 
 
 def check_importable(function: Callable[[], Any]) -> None:
     """Refuse an objective that a worker process could not import, naming it and why."""
-    module = getattr(function, "__module__", None)
-    name = getattr(function, "__qualname__", None) or repr(function)
-    why = None
-    if "<lambda>" in name:
-        why = "it is a lambda"
-    elif "<locals>" in name:
-        why = "it is defined inside a function"
-    elif module == "__main__" and not getattr(sys.modules.get("__main__"), "__file__", None):
+    module, name = function.__module__, getattr(function, "__qualname__", repr(function))
+    why = "it is a lambda" if "<lambda>" in name else None
+    why = why or ("it is defined inside a function" if "<locals>" in name else None)
+    if not why and module == "__main__" and not hasattr(sys.modules["__main__"], "__file__"):
         why = "it is defined in an interactive session or `python -c`, which has no file to import"
-    else:
-        try:
-            pickle.dumps(function)
-        except Exception as exc:
-            why = f"pickle cannot send it by reference ({exc})"
+    try:
+        pickle.dumps(function)
+    except Exception as exc:
+        why = why or f"pickle cannot send it by reference ({exc})"
     if why is not None:
         raise TypeError(
             f"the objective {module}.{name} cannot be imported by the worker processes that run "
             f"local parallel agents: {why}. Define it as a module-level function of an "
-            "importable module (in a script, start the Flyte run under "
-            '`if __name__ == "__main__":`)'
+            f"importable module ({_MAIN_HINT})"
         )
 
 
 def _run_trials(function: Callable[[], Any], spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     keys = ("sweep_id", "project", "entity", "metric", "flyte")
+    where = {k: spec.get(k) for k in keys}
     return [
-        run_trial(function, run_id=t["run_id"], params=t["params"], **{k: spec[k] for k in keys})
-        for t in spec["trials"]
+        run_trial(function, run_id=t["run_id"], params=t["params"], **where) for t in spec["trials"]
     ]
 
 
@@ -80,7 +76,8 @@ def _trials_in_worker(
 
 
 def _flyte_action() -> dict[str, Any] | None:
-    """The agent task's Flyte action, as the plugin records it in a run's config."""
+    """The agent task's Flyte action, as the plugin records it in a run's config (a worker
+    process has no Flyte context for the plugin to read it from)."""
     tctx = flyte.ctx()
     if not tctx:
         return None
@@ -92,45 +89,42 @@ def _flyte_action() -> dict[str, Any] | None:
 
 
 class _Workers:
-    """One worker process per local agent (``slot``) for one parallel run, found by the token
-    in the work descriptions (an agent task elsewhere, in a pod, runs its trials itself)."""
+    """One worker process per local agent (``slot``) while a parallel run of the sweep lasts."""
 
-    def __init__(self, agents: int) -> None:
-        self.token = new_id(16)
-        self.pools: list[ProcessPoolExecutor | None] = [None] * agents
-        self.lock = threading.Lock()
+    def __init__(self, sweep_id: str) -> None:
+        self.sweep_id, self.lock = sweep_id, threading.Lock()
+        self.pools: dict[int, ProcessPoolExecutor] = {}
         with _workers_lock:
-            _workers[self.token] = self
+            _workers[sweep_id] = self
 
     def close(self) -> None:
         with _workers_lock:
-            _workers.pop(self.token, None)
+            if _workers.get(self.sweep_id) is self:
+                del _workers[self.sweep_id]
         with self.lock:
-            pools, self.pools = self.pools, [None] * len(self.pools)
+            pools, self.pools = list(self.pools.values()), {}
         for pool in pools:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def run(self, slot: int, function: Callable[[], Any], spec: dict[str, Any]) -> Any:
         check_importable(function)
         with self.lock:
+            if slot not in self.pools:
+                spawn = multiprocessing.get_context("spawn")
+                self.pools[slot] = ProcessPoolExecutor(1, mp_context=spawn)
             pool = self.pools[slot]
-            if pool is None:
-                pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-                self.pools[slot] = pool
+        spec = {**spec, "flyte": _flyte_action()}
         try:
-            spec = {**spec, "flyte": _flyte_action()}
             return pool.submit(_trials_in_worker, current_custom_context(), function, spec).result()
         except BrokenProcessPool as exc:
             with self.lock:  # the next round of this agent starts a fresh worker
-                if self.pools[slot] is pool:
-                    self.pools[slot] = None
+                if self.pools.get(slot) is pool:
+                    del self.pools[slot]
             raise RuntimeError(
                 f"the worker process of sweep agent {slot} ended while running trials "
                 f"{[t['run_id'] for t in spec['trials']]}. It imports the objective's module "
                 "again, running its top-level code: code there that must run once (cleaning "
-                "folders, changing directory, the Flyte run) belongs under `if __name__ == "
-                '"__main__":`'
+                f"folders, changing directory) belongs under the `__main__` check ({_MAIN_HINT})"
             ) from exc
 
 
@@ -157,12 +151,12 @@ def run_agent_work(work: str, function: Callable[[], Any]) -> str:
         return json.dumps({"kind": "wandb", "outcomes": []})
     if spec.get("kind") != "local":
         raise ValueError(f"not a sweep agent's work description: {work[:200]!r}")
-    with _workers_lock:
-        workers = _workers.get(spec.get("processes") or "")
-    if workers is not None:  # the parent runs in this process: use this agent's worker
+    with _workers_lock:  # the parent runs in this process: its worker for this agent
+        workers = _workers.get(spec["sweep_id"]) if lookup(spec["sweep_id"]) else None
+    if workers is not None:
         outcomes = workers.run(int(spec.get("slot", 0)), function, spec)
     else:
-        outcomes = _run_trials(function, {**spec, "flyte": None})
+        outcomes = _run_trials(function, spec)
     return json.dumps({"kind": "local", "outcomes": outcomes}, default=str)
 
 
@@ -189,15 +183,13 @@ class _Driver:
                 if (n := None if base is None else base + (i < extra)) != 0
             ]
             return
-        self.workers = _Workers(agents)
+        self.workers = _Workers(ref.id)
         claimed = self.local.claim_restored(count)  # finished by an earlier attempt
         if self.left is not None:
             self.left -= len(claimed)
-        self.works = self._round()
+        self.works = self._round(self.local)
 
-    def _round(self) -> list[str]:
-        sweep, workers = self.local, self.workers
-        assert sweep is not None and workers is not None
+    def _round(self, sweep: LocalSweep) -> list[str]:
         if self.left is not None and self.left <= 0:
             return []
         per_agent = 1  # bayes learns from each round; grid and random get everything at once
@@ -211,16 +203,12 @@ class _Driver:
         for t in trials:
             sweep.mark_running(t.run_id)
         where = {"sweep_id": sweep.sweep_id, "project": sweep.project, "entity": sweep.entity}
-        common = {"kind": "local", **where, "metric": sweep.metric_name, "processes": workers.token}
-        slots = [
-            [{"run_id": t.run_id, "params": t.params} for t in trials[i :: self.agents]]
-            for i in range(self.agents)
-        ]
-        return [
-            json.dumps({**common, "slot": i, "trials": mine})
-            for i, mine in enumerate(slots)
-            if mine
-        ]
+        works = []
+        for slot in range(min(self.agents, len(trials))):
+            mine = [{"run_id": t.run_id, "params": t.params} for t in trials[slot :: self.agents]]
+            spec = {"kind": "local", **where, "metric": sweep.metric_name}
+            works.append(json.dumps({**spec, "slot": slot, "trials": mine}))
+        return works
 
     def take(self, outputs: list[Any]) -> list[str]:
         """Take a round's outputs (a result or the exception of each child); the next round."""
@@ -231,9 +219,10 @@ class _Driver:
             return []
         for out, work in zip(outputs, self.works, strict=True):
             if isinstance(out, BaseException):  # the child task itself failed, and its trials
-                error = f"agent task failed: {out}"
                 for t in json.loads(work)["trials"]:
-                    self.local.report(t["run_id"], state="failed", error=error)
+                    self.local.report(
+                        t["run_id"], state="failed", error=f"agent task failed: {out}"
+                    )
             else:
                 for outcome in json.loads(out)["outcomes"]:
                     report(self.local, outcome)
@@ -241,7 +230,7 @@ class _Driver:
             raise SweepTrialsFailed(
                 f"sweep {self.local.sweep_id}: every agent task failed; first error: {failed[0]}"
             ) from failed[0]
-        self.works = self._round()
+        self.works = self._round(self.local)
         if not self.works:
             self.result = summarize(self.local)
         return self.works
@@ -264,10 +253,9 @@ async def run_parallel_agents(
     """
     driver = _Driver(agents, count, sweep_id)
     try:
-        works = driver.works
-        while works:
-            calls = (agent_task.aio(w) for w in works)
-            works = driver.take(list(await asyncio.gather(*calls, return_exceptions=True)))
+        while driver.works:
+            calls = (agent_task.aio(w) for w in driver.works)
+            driver.take(list(await asyncio.gather(*calls, return_exceptions=True)))
         return driver.result
     finally:
         driver.close()
@@ -279,11 +267,12 @@ def run_parallel_agents_sync(
     """:func:`run_parallel_agents` for a synchronous task (child tasks started from threads)."""
     driver = _Driver(agents, count, sweep_id)
     try:
-        works = driver.works
-        while works:
-            with ThreadPoolExecutor(max_workers=len(works)) as pool:
-                run = [pool.submit(contextvars.copy_context().run, agent_task, w) for w in works]
-            works = driver.take([f.exception() or f.result() for f in run])
+        while driver.works:
+            with ThreadPoolExecutor(max_workers=len(driver.works)) as pool:
+                calls = [
+                    pool.submit(contextvars.copy_context().run, agent_task, w) for w in driver.works
+                ]
+            driver.take([f.exception() or f.result() for f in calls])
         return driver.result
     finally:
         driver.close()
