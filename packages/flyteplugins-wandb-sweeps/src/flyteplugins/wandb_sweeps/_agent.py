@@ -1,12 +1,8 @@
-"""Running a sweep's trials in this process: one trial, ``run_agent``, ``wandb.agent``.
-
-A local trial is an ordinary ``@wandb_init`` run whose settings come from the task-local context
-(the run id the controller chose, the parameters as config, the sweep id as group and tag), so
-inside it ``wandb.log`` / ``wandb.config`` / ``get_wandb_run()`` are that trial's run and
-concurrent trials cannot mix; its outcome is read from the live run when the objective returns.
-While a ``@wandb_sweep`` task runs, :func:`local_wandb_agent` makes the specification's
-``wandb.agent(get_wandb_sweep_id(), function=..., count=...)`` run a local sweep's trials too.
-"""
+"""Running a sweep's trials in this process: one trial, ``run_agent``, ``wandb.agent``. A local
+trial is an ordinary ``@wandb_init`` run whose settings come from the task-local context (the run
+id the controller chose, the parameters as config, the sweep id as group and tag), so concurrent
+trials cannot mix; its outcome is read from the live run. While a ``@wandb_sweep`` task runs, the
+specification's ``wandb.agent(get_wandb_sweep_id(), ...)`` runs a local sweep's trials too."""
 
 from __future__ import annotations
 
@@ -55,8 +51,8 @@ def _format_error(exc: BaseException, function: Callable[[], Any]) -> str:
 
 @contextmanager
 def _metric_rows(run: Any, metric: str | None, rows: list[dict[str, Any]]) -> Iterator[None]:
-    """Within the block, every ``run.log`` (``wandb.log`` in the trial) that logs ``metric``
-    (``a.b`` may be nested) adds ``{metric: value}`` to ``rows``; ``run.log`` is restored."""
+    """In the block, each ``run.log`` of ``metric`` (``a.b`` may be nested) adds ``{metric: value}``
+    to ``rows``."""
     own = vars(run)
     had, before, client_log = "log" in own, own.get("log"), run.log
 
@@ -95,18 +91,13 @@ def run_trial(
     metric: str | None = None,
     flyte: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run one trial of a local sweep and take its outcome from its live W&B run.
-
-    The trial's run (id ``run_id``, config ``params``, grouped and tagged with the sweep id) is
-    started around the objective: an objective with ``@wandb_init`` joins it, and one that uses
-    ``wandb.init()`` / ``wandb.log`` / ``wandb.config`` gets it too. A failed objective's full
-    traceback is written into the run's summary (``traceback``). ``flyte``: the Flyte action to
-    record in the run's config where the plugin cannot see it (a worker process).
-
-    Returns ``{"run_id", "state", "summary", "history", "error"}`` (JSON data): ``history`` holds
-    one ``{metric: value}`` row per ``log`` call that logged ``metric``; ``state`` is
-    ``"finished"`` or ``"failed"``; ``error`` is the full traceback of a failed trial.
-    """
+    """Run one trial of a local sweep around the objective (its run: id ``run_id``, config
+    ``params``, grouped and tagged by the sweep); an objective with ``@wandb_init`` joins it,
+    ``wandb.log``/``wandb.config`` reach it. A failure's traceback goes into the run's summary
+    (``traceback``). ``flyte``: the Flyte action to record in the config where the plugin cannot
+    see it (a worker process). Returns JSON data: ``run_id``, ``state``
+    (``finished``/``failed``), ``summary``, ``history`` (one ``{metric: value}`` per ``log`` of
+    ``metric``), ``error``."""
     seen: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
 
@@ -184,14 +175,8 @@ def run_local(
             break
         sweep.mark_running(trials[0].run_id)
         where = {"project": sweep.project, "entity": sweep.entity, "metric": sweep.metric_name}
-        outcome = run_trial(
-            function,
-            sweep_id=sweep.sweep_id,
-            run_id=trials[0].run_id,
-            params=trials[0].params,
-            **where,
-        )
-        result = report(sweep, outcome)
+        run = {"sweep_id": sweep.sweep_id, "run_id": trials[0].run_id, "params": trials[0].params}
+        result = report(sweep, run_trial(function, **run, **where))
         done += 1
         failures = 0 if result.state == "finished" else failures + 1
         first_error = first_error or result.error
@@ -224,24 +209,18 @@ _wandb_agent_lock = threading.Lock()
 
 def current_ref(sweep_id: str | None) -> SweepRef:
     """The sweep ``sweep_id`` names (default: the current one), with what is known of it."""
-    ref = current_sweep()
-    if sweep_id is None:
-        if ref is None:
-            raise ValueError(
-                "no sweep to run: call this inside a @wandb_sweep task, or pass sweep_id="
-            )
+    ref, local = current_sweep(), lookup(sweep_id or "")
+    if sweep_id is None and ref is None:
+        raise ValueError("no sweep to run: call this inside a @wandb_sweep task, or pass sweep_id=")
+    if ref is not None and sweep_id in (None, ref.id):
         return ref
-    if ref is not None and ref.id == sweep_id:
-        return ref
-    local = lookup(sweep_id)
     if local is not None:
-        return SweepRef(sweep_id, local.project, local.entity, None, local=True)
-    return SweepRef(sweep_id, ref.project if ref else None, ref.entity if ref else None)
+        return SweepRef(str(sweep_id), local.project, local.entity, None, local=True)
+    return SweepRef(str(sweep_id), ref.project if ref else None, ref.entity if ref else None)
 
 
 def client_host(host: str | None) -> AbstractContextManager[None]:
-    """Point ``wandb.sweep`` / ``wandb.agent`` at the server ``host`` names for the block (the
-    plugin's resolver decides the URL; the environment is restored after the block)."""
+    """Point ``wandb.sweep``/``wandb.agent`` at the server ``host`` names, for the block."""
     return client_server(server_url({"host": host}) if host else None)
 
 
@@ -254,11 +233,8 @@ def server_agent(
     host: str | None,
     **options: Any,
 ) -> None:
-    """The client's own ``wandb.agent`` on a server sweep, one at a time in this process.
-
-    Refused while a ``@wandb_init`` run of this process is open: ``wandb.agent`` tears the
-    client down before each trial, which would end it.
-    """
+    """The client's own ``wandb.agent`` on a server sweep, one at a time in this process, and
+    never beside an open ``@wandb_init`` run (it tears the client down before each trial)."""
     with _wandb_agent_lock, client_host(host):
         open_ids = list(live_run_ids())
         if open_ids:
@@ -280,7 +256,7 @@ _client_agent_fn: Any = None  # the client's wandb.agent while ours is installed
 
 
 def _client_agent() -> Any:
-    """The client's own ``wandb.agent`` (also while :func:`local_wandb_agent` is in effect)."""
+    """The client's own ``wandb.agent``."""
     import wandb
 
     with _patch_lock:
@@ -306,13 +282,9 @@ def _wandb_agent(
     term_timeout: int | None = None,
     max_consecutive_failed_runs: int | None = None,
 ) -> None:
-    """``wandb.agent`` while a ``@wandb_sweep`` task runs in this process.
-
-    A sweep this process's local controller runs: its trials, here. A local sweep controlled
-    elsewhere, or any other id while W&B is offline: an error at once, naming ``run_agent``. The
-    task's server sweep: the client's ``wandb.agent`` on the server its settings name. Anything
-    else: the client's own ``wandb.agent``.
-    """
+    """``wandb.agent`` while a ``@wandb_sweep`` task runs: a local sweep of this process runs
+    here; one controlled elsewhere, or any id while offline, is an error naming ``run_agent``;
+    a server sweep runs on the client's agent (on the server the task's settings name)."""
     name = str(sweep_id).rstrip("/").rsplit("/", 1)[-1] if sweep_id else ""
     local, ref = lookup(name), current_sweep()
     if local is not None:
@@ -336,11 +308,8 @@ def _wandb_agent(
 
 @contextmanager
 def local_wandb_agent() -> Iterator[None]:
-    """Within the block, ``wandb.agent`` is :func:`_wandb_agent`; afterwards the client's own.
-
-    Concurrent blocks share one replacement; the last one to end puts the client's function back
-    (unless something else replaced ``wandb.agent`` meanwhile, which is then left alone).
-    """
+    """Within the block, ``wandb.agent`` is :func:`_wandb_agent`; afterwards the client's own
+    (concurrent blocks share one replacement; one made by someone else meanwhile is kept)."""
     import wandb
 
     global _patch_users, _client_agent_fn
@@ -371,14 +340,11 @@ def run_agent(
     entity: str | None = None,
 ) -> dict[str, Any] | None:
     """Run sweep trials here: ``wandb.agent`` for a server sweep, else the local controller.
-
-    ``sweep_id`` defaults to the sweep of the enclosing ``@wandb_sweep`` task. ``function`` (the
-    objective) is called once per trial with no arguments, inside the trial's W&B run, and reads
-    its parameters from ``get_wandb_run().config`` (or ``wandb.config``). ``count`` caps the
-    number of trials (a grid sweep without one runs until the grid is exhausted). Returns the
-    local sweep's results (every trial and the best one), or ``None`` for a server sweep (read
-    it with ``wandb.Api().sweep(...)``).
-    """
+    ``sweep_id`` defaults to the enclosing ``@wandb_sweep`` task's sweep; ``function`` (the
+    objective, no arguments) runs once per trial inside its W&B run and reads its parameters from
+    ``get_wandb_run().config`` or ``wandb.config``; ``count`` caps the trials (a grid without one
+    runs to its end). Returns a local sweep's results (every trial, the best one), ``None`` for a
+    server sweep."""
     if function is None or not callable(function):
         raise TypeError(f"function must be the callable objective, got {function!r}")
     check_count(None, count)

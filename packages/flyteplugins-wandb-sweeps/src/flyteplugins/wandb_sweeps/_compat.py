@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 def _source(what: str, id_: Any, offline: bool | None, timeout: float, **where: Any) -> Source:
-    """Project and entity: given, else the current run's, else the ``wandb_config`` context's."""
+    """The download's source; project and entity: given, else the run's, else the context's."""
     run, context = where.pop("run", None), run_settings()
     for key in ("project", "entity"):
         where[key] = where[key] or getattr(run, key, None) or context.get(key)
@@ -49,16 +49,10 @@ def download_wandb_run_dir(
     offline: bool | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> str:
-    """Download one run's files, summary and history into a folder; return the folder.
-
-    The 2.x function. ``run_id`` defaults to the current ``@wandb_init`` run; ``path`` to
-    ``<default_download_dir()>/<run_id>`` (``/tmp/wandb_runs/<run_id>``). The folder holds the
-    run's files at its top, ``summary.json``, ``metrics_history.json`` (every logged row, as one
-    JSON list; left out with ``include_history=False``) and ``download.json``. Project and entity
-    come from the arguments, the current run or the ``wandb_config`` context. Offline runs
-    (``WANDB_MODE=offline``) are packaged from their local folder. Raises :class:`DownloadError`
-    (a ``RuntimeError``) naming every file that could not be downloaded.
-    """
+    """The 2.x function: download one run (default: the current one) into ``path`` (default
+    ``<default_download_dir()>/<run_id>``) and return it: its files at the top, ``summary.json``,
+    ``metrics_history.json`` (every row, one JSON list; not with ``include_history=False``),
+    ``download.json``. Raises :class:`DownloadError` naming what could not be downloaded."""
     run = get_wandb_run()
     if run_id is None:
         if run is None:
@@ -93,14 +87,10 @@ def download_wandb_sweep_dirs(
     offline: bool | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> list[str]:
-    """Download every run of a sweep, each into ``<base_path>/<run_id>``; return those folders.
-
-    The 2.x function. ``sweep_id`` defaults to the current ``@wandb_sweep`` sweep; ``base_path``
-    to :func:`default_download_dir`. Each folder is laid out as by
-    :func:`download_wandb_run_dir`. A run that fails is logged with the reason and left out of
-    the result; when every run fails (or the sweep cannot be read) :class:`DownloadError` is
-    raised.
-    """
+    """The 2.x function: download every run of a sweep (default: the current one) into
+    ``<base_path>/<run_id>`` (default base: :func:`default_download_dir`), laid out as
+    :func:`download_wandb_run_dir`; returns the folders. A run that fails is logged and left out;
+    :class:`DownloadError` when none could be downloaded or the sweep cannot be read."""
     sweep_id = sweep_id or get_wandb_sweep_id()
     if sweep_id is None:
         raise RuntimeError(
@@ -157,10 +147,8 @@ async def download_wandb_run_logs(
     host: str | None = None,
     offline: bool | None = None,
 ) -> Dir:
-    """:func:`download_wandb_run_dir` as a traced step: its folder shows in the Flyte UI.
-
-    The 2.x function (``await download_wandb_run_logs(run_id)`` inside an async task).
-    """
+    """The 2.x traced :func:`download_wandb_run_dir` (``await`` it in an async task): its folder
+    shows in the Flyte UI."""
     folder = await asyncio.to_thread(
         download_wandb_run_dir,
         run_id,
@@ -185,11 +173,8 @@ async def download_wandb_sweep_logs(
     host: str | None = None,
     offline: bool | None = None,
 ) -> Dir:
-    """:func:`download_wandb_sweep_dirs` as a traced step, returning the sweep's folder.
-
-    The 2.x function. ``base_path`` defaults to ``<default_download_dir()>/wandb-sweep-<id>``,
-    so the returned folder holds this sweep's runs only.
-    """
+    """The 2.x traced :func:`download_wandb_sweep_dirs`, into
+    ``<default_download_dir()>/wandb-sweep-<id>`` by default; returns the sweep's folder."""
     base = base_path if base_path is not None else str(download_folder("sweep", sweep_id, True))
     await asyncio.to_thread(
         download_wandb_sweep_dirs,

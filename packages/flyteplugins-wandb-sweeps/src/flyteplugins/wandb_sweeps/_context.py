@@ -57,20 +57,15 @@ def wandb_sweep_config(
     local_controller: bool | None = None,
     **extra: Any,
 ) -> WandbSweepConfig:
-    """A W&B sweep's configuration as Flyte ``custom_context`` entries.
-
-    Pass it as ``flyte.with_runcontext(custom_context=...)`` (it merges with ``wandb_config``:
-    ``{**wandb_config(...), **wandb_sweep_config(...)}``) or use it as ``with
-    wandb_sweep_config(...):`` inside a task to set only the given keys for the code and child
-    tasks in the block. ``method``, ``metric``, ``parameters``, ``name``, ``early_terminate`` and
-    any other keyword (``description``, ``run_cap``, ...) form the sweep configuration given to
-    ``wandb.sweep``; ``project``, ``entity`` and ``prior_runs`` say where it is created;
-    ``download_logs=True`` downloads every trial's logs when the sweep task ends (into the
-    default folder; ``download_logs="DIR"`` into ``DIR``); ``local_controller=True`` runs the
-    sweep with the local controller even when online (default: only when W&B is offline). Every
-    part given is checked now. The result reads back as attributes (``cfg.method``; ``cfg.kwargs``
-    for the other keys) and ``cfg.to_sweep_config()`` gives the dict for ``wandb.sweep``.
-    """
+    """A W&B sweep's configuration as Flyte ``custom_context`` entries: pass it to
+    ``flyte.with_runcontext(custom_context=...)`` (merged with ``wandb_config`` as ``{**a,
+    **b}``), or use ``with wandb_sweep_config(...):`` in a task for the code and child tasks in
+    the block. ``method``, ``metric``, ``parameters``, ``name``, ``early_terminate`` and other
+    keywords (``run_cap``, ...) form the configuration given to ``wandb.sweep``; ``project``,
+    ``entity``, ``prior_runs`` say where it is created; ``download_logs`` (``True`` or a folder)
+    downloads every trial's logs after the sweep task; ``local_controller=True`` uses the local
+    controller online too. Every part given is checked now; ``cfg.method`` etc. read it back,
+    ``cfg.to_sweep_config()`` gives the dict."""
     values = {k: v for k, v in locals().items() if k != "extra"}  # the named arguments
     return WandbSweepConfig(encode_entries(PREFIX, _normalize({**values, **extra})))
 
@@ -86,8 +81,7 @@ def _normalize(values: Mapping[str, Any]) -> dict[str, Any]:
 
 class WandbSweepConfig(ContextEntries):
     """What :func:`wandb_sweep_config` returns: ``custom_context`` entries, a reusable ``with``
-    block, and the settings as attributes (``None`` when not given; ``kwargs``: the other keys
-    of the sweep configuration)."""
+    block, the settings as attributes (``kwargs``: the other keys)."""
 
     _prefix: ClassVar[str] = PREFIX
     _fields: ClassVar[tuple[str, ...]] = (*CONFIG, *SETTINGS)
@@ -150,8 +144,8 @@ def is_local(local_controller: Any, mode: str | None) -> bool:
 
 
 def current_sweep() -> SweepRef | None:
-    """The sweep of the enclosing ``@wandb_sweep`` call, else the one published to this task,
-    else (inside a ``wandb.agent`` trial, a thread outside the task's context) the agent's."""
+    """The sweep of the enclosing ``@wandb_sweep`` call, else the one published to this task, else
+    (in a ``wandb.agent`` trial thread) the agent's."""
     ref = current.get()
     if ref is None:
         try:

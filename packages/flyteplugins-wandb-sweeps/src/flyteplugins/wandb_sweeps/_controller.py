@@ -1,11 +1,8 @@
 """The local sweep controller: W&B's open-source ``sweeps`` engine, with no server.
-
-:class:`LocalSweep` plays the server's part in the ``@wandb_sweep`` task's process: it asks
-``sweeps.next_runs`` for trials given every trial so far (running ones included, so a grid never
-hands out a point twice and bayes accounts for trials in flight) and takes each finished trial's
-metric back. A sweep created by a task has an id derived from the Flyte run and action and keeps
-its finished trials in a JSON file in the run's folder, so a retry of the task resumes it.
-"""
+:class:`LocalSweep` asks ``sweeps.next_runs`` for trials given every trial so far (running ones
+included, so a grid never hands out a point twice and bayes counts trials in flight). A sweep
+created by a task has an id derived from the Flyte run and action, and keeps its finished trials
+in a JSON file in the run's folder, so a retry of the task resumes it."""
 
 from __future__ import annotations
 
@@ -40,8 +37,8 @@ def new_id(length: int = 8) -> str:
 
 def local_sweep_id(run_name: str, action_name: str) -> str:
     """The id of the local sweep a ``@wandb_sweep`` task creates in a Flyte action: the same on
-    every attempt and known when links are rendered (8 hex digits of the run name's SHA-256 keep
-    it short enough to tag trials; Flyte's ``{{.actionName}}`` template is kept verbatim)."""
+    every attempt, known when links are rendered, short enough to tag trials (8 hex digits of the
+    run name's SHA-256; ``{{.actionName}}`` kept verbatim)."""
     return action_id_base(hashlib.sha256(run_name.encode()).hexdigest()[:8], action_name)
 
 
@@ -130,11 +127,9 @@ def metric_value(
 
 
 class LocalSweep:
-    """A sweep controlled in this process; thread-safe (agents may run in threads).
-
-    ``propose(n)`` hands out up to ``n`` new trials (fewer when a grid is exhausted, the run cap
-    is reached or the metric's target was hit); ``report`` takes each trial's outcome back.
-    """
+    """A sweep controlled in this process; thread-safe. ``propose(n)`` hands out up to ``n`` new
+    trials (fewer when a grid is exhausted, the run cap is reached or the metric's target was
+    hit); ``report`` takes each trial's outcome back."""
 
     def __init__(
         self,
@@ -225,13 +220,8 @@ class LocalSweep:
                     if proposal is None:
                         self._exhausted = True
                         break
-                    # numpy values from the engine as plain values
-                    params = json.loads(
-                        json.dumps(
-                            {k: v["value"] for k, v in proposal.config.items()},
-                            default=lambda v: v.tolist(),
-                        )
-                    )
+                    values = {k: v["value"] for k, v in proposal.config.items()}
+                    params = json.loads(json.dumps(values, default=lambda v: v.tolist()))  # numpy
                     if self.method == "grid" and canonical(params) in self._seen:
                         continue
                     self._seen.add(canonical(params))
@@ -243,7 +233,6 @@ class LocalSweep:
         return out
 
     def mark_running(self, run_id: str) -> None:
-        """The trial ``run_id`` was handed to an agent."""
         with self._lock:
             self._trials[run_id].state = "running"
 
@@ -288,8 +277,8 @@ class LocalSweep:
         return self.report(run_id, state=state, summary=summary, history=history)
 
     def _save(self) -> None:
-        """Write the finished trials to the state file; a failure is logged, not raised (a
-        retry of the task would run the unsaved trials again)."""
+        """Write the finished trials to the state file; a failure is logged (a retry would run them
+        again)."""
         if self.state is None:
             return
         from flyte.storage import get_underlying_filesystem
@@ -323,10 +312,10 @@ class LocalSweep:
             return
         if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
             raise ValueError(f"{path} is not the state of a local sweep (format {STATE_FORMAT})")
-        if (data.get("sweep_id"), data.get("config")) != (
+        if [data.get("sweep_id"), data.get("config")] != [
             self.sweep_id,
             canonical(self._engine_config),
-        ):
+        ]:
             logger.warning(
                 "sweep %s: the state at %s belongs to another sweep configuration; starting afresh",
                 self.sweep_id,
@@ -341,8 +330,8 @@ class LocalSweep:
         logger.info("sweep %s: resumed with %d finished trials", self.sweep_id, len(self._restored))
 
     def claim_restored(self, limit: int | None = None) -> list[Trial]:
-        """Up to ``limit`` trials an earlier attempt finished, each handed out once: an agent
-        counts them as trials it ran, instead of running them."""
+        """Up to ``limit`` trials an earlier attempt finished, each handed out once: an agent counts
+        them as run."""
         with self._lock:
             n = len(self._restored) if limit is None else max(0, min(limit, len(self._restored)))
             claimed, self._restored = self._restored[:n], self._restored[n:]
@@ -392,13 +381,10 @@ def create_local_sweep(
     sweep_id: str | None = None,
     state: str | None = None,
 ) -> LocalSweep:
-    """Create and register a local sweep (the offline counterpart of ``wandb.sweep``).
-
-    Its id finds it (``run_agent``, ``wandb.agent``) until :meth:`LocalSweep.close`; use it as
-    ``with create_local_sweep(...) as sweep:`` to close it at the end of the block. ``state`` (a
-    path or object store URL) keeps the finished trials; a sweep created later with the same id,
-    configuration and ``state`` resumes from them.
-    """
+    """Create and register a local sweep (the offline ``wandb.sweep``); its id finds it
+    (``run_agent``, ``wandb.agent``) until :meth:`LocalSweep.close` (or the end of a ``with``
+    block). ``state`` (a path or URL) keeps the finished trials, from which a sweep created later
+    with the same id and configuration resumes."""
     sweep = LocalSweep(sweep_id or new_id(), config, project=project, entity=entity, state=state)
     with local_sweeps_lock:
         local_sweeps[sweep.sweep_id] = sweep

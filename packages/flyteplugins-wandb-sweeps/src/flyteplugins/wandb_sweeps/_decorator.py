@@ -55,14 +55,10 @@ _CONFIG_KEYS = ("method", "metric", "parameters")
 
 @dataclass
 class WandbSweep:
-    """Link to a W&B sweep (or, before the sweep exists, to the project's sweeps page).
-
-    Settings given here win over the submitter's ``wandb_sweep_config``/``wandb_config`` context.
-    The fields come in the order of the 2.x link (``host, project, entity, id, name``); ``id`` and
-    ``sweep_id`` name the same sweep (either may be given; both only when equal).
-    ``local_controller`` is ``@wandb_sweep``'s: on a ``@wandb_sweep`` task with it (or when W&B is
-    offline) the task creates a local sweep whose id the link derives from the run and action.
-    """
+    """Link to a W&B sweep (before it exists: the project's sweeps page). Settings given here win
+    over the submitter's context; fields in the order of the 2.x link; ``id`` and ``sweep_id``
+    name the same sweep. On a ``@wandb_sweep`` task, ``local_controller`` (or W&B offline) means
+    a local sweep whose id the link derives from the run and action."""
 
     host: str | None = None
     project: str | None = None
@@ -89,9 +85,7 @@ class WandbSweep:
         run_name: str | None = None,
         action_name: str | None = None,
     ) -> str:
-        """The link's URL for a submission with ``context``; ``run_name``/``action_name`` (the
-        Flyte run and action the task runs as) name the local sweep a ``@wandb_sweep`` task
-        would create."""
+        """The link's URL for a submission with ``context`` in the Flyte run and action given."""
         ctx = context or {}
         run_cfg = read_wandb_config(ctx)
         sweep_cfg = read_sweep_settings(ctx)
@@ -183,7 +177,7 @@ def wandb_sweep(
 
 
 def _sweep_links(task: Any, opts: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The links ``@wandb_sweep`` adds to a task (computed again for an overridden task)."""
+    """The links ``@wandb_sweep`` adds to a task (again for an overridden task)."""
     keys = ("project", "entity", "local_controller")
     link = WandbSweep(**{k: opts.get(k) for k in keys})
     link._creates = True
@@ -219,9 +213,8 @@ def _wrap(func: Callable[..., Any], opts: dict[str, Any]) -> Any:
 
 
 class _SweepCall:
-    """One call of a ``@wandb_sweep`` task. ``scope`` (around the task's code) publishes the
-    sweep and, where needed, routes ``wandb.agent``; leaving the call forgets the local sweep it
-    created (after the log download)."""
+    """One call of a ``@wandb_sweep`` task: ``scope`` (around the task's code) publishes the sweep
+    and routes ``wandb.agent``; leaving the call forgets the local sweep it created."""
 
     def __init__(self, opts: Mapping[str, Any]) -> None:
         self.opts = opts

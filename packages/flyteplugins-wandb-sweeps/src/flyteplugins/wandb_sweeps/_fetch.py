@@ -40,8 +40,7 @@ class UnsafeFileName(ValueError):
 
 
 class DownloadError(RuntimeError):
-    """A download that failed: in strict mode, any file that could not be downloaded (``failed``
-    maps each name to the reason)."""
+    """A download that failed (``failed``: each name, and why)."""
 
     def __init__(self, message: str, failed: Mapping[str, str]) -> None:
         super().__init__(message)
@@ -96,11 +95,8 @@ def run_bounded(
     progress: bool | None = None,
     label: str = "downloading",
 ) -> dict[str, str]:
-    """Run ``jobs`` (name -> callable) on a pool of ``workers`` threads until ``deadline``.
-
-    Returns ``{name: reason}`` for every job that raised or had not finished by the deadline.
-    A progress bar (``rich``, when installed) shows with ``progress=True``, or from 20 jobs on.
-    """
+    """Run ``jobs`` on ``workers`` threads until ``deadline``; ``{name: why}`` for those that raised
+    or did not finish. A ``rich`` progress bar shows with ``progress`` (default: from 20 jobs)."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers!r}")
     failed: dict[str, str] = {}
@@ -140,8 +136,8 @@ def wandb_root(root: str | Path | None = None) -> Path:
 
 
 def find_offline_run_dir(run_id: str, root: str | Path | None = None) -> Path | None:
-    """The newest folder of the run ``run_id`` under ``root`` (default: ``WANDB_DIR``): offline
-    runs write ``offline-run-<time>-<id>``, online ones ``run-<time>-<id>``."""
+    """The newest folder of the run under ``root`` (default ``WANDB_DIR``): ``offline-run-*-<id>``,
+    or ``run-*-<id>`` for an online one."""
     base = wandb_root(root)
     matches = [
         p
@@ -155,8 +151,7 @@ def find_offline_run_dir(run_id: str, root: str | Path | None = None) -> Path | 
 
 
 def _read_finished(path: Path, wait: float) -> Any:
-    """The record of a run file, once its exit record is on disk (``run.finish()`` may return
-    before the client's writer flushed it): polled for up to ``wait`` seconds."""
+    """The run file's record once its exit record is on disk (polled up to ``wait`` seconds)."""
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -190,7 +185,7 @@ class Source:
 
     @classmethod
     def make(cls, what: str, value: Any, offline: bool | None, timeout: float, **kw: Any) -> Source:
-        """A source for downloading ``value`` (the ``what`` id); checks both arguments."""
+        """A source for downloading ``value`` (the ``what`` id), both checked."""
         if not isinstance(value, str) or not value:
             raise ValueError(f"{what} must be a non-empty string, got {value!r}")
         if timeout <= 0:
@@ -213,8 +208,8 @@ class Source:
         return f"{self.entity or api.default_entity}/{self.project or 'uncategorized'}/{id_}"
 
     def sweep(self, sweep_id: str) -> tuple[dict[str, Any], list[str]]:
-        """What is known of a sweep (for ``sweep.json``) and the ids of its runs. Offline: the
-        local controller of this process, else the trials under ``WANDB_DIR`` grouped by it."""
+        """What is known of a sweep, and its run ids (offline: from its local controller, else from
+        the runs under ``WANDB_DIR`` grouped by it)."""
         if not self.offline:
             sweep = self.api().sweep(self.path(sweep_id))
             ids = [r.id for r in sweep.runs]
@@ -242,9 +237,8 @@ class Source:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where a run's download puts what: ``files``, the folder of the run's own files ("" = the
-    download folder itself); ``history``, the file of its rows (``.jsonl``: one per line;
-    ``.json``: one list) or ``None``; ``extras``: ``config.json`` and, offline, the raw record."""
+    """Where a run's download puts its files ("" = at the top), its rows (``.jsonl``: one per line;
+    ``.json``: one list; ``None``: none) and the extras (config, raw record)."""
 
     files: str
     history: str | None
@@ -269,8 +263,6 @@ class Layout:
 
 
 STANDARD = Layout(files="files", history="history.jsonl", extras=True)
-"""``download_run``/``download_logs``: ``files/``, ``history.jsonl``, ``summary.json``,
-``config.json``, offline ``run-<id>.wandb``, and ``download.json``."""
 
 
 def compat_layout(include_history: bool) -> Layout:
@@ -288,7 +280,6 @@ def _fetch(file: Any, root: Path) -> Callable[[Path], Any]:
 
 
 def fetch_run(run_id: str, target: Path, layout: Layout, src: Source) -> DownloadResult:
-    """Download one run into ``target``."""
     result = DownloadResult(path=target, run_ids=[run_id])
     files_dir = target / layout.files if layout.files else target
     files_dir.mkdir(parents=True, exist_ok=True)
@@ -350,19 +341,14 @@ def _write_file(dest: Path, make: Callable[[Path], Any]) -> None:
 
 
 def default_download_dir() -> Path:
-    """Where downloads go when no folder is given: ``<temp dir>/wandb_runs``.
-
-    The system's temporary folder as Python finds it (``TMPDIR``, else ``/tmp`` on Linux), so by
-    default ``/tmp/wandb_runs``, the folder 2.x used. Nothing in it is removed automatically:
-    :func:`remove_downloaded_logs` removes what the plugin downloaded there.
-    """
+    """Where downloads go when no folder is given: ``<temp dir>/wandb_runs`` (``/tmp/wandb_runs``,
+    as in 2.x); :func:`remove_downloaded_logs` removes what was downloaded there."""
     return Path(tempfile.gettempdir()) / "wandb_runs"
 
 
 def download_folder(kind: str, id_: str, download_logs: bool | str | os.PathLike[str]) -> Path:
-    """The folder the ``download_logs`` setting sends a run's (or sweep's) logs to:
-    ``<default_download_dir()>/wandb-<kind>-<id>`` for ``True``, ``DIR/wandb-<kind>-<id>`` for a
-    folder ``DIR``, so a task's run, its children's and a sweep's never mix."""
+    """Where ``download_logs`` (``True``, or a folder) sends logs: ``wandb-<kind>-<id>`` in that
+    folder."""
     if download_logs is False:
         raise ValueError("download_logs=False: there is nothing to download")
     base = default_download_dir() if download_logs is True else Path(os.fspath(download_logs))

@@ -73,15 +73,11 @@ def download_run(
     strict: bool = False,
     progress: bool | None = None,
 ) -> DownloadResult:
-    """Download every file, the full history and the summary of one W&B run into ``target``.
-
-    Online (unless ``WANDB_MODE``/``wandb_config(mode=...)`` says offline) the run
-    ``entity/project/run_id`` is read from the W&B server at ``host``; offline, the run's folder
-    under ``wandb_dir`` (default ``WANDB_DIR``) is packaged. ``target`` defaults to
-    ``<default_download_dir()>/wandb-run-<run_id>``. Files are fetched on ``workers`` threads,
-    all within ``timeout`` seconds; failures are reported in the result (and ``download.json``)
-    or, with ``strict=True``, raised as :class:`DownloadError`.
-    """
+    """Download every file, the full history and the summary of one W&B run into ``target`` (default
+    ``<default_download_dir()>/wandb-run-<run_id>``): from the server at ``host``, or offline
+    from its folder under ``wandb_dir`` (default ``WANDB_DIR``). Files are fetched on ``workers``
+    threads within ``timeout`` seconds; failures are reported in the result and
+    ``download.json``, or raised as :class:`DownloadError` with ``strict=True``."""
     where = {"project": project, "entity": entity, "host": host, "wandb_dir": wandb_dir}
     where |= {"workers": workers, "progress": progress}
     src = Source.make("run_id", run_id, offline, timeout, **where)
@@ -103,14 +99,10 @@ def download_sweep(
     strict: bool = False,
     progress: bool | None = None,
 ) -> DownloadResult:
-    """Download the logs of every run of a sweep (``runs/<run id>/``) and ``sweep.json``.
-
-    Online the sweep and its runs come from the W&B server; offline (a sweep run by the local
-    controller) its trials' run folders are packaged, and a sweep with neither a controller in
-    this process nor a trial on disk is an error. ``target`` defaults to
-    ``<default_download_dir()>/wandb-sweep-<sweep_id>``. Bounds and failures as
-    :func:`download_run`.
-    """
+    """Download every run of a sweep (``runs/<run id>/``) and ``sweep.json`` into ``target``
+    (default ``<default_download_dir()>/wandb-sweep-<sweep_id>``); offline, a sweep with no local
+    controller here and no trial on disk is an error. Bounds and failures as
+    :func:`download_run`."""
     where = {"project": project, "entity": entity, "host": host, "wandb_dir": wandb_dir}
     where |= {"workers": workers, "progress": progress}
     src = Source.make("sweep_id", sweep_id, offline, timeout, **where)
@@ -132,12 +124,9 @@ def download_sweep(
 
 
 def remove_downloaded_logs(path: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Remove the downloads the plugin wrote under ``path`` (default: :func:`default_download_dir`).
-
-    Only folders directly under ``path`` that a download wrote (those holding its
-    ``download.json``, or a sweep download's ``runs/``/run folders) are removed; anything else
-    there is left alone. Returns the folders removed.
-    """
+    """Remove the downloads under ``path`` (default :func:`default_download_dir`): only the folders
+    a download wrote (holding its ``download.json``, or a sweep's run folders); the folders
+    removed."""
     base = Path(path) if path is not None else default_download_dir()
     removed: list[Path] = []
     if not base.is_dir():
@@ -177,7 +166,7 @@ def _hook_args(
 
 
 def _hook_done(args: Mapping[str, Any], error: Exception | None) -> None:
-    """Say where the logs went, or why they did not (raised in strict mode)."""
+    """Say where the logs went, or why not (raised in strict mode)."""
     what = f"W&B logs of {args['kind']} {args['id_']}"
     if error is None:
         where = Path(args["target"]).resolve()
@@ -200,14 +189,10 @@ def after_task(
     timeout: float = DEFAULT_TIMEOUT,
     download_logs: bool | str | os.PathLike[str] = True,
 ) -> Any:
-    """Download a finished run's (or sweep's) logs through a ``flyte.trace`` function.
-
-    What ``@wandb_init(download_logs=...)`` and ``@wandb_sweep(download_logs=...)`` call after
-    the task body returned (synchronous tasks; async tasks use :func:`after_task_async`); the
-    logs go to :func:`download_folder` of ``download_logs``, which is printed. Returns the
-    ``flyte.io.Dir`` of the logs, or ``None`` when the download failed and ``strict`` is off
-    (the failure is logged with the names of the files).
-    """
+    """Download a finished run's (or sweep's) logs through a ``flyte.trace`` function: what
+    ``@wandb_init``/``@wandb_sweep`` call after a synchronous task with ``download_logs``
+    (``True``, or a folder), printing where. Returns the logs' ``flyte.io.Dir``, or ``None`` when
+    the download failed and ``strict`` is off (the failure is logged)."""
     args = _hook_args(**locals())  # the arguments, as given
     try:
         out = download_wandb_logs(**args)
@@ -273,7 +258,7 @@ async def download_wandb_logs_async(
     timeout: float,
     target: str,
 ) -> Dir:
-    """The traced download (async tasks); the blocking download runs on a worker thread."""
+    """The traced download (async tasks), on a worker thread."""
     args = dict(project=project, entity=entity, host=host, offline=offline, strict=strict)
     result = await asyncio.to_thread(_download, kind, id_, **args, timeout=timeout, target=target)
     return await Dir.from_local(str(result.path))
