@@ -23,15 +23,12 @@ from ._context import (
 )
 from ._controller import LocalSweep, Trial, create_local_sweep
 from ._decorator import WandbSweep, wandb_sweep
+from ._fetch import DownloadError, DownloadResult, UnsafeFileName, default_download_dir
 from ._parallel import run_agent_work, run_parallel_agents, run_parallel_agents_sync
 from ._validate import MAX_PARALLEL_AGENTS, SweepConfigError, validate_sweep_config
 from .download import (
-    DownloadError,
-    DownloadResult,
-    UnsafeFileName,
     after_task,
     after_task_async,
-    default_download_dir,
     download_run,
     download_sweep,
     remove_downloaded_logs,

@@ -44,9 +44,10 @@ from ._context import (
     sweep_entries,
 )
 from ._controller import LocalSweep, create_local_sweep, local_sweep_id, parameter_paths, state_path
+from ._fetch import find_offline_run_dir
 from ._state import SweepRef, current
 from ._validate import check_partial, validate_sweep_config
-from .download import after_task, after_task_async, find_offline_run_dir
+from .download import after_task, after_task_async
 
 logger = logging.getLogger(__name__)
 _MARK = "__flyteplugins_wandb_sweep__"
@@ -72,11 +73,8 @@ class WandbSweep:
     """Set by ``@wandb_sweep``: the task this link is on creates the sweep."""
 
     def __post_init__(self) -> None:
-        if self.id is not None and self.sweep_id is not None and self.id != self.sweep_id:
-            raise ValueError(
-                f"WandbSweep(id={self.id!r}, sweep_id={self.sweep_id!r}): both name the sweep; "
-                "give one of them"
-            )
+        if None not in (self.id, self.sweep_id) and self.id != self.sweep_id:
+            raise ValueError(f"WandbSweep(id={self.id!r}, sweep_id={self.sweep_id!r}): give one")
         self.sweep_id = self.id = self.sweep_id if self.sweep_id is not None else self.id
 
     def url(
@@ -100,17 +98,10 @@ class WandbSweep:
                 local = sweep_cfg.get("local_controller")
             if is_local(local, run_cfg.get("mode")):
                 sweep_id = local_sweep_id(run_name, action_name)
-        settings = {
-            "host": self.host or source.get("host") or run_cfg.get("host"),
-            "entity": self.entity
-            or source.get("entity")
-            or sweep_cfg.get("entity")
-            or run_cfg.get("entity"),
-            "project": self.project
-            or source.get("project")
-            or sweep_cfg.get("project")
-            or run_cfg.get("project"),
-        }
+        settings = {}
+        for key in ("host", "entity", "project"):  # given here > the sweep's > the contexts'
+            found = [getattr(self, key), source.get(key), sweep_cfg.get(key), run_cfg.get(key)]
+            settings[key] = next((v for v in found if v), None)
         return sweep_page_url({k: v for k, v in settings.items() if v}, sweep_id)
 
     def get_link(
@@ -257,15 +248,10 @@ class _SweepCall:
             stack.enter_context(local_wandb_agent())
         stack.callback(current.reset, current.set(ref))
         stack.enter_context(override_custom_context(sweep_entries(ref)))
-        if settings.get("download_logs"):
-            self.download = {
-                "sweep_id": ref.id,
-                "project": ref.project,
-                "entity": ref.entity,
-                "host": ref.host,
-                "offline": is_offline(mode),
-                "download_logs": settings["download_logs"],  # True, or the folder to use
-            }
+        if settings.get("download_logs"):  # True, or the folder to use
+            where = {"project": ref.project, "entity": ref.entity, "host": ref.host}
+            self.download = {"sweep_id": ref.id, **where, "offline": is_offline(mode)}
+            self.download["download_logs"] = settings["download_logs"]
 
 
 def _create(

@@ -29,14 +29,11 @@ from ._fetch import (
     DEFAULT_WORKERS,
     REPORT,
     STANDARD,
-    DownloadError,
     DownloadResult,
     Source,
-    UnsafeFileName,
     default_download_dir,
     download_folder,
     fetch_run,
-    find_offline_run_dir,
     finish,
     safe_path,
     target_dir,
@@ -44,19 +41,6 @@ from ._fetch import (
 )
 
 logger = logging.getLogger(__name__)
-__all__ = [
-    "DownloadError",
-    "DownloadResult",
-    "UnsafeFileName",
-    "after_task",
-    "after_task_async",
-    "default_download_dir",
-    "download_folder",
-    "download_run",
-    "download_sweep",
-    "find_offline_run_dir",
-    "remove_downloaded_logs",
-]
 
 
 def download_run(
@@ -120,9 +104,6 @@ def download_sweep(
     return finish(result, strict, f"W&B sweep {sweep_id!r}")
 
 
-# -- cleaning up ---------------------------------------------------------------------------------
-
-
 def remove_downloaded_logs(path: str | os.PathLike[str] | None = None) -> list[Path]:
     """Remove the downloads under ``path`` (default :func:`default_download_dir`): only the folders
     a download wrote (holding its ``download.json``, or a sweep's run folders); the folders
@@ -145,9 +126,6 @@ def remove_downloaded_logs(path: str | os.PathLike[str] | None = None) -> list[P
 
 def _is_download(folder: Path) -> bool:
     return (folder / REPORT).is_file()
-
-
-# -- the hook the decorators call ----------------------------------------------------------------
 
 
 def _hook_args(
