@@ -54,15 +54,13 @@ def download_wandb_run_dir(
     ``metrics_history.json`` (every row, one JSON list; not with ``include_history=False``),
     ``download.json``. Raises :class:`DownloadError` naming what could not be downloaded."""
     run = get_wandb_run()
-    if run_id is None:
-        if run is None:
-            raise RuntimeError(
-                "download_wandb_run_dir() needs a run_id outside a @wandb_init task or function "
-                "(there is no current run to default to)"
-            )
-        run_id = str(run.id)
-    elif run is not None and str(run.id) != run_id:
-        run = None
+    if run_id is None and run is None:
+        raise RuntimeError(
+            "download_wandb_run_dir() needs a run_id outside a @wandb_init task or function "
+            "(there is no current run to default to)"
+        )
+    run_id = run_id or str(run.id)
+    run = run if run is not None and str(run.id) == run_id else None
     where = {"project": project, "entity": entity, "host": host, "run": run}
     src = _source("run_id", run_id, offline, timeout, **where)
     out = target_dir(path, safe_path(default_download_dir(), run_id))
@@ -126,12 +124,9 @@ def download_wandb_sweep_dirs(
             failed,
         )
     if failed:
+        names, total = ", ".join(sorted(failed)), len(failed) + len(done)
         logger.warning(
-            "%d of %d runs of W&B sweep %r could not be downloaded: %s",
-            len(failed),
-            len(failed) + len(done),
-            sweep_id,
-            ", ".join(sorted(failed)),
+            "%d of %d runs of sweep %r not downloaded: %s", len(failed), total, sweep_id, names
         )
     return done
 
@@ -149,16 +144,8 @@ async def download_wandb_run_logs(
 ) -> Dir:
     """The 2.x traced :func:`download_wandb_run_dir` (``await`` it in an async task): its folder
     shows in the Flyte UI."""
-    folder = await asyncio.to_thread(
-        download_wandb_run_dir,
-        run_id,
-        path,
-        include_history,
-        project=project,
-        entity=entity,
-        host=host,
-        offline=offline,
-    )
+    where = {"project": project, "entity": entity, "host": host, "offline": offline}
+    folder = await asyncio.to_thread(download_wandb_run_dir, run_id, path, include_history, **where)
     return await Dir.from_local(folder)
 
 
@@ -176,14 +163,6 @@ async def download_wandb_sweep_logs(
     """The 2.x traced :func:`download_wandb_sweep_dirs`, into
     ``<default_download_dir()>/wandb-sweep-<id>`` by default; returns the sweep's folder."""
     base = base_path if base_path is not None else str(download_folder("sweep", sweep_id, True))
-    await asyncio.to_thread(
-        download_wandb_sweep_dirs,
-        sweep_id,
-        base,
-        include_history,
-        project=project,
-        entity=entity,
-        host=host,
-        offline=offline,
-    )
+    where = {"project": project, "entity": entity, "host": host, "offline": offline}
+    await asyncio.to_thread(download_wandb_sweep_dirs, sweep_id, base, include_history, **where)
     return await Dir.from_local(base)

@@ -271,12 +271,8 @@ def compat_layout(include_history: bool) -> Layout:
     return Layout(files="", history=history, extras=False)
 
 
-def _copy(source: Path) -> Callable[[Path], Any]:
-    return lambda dest: shutil.copy2(source, dest)
-
-
-def _fetch(file: Any, root: Path) -> Callable[[Path], Any]:
-    return lambda dest: file.download(root=str(root), replace=True).close()
+def _fetch(file: Any, root: Path, dest: Path) -> None:
+    file.download(root=str(root), replace=True).close()
 
 
 def fetch_run(run_id: str, target: Path, layout: Layout, src: Source) -> DownloadResult:
@@ -300,12 +296,14 @@ def fetch_run(run_id: str, target: Path, layout: Layout, src: Source) -> Downloa
         base = folder / "files"
         for path in sorted(base.rglob("*")) if base.is_dir() else []:
             if path.is_file():
-                sources.append((path.relative_to(base).as_posix(), _copy(path)))
+                sources.append(
+                    (path.relative_to(base).as_posix(), functools.partial(shutil.copy2, path))
+                )
     else:
         run = src.api().run(src.path(run_id))
         summary, config = dict(run.summary_metrics), dict(run.config)
         rows = run.scan_history(use_cache=False)  # every row; history() would sample 500
-        sources += [(f.name, _fetch(f, files_dir)) for f in run.files()]
+        sources += [(f.name, functools.partial(_fetch, f, files_dir)) for f in run.files()]
     count = [0]
     jobs["summary.json"] = lambda: write_json(target / "summary.json", summary)
     if layout.history:
