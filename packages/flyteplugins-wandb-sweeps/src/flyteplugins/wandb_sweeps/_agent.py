@@ -21,7 +21,7 @@ from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init
 from flyteplugins.wandb.ext import client_server, live_run_ids, server_url
 
 from ._context import current_sweep, is_offline
-from ._controller import LocalSweep, Trial, lookup, trial_tags
+from ._controller import LocalSweep, Trial, find_path, lookup, trial_tags
 from ._state import SweepRef
 
 logger = logging.getLogger(__name__)
@@ -53,31 +53,25 @@ def _format_error(exc: BaseException, function: Callable[[], Any]) -> str:
 def _metric_rows(run: Any, metric: str | None, rows: list[dict[str, Any]]) -> Iterator[None]:
     """In the block, each ``run.log`` of ``metric`` (``a.b`` may be nested) adds ``{metric: value}``
     to ``rows``."""
+    if metric is None:
+        yield
+        return
     own = vars(run)
     had, before, client_log = "log" in own, own.get("log"), run.log
 
     @functools.wraps(client_log)
     def log(data: Any, *args: Any, **kwargs: Any) -> Any:
         result = client_log(data, *args, **kwargs)  # first: a refused call records nothing
-        value: Any = data
-        for part in (
-            [metric] if isinstance(data, Mapping) and metric in data else str(metric).split(".")
-        ):
-            if not isinstance(value, Mapping) or part not in value:
-                return result
-            value = value[part]
-        rows.append({str(metric): value})
+        flat = isinstance(data, Mapping) and metric in data
+        found, value = (True, data[metric]) if flat else find_path(data, metric.split("."))
+        rows.extend([{metric: value}] if found else [])
         return result
 
-    if metric is not None:
-        run.log = log
+    run.log = log
     try:
         yield
     finally:
-        if metric is not None and had:
-            own["log"] = before
-        elif metric is not None:
-            own.pop("log", None)
+        own.update(log=before) if had else own.pop("log", None)
 
 
 def run_trial(
@@ -129,16 +123,9 @@ def run_trial(
             f"no W&B run was started for trial {run_id!r}: this process does not log to W&B "
             "(a non-zero rank of a distributed job?)"
         )
-    state = "finished" if error is None else "failed"
+    outcome = {"run_id": run_id, "state": "finished" if error is None else "failed"}
     history = json.loads(json.dumps(rows, default=str))
-    summary = seen.get("summary", {})
-    return {
-        "run_id": run_id,
-        "state": state,
-        "summary": summary,
-        "history": history,
-        "error": error,
-    }
+    return {**outcome, "summary": seen.get("summary", {}), "history": history, "error": error}
 
 
 def report(sweep: LocalSweep, outcome: Mapping[str, Any]) -> Trial:

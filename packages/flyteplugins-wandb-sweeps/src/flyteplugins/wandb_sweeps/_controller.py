@@ -82,7 +82,8 @@ def parameter_paths(
     return out
 
 
-def _lookup(values: Any, path: Sequence[str]) -> tuple[bool, Any]:
+def find_path(values: Any, path: Sequence[str]) -> tuple[bool, Any]:
+    """Whether ``values`` holds the nested ``path``, and the value there."""
     for part in path:
         if not isinstance(values, Mapping) or part not in values:
             return False, None
@@ -116,7 +117,7 @@ def metric_value(
     name: str, goal: str, summary: Mapping[str, Any], history: Sequence[Mapping[str, Any]]
 ) -> float | None:
     """The trial's metric as W&B's engine scores it: the best of its summary and history values."""
-    found, value = (True, summary[name]) if name in summary else _lookup(summary, name.split("."))
+    found, value = (True, summary[name]) if name in summary else find_path(summary, name.split("."))
     candidates = [row[name] for row in history if name in row] + ([value] if found else [])
     values = [
         float(v)
@@ -190,7 +191,7 @@ class LocalSweep:
         for t in self._trials.values():
             config = {}
             for path in self._paths:
-                found, value = _lookup(t.params, path)
+                found, value = find_path(t.params, path)
                 if found:
                     config[HyperParameterSet.NESTING_DELIMITER.join(path)] = {"value": value}
             summary, history = dict(t.summary), list(t.history)

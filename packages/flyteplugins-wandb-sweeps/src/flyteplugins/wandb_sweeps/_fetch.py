@@ -62,10 +62,12 @@ class DownloadResult:
         return not self.failed
 
     def merge(self, other: DownloadResult, prefix: str) -> None:
-        self.run_ids += other.run_ids
+        self.run_ids, self.history_rows = (
+            self.run_ids + other.run_ids,
+            self.history_rows + other.history_rows,
+        )
         self.files += [f"{prefix}/{f}" for f in other.files]
         self.failed.update({f"{prefix}/{k}": v for k, v in other.failed.items()})
-        self.history_rows += other.history_rows
 
 
 def safe_path(root: Path, name: str) -> Path:

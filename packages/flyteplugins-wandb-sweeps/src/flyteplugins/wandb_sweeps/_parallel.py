@@ -89,11 +89,11 @@ def _flyte_action() -> dict[str, Any] | None:
 
 
 class _Workers:
-    """One worker process per local agent (``slot``) while a parallel run of the sweep lasts."""
+    """The worker processes (one per agent running at a time) of a parallel run of a sweep."""
 
-    def __init__(self, sweep_id: str) -> None:
-        self.sweep_id, self.lock = sweep_id, threading.Lock()
-        self.pools: dict[int, ProcessPoolExecutor] = {}
+    def __init__(self, sweep_id: str, agents: int) -> None:
+        self.sweep_id, self.agents, self.lock = sweep_id, agents, threading.Lock()
+        self.pool: ProcessPoolExecutor | None = None
         with _workers_lock:
             _workers[sweep_id] = self
 
@@ -102,26 +102,25 @@ class _Workers:
             if _workers.get(self.sweep_id) is self:
                 del _workers[self.sweep_id]
         with self.lock:
-            pools, self.pools = list(self.pools.values()), {}
-        for pool in pools:
+            pool, self.pool = self.pool, None
+        if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def run(self, slot: int, function: Callable[[], Any], spec: dict[str, Any]) -> Any:
+    def run(self, function: Callable[[], Any], spec: dict[str, Any]) -> Any:
         check_importable(function)
         with self.lock:
-            if slot not in self.pools:
+            if self.pool is None:
                 spawn = multiprocessing.get_context("spawn")
-                self.pools[slot] = ProcessPoolExecutor(1, mp_context=spawn)
-            pool = self.pools[slot]
+                self.pool = ProcessPoolExecutor(self.agents, mp_context=spawn)
+            pool = self.pool
         spec = {**spec, "flyte": _flyte_action()}
         try:
             return pool.submit(_trials_in_worker, current_custom_context(), function, spec).result()
         except BrokenProcessPool as exc:
-            with self.lock:  # the next round of this agent starts a fresh worker
-                if self.pools.get(slot) is pool:
-                    del self.pools[slot]
+            with self.lock:  # the next round starts fresh workers
+                self.pool = None if self.pool is pool else self.pool
             raise RuntimeError(
-                f"the worker process of sweep agent {slot} ended while running trials "
+                f"a worker process of sweep {self.sweep_id} ended while running trials "
                 f"{[t['run_id'] for t in spec['trials']]}. It imports the objective's module "
                 "again, running its top-level code: code there that must run once (cleaning "
                 f"folders, changing directory) belongs under the `__main__` check ({_MAIN_HINT})"
@@ -153,10 +152,7 @@ def run_agent_work(work: str, function: Callable[[], Any]) -> str:
         raise ValueError(f"not a sweep agent's work description: {work[:200]!r}")
     with _workers_lock:  # the parent runs in this process: its worker for this agent
         workers = _workers.get(spec["sweep_id"]) if lookup(spec["sweep_id"]) else None
-    if workers is not None:
-        outcomes = workers.run(int(spec.get("slot", 0)), function, spec)
-    else:
-        outcomes = _run_trials(function, spec)
+    outcomes = workers.run(function, spec) if workers else _run_trials(function, spec)
     return json.dumps({"kind": "local", "outcomes": outcomes}, default=str)
 
 
@@ -183,7 +179,7 @@ class _Driver:
                 if (n := None if base is None else base + (i < extra)) != 0
             ]
             return
-        self.workers = _Workers(ref.id)
+        self.workers = _Workers(ref.id, agents)
         claimed = self.local.claim_restored(count)  # finished by an earlier attempt
         if self.left is not None:
             self.left -= len(claimed)
@@ -203,12 +199,10 @@ class _Driver:
         for t in trials:
             sweep.mark_running(t.run_id)
         where = {"sweep_id": sweep.sweep_id, "project": sweep.project, "entity": sweep.entity}
-        works = []
-        for slot in range(min(self.agents, len(trials))):
-            mine = [{"run_id": t.run_id, "params": t.params} for t in trials[slot :: self.agents]]
-            spec = {"kind": "local", **where, "metric": sweep.metric_name}
-            works.append(json.dumps({**spec, "slot": slot, "trials": mine}))
-        return works
+        spec = {"kind": "local", **where, "metric": sweep.metric_name}
+        slots = [trials[i :: self.agents] for i in range(min(self.agents, len(trials)))]
+        mine = [[{"run_id": t.run_id, "params": t.params} for t in slot] for slot in slots]
+        return [json.dumps({**spec, "trials": batch}) for batch in mine]
 
     def take(self, outputs: list[Any]) -> list[str]:
         """Take a round's outputs (a result or the exception of each child); the next round."""
