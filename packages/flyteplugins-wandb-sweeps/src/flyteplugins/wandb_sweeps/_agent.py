@@ -1,8 +1,6 @@
-"""Running a sweep's trials in this process: one trial, ``run_agent``, ``wandb.agent``. A local
-trial is an ordinary ``@wandb_init`` run whose settings come from the task-local context (the run
-id the controller chose, the parameters as config, the sweep id as group and tag), so concurrent
-trials cannot mix; its outcome is read from the live run. While a ``@wandb_sweep`` task runs, the
-specification's ``wandb.agent(get_wandb_sweep_id(), ...)`` runs a local sweep's trials too."""
+"""Running a sweep's trials here: one trial (an ordinary ``@wandb_init`` run set up through the
+task-local context, so concurrent trials cannot mix), ``run_agent``, and the specification's
+``wandb.agent(get_wandb_sweep_id(), ...)`` on a local sweep."""
 
 from __future__ import annotations
 
@@ -85,13 +83,11 @@ def run_trial(
     metric: str | None = None,
     flyte: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run one trial of a local sweep around the objective (its run: id ``run_id``, config
-    ``params``, grouped and tagged by the sweep); an objective with ``@wandb_init`` joins it,
-    ``wandb.log``/``wandb.config`` reach it. A failure's traceback goes into the run's summary
-    (``traceback``). ``flyte``: the Flyte action to record in the config where the plugin cannot
-    see it (a worker process). Returns JSON data: ``run_id``, ``state``
-    (``finished``/``failed``), ``summary``, ``history`` (one ``{metric: value}`` per ``log`` of
-    ``metric``), ``error``."""
+    """Run one trial of a local sweep in its own run (id ``run_id``, config ``params``, grouped and
+    tagged by the sweep), which the objective's ``@wandb_init`` and ``wandb.log`` reach; a
+    failure's traceback goes into its summary. ``flyte``: the Flyte action to record where the
+    plugin cannot see it (a worker). Returns JSON data: ``run_id``, ``state``, ``summary``,
+    ``history`` (the ``metric`` values logged), ``error``."""
     seen: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
 
@@ -327,11 +323,9 @@ def run_agent(
     entity: str | None = None,
 ) -> dict[str, Any] | None:
     """Run sweep trials here: ``wandb.agent`` for a server sweep, else the local controller.
-    ``sweep_id`` defaults to the enclosing ``@wandb_sweep`` task's sweep; ``function`` (the
-    objective, no arguments) runs once per trial inside its W&B run and reads its parameters from
-    ``get_wandb_run().config`` or ``wandb.config``; ``count`` caps the trials (a grid without one
-    runs to its end). Returns a local sweep's results (every trial, the best one), ``None`` for a
-    server sweep."""
+    ``sweep_id`` defaults to the task's sweep; ``function`` (no arguments) runs once per trial in
+    its W&B run, reading its parameters from ``wandb.config``; ``count`` caps the trials. Returns
+    a local sweep's results, ``None`` for a server sweep."""
     if function is None or not callable(function):
         raise TypeError(f"function must be the callable objective, got {function!r}")
     check_count(None, count)

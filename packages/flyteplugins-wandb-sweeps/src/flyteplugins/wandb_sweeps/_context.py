@@ -4,6 +4,7 @@ the running code: ``wandb_sweep_config`` stores each setting under ``wandb_sweep
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
@@ -125,7 +126,7 @@ def read_sweep(context: Mapping[str, str] | None = None) -> SweepRef | None:
 
 def sweep_entries(ref: SweepRef) -> dict[str, str]:
     """Entries that publish ``ref`` to child tasks."""
-    return {SWEEP_KEY: encode_value(ref.as_dict(), key=SWEEP_KEY)}
+    return {SWEEP_KEY: encode_value(dataclasses.asdict(ref), key=SWEEP_KEY)}
 
 
 def is_offline(mode: str | None = None) -> bool:
@@ -136,11 +137,6 @@ def is_offline(mode: str | None = None) -> bool:
         except ValueError:
             mode = None
     return effective_mode(mode) in ("offline", "disabled")
-
-
-def is_local(local_controller: Any, mode: str | None) -> bool:
-    """Whether a new sweep is run by the local controller: when asked, or when W&B is offline."""
-    return bool(local_controller) or is_offline(mode)
 
 
 def current_sweep() -> SweepRef | None:

@@ -1,8 +1,6 @@
-"""The local sweep controller: W&B's open-source ``sweeps`` engine, with no server.
-:class:`LocalSweep` asks ``sweeps.next_runs`` for trials given every trial so far (running ones
-included, so a grid never hands out a point twice and bayes counts trials in flight). A sweep
-created by a task has an id derived from the Flyte run and action, and keeps its finished trials
-in a JSON file in the run's folder, so a retry of the task resumes it."""
+"""The local sweep controller: W&B's open-source ``sweeps`` engine, with no server. A sweep created
+by a task has an id derived from the Flyte run and action and keeps its finished trials in a JSON
+file in the run's folder, so a retry of the task resumes it."""
 
 from __future__ import annotations
 
@@ -45,11 +43,6 @@ def local_sweep_id(run_name: str, action_name: str) -> str:
 def trial_tags(sweep_id: str) -> list[str]:
     """The tags of a trial's run: its sweep's id, when W&B accepts it as a tag."""
     return [sweep_id] if len(sweep_id) <= MAX_TAG_LENGTH else []
-
-
-def state_path(run_base_dir: str, sweep_id: str) -> str:
-    """Where the local sweep ``sweep_id`` of a Flyte run keeps its state (a path or URL)."""
-    return f"{run_base_dir.rstrip('/')}/wandb-sweeps/{sweep_id}.json"
 
 
 def _engine() -> Any:

@@ -1,17 +1,11 @@
-"""``@wandb_sweep``: create (or reuse) a W&B sweep around a Flyte task, and its link.
-
-Per call: the settings (decorator > ``wandb_sweep_config`` context > ``wandb_config``) -> reuse
-the sweep an enclosing ``@wandb_sweep`` task published, or check the configuration and create one
-(``wandb.sweep`` on a server, else the local controller) -> publish it to the code inside and to
-child tasks -> run the task -> with ``download_logs``, download every trial's logs.
-
-The ``WandbSweep`` link is rendered at submit time: it names the sweep whenever its id is known
-then (given, published by an enclosing ``@wandb_sweep`` task, or the local sweep this task will
-create, whose id derives from the run and action), else the project's sweeps page.
-"""
+"""``@wandb_sweep`` and its ``WandbSweep`` link. Per call: settings (decorator >
+``wandb_sweep_config`` > ``wandb_config``) -> reuse the sweep an enclosing task published, or
+create one (``wandb.sweep``, else the local controller) -> publish it to the code and child tasks
+-> run the task -> download the trials' logs if asked."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import logging
@@ -35,7 +29,6 @@ from flyteplugins.wandb.ext import (
 from ._agent import client_host, local_wandb_agent
 from ._context import (
     check_settings,
-    is_local,
     is_offline,
     read_sweep,
     read_sweep_settings,
@@ -43,7 +36,7 @@ from ._context import (
     split_settings,
     sweep_entries,
 )
-from ._controller import LocalSweep, create_local_sweep, local_sweep_id, parameter_paths, state_path
+from ._controller import LocalSweep, create_local_sweep, local_sweep_id, parameter_paths
 from ._fetch import find_offline_run_dir
 from ._state import SweepRef, current
 from ._validate import check_partial, validate_sweep_config
@@ -91,12 +84,12 @@ class WandbSweep:
         sweep_id = self.sweep_id
         source: dict[str, Any] = {}
         if sweep_id is None and published is not None:
-            source, sweep_id = published.as_dict(), published.id
+            source, sweep_id = dataclasses.asdict(published), published.id
         elif sweep_id is None and self._creates and run_name and action_name:
             local = self.local_controller
             if local is None:
                 local = sweep_cfg.get("local_controller")
-            if is_local(local, run_cfg.get("mode")):
+            if local or is_offline(run_cfg.get("mode")):  # the task creates a local sweep
                 sweep_id = local_sweep_id(run_name, action_name)
         settings = {}
         for key in ("host", "entity", "project"):  # given here > the sweep's > the contexts'
@@ -128,17 +121,13 @@ def wandb_sweep(
     local_controller: bool | None = None,
     **sweep_config: Any,
 ) -> Any:
-    """Create a W&B sweep when the task runs (put it *above* ``@env.task``).
-
-    The sweep configuration comes from ``wandb_sweep_config`` in the context, or from keywords
-    here (``method``, ``metric``, ``parameters``, ``name``, ``early_terminate``, or the whole dict
-    as ``sweep={...}``), which win. ``project``/``entity`` default to the ``wandb_config``
-    context. Offline (``WANDB_MODE=offline`` or ``wandb_config(mode="offline")``) or with
-    ``local_controller=True`` the sweep is run by a local controller on W&B's open-source engine.
-    Inside the task, ``get_wandb_sweep_id()`` returns the id and ``run_agent`` /
-    ``run_parallel_agents`` run trials; child tasks reuse the sweep. ``download_logs=True``
-    downloads every trial's logs after the task.
-    """
+    """Create a W&B sweep when the task runs (put it *above* ``@env.task``). The configuration comes
+    from ``wandb_sweep_config`` in the context or from keywords here (``method``, ``metric``,
+    ``parameters``, ..., or the whole dict as ``sweep={...}``), which win; ``project``/``entity``
+    default to ``wandb_config``'s. Offline or with ``local_controller=True`` a local controller
+    runs it. Inside the task ``get_wandb_sweep_id()`` gives its id and
+    ``run_agent``/``run_parallel_agents`` run trials; ``download_logs=True`` downloads their logs
+    after the task."""
     whole = sweep_config.pop("sweep", None)
     if whole is not None and not isinstance(whole, Mapping):
         raise TypeError(f"sweep={whole!r}: expected the sweep configuration dict")
@@ -169,8 +158,7 @@ def wandb_sweep(
 
 def _sweep_links(task: Any, opts: Mapping[str, Any]) -> tuple[Any, ...]:
     """The links ``@wandb_sweep`` adds to a task (again for an overridden task)."""
-    keys = ("project", "entity", "local_controller")
-    link = WandbSweep(**{k: opts.get(k) for k in keys})
+    link = WandbSweep(**{k: opts.get(k) for k in ("project", "entity", "local_controller")})
     link._creates = True
     return (link,)
 
@@ -240,7 +228,7 @@ class _SweepCall:
             settings["download_logs"] = self.opts.get("download_logs")
         else:
             config = validate_sweep_config(config)
-            local = is_local(settings.get("local_controller"), mode)
+            local = bool(settings.get("local_controller")) or is_offline(mode)
             ref, self.created = _create(config, settings, project, entity, host, local)
         if ref.local or (ref.host and server_url({"host": ref.host}) != server_url({})):
             # the specification's wandb.agent(get_wandb_sweep_id(), ...) runs local trials too,
@@ -282,7 +270,8 @@ def _create(
     if tctx:
         action = getattr(tctx, "task_action", None) or tctx.action
         sweep_id = local_sweep_id(action.run_name or "run", action.name)
-        state = state_path(tctx.run_base_dir, sweep_id) if tctx.run_base_dir else None
+        base = tctx.run_base_dir  # the run's folder: every attempt finds the state there
+        state = f"{base.rstrip('/')}/wandb-sweeps/{sweep_id}.json" if base else None
     sweep = create_local_sweep(
         config, project=project, entity=entity, sweep_id=sweep_id, state=state
     )

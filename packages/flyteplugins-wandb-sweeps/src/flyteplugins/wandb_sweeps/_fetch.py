@@ -1,11 +1,6 @@
-"""Fetching what W&B recorded for a run into a folder: the machinery below ``download``.
-
-Online, the public API lists the run's files, fetched on a thread pool; the history is read with
-``scan_history`` (every row, never the sampled ``history()`` nor a DataFrame). Offline, the run's
-folder under ``WANDB_DIR`` is packaged, its history and summary read from the ``.wandb`` file with
-the plugin's reader. Every file name is checked before anything is written; everything runs
-within one deadline; what fails is reported by name.
-"""
+"""Fetching what W&B recorded for a run into a folder, below ``download``: online with the public
+API (``scan_history``: every row), offline from the run's folder and ``.wandb`` file; names
+checked, one deadline, failures reported by name."""
 
 from __future__ import annotations
 
@@ -296,11 +291,10 @@ def fetch_run(run_id: str, target: Path, layout: Layout, src: Source) -> Downloa
         if layout.extras:
             jobs[record_file.name] = functools.partial(shutil.copy2, record_file, target)
         base = folder / "files"
-        for path in sorted(base.rglob("*")) if base.is_dir() else []:
-            if path.is_file():
-                sources.append(
-                    (path.relative_to(base).as_posix(), functools.partial(shutil.copy2, path))
-                )
+        files = [p for p in sorted(base.rglob("*")) if p.is_file()]
+        sources += [
+            (p.relative_to(base).as_posix(), functools.partial(shutil.copy2, p)) for p in files
+        ]
     else:
         run = src.api().run(src.path(run_id))
         summary, config = dict(run.summary_metrics), dict(run.config)
@@ -323,10 +317,8 @@ def fetch_run(run_id: str, target: Path, layout: Layout, src: Source) -> Downloa
             result.failed[key] = str(exc)
             continue
         jobs[key] = functools.partial(_write_file, dest, make)
-    label = f"W&B run {run_id}"
-    failed = run_bounded(
-        jobs, workers=src.workers, deadline=src.deadline, progress=src.progress, label=label
-    )
+    bounds = {"workers": src.workers, "deadline": src.deadline, "progress": src.progress}
+    failed = run_bounded(jobs, **bounds, label=f"W&B run {run_id}")
     result.failed.update(failed)
     result.files = [name for name in jobs if name not in failed]
     result.history_rows = count[0] if layout.history and layout.history not in failed else 0

@@ -1,11 +1,7 @@
-"""Parallel agents: N agents as concurrent Flyte child tasks, one driver for sync and async.
-
-Online, every child runs ``wandb.agent`` on the server sweep. With the local controller the parent
-hands each child its trials as input and takes their outcomes back as output, in rounds (one trial
-per agent for bayes, so each round learns from the last). Children running in the parent's
-process (Flyte's local mode) run their trials in one ``spawn`` worker process per agent, which
-imports the objective by name (so a script's top-level code runs again there).
-"""
+"""Parallel agents as concurrent Flyte child tasks, one driver for sync and async. With the local
+controller the parent hands each child its trials and takes their outcomes back, in rounds (one
+trial per agent for bayes); children running in the parent's process run them in ``spawn`` worker
+processes, which import the objective (and a script's top-level code) again."""
 
 from __future__ import annotations
 
@@ -76,16 +72,15 @@ def _trials_in_worker(
 
 
 def _flyte_action() -> dict[str, Any] | None:
-    """The agent task's Flyte action, as the plugin records it in a run's config (a worker
-    process has no Flyte context for the plugin to read it from)."""
+    """The agent task's Flyte action as the plugin records it in a run's config (a worker
+    process has no Flyte context to read it from)."""
     tctx = flyte.ctx()
-    if not tctx:
+    action = tctx and (getattr(tctx, "task_action", None) or tctx.action)
+    if not action:
         return None
-    action = getattr(tctx, "task_action", None) or tctx.action
     attempt = getattr(tctx, "attempt_number", None)
-    names = {"run_name": action.run_name, "action_name": action.name}
-    where = {"project": action.project, "domain": action.domain}
-    return {**names, **where, "attempt": attempt if isinstance(attempt, int) else 0}
+    names = {"run_name": action.run_name, "action_name": action.name, "project": action.project}
+    return {**names, "domain": action.domain, "attempt": attempt if isinstance(attempt, int) else 0}
 
 
 class _Workers:
@@ -132,17 +127,10 @@ _workers_lock = threading.Lock()
 
 
 def run_agent_work(work: str, function: Callable[[], Any]) -> str:
-    """The body of an agent child task: run the trials (or the agent) that ``work`` describes.
-
-    ``work`` is the JSON text :func:`run_parallel_agents` hands each child; the JSON text
-    returned carries the outcome of every trial back to the parent. Define the agent task and the
-    objective at module level, so a cluster (and, locally, the agent's worker process) can
-    import them::
-
-        @env.task
-        def sweep_agent(work: str) -> str:
-            return run_agent_work(work, objective)
-    """
+    """The body of an agent child task: run the trials (or the agent) that ``work`` (from
+    :func:`run_parallel_agents`) describes; the JSON text returned carries their outcomes back.
+    Define the task and the objective at module level: ``return run_agent_work(work,
+    objective)``."""
     spec = json.loads(work)
     if spec.get("kind") == "wandb":
         where = [spec.get(k) for k in ("count", "project", "entity", "host")]
@@ -237,14 +225,10 @@ class _Driver:
 async def run_parallel_agents(
     agent_task: Any, agents: int, count: int | None = None, *, sweep_id: str | None = None
 ) -> dict[str, Any] | None:
-    """Run ``agents`` sweep agents as concurrent Flyte child tasks (call from an async task).
-
-    ``agent_task`` is a Flyte task ``(work: str) -> str`` whose body is
-    ``run_agent_work(work, objective)``. At most 20 agents (W&B's limit): more is refused before
-    any starts. ``count`` is the total number of trials across agents (required for random and
-    bayes sweeps). Online every child runs ``wandb.agent`` on the sweep (returns ``None``); with
-    the local controller the parent proposes trials in rounds and returns the sweep's results.
-    """
+    """Run ``agents`` (at most 20) sweep agents as concurrent Flyte child tasks from an async task;
+    ``agent_task`` is a task ``(work: str) -> str`` returning ``run_agent_work(work, objective)``
+    and ``count`` the total number of trials. Online each child runs ``wandb.agent`` (returns
+    ``None``); locally the parent proposes trials in rounds and returns the sweep's results."""
     driver = _Driver(agents, count, sweep_id)
     try:
         while driver.works:

@@ -1,16 +1,11 @@
-"""The bottom layer: what one call and this process know about sweeps.
-
-``current`` holds the sweep of the running ``@wandb_sweep`` call (a context variable, so
-concurrent tasks in one process each see their own); ``local_sweeps`` holds the local sweeps this
-process controls, by id, from their creation until they are closed. Nothing here imports another
-module of this distribution.
-"""
+"""The bottom layer: the sweep of the running ``@wandb_sweep`` call (a context variable: concurrent
+tasks each see their own) and the local sweeps this process controls."""
 
 from __future__ import annotations
 
 import threading
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -23,9 +18,6 @@ class SweepRef:
     entity: str | None = None
     host: str | None = None
     local: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 current: ContextVar[SweepRef | None] = ContextVar("flyteplugins_wandb_sweep", default=None)

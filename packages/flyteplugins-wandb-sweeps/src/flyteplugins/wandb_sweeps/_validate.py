@@ -1,11 +1,7 @@
-"""Checks a W&B sweep configuration before anything is created.
-
-With the ``[local]`` extra installed, every part is checked with ``jsonschema`` against the JSON
-schema W&B's ``sweeps`` engine ships (read from the package's files, without importing the
-engine); without it the W&B server validates the sweep when it is created. Rules the schema cannot
-state are checked here in either case: a bayes sweep needs a metric, a grid only enumerates
-discrete parameters, ``min`` < ``max``, one probability per value.
-"""
+"""Checks a sweep configuration before anything is created: with the ``[local]`` extra, with
+``jsonschema`` against the schema W&B's ``sweeps`` engine ships (else the server validates), plus
+what a schema cannot state (bayes needs a metric, a grid only enumerates discrete parameters,
+``min`` < ``max``)."""
 
 from __future__ import annotations
 
@@ -147,13 +143,9 @@ def _check_parameters(parameters: Any, method: Any, schema: Mapping[str, Any] | 
             )
 
 
-def check_prior_runs(value: object) -> list[str]:
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise SweepConfigError(f"prior_runs must be a list of W&B run ids, got {value!r}")
-    for item in value:
-        if not isinstance(item, str) or not item:
-            raise SweepConfigError(f"prior_runs must hold run ids (strings), got {item!r}")
-    return list(value)
+def check_prior_runs(value: object) -> None:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(x, str) and x for x in value):
+        raise SweepConfigError(f"prior_runs must be a list of W&B run ids (strings), got {value!r}")
 
 
 def _is_count(value: object) -> bool:

@@ -1,13 +1,8 @@
-"""Download what W&B recorded for a run or a sweep: every file, the full history, the summary.
-
-``download_run`` writes ``files/``, ``history.jsonl`` (every row), ``summary.json``,
-``config.json``, offline the raw ``run-<id>.wandb``, and ``download.json`` (what was fetched, what
-failed and why); ``download_sweep`` writes ``sweep.json`` and one such folder per trial under
-``runs/<run id>/``. A download is bounded by a deadline; a failed file is reported by name and
-raises (:class:`DownloadError`) only in ``strict`` mode. :func:`after_task` /
-:func:`after_task_async` are what ``@wandb_init``/``@wandb_sweep`` call with ``download_logs``,
-declared for the plugin as the ``flyteplugins.wandb.download`` entry points.
-"""
+"""Download what W&B recorded for a run or a sweep: ``download_run`` writes ``files/``,
+``history.jsonl`` (every row), ``summary.json``, ``config.json``, offline ``run-<id>.wandb`` and
+``download.json`` (what failed, and why); ``download_sweep`` one such folder per trial under
+``runs/``. :func:`after_task`/:func:`after_task_async` are the plugin's ``download_logs`` (entry
+points ``flyteplugins.wandb.download``)."""
 
 from __future__ import annotations
 
