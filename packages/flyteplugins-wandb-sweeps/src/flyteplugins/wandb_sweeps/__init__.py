@@ -1,20 +1,14 @@
 """W&B sweeps for Flyte 2: ``@wandb_sweep``, agents as Flyte tasks, a local controller, logs.
 
-Modules in layers, each importing only those below it: ``_decorator`` > ``_compat`` >
-``download`` > ``_fetch`` > ``_parallel`` > ``_agent`` > ``_controller`` > ``_context`` >
-``_validate`` > ``_state``. Importing this package imports neither ``wandb`` nor the engine.
+Modules in layers, each importing only those below it: ``_decorator`` > ``download`` >
+``_fetch`` > ``_parallel`` > ``_agent`` > ``_controller`` > ``_context`` > ``_validate`` >
+``_state``. Importing this package imports neither ``wandb`` nor the engine.
 """
 
 from __future__ import annotations
 
 from .__about__ import __version__
 from ._agent import SweepTrialsFailed, run_agent, run_trial
-from ._compat import (
-    download_wandb_run_dir,
-    download_wandb_run_logs,
-    download_wandb_sweep_dirs,
-    download_wandb_sweep_logs,
-)
 from ._context import (
     WandbSweepConfig,
     get_wandb_sweep_context,
@@ -31,6 +25,10 @@ from .download import (
     after_task_async,
     download_run,
     download_sweep,
+    download_wandb_run_dir,
+    download_wandb_run_logs,
+    download_wandb_sweep_dirs,
+    download_wandb_sweep_logs,
     remove_downloaded_logs,
 )
 
