@@ -107,7 +107,8 @@ def run_trial(
             seen["summary"] = json.loads(json.dumps(dict(run.summary), default=str))
 
     config = {**params, "flyte": flyte} if flyte else params
-    where = {"project": project, "entity": entity, "group": sweep_id, "tags": trial_tags(sweep_id)}
+    where: dict[str, Any] = {"project": project, "entity": entity, "group": sweep_id}
+    where["tags"] = trial_tags(sweep_id)
     error: str | None = None
     try:
         wandb_init(run_mode="new", id=run_id, config=config, **where)(trial)()
@@ -126,8 +127,8 @@ def run_trial(
 
 def report(sweep: LocalSweep, outcome: Mapping[str, Any]) -> Trial:
     """Give the controller what :func:`run_trial` returned."""
-    keys = ("state", "summary", "history", "error")
-    return sweep.report(outcome["run_id"], **{k: outcome.get(k) for k in keys})
+    fields: dict[str, Any] = {k: outcome.get(k) for k in ("state", "summary", "history", "error")}
+    return sweep.report(outcome["run_id"], **fields)
 
 
 def check_count(sweep: LocalSweep | None, count: object) -> None:
@@ -157,9 +158,9 @@ def run_local(
         if not trials:
             break
         sweep.mark_running(trials[0].run_id)
-        where = {"project": sweep.project, "entity": sweep.entity, "metric": sweep.metric_name}
-        run = {"sweep_id": sweep.sweep_id, "run_id": trials[0].run_id, "params": trials[0].params}
-        result = report(sweep, run_trial(function, **run, **where))
+        run: dict[str, Any] = {"sweep_id": sweep.sweep_id, "run_id": trials[0].run_id}
+        run |= {"project": sweep.project, "entity": sweep.entity, "metric": sweep.metric_name}
+        result = report(sweep, run_trial(function, params=trials[0].params, **run))
         done += 1
         failures = 0 if result.state == "finished" else failures + 1
         first_error = first_error or result.error

@@ -18,8 +18,8 @@ from flyteplugins.wandb.ext import (
     effective_mode,
     encode_entries,
     encode_value,
+    read_wandb_config,
 )
-from flyteplugins.wandb.ext import read_wandb_config as run_settings
 
 from ._state import SweepRef, current
 from ._validate import SweepConfigError, check_partial, check_prior_runs
@@ -120,8 +120,8 @@ def read_sweep(context: Mapping[str, str] | None = None) -> SweepRef | None:
     value = None if text is None else decode_value(text, key=SWEEP_KEY)
     if not isinstance(value, dict) or not isinstance(value.get("id"), str):
         return None
-    keys = ("project", "entity", "host")
-    return SweepRef(value["id"], *(value.get(k) for k in keys), local=bool(value.get("local")))
+    where = {k: value.get(k) for k in ("project", "entity", "host")}
+    return SweepRef(value["id"], **where, local=bool(value.get("local")))
 
 
 def sweep_entries(ref: SweepRef) -> dict[str, str]:
@@ -133,7 +133,7 @@ def is_offline(mode: str | None = None) -> bool:
     """Whether a run with ``mode`` (default: the context's) would not reach a W&B server."""
     if mode is None:
         try:
-            mode = run_settings().get("mode")
+            mode = read_wandb_config().get("mode")
         except ValueError:
             mode = None
     return effective_mode(mode) in ("offline", "disabled")

@@ -32,7 +32,6 @@ from ._context import (
     is_offline,
     read_sweep,
     read_sweep_settings,
-    run_settings,
     split_settings,
     sweep_entries,
 )
@@ -131,7 +130,7 @@ def wandb_sweep(
     whole = sweep_config.pop("sweep", None)
     if whole is not None and not isinstance(whole, Mapping):
         raise TypeError(f"sweep={whole!r}: expected the sweep configuration dict")
-    where = {"project": project, "entity": entity, "download_logs": download_logs}
+    where: dict[str, Any] = {"project": project, "entity": entity, "download_logs": download_logs}
     where |= {"prior_runs": prior_runs, "local_controller": local_controller}
     given = {**(whole or {}), **sweep_config, **where}
     opts = {k: v for k, v in given.items() if v is not None}
@@ -158,7 +157,8 @@ def wandb_sweep(
 
 def _sweep_links(task: Any, opts: Mapping[str, Any]) -> tuple[Any, ...]:
     """The links ``@wandb_sweep`` adds to a task (again for an overridden task)."""
-    link = WandbSweep(**{k: opts.get(k) for k in ("project", "entity", "local_controller")})
+    where: dict[str, Any] = {k: opts.get(k) for k in ("project", "entity", "local_controller")}
+    link = WandbSweep(**where)
     link._creates = True
     return (link,)
 
@@ -217,7 +217,7 @@ class _SweepCall:
 
     def _enter(self, stack: ExitStack) -> None:
         config, settings = split_settings({**read_sweep_settings(), **self.opts})
-        wandb_cfg = run_settings()
+        wandb_cfg = read_wandb_config()
         project = settings.get("project") or wandb_cfg.get("project")
         entity = settings.get("entity") or wandb_cfg.get("entity")
         host, mode = wandb_cfg.get("host"), wandb_cfg.get("mode")
@@ -263,17 +263,17 @@ def _create(
         url = sweep_page_url({"host": host, "entity": entity, "project": project}, sweep_id)
         print(f"W&B sweep of this task: {url}", flush=True)
         return SweepRef(sweep_id, project, entity, host), None
-    # in a Flyte action: an id and state file derived from the run and action (every attempt
-    # finds the same)
-    sweep_id = state = None
+    # in a Flyte action: an id and state file every attempt finds (from the run and action)
+    local_id: str | None = None
+    state: str | None = None
     tctx = flyte.ctx()
     if tctx:
         action = getattr(tctx, "task_action", None) or tctx.action
-        sweep_id = local_sweep_id(action.run_name or "run", action.name)
+        local_id = local_sweep_id(action.run_name or "run", action.name)
         base = tctx.run_base_dir  # the run's folder: every attempt finds the state there
-        state = f"{base.rstrip('/')}/wandb-sweeps/{sweep_id}.json" if base else None
+        state = f"{base.rstrip('/')}/wandb-sweeps/{local_id}.json" if base else None
     sweep = create_local_sweep(
-        config, project=project, entity=entity, sweep_id=sweep_id, state=state
+        config, project=project, entity=entity, sweep_id=local_id, state=state
     )
     if config.get("early_terminate"):
         logger.warning(

@@ -209,9 +209,10 @@ class Source:
         the runs under ``WANDB_DIR`` grouped by it)."""
         if not self.offline:
             sweep = self.api().sweep(self.path(sweep_id))
-            ids = [r.id for r in sweep.runs]
+            runs = [r.id for r in sweep.runs]
             state = getattr(sweep, "state", None)
-            return {"sweep_id": sweep_id, "config": sweep.config, "state": state, "runs": ids}, ids
+            info = {"sweep_id": sweep_id, "config": sweep.config, "state": state}
+            return {**info, "runs": runs}, runs
         local = lookup(sweep_id)
         if local is not None:
             done = [t.run_id for t in local.trials if t.state in ("finished", "failed")]
@@ -317,7 +318,8 @@ def fetch_run(run_id: str, target: Path, layout: Layout, src: Source) -> Downloa
             result.failed[key] = str(exc)
             continue
         jobs[key] = functools.partial(_write_file, dest, make)
-    bounds = {"workers": src.workers, "deadline": src.deadline, "progress": src.progress}
+    bounds: dict[str, Any] = {"workers": src.workers, "deadline": src.deadline}
+    bounds["progress"] = src.progress
     failed = run_bounded(jobs, **bounds, label=f"W&B run {run_id}")
     result.failed.update(failed)
     result.files = [name for name in jobs if name not in failed]

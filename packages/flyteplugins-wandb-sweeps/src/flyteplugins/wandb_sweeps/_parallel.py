@@ -57,7 +57,7 @@ def check_importable(function: Callable[[], Any]) -> None:
 
 def _run_trials(function: Callable[[], Any], spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     keys = ("sweep_id", "project", "entity", "metric", "flyte")
-    where = {k: spec.get(k) for k in keys}
+    where: dict[str, Any] = {k: spec.get(k) for k in keys}
     return [
         run_trial(function, run_id=t["run_id"], params=t["params"], **where) for t in spec["trials"]
     ]

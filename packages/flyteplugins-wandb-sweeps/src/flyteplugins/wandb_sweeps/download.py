@@ -19,8 +19,9 @@ import flyte
 from flyte.io import Dir
 
 from flyteplugins.wandb import get_wandb_run
+from flyteplugins.wandb.ext import read_wandb_config
 
-from ._context import get_wandb_sweep_id, is_offline, run_settings
+from ._context import get_wandb_sweep_id, is_offline
 from ._fetch import (
     DEFAULT_TIMEOUT,
     DEFAULT_WORKERS,
@@ -61,7 +62,8 @@ def download_run(
     from its folder under ``wandb_dir`` (default ``WANDB_DIR``). Files are fetched on ``workers``
     threads within ``timeout`` seconds; failures are reported in the result and
     ``download.json``, or raised as :class:`DownloadError` with ``strict=True``."""
-    where = {"project": project, "entity": entity, "host": host, "wandb_dir": wandb_dir}
+    where: dict[str, Any] = {"project": project, "entity": entity, "host": host}
+    where["wandb_dir"] = wandb_dir
     where |= {"workers": workers, "progress": progress}
     src = Source.make("run_id", run_id, offline, timeout, **where)
     out = target_dir(target, download_folder("run", run_id, True))
@@ -86,7 +88,8 @@ def download_sweep(
     (default ``<default_download_dir()>/wandb-sweep-<sweep_id>``); offline, a sweep with no local
     controller here and no trial on disk is an error. Bounds and failures as
     :func:`download_run`."""
-    where = {"project": project, "entity": entity, "host": host, "wandb_dir": wandb_dir}
+    where: dict[str, Any] = {"project": project, "entity": entity, "host": host}
+    where["wandb_dir"] = wandb_dir
     where |= {"workers": workers, "progress": progress}
     src = Source.make("sweep_id", sweep_id, offline, timeout, **where)
     out = target_dir(target, download_folder("sweep", sweep_id, True))
@@ -241,12 +244,9 @@ async def download_wandb_logs_async(
     return await Dir.from_local(str(result.path))
 
 
-# -- the 2.x functions, in the 2.x layout (the run's files at the top, metrics_history.json)
-
-
 def _source(what: str, id_: Any, offline: bool | None, timeout: float, **where: Any) -> Source:
     """The download's source; project and entity: given, else the run's, else the context's."""
-    run, context = where.pop("run", None), run_settings()
+    run, context = where.pop("run", None), read_wandb_config()
     for key in ("project", "entity"):
         where[key] = where[key] or getattr(run, key, None) or context.get(key)
     return Source.make(what, id_, offline, timeout, **where)
@@ -273,7 +273,7 @@ def download_wandb_run_dir(
             "download_wandb_run_dir() needs a run_id outside a @wandb_init task or function "
             "(there is no current run to default to)"
         )
-    run_id = run_id or str(run.id)
+    run_id = run_id or str(run.id)  # type: ignore[union-attr]
     run = run if run is not None and str(run.id) == run_id else None
     where = {"project": project, "entity": entity, "host": host, "run": run}
     src = _source("run_id", run_id, offline, timeout, **where)
@@ -358,7 +358,8 @@ async def download_wandb_run_logs(
 ) -> Dir:
     """The 2.x traced :func:`download_wandb_run_dir` (``await`` it in an async task): its folder
     shows in the Flyte UI."""
-    where = {"project": project, "entity": entity, "host": host, "offline": offline}
+    where: dict[str, Any] = {"project": project, "entity": entity, "host": host}
+    where["offline"] = offline
     folder = await asyncio.to_thread(download_wandb_run_dir, run_id, path, include_history, **where)
     return await Dir.from_local(folder)
 
@@ -377,6 +378,7 @@ async def download_wandb_sweep_logs(
     """The 2.x traced :func:`download_wandb_sweep_dirs`, into
     ``<default_download_dir()>/wandb-sweep-<id>`` by default; returns the sweep's folder."""
     base = base_path if base_path is not None else str(download_folder("sweep", sweep_id, True))
-    where = {"project": project, "entity": entity, "host": host, "offline": offline}
+    where: dict[str, Any] = {"project": project, "entity": entity, "host": host}
+    where["offline"] = offline
     await asyncio.to_thread(download_wandb_sweep_dirs, sweep_id, base, include_history, **where)
     return await Dir.from_local(base)
