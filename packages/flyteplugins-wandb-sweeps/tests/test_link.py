@@ -16,7 +16,6 @@ from flyteplugins.wandb_sweeps import WandbSweep, wandb_sweep, wandb_sweep_confi
 from flyteplugins.wandb_sweeps._context import sweep_entries
 from flyteplugins.wandb_sweeps._state import SweepRef
 
-
 env = flyte.TaskEnvironment(name="sweeps_link_tests")
 
 
