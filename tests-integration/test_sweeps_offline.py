@@ -588,11 +588,75 @@ def test_local_agents_run_in_worker_processes_one_per_agent(wandb_offline: Path)
     pids = {r.history[0]["pid"] for r in recs}
     assert len(recs) == 4
     assert len(pids) == 2 and os.getpid() not in pids
-    # each agent's trials ran in its own process
-    by_action: dict[str, set[int]] = {}
-    for r in recs:
-        by_action.setdefault(r.config["flyte"]["action_name"], set()).add(r.history[0]["pid"])
-    assert sorted(len(p) for p in by_action.values()) == [1, 1]
+    # each agent's two trials (the grid is handed out at once) ran in its own process
+    per_pid = [sum(r.history[0]["pid"] == pid for r in recs) for pid in pids]
+    assert per_pid == [2, 2]
+
+
+_SIDE_EFFECTS = """
+import json, shutil
+from pathlib import Path
+
+import flyte
+from flyteplugins.wandb import get_wandb_run, wandb_init
+from flyteplugins.wandb_sweeps import (
+    run_agent_work, run_parallel_agents, wandb_sweep, wandb_sweep_config,
+)
+
+DATA = Path(__file__).resolve().parent / "data"
+shutil.rmtree(DATA, ignore_errors=True)  # top-level code with a side effect
+DATA.mkdir()
+env = flyte.TaskEnvironment(name="side_effects")
+
+
+@wandb_init
+def objective() -> None:
+    run = get_wandb_run()
+    run.log({"loss": float((DATA / "scale.txt").read_text()) * run.config["lr"]})
+
+
+@env.task
+def agent(work: str) -> str:
+    return run_agent_work(work, objective)
+
+
+@wandb_sweep
+@env.task
+async def tune() -> str:
+    (DATA / "scale.txt").write_text("2")
+    return json.dumps(await run_parallel_agents(agent, 2))
+
+
+if __name__ == "__main__":
+    flyte.init()
+    ctx = wandb_sweep_config(
+        method="grid", metric={"name": "loss", "goal": "minimize"},
+        parameters={"lr": {"values": [0.1, 0.2]}},
+    )
+    try:
+        flyte.with_runcontext(mode="local", custom_context=dict(ctx)).run(tune)
+    except Exception as exc:
+        print("FAILED:", exc)
+"""
+
+
+def test_a_scripts_top_level_side_effects_in_a_worker_are_explained(wandb_offline: Path) -> None:
+    # issue 22: the worker imports the script again, its top-level code removes the data the
+    # task prepared, and the trial failed with a bare FileNotFoundError
+    script = wandb_offline / "side_effects.py"
+    script.write_text(_SIDE_EFFECTS)
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    assert "FAILED:" in out and "FileNotFoundError" in out
+    assert str(script) in out
+    assert "top-level code ran again in the worker" in out
+    assert 'if __name__ == "__main__":' in out
 
 
 @env.task

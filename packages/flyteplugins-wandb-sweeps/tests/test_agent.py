@@ -134,7 +134,7 @@ class _Unpicklable:
 def test_an_objective_workers_cannot_import_is_refused_naming_it(
     function: object, why: str
 ) -> None:
-    from flyteplugins.wandb_sweeps._agent import check_importable
+    from flyteplugins.wandb_sweeps._parallel import check_importable
 
     with pytest.raises(TypeError) as raised:
         check_importable(function)  # type: ignore[arg-type]
@@ -145,7 +145,7 @@ def test_an_objective_workers_cannot_import_is_refused_naming_it(
 
 
 def test_a_module_level_objective_is_importable() -> None:
-    from flyteplugins.wandb_sweeps._agent import check_importable
+    from flyteplugins.wandb_sweeps._parallel import check_importable
 
     check_importable(module_level_objective)
 
@@ -154,7 +154,7 @@ def test_an_objective_of_python_c_is_refused(monkeypatch: pytest.MonkeyPatch) ->
     import sys
     import types
 
-    from flyteplugins.wandb_sweeps._agent import check_importable
+    from flyteplugins.wandb_sweeps._parallel import check_importable
 
     main = types.ModuleType("__main__")  # what `python -c` and a REPL have: no __file__
     monkeypatch.setitem(sys.modules, "__main__", main)

@@ -62,8 +62,8 @@ def test_merges_with_wandb_config_without_collisions() -> None:
     ("kwargs", "error", "message"),
     [
         ({"method": "hyper"}, SweepConfigError, "unknown sweep method 'hyper'"),
-        ({"metric": {"name": "x"}}, SweepConfigError, "needs a 'goal'"),
-        ({"parameters": {}}, SweepConfigError, "non-empty dict"),
+        ({"metric": {"name": "x", "goal": "up"}}, SweepConfigError, "'up' is not one of"),
+        ({"parameters": {}}, SweepConfigError, "{} should be non-empty"),
         ({"project": 2024}, TypeError, "project=2024"),
         ({"download_logs": "yes"}, TypeError, "download_logs='yes'"),
         ({"prior_runs": "abc"}, SweepConfigError, "prior_runs must be a list"),

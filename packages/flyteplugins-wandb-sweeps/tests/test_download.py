@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from flyteplugins.wandb_sweeps import DownloadError, UnsafeFileName, download_run
-from flyteplugins.wandb_sweeps.download import find_offline_run_dir, run_bounded, safe_path
+from flyteplugins.wandb_sweeps import (
+    DownloadError,
+    UnsafeFileName,
+    download_run,
+    download_sweep,
+    download_wandb_run_dir,
+    download_wandb_sweep_dirs,
+)
+from flyteplugins.wandb_sweeps._fetch import find_offline_run_dir, run_bounded, safe_path
 
 BAD_NAMES = [
     "../x",
@@ -122,3 +129,17 @@ def test_missing_offline_run_is_an_error(tmp_path: Path, monkeypatch: pytest.Mon
 def test_strict_mode_raises_with_every_failed_name() -> None:
     err = DownloadError("2 files", {"a": "x", "b": "y"})
     assert err.failed == {"a": "x", "b": "y"}
+
+
+def test_unknown_offline_sweep_and_run_both_raise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # issue 22: the sweep returned [] silently while the same call for a run raised
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    with pytest.raises(DownloadError, match="'nope'") as run_error:
+        download_wandb_run_dir("nope", tmp_path / "run", offline=True)
+    with pytest.raises(DownloadError, match="no local sweep 'nope'") as sweep_error:
+        download_wandb_sweep_dirs("nope", tmp_path / "sweep", offline=True)
+    assert "WANDB_DIR" in str(run_error.value) and "WANDB_DIR" in str(sweep_error.value)
+    with pytest.raises(FileNotFoundError, match="no local sweep 'nope'"):
+        download_sweep("nope", offline=True, target=tmp_path / "s")

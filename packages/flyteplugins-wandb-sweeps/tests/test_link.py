@@ -6,12 +6,22 @@ Expected URLs are the installed client's own (``wandb.Settings(...).sweep_url``)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import flyte
 import pytest
 
 from flyteplugins.wandb import wandb_config
-from flyteplugins.wandb_sweeps import WandbSweep, wandb_sweep_config
-from flyteplugins.wandb_sweeps._context import SweepRef, sweep_entries
+from flyteplugins.wandb_sweeps import WandbSweep, wandb_sweep, wandb_sweep_config
+from flyteplugins.wandb_sweeps._context import sweep_entries
+from flyteplugins.wandb_sweeps._state import SweepRef
+
+env = flyte.TaskEnvironment(name="sweeps_link_tests")
+
+
+@env.task
+def sweep_task() -> None:
+    pass
 
 
 @pytest.fixture(autouse=True)
@@ -70,16 +80,39 @@ def action_link(ws: WandbSweep, ctx: dict[str, str], run: str, action: str) -> s
     return ws.get_link(run, "proj", "dev", ctx, "parent", action, "pod")
 
 
+def creating(**kwargs: Any) -> WandbSweep:
+    """The link as ``@wandb_sweep`` adds it: on a task that creates the sweep."""
+    ws = WandbSweep(**kwargs)
+    ws._creates = True
+    return ws
+
+
+def test_the_decorator_marks_its_link_as_the_creating_tasks() -> None:
+    task = wandb_sweep(method="grid", parameters={"a": {"values": [1]}})(sweep_task)
+    [ws] = [x for x in task.links if isinstance(x, WandbSweep)]
+    assert ws._creates
+
+
+def test_offline_a_link_on_a_task_that_creates_no_sweep_points_at_the_sweeps_page() -> None:
+    # issue 22: it named a local sweep derived from the action, which is never created
+    ctx = {**wandb_config(project="p", entity="e", mode="offline")}
+    assert action_link(WandbSweep(), ctx, "r1", "a1") == sweeps_page("e", "p")
+    published = sweep_entries(SweepRef("abc", project="p", entity="e", local=True))
+    assert action_link(WandbSweep(), {**ctx, **published}, "r1", "a1") == client_sweep_url(
+        "e", "p", "abc"
+    )
+
+
 @pytest.mark.parametrize(
     ("ws", "ctx"),
     [
-        (WandbSweep(local_controller=True), {**wandb_config(project="p", entity="e")}),
-        (WandbSweep(), {**wandb_config(project="p", entity="e", mode="offline")}),
+        (creating(local_controller=True), {**wandb_config(project="p", entity="e")}),
+        (creating(), {**wandb_config(project="p", entity="e", mode="offline")}),
         (
-            WandbSweep(),
+            creating(),
             {**wandb_config(project="p", entity="e"), **wandb_sweep_config(local_controller=True)},
         ),
-        (WandbSweep(project="p", entity="e"), {**wandb_config(mode="disabled")}),
+        (creating(project="p", entity="e"), {**wandb_config(mode="disabled")}),
     ],
 )
 def test_a_local_sweep_the_task_creates_is_linked_by_its_derived_id(
@@ -97,21 +130,21 @@ def test_the_offline_environment_makes_the_new_sweep_local(
     from flyteplugins.wandb_sweeps._controller import local_sweep_id
 
     ctx = {**wandb_config(project="p", entity="e")}
-    assert action_link(WandbSweep(), ctx, "r1", "a1") == sweeps_page("e", "p")
+    assert action_link(creating(), ctx, "r1", "a1") == sweeps_page("e", "p")
     monkeypatch.setenv("WANDB_MODE", "offline")
-    assert action_link(WandbSweep(), ctx, "r1", "a1") == client_sweep_url(
+    assert action_link(creating(), ctx, "r1", "a1") == client_sweep_url(
         "e", "p", local_sweep_id("r1", "a1")
     )
     # asked for online in the settings: a server sweep, whose id is not known yet
     online = {**wandb_config(project="p", entity="e", mode="online")}
-    assert action_link(WandbSweep(), online, "r1", "a1") == sweeps_page("e", "p")
+    assert action_link(creating(), online, "r1", "a1") == sweeps_page("e", "p")
 
 
 def test_a_local_sweep_link_keeps_the_action_template() -> None:
     from flyteplugins.wandb_sweeps._controller import local_sweep_id
 
     ctx = {**wandb_config(project="p", entity="e", mode="offline")}
-    url = action_link(WandbSweep(), ctx, "r1", "{{.actionName}}")
+    url = action_link(creating(), ctx, "r1", "{{.actionName}}")
     real = local_sweep_id("r1", "a7")
     assert url.replace("{{.actionName}}", "a7") == client_sweep_url("e", "p", real)
 

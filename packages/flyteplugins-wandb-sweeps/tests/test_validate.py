@@ -15,7 +15,11 @@ from flyteplugins.wandb_sweeps import (
     wandb_sweep,
     wandb_sweep_config,
 )
-from flyteplugins.wandb_sweeps._validate import check_agent_count, infer_distribution
+from flyteplugins.wandb_sweeps._validate import (
+    check_agent_count,
+    engine_schema,
+    infer_distribution,
+)
 
 LOSS = {"name": "loss", "goal": "minimize"}
 
@@ -51,41 +55,53 @@ def test_valid_configs_pass_unchanged(config: dict[str, Any]) -> None:
 
 
 INVALID = [
-    (cfg("grdi"), "unknown sweep method 'grdi'"),
+    # checked against the sweeps engine's own JSON schema: the bad value and what is allowed
+    (cfg("grdi"), "unknown sweep method 'grdi': expected one of ('bayes', 'grid', 'random')"),
     ({"parameters": {"a": {"value": 1}}}, "no 'method'"),
     ({"method": "grid"}, "no 'parameters'"),
-    (cfg("random", {}), "non-empty dict"),
-    (cfg("random", []), "non-empty dict"),
-    (cfg("random", metric={"goal": "minimize"}), "needs a non-empty 'name'"),
-    (cfg("random", metric={"name": "loss"}), "needs a 'goal'"),
-    (cfg("random", metric={"name": "loss", "goal": "min"}), "'goal' of 'maximize', 'minimize'"),
-    (cfg("random", metric="loss"), "metric must be a dict"),
-    (cfg("random", metric={**LOSS, "bogus": 1}), "unknown sweep metric key"),
+    (cfg("random", {}), "sweep parameters {}: {} should be non-empty"),
+    (cfg("random", []), "[] is not of type 'object'"),
+    (cfg("random", metric={"goal": "minimize"}), "'name' is a required property"),
+    (
+        cfg("random", metric={"name": "loss", "goal": "min"}),
+        "'min' is not one of ['minimize', 'maximize']",
+    ),
+    (cfg("random", metric="loss"), "sweep metric 'loss': 'loss' is not of type 'object'"),
+    (cfg("random", metric={**LOSS, "bogus": 1}), "('bogus' was unexpected)"),
     ({"method": "bayes", "parameters": {"a": {"min": 0.0, "max": 1.0}}}, "needs a metric"),
-    (cfg("random", {"a": {"values": []}}), "'values' must be a non-empty list"),
-    (cfg("random", {"a": {"values": "abc"}}), "'values' must be a non-empty list"),
-    (cfg("random", {"a": {"min": 1.0}}), "is missing ['max']"),
+    (cfg("random", {"a": {"values": []}}), "parameter 'a' (categorical)"),
+    (cfg("random", {"a": {"values": "abc"}}), "'abc' is not of type 'array'"),
+    (cfg("random", {"a": {"min": 1.0}}), "'max' is a required property"),
     (cfg("random", {"a": {"min": 2.0, "max": 1.0}}), "must be less than 'max'"),
-    (cfg("random", {"a": {"min": "0", "max": 1.0}}), "'min' must be a finite number"),
-    (cfg("random", {"a": {"distribution": "gauss"}}), "unknown distribution 'gauss'"),
-    (cfg("random", {"a": {"distribution": "int_uniform", "min": 0.5, "max": 3}}), "integers"),
-    (cfg("random", {"a": {"distribution": "log_uniform_values", "min": 0, "max": 1}}), "> 0"),
-    (cfg("random", {"a": {"distribution": "normal", "sigma": -1}}), "'sigma' must be > 0"),
-    (cfg("random", {"a": {"values": [1], "max": 3}}), "does not take ['max']"),
-    (cfg("random", {"a": {"valeus": [1]}}), "unknown key(s) ['valeus']"),
+    (cfg("random", {"a": {"min": "0", "max": 1.0}}), "'0' is not of type 'number' (at ['min'])"),
+    (
+        cfg("random", {"a": {"distribution": "gauss"}}),
+        "unknown distribution 'gauss': expected one of ['beta', ",
+    ),
+    (
+        cfg("random", {"a": {"distribution": "int_uniform", "min": 0.5, "max": 3}}),
+        "0.5 is not of type 'integer'",
+    ),
+    (
+        cfg("random", {"a": {"distribution": "log_uniform_values", "min": 0, "max": 1}}),
+        "minimum of 0",
+    ),
+    (cfg("random", {"a": {"distribution": "normal", "sigma": -1}}), "-1 is less than the minimum"),
+    (cfg("random", {"a": {"values": [1], "max": 3}}), "('max' was unexpected)"),
+    (cfg("random", {"a": {"valeus": [1]}}), "neither what to try nor how to sample"),
     (cfg("random", {"a": {}}), "neither what to try nor how to sample"),
     (cfg("random", {"a": 3}), "parameter 'a' must be a dict"),
-    (cfg("random", {"1a": {"value": 1}}), "invalid parameter name"),
+    (cfg("random", {"1a": {"value": 1}}), "'1a' does not match"),
     (cfg("random", {"a": {"values": [1, 2], "probabilities": [0.5]}}), "'probabilities'"),
     (cfg("grid", {"a": {"min": 0.0, "max": 1.0}}), "cannot be enumerated by a grid"),
     (cfg("grid", {"o": {"parameters": {"b": {"distribution": "normal"}}}}), "'o.b' (normal)"),
     (cfg("random", {"o": {"parameters": {}}}), "nested parameters of 'o'"),
     (cfg("random", {"o": {"parameters": {"b": {"value": 1}}, "value": 2}}), "holds only"),
-    (cfg("random", early_terminate={"type": "median"}), "must be 'hyperband'"),
-    (cfg("random", early_terminate={"type": "hyperband"}), "needs 'min_iter'"),
-    (cfg("random", early_terminate={"type": "hyperband", "min_iter": 0}), "integer >= 1"),
-    (cfg("random", early_terminate={"type": "hyperband", "min_iter": 2, "eta": 1}), "> 1"),
-    (cfg("random", name=3), "'name' must be a string"),
+    (cfg("random", early_terminate={"type": "median"}), "'median' is not one of ['hyperband']"),
+    (cfg("random", early_terminate={"type": "hyperband"}), "'min_iter' is a required property"),
+    (cfg("random", early_terminate={"type": "hyperband", "min_iter": 0}), "minimum of 1"),
+    (cfg("random", early_terminate={"type": "hyperband", "min_iter": 2, "eta": 1}), "minimum of 1"),
+    (cfg("random", name=3), "sweep name 3: 3 is not of type 'string'"),
     (cfg("random", run_cap=0), "run_cap must be an integer >= 1"),
     (cfg("random", run_cap=2.5), "run_cap must be an integer >= 1"),
     ({}, "no sweep configuration was given"),
@@ -101,10 +117,16 @@ def test_invalid_configs_name_the_problem(config: dict[str, Any], message: str) 
 
 
 def test_infer_distribution() -> None:
-    assert infer_distribution("a", {"value": 1}) == "constant"
-    assert infer_distribution("a", {"values": [1]}) == "categorical"
-    assert infer_distribution("a", {"min": 1, "max": 2}) == "int_uniform"
-    assert infer_distribution("a", {"min": 1, "max": 2.0}) == "uniform"
+    assert infer_distribution({"value": 1}) == "constant"
+    assert infer_distribution({"values": [1]}) == "categorical"
+    assert infer_distribution({"min": 1, "max": 2}) == "int_uniform"
+    assert infer_distribution({"min": 1, "max": 2.0}) == "uniform"
+
+
+def test_the_schema_is_the_installed_engines() -> None:
+    import sweeps.config.schema as engine
+
+    assert engine_schema() == engine.sweep_config_jsonschema
 
 
 @pytest.mark.parametrize("n", [0, -1, 21, 100, 2.0, True, "4", None])
@@ -136,14 +158,11 @@ def test_any_categorical_grid_is_valid(space: dict[str, list[Any]]) -> None:
 AT_THE_CALL = [
     ({"method": "bayes", "parameters": {"lr": {"min": 0.0, "max": 1.0}}}, "needs a metric"),
     ({"method": "bayes"}, "in the same call that sets the method"),
-    ({"parameters": {}}, "sweep parameters must be a non-empty dict"),
+    ({"parameters": {}}, "sweep parameters {}: {} should be non-empty"),
     ({"parameters": {"lr": {}}}, "parameter 'lr': {} says neither what to try"),
-    ({"parameters": {"lr": {"values": []}}}, "parameter 'lr': 'values' must be a non-empty"),
-    (
-        {"parameters": {"lr": {"distribution": "uniform"}}},
-        "'lr' (uniform) is missing ['min', 'max']",
-    ),
-    ({"parameters": {"lr": {"max": 1.0}}}, "parameter 'lr' (uniform) is missing ['min']"),
+    ({"parameters": {"lr": {"values": []}}}, "parameter 'lr' (categorical)"),
+    ({"parameters": {"lr": {"distribution": "uniform"}}}, "'min' is a required property"),
+    ({"parameters": {"lr": {"max": 1.0}}}, "parameter 'lr' (uniform)"),
     ({"parameters": {"o": {"parameters": {"b": {}}}}}, "parameter 'o.b'"),
     ({"method": "grid", "parameters": {"lr": {"min": 0.0, "max": 1.0}}}, "'lr' (uniform) cannot"),
     ({"run_cap": 0}, "run_cap must be an integer >= 1"),
