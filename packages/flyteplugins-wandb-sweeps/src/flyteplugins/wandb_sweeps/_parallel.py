@@ -195,7 +195,8 @@ class _Driver:
     def take(self, outputs: list[Any]) -> list[str]:
         """Take a round's outputs (a result or the exception of each child); the next round."""
         failed = [out for out in outputs if isinstance(out, BaseException)]
-        if self.local is None:
+        if self.local is None:  # wandb.agent children: one round
+            self.works = []
             if failed:
                 raise failed[0]
             return []
