@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import flyte
 
@@ -43,6 +43,7 @@ from .download import after_task, after_task_async
 
 logger = logging.getLogger(__name__)
 _MARK = "__flyteplugins_wandb_sweep__"
+F = TypeVar("F", bound=Callable[..., Any])
 _CONFIG_KEYS = ("method", "metric", "parameters")
 
 
@@ -110,6 +111,10 @@ class WandbSweep:
         return self.url(context, run_name, action_name)
 
 
+@overload
+def wandb_sweep(_func: F) -> F: ...
+@overload
+def wandb_sweep(_func: None = None, **options: Any) -> Callable[[F], F]: ...
 def wandb_sweep(
     _func: Any = None,
     *,

@@ -55,20 +55,18 @@ def check_importable(function: Callable[[], Any]) -> None:
         )
 
 
-def _run_trials(function: Callable[[], Any], spec: Mapping[str, Any]) -> list[dict[str, Any]]:
-    keys = ("sweep_id", "project", "entity", "metric", "flyte")
-    where: dict[str, Any] = {k: spec.get(k) for k in keys}
-    return [
-        run_trial(function, run_id=t["run_id"], params=t["params"], **where) for t in spec["trials"]
-    ]
-
-
-def _trials_in_worker(
-    context: dict[str, str], function: Callable[[], Any], spec: Mapping[str, Any]
+def _run_trials(
+    function: Callable[[], Any], spec: Mapping[str, Any], context: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
-    """In a worker process: run the trials of ``spec`` with the agent task's settings."""
-    with override_custom_context(context):
-        return _run_trials(function, spec)
+    """Run the trials of ``spec`` (in a worker process: with the agent task's ``context``)."""
+    where: dict[str, Any] = {k: spec.get(k) for k in ("sweep_id", "project", "entity", "metric")}
+    with override_custom_context(context or {}):
+        return [
+            run_trial(
+                function, run_id=t["run_id"], params=t["params"], flyte=spec.get("flyte"), **where
+            )
+            for t in spec["trials"]
+        ]
 
 
 def _flyte_action() -> dict[str, Any] | None:
@@ -110,7 +108,7 @@ class _Workers:
             pool = self.pool
         spec = {**spec, "flyte": _flyte_action()}
         try:
-            return pool.submit(_trials_in_worker, current_custom_context(), function, spec).result()
+            return pool.submit(_run_trials, function, spec, current_custom_context()).result()
         except BrokenProcessPool as exc:
             with self.lock:  # the next round starts fresh workers
                 self.pool = None if self.pool is pool else self.pool
