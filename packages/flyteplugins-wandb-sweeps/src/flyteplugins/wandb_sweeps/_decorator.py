@@ -50,9 +50,9 @@ _CONFIG_KEYS = ("method", "metric", "parameters")
 @dataclass
 class WandbSweep:
     """Link to a W&B sweep (before it exists: the project's sweeps page). Settings given here win
-    over the submitter's context; fields in the order of the 2.x link; ``id`` and ``sweep_id``
-    name the same sweep. On a ``@wandb_sweep`` task, ``local_controller`` (or W&B offline) means
-    a local sweep whose id the link derives from the run and action."""
+    over the submitter's context; fields in the order of the 2.x link; ``id`` and ``sweep_id`` name
+    the same sweep. On a ``@wandb_sweep`` task (``_creates``), ``local_controller`` (or W&B
+    offline) means a local sweep whose id the link derives from the run and action."""
 
     host: str | None = None
     project: str | None = None
@@ -63,7 +63,6 @@ class WandbSweep:
     sweep_id: str | None = None
     local_controller: bool | None = None
     _creates: bool = field(default=False, init=False, repr=False, compare=False)
-    """Set by ``@wandb_sweep``: the task this link is on creates the sweep."""
 
     def __post_init__(self) -> None:
         if None not in (self.id, self.sweep_id) and self.id != self.sweep_id:

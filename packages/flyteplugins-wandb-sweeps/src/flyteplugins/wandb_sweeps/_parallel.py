@@ -33,12 +33,14 @@ from ._agent import (
 from ._controller import LocalSweep, lookup
 from ._validate import check_agent_count
 
+_TRIAL_KEYS = ("sweep_id", "project", "entity", "metric", "flyte")
 _MAIN_HINT = 'in a script, start the Flyte run under `if __name__ == "__main__":`'
 
 
 def check_importable(function: Callable[[], Any]) -> None:
     """Refuse an objective that a worker process could not import, naming it and why."""
-    module, name = function.__module__, getattr(function, "__qualname__", repr(function))
+    module = getattr(function, "__module__", None)
+    name = getattr(function, "__qualname__", repr(function))
     why = "it is a lambda" if "<lambda>" in name else None
     why = why or ("it is defined inside a function" if "<locals>" in name else None)
     if not why and module == "__main__" and not hasattr(sys.modules["__main__"], "__file__"):
@@ -59,12 +61,10 @@ def _run_trials(
     function: Callable[[], Any], spec: Mapping[str, Any], context: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
     """Run the trials of ``spec`` (in a worker process: with the agent task's ``context``)."""
-    where: dict[str, Any] = {k: spec.get(k) for k in ("sweep_id", "project", "entity", "metric")}
+    where: dict[str, Any] = {k: spec.get(k) for k in _TRIAL_KEYS}
     with override_custom_context(context or {}):
         return [
-            run_trial(
-                function, run_id=t["run_id"], params=t["params"], flyte=spec.get("flyte"), **where
-            )
+            run_trial(function, run_id=t["run_id"], params=t["params"], **where)
             for t in spec["trials"]
         ]
 
