@@ -73,3 +73,52 @@ def test_ruff_bans_every_module_of_sweeps_but_its_package_in_the_plugin() -> Non
     banned = _banned(PACKAGES / "flyteplugins-wandb" / "ruff.toml", "flyteplugins.wandb_sweeps")
     modules = {f"flyteplugins.wandb_sweeps.{p.stem}" for p in SWEEPS_SRC.glob("*.py")}
     assert modules - {"flyteplugins.wandb_sweeps.__init__"} <= banned
+
+
+def test_the_log_download_is_declared_as_entry_points() -> None:
+    import inspect
+    from importlib.metadata import entry_points
+
+    found = {e.name: e.load() for e in entry_points(group="flyteplugins.wandb.download")}
+    assert found == {"after_task": sweeps.after_task, "after_task_async": sweeps.after_task_async}
+    for function in found.values():
+        kinds = {p.kind for p in inspect.signature(function).parameters.values()}
+        assert kinds == {inspect.Parameter.KEYWORD_ONLY}
+
+
+def test_sweeps_modules_import_only_modules_below_them() -> None:
+    # the layers, top to bottom (docs: the package's docstring; the lead's import-linter contract)
+    layers = ["_decorator", "download", "_fetch", "_parallel", "_agent", "_controller", "_context"]
+    layers += ["_validate", "_state"]
+    assert {p.stem for p in SWEEPS_SRC.glob("_*.py")} | {"download"} == {
+        *layers,
+        "__init__",
+        "__about__",
+    }
+    for path in SWEEPS_SRC.glob("*.py"):
+        if path.stem not in layers:
+            continue
+        tree = ast.parse(path.read_text())
+        own = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1}
+        below = set(layers[layers.index(path.stem) + 1 :])
+        assert own <= below, (path.stem, own - below)
+        local = [
+            n
+            for f in ast.walk(tree)
+            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for n in ast.walk(f)
+            if isinstance(n, ast.ImportFrom) and n.level == 1
+        ]
+        assert local == [], f"{path.stem} imports our modules inside a function"
+
+
+def test_importing_the_package_imports_neither_wandb_nor_the_engine() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, flyteplugins.wandb_sweeps; "
+        "print(sorted(m for m in ('wandb', 'sweeps', 'jsonschema') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -24,8 +24,8 @@ from ._state import SweepRef
 
 logger = logging.getLogger(__name__)
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
-TRACEBACK_KEY = "traceback"
-"""Summary key of a failed local trial's run: the objective's full traceback."""
+_MAINS = ("__main__", "__mp_main__")  # a script's module, as run and as a worker imports it
+TRACEBACK_KEY = "traceback"  # summary key of a failed local trial's run: the full traceback
 
 
 class SweepTrialsFailed(RuntimeError):
@@ -36,7 +36,7 @@ def _format_error(exc: BaseException, function: Callable[[], Any]) -> str:
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
     script = getattr(sys.modules.get("__mp_main__"), "__file__", None)
     in_worker = multiprocessing.parent_process() is not None
-    if isinstance(exc, OSError) and script and in_worker and function.__module__.endswith("main__"):
+    if isinstance(exc, OSError) and script and in_worker and function.__module__ in _MAINS:
         text += (
             f"\n\nThis trial ran in a worker process of a local parallel agent, which imported "
             f"your script {script} again to find the objective: the script's top-level code "
@@ -69,7 +69,9 @@ def _metric_rows(run: Any, metric: str | None, rows: list[dict[str, Any]]) -> It
     try:
         yield
     finally:
-        own.update(log=before) if had else own.pop("log", None)
+        own.pop("log", None)
+        if had:
+            own["log"] = before
 
 
 def run_trial(

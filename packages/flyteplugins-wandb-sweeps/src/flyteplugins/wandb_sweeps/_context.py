@@ -27,8 +27,8 @@ from ._validate import SweepConfigError, check_partial, check_prior_runs
 PREFIX: Final = "wandb_sweep/"
 SWEEP_KEY: Final = "wandb_sweep/~sweep"
 CONFIG: Final = ("method", "metric", "parameters", "name", "early_terminate")
+# settings of the sweep itself, not part of the W&B sweep configuration dict
 SETTINGS: Final = ("project", "entity", "prior_runs", "download_logs", "local_controller")
-"""Settings of the sweep itself, not part of the W&B sweep configuration dict."""
 
 
 def check_settings(values: Mapping[str, Any]) -> None:

@@ -24,8 +24,7 @@ from ._validate import validate_sweep_config
 TrialState = Literal["pending", "running", "finished", "failed"]
 logger = logging.getLogger(__name__)
 STATE_FORMAT = 1
-MAX_TAG_LENGTH = 64
-"""Longest tag W&B accepts (trials are tagged with their sweep's id when it fits)."""
+MAX_TAG_LENGTH = 64  # the longest tag W&B accepts (a trial is tagged with its sweep's id)
 
 
 def new_id(length: int = 8) -> str:

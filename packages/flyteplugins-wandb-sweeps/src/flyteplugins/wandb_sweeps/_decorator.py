@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import flyte
 
@@ -43,15 +43,16 @@ from .download import after_task, after_task_async
 
 logger = logging.getLogger(__name__)
 _MARK = "__flyteplugins_wandb_sweep__"
+F = TypeVar("F", bound=Callable[..., Any])
 _CONFIG_KEYS = ("method", "metric", "parameters")
 
 
 @dataclass
 class WandbSweep:
     """Link to a W&B sweep (before it exists: the project's sweeps page). Settings given here win
-    over the submitter's context; fields in the order of the 2.x link; ``id`` and ``sweep_id``
-    name the same sweep. On a ``@wandb_sweep`` task, ``local_controller`` (or W&B offline) means
-    a local sweep whose id the link derives from the run and action."""
+    over the submitter's context; fields in the order of the 2.x link; ``id`` and ``sweep_id`` name
+    the same sweep. On a ``@wandb_sweep`` task (``_creates``), ``local_controller`` (or W&B
+    offline) means a local sweep whose id the link derives from the run and action."""
 
     host: str | None = None
     project: str | None = None
@@ -62,7 +63,6 @@ class WandbSweep:
     sweep_id: str | None = None
     local_controller: bool | None = None
     _creates: bool = field(default=False, init=False, repr=False, compare=False)
-    """Set by ``@wandb_sweep``: the task this link is on creates the sweep."""
 
     def __post_init__(self) -> None:
         if None not in (self.id, self.sweep_id) and self.id != self.sweep_id:
@@ -110,6 +110,10 @@ class WandbSweep:
         return self.url(context, run_name, action_name)
 
 
+@overload
+def wandb_sweep(_func: F) -> F: ...
+@overload
+def wandb_sweep(_func: None = None, **options: Any) -> Callable[[F], F]: ...
 def wandb_sweep(
     _func: Any = None,
     *,

@@ -26,8 +26,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_WORKERS = 8
 DEFAULT_TIMEOUT = 600.0
-REPORT = "download.json"
-"""The report every download writes into its folder; it also marks the folder as a download."""
+REPORT = "download.json"  # the report of every download; it also marks the folder as one
 
 
 class UnsafeFileName(ValueError):

@@ -33,12 +33,14 @@ from ._agent import (
 from ._controller import LocalSweep, lookup
 from ._validate import check_agent_count
 
+_TRIAL_KEYS = ("sweep_id", "project", "entity", "metric", "flyte")
 _MAIN_HINT = 'in a script, start the Flyte run under `if __name__ == "__main__":`'
 
 
 def check_importable(function: Callable[[], Any]) -> None:
     """Refuse an objective that a worker process could not import, naming it and why."""
-    module, name = function.__module__, getattr(function, "__qualname__", repr(function))
+    module = getattr(function, "__module__", None)
+    name = getattr(function, "__qualname__", repr(function))
     why = "it is a lambda" if "<lambda>" in name else None
     why = why or ("it is defined inside a function" if "<locals>" in name else None)
     if not why and module == "__main__" and not hasattr(sys.modules["__main__"], "__file__"):
@@ -55,20 +57,16 @@ def check_importable(function: Callable[[], Any]) -> None:
         )
 
 
-def _run_trials(function: Callable[[], Any], spec: Mapping[str, Any]) -> list[dict[str, Any]]:
-    keys = ("sweep_id", "project", "entity", "metric", "flyte")
-    where: dict[str, Any] = {k: spec.get(k) for k in keys}
-    return [
-        run_trial(function, run_id=t["run_id"], params=t["params"], **where) for t in spec["trials"]
-    ]
-
-
-def _trials_in_worker(
-    context: dict[str, str], function: Callable[[], Any], spec: Mapping[str, Any]
+def _run_trials(
+    function: Callable[[], Any], spec: Mapping[str, Any], context: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
-    """In a worker process: run the trials of ``spec`` with the agent task's settings."""
-    with override_custom_context(context):
-        return _run_trials(function, spec)
+    """Run the trials of ``spec`` (in a worker process: with the agent task's ``context``)."""
+    where: dict[str, Any] = {k: spec.get(k) for k in _TRIAL_KEYS}
+    with override_custom_context(context or {}):
+        return [
+            run_trial(function, run_id=t["run_id"], params=t["params"], **where)
+            for t in spec["trials"]
+        ]
 
 
 def _flyte_action() -> dict[str, Any] | None:
@@ -110,7 +108,7 @@ class _Workers:
             pool = self.pool
         spec = {**spec, "flyte": _flyte_action()}
         try:
-            return pool.submit(_trials_in_worker, current_custom_context(), function, spec).result()
+            return pool.submit(_run_trials, function, spec, current_custom_context()).result()
         except BrokenProcessPool as exc:
             with self.lock:  # the next round starts fresh workers
                 self.pool = None if self.pool is pool else self.pool
@@ -195,7 +193,8 @@ class _Driver:
     def take(self, outputs: list[Any]) -> list[str]:
         """Take a round's outputs (a result or the exception of each child); the next round."""
         failed = [out for out in outputs if isinstance(out, BaseException)]
-        if self.local is None:
+        if self.local is None:  # wandb.agent children: one round
+            self.works = []
             if failed:
                 raise failed[0]
             return []

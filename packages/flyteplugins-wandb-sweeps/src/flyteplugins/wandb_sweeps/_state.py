@@ -22,6 +22,5 @@ class SweepRef:
 
 current: ContextVar[SweepRef | None] = ContextVar("flyteplugins_wandb_sweep", default=None)
 
-local_sweeps: dict[str, Any] = {}
-"""Local sweeps (``LocalSweep``) this process controls, by id."""
+local_sweeps: dict[str, Any] = {}  # the local sweeps (LocalSweep) this process controls, by id
 local_sweeps_lock = threading.Lock()

@@ -111,23 +111,21 @@ def remove_downloaded_logs(path: str | os.PathLike[str] | None = None) -> list[P
     a download wrote (holding its ``download.json``, or a sweep's run folders); the folders
     removed."""
     base = Path(path) if path is not None else default_download_dir()
-    removed: list[Path] = []
-    if not base.is_dir():
-        return removed
-    for child in sorted(base.iterdir()):
-        if child.is_symlink() or not child.is_dir():
-            continue
-        if _is_download(child) or (
-            child.name.startswith("wandb-sweep-")
-            and any(_is_download(sub) for sub in child.iterdir() if sub.is_dir())
-        ):
-            shutil.rmtree(child)
-            removed.append(child)
+    children = sorted(base.iterdir()) if base.is_dir() else []
+    folders = [c for c in children if c.is_dir() and not c.is_symlink()]
+    removed = [c for c in folders if (c / REPORT).is_file() or _is_sweep_download(c)]
+    for folder in removed:
+        shutil.rmtree(folder)
     return removed
 
 
-def _is_download(folder: Path) -> bool:
-    return (folder / REPORT).is_file()
+def _is_sweep_download(folder: Path) -> bool:
+    runs = (
+        [sub for sub in folder.iterdir() if sub.is_dir()]
+        if folder.name.startswith("wandb-sweep-")
+        else []
+    )
+    return any((sub / REPORT).is_file() for sub in runs)
 
 
 def _hook_args(
