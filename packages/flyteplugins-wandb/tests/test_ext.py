@@ -37,6 +37,7 @@ CONTRACT = {
     "encode_entries": "(prefix: str, values: Mapping[str, Any]) -> dict[str, str]",
     "encode_value": "(value: Any, *, key: str = 'value') -> str",
     "find_run_files": "(root: str | Path) -> list[Path]",
+    "flyte_identity": "() -> dict[str, Any] | None",
     "keep_links_on_override": "(task: Any, ours: Sequence[Any], make_links: "
     "Callable[[Any], Sequence[Any]]) -> None",
     "live_run_ids": "() -> tuple[str, ...]",
@@ -46,6 +47,10 @@ CONTRACT = {
     "server_url": "(settings: Mapping[str, Any]) -> str",
     "sweep_page_url": "(settings: Mapping[str, Any], sweep_id: str | None) -> str",
 }
+
+
+def test_flyte_identity_is_none_outside_a_task() -> None:
+    assert ext.flyte_identity() is None
 
 
 def test_the_surface_is_exactly_the_declared_names() -> None:

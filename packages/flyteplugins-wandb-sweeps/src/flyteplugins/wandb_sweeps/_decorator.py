@@ -66,7 +66,10 @@ class WandbSweep:
 
     def __post_init__(self) -> None:
         if None not in (self.id, self.sweep_id) and self.id != self.sweep_id:
-            raise ValueError(f"WandbSweep(id={self.id!r}, sweep_id={self.sweep_id!r}): give one")
+            raise ValueError(
+                f"WandbSweep(id={self.id!r}, sweep_id={self.sweep_id!r}) names two sweeps: give "
+                "one of them (id= and sweep_id= are the same field)"
+            )
         self.sweep_id = self.id = self.sweep_id if self.sweep_id is not None else self.id
 
     def url(

@@ -17,9 +17,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-import flyte
-
-from flyteplugins.wandb.ext import current_custom_context, override_custom_context
+from flyteplugins.wandb.ext import current_custom_context, flyte_identity, override_custom_context
 
 from ._agent import (
     SweepTrialsFailed,
@@ -69,18 +67,6 @@ def _run_trials(
         ]
 
 
-def _flyte_action() -> dict[str, Any] | None:
-    """The agent task's Flyte action as the plugin records it in a run's config (a worker
-    process has no Flyte context to read it from)."""
-    tctx = flyte.ctx()
-    action = tctx and (getattr(tctx, "task_action", None) or tctx.action)
-    if not action:
-        return None
-    attempt = getattr(tctx, "attempt_number", None)
-    names = {"run_name": action.run_name, "action_name": action.name, "project": action.project}
-    return {**names, "domain": action.domain, "attempt": attempt if isinstance(attempt, int) else 0}
-
-
 class _Workers:
     """The worker processes (one per agent running at a time) of a parallel run of a sweep."""
 
@@ -106,7 +92,7 @@ class _Workers:
                 spawn = multiprocessing.get_context("spawn")
                 self.pool = ProcessPoolExecutor(self.agents, mp_context=spawn)
             pool = self.pool
-        spec = {**spec, "flyte": _flyte_action()}
+        spec = {**spec, "flyte": flyte_identity()}
         try:
             return pool.submit(_run_trials, function, spec, current_custom_context()).result()
         except BrokenProcessPool as exc:

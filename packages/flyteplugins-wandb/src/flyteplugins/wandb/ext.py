@@ -120,6 +120,17 @@ def server_url(settings: Mapping[str, Any]) -> str:
     return _resolve.server_for(settings, _client.read_defaults()).api_url
 
 
+def flyte_identity() -> dict[str, Any] | None:
+    """The Flyte action the caller runs in, as the plugin records it under ``flyte`` in a run's
+    config (``run_name``, ``action_name``, ``project``, ``domain``, ``attempt``); ``None``
+    outside a Flyte task. For code that starts runs where no Flyte context exists (a worker
+    process of parallel sweep agents)."""
+    from . import _flyte
+
+    tctx = _flyte.task_context()
+    return _flyte.identity(tctx).as_config() if tctx else None
+
+
 def live_run_ids() -> tuple[str, ...]:
     """The ids of the runs ``@wandb_init`` started in this process and has not finished, sorted.
 
@@ -145,6 +156,7 @@ __all__ = [
     "encode_entries",
     "encode_value",
     "find_run_files",
+    "flyte_identity",
     "keep_links_on_override",
     "live_run_ids",
     "override_custom_context",
