@@ -409,7 +409,7 @@ def test_a_start_that_fails_after_the_run_began_leaves_nothing_open(
 ) -> None:
     import types
 
-    import flyteplugins.wandb._decorator as decorator
+    import flyteplugins.wandb._call as decorator
     from flyteplugins.wandb import _state
 
     def broken(entries: Any) -> Any:
@@ -440,7 +440,7 @@ def test_a_failure_while_finishing_never_hides_the_users_error(
     wandb_offline: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import flyteplugins.wandb._backend as backend
-    from flyteplugins.wandb._decorator import WandbFinishFailed
+    from flyteplugins.wandb._call import WandbFinishFailed
 
     real_finish = backend.finish_run
 

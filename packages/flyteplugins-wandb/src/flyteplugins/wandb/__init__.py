@@ -24,8 +24,9 @@ from flyteplugins.wandb_core import RankScope, RunMode
 
 from .__about__ import __version__
 from ._backend import WandbApiKeyMissing
+from ._call import WandbFinishFailed
 from ._context import get_wandb_context, wandb_config
-from ._decorator import WandbFinishFailed, get_distributed_info, get_wandb_run_dir, wandb_init
+from ._decorator import get_distributed_info, get_wandb_run_dir, wandb_init
 from ._globals import WandbGlobalsUnavailable, WandbInitInTaskWarning
 from ._link import Wandb
 from ._ranks import WandbStrayRank

@@ -4,7 +4,7 @@ From the settings (decorator over ``wandb_config`` context), what a parent publi
 topology, the Flyte identity, the kind of call and the client's defaults, :func:`resolve` returns a
 :class:`ResolvedRun`: the server (API and web-app URL), entity, project, id, resume, group,
 shared-mode role and label, the keywords and settings that reach ``wandb.init``, and the URL of
-the run's page. The runtime (``_decorator._Call``) executes it; the ``Wandb`` link renders
+the run's page. The runtime (``_call._Call``) executes it; the ``Wandb`` link renders
 :func:`link_urls`, the ``WandbSweep`` link :func:`sweep_link`; nothing else decides any of these.
 
 Core's :func:`~flyteplugins.wandb_core.plan` stays the authority for ranks, ids and groups; this
