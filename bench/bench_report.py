@@ -166,7 +166,7 @@ def _timed_run(task: Any, *args: Any) -> tuple[float, Any]:
 
 def _recorder_alone_us(blocks: int, size: int) -> float:
     """Median time of ``Recorder.record`` per row of four scalars, no client involved."""
-    from flyteplugins.wandb._report import Recorder
+    from flyteplugins.wandb._charts import Recorder
 
     recorder = Recorder()
     row = {"loss": 0.5, "acc": 0.25, "lr": 0.1, "epoch": 1}

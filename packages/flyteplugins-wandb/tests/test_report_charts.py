@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flyteplugins.wandb import _artifacts, _report, _settings
-from flyteplugins.wandb._report import KEEP_POINTS, Recorder, Series, svg_chart, thin
+from flyteplugins.wandb import _artifacts, _charts, _settings
+from flyteplugins.wandb._charts import KEEP_POINTS, Recorder, Series, svg_chart, thin
 
 
 def _series(values: list[float]) -> Series:
@@ -44,7 +44,7 @@ def test_a_hundred_thousand_rows_are_downsampled_not_dumped() -> None:
     s = _series([math.sin(i / 1000) for i in range(100_000)])
     svg = svg_chart("v", s)
     [points] = re.findall(r'points="([^"]*)"', svg)
-    assert len(points.split()) <= _report.DRAW_POINTS
+    assert len(points.split()) <= _charts.DRAW_POINTS
     assert 'data-logged="100000"' in svg
     assert len(svg) < 40_000
 
@@ -120,8 +120,8 @@ def test_a_chart_draws_one_polyline_with_its_points_and_escapes_its_name() -> No
 
 
 def test_render_escapes_every_value_and_marks_a_failure() -> None:
-    facts = _report.RunFacts(id="r1", state="failed", exit_code=1, url="https://x/<r1>")
-    html = _report.render([facts], {"<k>": "<v>", "_private": 1}, None)
+    facts = _charts.RunFacts(id="r1", state="failed", exit_code=1, url="https://x/<r1>")
+    html = _charts.render([facts], {"<k>": "<v>", "_private": 1}, None)
     assert "<k>" not in html and "&lt;k&gt;" in html and "&lt;v&gt;" in html
     assert "_private" not in html
     assert 'class="fpw-failed">failed (exit 1)' in html
@@ -146,13 +146,13 @@ def test_recorder_on_a_real_offline_run_and_log_given_back(tmp_path: Path) -> No
     run = wandb.init(mode="offline", dir=str(tmp_path), project="unit-report", reinit="create_new")
     try:
         own = vars(run).get("log")
-        rec = _report.attach(run)
-        assert _report.attach(run) is rec  # a second user shares it
+        rec = _charts.attach(run)
+        assert _charts.attach(run) is rec  # a second user shares it
         run.log({"loss": 1.0})
         run.log({"loss": 0.5})
-        _report.detach(run)
+        _charts.detach(run)
         run.log({"loss": 0.25})  # still attached for the first user
-        _report.detach(run)
+        _charts.detach(run)
         run.log({"loss": 0.125})
         assert rec.series["loss"].count == 3
         assert vars(run).get("log") is own  # the client's own method again
