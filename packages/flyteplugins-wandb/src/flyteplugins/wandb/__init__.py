@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     )
     from ._report import WandbReportFailed, report_sweep
     from ._rewind import WandbRewindError, rewind_to
-    from ._sync import WandbOfflineRunNotSaved, WandbSyncFailed, sync_wandb, wandb_sync_task
+    from ._sync import WandbOfflineRunNotSaved
+    from ._sync_task import WandbSyncFailed, sync_wandb, wandb_sync_task
 
 # Names whose modules a plain decorated task never needs: imported at their first use, so that
 # `import flyteplugins.wandb` and a plain task load only the call's short path.
@@ -58,9 +59,9 @@ _LAZY = {
     "WandbRewindError": "_rewind",
     "rewind_to": "_rewind",
     "WandbOfflineRunNotSaved": "_sync",
-    "WandbSyncFailed": "_sync",
-    "sync_wandb": "_sync",
-    "wandb_sync_task": "_sync",
+    "WandbSyncFailed": "_sync_task",
+    "sync_wandb": "_sync_task",
+    "wandb_sync_task": "_sync_task",
 }
 
 _SWEEPS_NAMES = (
