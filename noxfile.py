@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -238,8 +239,14 @@ def tests(session: nox.Session, package: str) -> None:
 INTEGRATION_EXTRA = ["pandas", "rich", "matplotlib", "pytest-xdist==3.8.0"]
 
 
+# Where the integration runs write every test's duration (JUnit XML, one file per session):
+# ``nox -s bench`` (area loop) reads them after the README's test command.
+REPORTS = ROOT / ".nox" / "reports"
+
+
 def run_integration(session: nox.Session, flyte: str, *args: str) -> None:
-    """pytest over tests-integration, the 30 slowest tests listed at the end.
+    """pytest over tests-integration, the 30 slowest tests listed at the end and every test's
+    duration written to ``.nox/reports/<session>.xml`` (JUnit XML).
 
     With ``NOX_XDIST_WORKERS`` set, in that many xdist workers by group (``--dist loadgroup``,
     groups set in tests-integration/conftest.py): one per file, so a file's module-scoped
@@ -247,6 +254,8 @@ def run_integration(session: nox.Session, flyte: str, *args: str) -> None:
     never compete for the CPUs. Each test has its own tmp_path; servers listen on free ports.
     """
     workers = ["-n", XDIST_WORKERS, "--dist", "loadgroup"] if XDIST_WORKERS != "0" else []
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    junit = REPORTS / (re.sub(r"[^\w.]+", "-", session.name).strip("-") + ".xml")
     session.run(
         "pytest",
         str(ROOT / "tests-integration"),
@@ -254,6 +263,7 @@ def run_integration(session: nox.Session, flyte: str, *args: str) -> None:
         "no:cacheprovider",
         *workers,
         "--durations=30",
+        f"--junitxml={junit}",
         *args,
         env={"WANDB_SILENT": "true", "FLYTE_TEST_VERSION": flyte},
     )
