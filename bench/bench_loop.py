@@ -13,7 +13,8 @@ included: the command runs under a child subreaper that adopts and reaps them). 
 the command cannot end in less than its CPU time / ``N``, however its tests are spread.
 
 Where the time goes: the integration session writes every test's duration as JUnit XML
-(``.nox/reports/``, see the noxfile); the 20 slowest tests and the time per test file are rows.
+(``.nox/reports/``, see the noxfile) with its CPU time; the 20 slowest tests and the time
+per test file are rows.
 The Python processes that load torch (torchrun launchers and workers, Elastic workers, the test
 process itself) are counted by watching ``/proc`` twice a second, per test file too: starting
 one (torch, flyte, the plugin, wandb and its service) is most of a distributed test's cost.
@@ -170,15 +171,24 @@ def run_tree(
 # ---------------------------------------------------------------- per-test durations (JUnit XML)
 
 
-def test_times(reports: Path) -> list[tuple[str, str, float]]:
-    """``(file, test, seconds)`` of every test case in the JUnit XML files under ``reports``
-    (a test's time includes its set-up, e.g. a module's shared job, and its teardown)."""
+def test_times(reports: Path) -> list[tuple[str, str, float, float]]:
+    """``(file, test, seconds, CPU seconds)`` of every test case in the JUnit XML files under
+    ``reports`` (a test's time includes its set-up, e.g. a module's shared job, and its
+    teardown; its CPU time is the ``cpu_s`` property tests-integration/conftest.py writes)."""
     out = []
     for xml in sorted(reports.glob("*.xml")):
         for case in ET.parse(xml).getroot().iter("testcase"):
             parts = case.get("classname", "").split(".")  # tests-integration.test_x[.Class]
             module = next((p for p in parts if p.startswith("test_")), parts[-1])
-            out.append((f"{module}.py", case.get("name", ""), float(case.get("time", "0"))))
+            cpu = next(
+                (
+                    float(p.get("value", "0"))
+                    for p in case.iter("property")
+                    if p.get("name") == "cpu_s"
+                ),
+                0.0,
+            )
+            out.append((f"{module}.py", case.get("name", ""), float(case.get("time", "0")), cpu))
     return out
 
 
@@ -192,16 +202,21 @@ def _row(benchmark: str, value: float, unit: str, target: str = "report") -> dic
     }
 
 
-def time_rows(times: list[tuple[str, str, float]]) -> list[dict[str, Any]]:
+def time_rows(times: list[tuple[str, str, float, float]]) -> list[dict[str, Any]]:
     rows = []
     per_file: Counter[str] = Counter()
-    for file, _, seconds in times:
+    cpu_per_file: Counter[str] = Counter()
+    for file, _, seconds, cpu in times:
         per_file[file] += seconds
+        cpu_per_file[file] += cpu
     slowest = sorted(times, key=lambda t: -t[2])[:SLOWEST]
-    for file, name, seconds in slowest:
-        rows.append(_row(f"integration: slow test {file}::{name}", round(seconds, 1), "s"))
+    for file, name, seconds, cpu in slowest:
+        rows.append(
+            _row(f"integration: slow test {file}::{name} (CPU {cpu:.1f} s)", round(seconds, 1), "s")
+        )
     for file, seconds in per_file.most_common():
-        rows.append(_row(f"integration: file {file} (all its tests)", round(seconds, 1), "s"))
+        label = f"integration: file {file}, all its tests (CPU {cpu_per_file[file]:.1f} s)"
+        rows.append(_row(label, round(seconds, 1), "s"))
     return rows
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,6 +139,34 @@ def online_1x2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OnlineJob]:
         yield launch_online(server, tmp_path_factory.mktemp("torchrun-online-1x2"))
     finally:
         server.stop()
+
+
+# -- Each test's CPU time, beside its duration in the JUnit XML (nox -s bench -- loop) -----------
+
+_CPU_AT_SETUP = pytest.StashKey[float]()
+
+
+def _cpu_s() -> float:
+    """CPU time (user + system) of this process and of the processes it has waited for."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    waited = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + waited.ru_utime + waited.ru_stime
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_CPU_AT_SETUP] = _cpu_s()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """``cpu_s``: the test's CPU time from its set-up to its teardown (a module's shared job
+    counts in the test that starts it; services that outlive their parent process are missed)."""
+    try:
+        return (yield)
+    finally:
+        if _CPU_AT_SETUP in item.stash:
+            item.user_properties.append(("cpu_s", round(_cpu_s() - item.stash[_CPU_AT_SETUP], 2)))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
