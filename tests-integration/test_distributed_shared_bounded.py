@@ -2,7 +2,8 @@
 
 Before, the primary waited for the secondaries' own ``finish_timeout`` and then spent its own:
 twice the promised time after the code returned, while its warning named the single limit. The
-writers now split one budget (``_distributed.FinishShares``): the job ends within
+writers now split one budget (``_distributed.FinishShares``, whose pure parts are tested in
+packages/flyteplugins-wandb/tests/test_finish_shares.py): the job ends within
 ``finish_timeout`` of its code returning, and the primary's warning states the time spent.
 
 The job is the last case of the session's real 2-rank ``torchrun`` job (``conftest.online_1x2``)
@@ -22,14 +23,10 @@ from typing import Any
 
 import pytest
 from _distributed_expect import BOUNDED_CASE, BOUNDED_S, OnlineJob, dump
-from hypothesis import given
-from hypothesis import strategies as st
 from torchrun_harness import fake_agent_store
 
 from flyteplugins.wandb import _distributed as d
 from flyteplugins.wandb._records import read_run
-from flyteplugins.wandb._resilience import DEFAULT_FINISH_TIMEOUT, finish_budget
-from flyteplugins.wandb_core import Topology, plan
 
 pytestmark = [pytest.mark.online, pytest.mark.timeout(600)]
 
@@ -38,70 +35,6 @@ BUDGET_S = BOUNDED_S
 # its interpreter shuts down.
 SLACK_S = 2.5
 SPENT = re.compile(r"W&B run (\S+) \(writer (\S+)\) on \S+ is incomplete \(([\d.]+) s spent")
-
-
-# -- pure parts ------------------------------------------------------------------------------
-
-
-@given(st.floats(min_value=0.01, max_value=1e6, allow_nan=False))
-def test_the_shares_add_up_to_the_budget(budget: float) -> None:
-    shares = d.split_finish(budget)
-    assert shares is not None
-    assert shares.wait + shares.primary == pytest.approx(budget)
-    assert 0 < shares.secondary < shares.wait  # a margin to report back
-    assert shares.wait - shares.secondary <= d.REPORT_MARGIN_S + 1e-9
-    assert shares.primary > 0  # 0 would mean "no limit" to the client
-
-
-def test_no_limit_is_not_split() -> None:
-    assert d.split_finish(0) is None
-
-
-@pytest.mark.parametrize(
-    ("plugin", "user", "env", "want"),
-    [
-        (None, None, {}, DEFAULT_FINISH_TIMEOUT),
-        (5, {"finish_timeout": 60}, {"WANDB_FINISH_TIMEOUT": "70"}, 5.0),  # the plugin's wins
-        (None, {"finish_timeout": 60}, {"WANDB_FINISH_TIMEOUT": "70"}, 60.0),
-        (None, None, {"WANDB_FINISH_TIMEOUT": "70"}, 70.0),
-        (0, None, {}, 0.0),
-    ],
-)
-def test_the_budget_follows_the_finish_timeout_rule(
-    plugin: float | None, user: Any, env: dict[str, str], want: float
-) -> None:
-    assert finish_budget(plugin, user, env) == want
-
-
-def test_a_bad_finish_timeout_variable_is_named() -> None:
-    with pytest.raises(ValueError, match="WANDB_FINISH_TIMEOUT='soon'"):
-        finish_budget(None, None, {"WANDB_FINISH_TIMEOUT": "soon"})
-
-
-def test_each_writer_starts_with_its_share() -> None:
-    """The share is the writer's own ``finish_timeout`` (the client reads it when the run
-    starts); runs no one waits for keep the whole budget."""
-    primary = Topology(rank=0, world_size=2, local_rank=0, local_world_size=2, worker_index=0)
-    secondary = Topology(rank=1, world_size=2, local_rank=1, local_world_size=2, worker_index=0)
-    shares = d.split_finish(BUDGET_S)
-    assert shares is not None
-    for topo, want in ((primary, shares.primary), (secondary, shares.secondary)):
-        p = plan("shared", "global", topo, "b")
-        sync = d.SharedFinish.for_plan(p, topo, "b", {}, plugin_timeout=BUDGET_S)
-        assert sync is not None and sync.shares == shares
-        assert sync.finish_timeout == pytest.approx(want)
-    # The user's own settings give the budget when the plugin's setting is absent.
-    p = plan("shared", "global", secondary, "b")
-    sync = d.SharedFinish.for_plan(p, secondary, "b", {}, user_settings={"finish_timeout": 20})
-    split = d.split_finish(20)
-    assert split is not None and sync is not None
-    assert sync.finish_timeout == pytest.approx(split.secondary)
-    # Joining a parent's run: the parent is the primary elsewhere; nobody waits, nothing split.
-    joined = plan("shared", "global", secondary, "b", parent_id="parent")
-    jsync = d.SharedFinish.for_plan(
-        joined, secondary, "b", {}, plugin_timeout=BUDGET_S, parent_id="parent"
-    )
-    assert jsync is not None and jsync.shares is None and jsync.finish_timeout is None
 
 
 # -- the handshake against a real store ----------------------------------------------------------
