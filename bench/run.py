@@ -262,13 +262,23 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
-def markdown(rows: list[dict[str, Any]], took: dict[str, float], has_plot: bool) -> str:
+def markdown(
+    rows: list[dict[str, Any]], took: dict[str, float], has_plot: bool, ran: list[str] | None = None
+) -> str:
+    """The section of docs/benchmarks.md; ``ran``: the areas this run measured, where it kept
+    the other areas' rows of the run before."""
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    written = f"Written by `nox -s bench` on {when}."
+    if ran:
+        written = (
+            f"Written by `nox -s bench -- {' '.join(ran)}` on {when}: the rows of "
+            f"{', '.join(ran)} are from that run, the others from the last run of every area."
+        )
     lines = [
         START,
         "## Results",
         "",
-        f"Written by `nox -s bench` on {when}.",
+        written,
         "",
         f"Machine: {machine()}.",
         "",
@@ -354,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps({"machine": machine(), "rows": rows, "took": took}, indent=1) + "\n"
         )
         has_plot = plot(rows, PLOT)
-        write_doc(markdown(rows, took, has_plot))
+        write_doc(markdown(rows, took, has_plot, sorted(chosen) if args.areas else None))
         print(f"[bench] wrote {DOC.relative_to(ROOT)}" + (f" and {PLOT.name}" if has_plot else ""))
     return 0
 
