@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from servers import WandbTestServer, client_env
-from torchrun_harness import Case, LaunchResult, launch_torchrun
+from torchrun_harness import Case, LaunchResult, launch, launch_torchrun
 
 from flyteplugins.wandb._records import RunRecord, iter_payloads, read_run
 
@@ -189,10 +189,9 @@ def launch_offline(root: Path, nnodes: int, prefix: str, extra: list[Case]) -> L
     task, one ``torchrun`` per node) whose workers run every pair of :data:`PAIRS`, then the
     ``extra`` cases, in turn inside one process per rank, offline under ``root``.
 
-    On two nodes ``GROUP_RANK`` and ``LOCAL_WORLD_SIZE`` are removed from the workers, so the
-    worker index and the processes per node come from core's fallbacks (``NODE_RANK``;
-    ``WORLD_SIZE // NNODES``), as with launchers that export only those; on one node the
-    workers keep them.
+    The workers see what ``torchrun`` gives them (``GROUP_RANK``, ``LOCAL_WORLD_SIZE``, ...) and
+    what Flyte's clustered launcher exports; core's fallbacks for launchers that export less
+    (``NODE_RANK``, ``WORLD_SIZE // NNODES``) are rows of its table-driven tests.
     """
     return launch_torchrun(
         root,
@@ -202,7 +201,6 @@ def launch_offline(root: Path, nnodes: int, prefix: str, extra: list[Case]) -> L
         run_prefix=prefix,
         project=PROJECT,
         env={**offline_env(root), **LAUNCHER_LEFTOVERS},
-        drop_env=("GROUP_RANK", "LOCAL_WORLD_SIZE") if nnodes > 1 else (),
     )
 
 
@@ -280,6 +278,40 @@ def check_pair(
             assert primaries == [want[r].label for r in writers if want[r].primary]
         else:
             assert all(labels_of(rec) == set() for rec in recs)
+
+
+# -- the Elastic 1x2 job (conftest.elastic_1x2) ------------------------------------------------
+
+# The remote path's case: a shared run, so the workers also meet through the agent's store.
+ELASTIC_PAIR = ("shared", "global")
+ELASTIC_CASES = [
+    Case(name=case_name(*ELASTIC_PAIR), run_mode="shared", rank_scope="global", steps=STEPS),
+    # rank 0 is still busy when rank 1 fails: the agent stops it with SIGTERM.
+    Case(
+        name="survivor_stopped", run_mode="new", rank_scope="global",
+        fail_rank=1, linger_rank=0, linger_s=60.0,
+    ),
+    # torch 2.13's elastic agent shares its rendezvous store with the workers and keeps the
+    # first attempt's gloo addresses in it, so a restarted gloo group fails to connect (with or
+    # without W&B). Each attempt gets a store of its own instead.
+    Case(
+        name="restart", run_mode="new", rank_scope="global",
+        max_restarts=1, fail_first_attempt_rank=1,
+        env={"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"},
+    ),
+]  # fmt: skip
+
+
+def launch_elastic(root: Path) -> LaunchResult:
+    """One launcher process calling an ``Elastic`` task's own ``execute`` under a remote Flyte
+    task context for each of :data:`ELASTIC_CASES` (``flyteplugins-pytorch`` starts 2 workers
+    with ``elastic_launch`` per case and restores the Flyte context in each), offline. The
+    launcher carries a wandb-core token and a run id of its own, which must not reach the
+    workers."""
+    return launch(
+        root, ELASTIC_CASES, nnodes=1, nproc_per_node=2, run_prefix="el",
+        env=offline_env(root), launcher_env=LAUNCHER_LEFTOVERS,
+    )  # fmt: skip
 
 
 # -- the online 1x2 job (conftest.online_1x2) ------------------------------------------------

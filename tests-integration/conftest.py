@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _distributed_expect import FAILURE_CASES, REPORT_CASE, OnlineJob, launch_offline, launch_online
+from _distributed_expect import (
+    FAILURE_CASES,
+    REPORT_CASE,
+    OnlineJob,
+    launch_elastic,
+    launch_offline,
+    launch_online,
+)
 from _plugin_helpers import reset_wandb
 from servers import OpenWandbServer, ServerProcess, WandbTestServer, client_env
 from torchrun_harness import LaunchResult
@@ -126,6 +133,13 @@ def torchrun_offline_2x2(tmp_path_factory: pytest.TempPathFactory) -> LaunchResu
     CLI's rows (test_cli_runtime.py).
     """
     return launch_offline(tmp_path_factory.mktemp("torchrun-2x2"), 2, "two", [])
+
+
+@pytest.fixture(scope="session")
+def elastic_1x2(tmp_path_factory: pytest.TempPathFactory) -> LaunchResult:
+    """The Elastic remote path, a failing and a killed rank, a restart: one launcher, a case
+    each (test_distributed_elastic.py, test_distributed_failures.py)."""
+    return launch_elastic(tmp_path_factory.mktemp("elastic-1x2"))
 
 
 @pytest.fixture(scope="session")

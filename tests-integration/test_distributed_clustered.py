@@ -5,10 +5,9 @@ with the variables Flyte's ``clustered`` launcher exports (``NODE_RANK``, ``NNOD
 ``NPROC_PER_NODE``, ``FLYTE_CLUSTERED_WORKER``); every worker runs the ``@wandb_init``-decorated
 clustered task's own ``execute`` under a remote task context, for all six pairs in turn inside
 one gloo process group (the session's ``conftest.torchrun_offline_2x2``, which
-test_cli_runtime.py checks against the plan CLI too). ``GROUP_RANK`` and ``LOCAL_WORLD_SIZE``
-are removed from the workers' environment first, so the worker index and the processes per node
-come from core's fallbacks (``NODE_RANK``; ``WORLD_SIZE // NNODES``), as with launchers that
-export only those.
+test_cli_runtime.py checks against the plan CLI too). The worker index comes from the
+rendezvous (``GROUP_RANK``); core's fallbacks for launchers that export less (``NODE_RANK``,
+``WORLD_SIZE // NNODES``) are rows of its table-driven tests.
 """
 
 from __future__ import annotations
@@ -30,4 +29,4 @@ def test_clustered_torchrun_matches_the_table(
 ) -> None:
     check_pair(torchrun_offline_2x2, mode, scope, nnodes=2, nproc=2)
     for ev in torchrun_offline_2x2.evidence(case_name(mode, scope)):
-        assert ev["env"]["GROUP_RANK"] is None  # the fallback was exercised
+        assert ev["env"]["NODE_RANK"] == ev["env"]["GROUP_RANK"]  # Flyte's and torchrun's agree

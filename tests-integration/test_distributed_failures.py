@@ -4,41 +4,21 @@
   every case in turn: a rank that raises marks its own run failed and keeps its rows; in shared
   mode a failed secondary fails the shared run (the primary waits for every secondary's exit
   code, through the job's c10d store, before it finishes).
-* In one real Elastic job (a launcher calling the ``Elastic`` task's own ``execute``, workers
-  started by ``elastic_launch``): a rank that fails while the other is still busy fails the job
-  the way Flyte reports it (``RuntimeError("PyTorch worker(s) failed: ...")``) and the agent
-  stops the survivor with SIGTERM, which finishes its run as preempted; and an Elastic restart
+* In the session's real Elastic job (``conftest.elastic_1x2``: a launcher calling the ``Elastic``
+  task's own ``execute``, workers started by ``elastic_launch``, one case each): a rank that
+  fails while the other is still busy fails the job the way Flyte reports it
+  (``RuntimeError("PyTorch worker(s) failed: ...")``) and the agent stops the survivor with
+  SIGTERM, which finishes its run as preempted; and an Elastic restart
   (``TORCHELASTIC_RESTART_COUNT`` > 0) resumes the same runs: no new ids.
 """
 
 from __future__ import annotations
 
 import pytest
-from _distributed_expect import STEPS, dump, labels_of, offline_env, records_by_id, rows_by_rank
-from torchrun_harness import Case, LaunchResult, launch
+from _distributed_expect import STEPS, dump, labels_of, records_by_id, rows_by_rank
+from torchrun_harness import LaunchResult
 
 pytestmark = pytest.mark.timeout(900)
-
-
-@pytest.fixture(scope="module")
-def elastic_failures(tmp_path_factory: pytest.TempPathFactory) -> LaunchResult:
-    root = tmp_path_factory.mktemp("elastic-failures")
-    cases = [
-        # rank 0 is still busy when rank 1 fails: the agent stops it with SIGTERM.
-        Case(
-            name="survivor_stopped", run_mode="new", rank_scope="global",
-            fail_rank=1, linger_rank=0, linger_s=60.0,
-        ),
-        Case(
-            name="restart", run_mode="new", rank_scope="global",
-            max_restarts=1, fail_first_attempt_rank=1,
-        ),
-    ]  # fmt: skip
-    # torch 2.13's elastic agent shares its rendezvous store with the workers and keeps the
-    # first attempt's gloo addresses in it, so a restarted gloo group fails to connect (with or
-    # without W&B). Each attempt gets a store of its own instead.
-    env = {**offline_env(root), "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
-    return launch(root, cases, nnodes=1, nproc_per_node=2, run_prefix="f", env=env)
 
 
 def _base(job: LaunchResult, case: str) -> str:
@@ -100,9 +80,9 @@ def test_a_failing_secondary_fails_the_shared_run(torchrun_offline_1x2: LaunchRe
 
 
 def test_a_survivor_stopped_by_the_agent_is_finished_as_preempted(
-    elastic_failures: LaunchResult,
+    elastic_1x2: LaunchResult,
 ) -> None:
-    job = elastic_failures
+    job = elastic_1x2
     _job_failed(job, "survivor_stopped", 1)
     runs = records_by_id(job.out)
     base = _base(job, "survivor_stopped")
@@ -118,8 +98,8 @@ def test_a_survivor_stopped_by_the_agent_is_finished_as_preempted(
     assert result["wall_s"] < 45  # stopped, not waited for its 60 s
 
 
-def test_an_elastic_restart_resumes_the_same_runs(elastic_failures: LaunchResult) -> None:
-    job = elastic_failures
+def test_an_elastic_restart_resumes_the_same_runs(elastic_1x2: LaunchResult) -> None:
+    job = elastic_1x2
     (result,) = job.case("restart")
     assert result["ok"] is True, dump(result)
     base = _base(job, "restart")

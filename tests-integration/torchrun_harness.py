@@ -72,6 +72,8 @@ class Case:
     # After its steps every rank writes <case>/ready-<rank> and waits for <case>/go (the test
     # creates it, e.g. after killing the server), then logs this many more rows and returns.
     rows_after_pause: int | None = None
+    # Set in an Elastic launcher for this case's execute only (its workers inherit them).
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -288,6 +290,8 @@ def run_launcher(spec: Spec, node: int) -> list[dict[str, Any]]:
         tctx = _task_context(run_name, "a0", custom, Path(spec.out) / "flyte" / str(node))
         started = time.monotonic()
         result: dict[str, Any] = {"case": case.name, "node": node, "run_name": run_name}
+        saved = {name: os.environ.get(name) for name in case.env}
+        os.environ.update(case.env)
         try:
             with flyte._context.internal_ctx().replace_task_context(tctx):
                 result["value"] = asyncio.run(task.execute())
@@ -295,6 +299,12 @@ def run_launcher(spec: Spec, node: int) -> list[dict[str, Any]]:
         except Exception as exc:
             result["ok"] = False
             result["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
         result["wall_s"] = time.monotonic() - started
         result["ended_at"] = time.time()  # every worker has exited
         results.append(result)
