@@ -8,6 +8,7 @@ Speed: sessions get uv-backed virtualenvs (uv is installed beside nox; without i
 to virtualenv and pip), so an install is a copy out of uv's cache; the default sessions run two
 at a time (``nox.options.parallel``; ``-j 1`` or ``NOX_PARALLEL=1`` runs them one by one), and
 the integration tests can run in pytest-xdist workers (``NOX_XDIST_WORKERS``, default none).
+Every integration run writes each test's duration and CPU time to ``.nox/reports/`` (JUnit XML).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,8 +76,10 @@ nox.options.parallel = 2
 # folders, and the tests' servers listen on free ports.
 nox.options.allow_parallel = True
 # pytest-xdist workers for the integration tests: none by default (on this 2-core machine two
-# workers made torchrun jobs miss their deadlines: 14 min instead of 9); NOX_XDIST_WORKERS=2 on a
-# machine with cores to spare.
+# workers made torchrun jobs miss their deadlines: 14 min instead of 9; with the shared jobs of
+# today, 2 workers took 7.7 min instead of 8.5 but 7.5 CPU-min instead of 5.6: each worker
+# starts its own interpreter and session servers); NOX_XDIST_WORKERS=2 on a machine with cores
+# to spare.
 XDIST_WORKERS = os.environ.get("NOX_XDIST_WORKERS", "0")
 
 # Bytecode caches: uv installs wheels without compiling them, and where PYTHONDONTWRITEBYTECODE
@@ -242,8 +246,14 @@ def tests(session: nox.Session, package: str) -> None:
 INTEGRATION_EXTRA = ["pandas", "rich", "matplotlib", "pytest-xdist==3.8.0"]
 
 
+# Where the integration runs write every test's duration (JUnit XML, one file per session):
+# ``nox -s bench`` (area loop) reads them after the README's test command.
+REPORTS = ROOT / ".nox" / "reports"
+
+
 def run_integration(session: nox.Session, flyte: str, *args: str) -> None:
-    """pytest over tests-integration, the 30 slowest tests listed at the end.
+    """pytest over tests-integration, the 30 slowest tests listed at the end and every test's
+    duration written to ``.nox/reports/<session>.xml`` (JUnit XML).
 
     With ``NOX_XDIST_WORKERS`` set, in that many xdist workers by group (``--dist loadgroup``,
     groups set in tests-integration/conftest.py): one per file, so a file's module-scoped
@@ -251,6 +261,8 @@ def run_integration(session: nox.Session, flyte: str, *args: str) -> None:
     never compete for the CPUs. Each test has its own tmp_path; servers listen on free ports.
     """
     workers = ["-n", XDIST_WORKERS, "--dist", "loadgroup"] if XDIST_WORKERS != "0" else []
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    junit = REPORTS / (re.sub(r"[^\w.]+", "-", session.name).strip("-") + ".xml")
     session.run(
         "pytest",
         str(ROOT / "tests-integration"),
@@ -258,6 +270,7 @@ def run_integration(session: nox.Session, flyte: str, *args: str) -> None:
         "no:cacheprovider",
         *workers,
         "--durations=30",
+        f"--junitxml={junit}",
         *args,
         env={"WANDB_SILENT": "true", "FLYTE_TEST_VERSION": flyte},
     )

@@ -7,7 +7,8 @@ module's imports or crash cannot disturb another; a module that fails (or runs p
 ``BENCH_MODULE_TIMEOUT`` seconds) becomes a row saying so. Benchmarks measure: this script exits
 0 whatever the figures are.
 
-Usage: ``python bench/run.py [AREA ...] [--no-write]`` (areas: core, plugin, sweeps, ...).
+Usage: ``python bench/run.py [AREA ...] [--no-write]`` (areas: core, plugin, sweeps, ...); with
+areas named, the other areas' rows of the last run (docs/benchmarks.json) are kept.
 Only the section between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` of
 docs/benchmarks.md is rewritten; other sections (the GPU results) are kept as they are.
 """
@@ -21,6 +22,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -260,13 +262,23 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
-def markdown(rows: list[dict[str, Any]], took: dict[str, float], has_plot: bool) -> str:
+def markdown(
+    rows: list[dict[str, Any]], took: dict[str, float], has_plot: bool, ran: list[str] | None = None
+) -> str:
+    """The section of docs/benchmarks.md; ``ran``: the areas this run measured, where it kept
+    the other areas' rows of the run before."""
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    written = f"Written by `nox -s bench` on {when}."
+    if ran:
+        written = (
+            f"Written by `nox -s bench -- {' '.join(ran)}` on {when}: the rows of "
+            f"{', '.join(ran)} are from that run, the others from the last run of every area."
+        )
     lines = [
         START,
         "## Results",
         "",
-        f"Written by `nox -s bench` on {when}.",
+        written,
         "",
         f"Machine: {machine()}.",
         "",
@@ -299,6 +311,25 @@ def write_doc(section: str) -> None:
     DOC.write_text(text)
 
 
+def _doc_times() -> dict[str, float]:
+    """The "Time per area" of docs/benchmarks.md (runs before docs/benchmarks.json kept it)."""
+    found = re.search(r"^Time per area: (.*)\.$", DOC.read_text(), re.M) if DOC.exists() else None
+    pairs = re.findall(r"(\w+) (\d+) s", found.group(1)) if found else []
+    return {area: float(seconds) for area, seconds in pairs}
+
+
+def merge(
+    previous: dict[str, Any], rows: list[dict[str, Any]], took: dict[str, float], order: list[str]
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """This run's rows and times in place of its areas' in a previous run's, in area order."""
+    kept = [r for r in previous.get("rows", []) if r["area"] not in took]
+    merged = sorted(
+        kept + rows, key=lambda r: order.index(r["area"]) if r["area"] in order else len(order)
+    )
+    times = {**previous.get("took", {}), **took}
+    return merged, {a: times[a] for a in sorted(times, key=lambda a: (a not in order, a))}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("areas", nargs="*", help="only these areas (default: all)")
@@ -324,10 +355,16 @@ def main(argv: list[str] | None = None) -> int:
         took[area] = seconds
         print(f"[bench] {area}: {len(area_rows)} row(s) in {seconds:.0f} s", flush=True)
     print_table(rows)
+    if args.areas and ROWS.exists():  # only some areas ran: the others' rows are kept as they were
+        previous = json.loads(ROWS.read_text())
+        previous.setdefault("took", _doc_times())
+        rows, took = merge(previous, rows, took, list(known))
     if not args.no_write:
-        ROWS.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1) + "\n")
+        ROWS.write_text(
+            json.dumps({"machine": machine(), "rows": rows, "took": took}, indent=1) + "\n"
+        )
         has_plot = plot(rows, PLOT)
-        write_doc(markdown(rows, took, has_plot))
+        write_doc(markdown(rows, took, has_plot, sorted(chosen) if args.areas else None))
         print(f"[bench] wrote {DOC.relative_to(ROOT)}" + (f" and {PLOT.name}" if has_plot else ""))
     return 0
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import resource
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _distributed_expect import launch_pairs
+from _distributed_expect import (
+    FAILURE_CASES,
+    REPORT_CASE,
+    OnlineJob,
+    launch_elastic,
+    launch_offline,
+    launch_online,
+)
 from _plugin_helpers import reset_wandb
 from servers import OpenWandbServer, ServerProcess, WandbTestServer, client_env
 from torchrun_harness import LaunchResult
@@ -103,17 +111,76 @@ def wandb_online(wandb_server: WandbTestServer, wandb_online_at: Any) -> WandbTe
     return wandb_server
 
 
-# -- Real PyTorch Elastic jobs that several test files check (see torchrun_harness.py) ----------
+# -- Real torchrun jobs that several test files check (see torchrun_harness.py) ----------------
+# One process per rank runs every case of a job in turn, so a topology's start-up is paid once
+# per session; docs/testing-servers.md lists the jobs and what each proves.
 
 
 @pytest.fixture(scope="session")
-def elastic_pairs_2x2(tmp_path_factory: pytest.TempPathFactory) -> LaunchResult:
-    """One 2-node x 2-process Elastic job running every run_mode x rank_scope pair in turn.
+def torchrun_offline_1x2(tmp_path_factory: pytest.TempPathFactory) -> LaunchResult:
+    """One node x 2 processes, offline: every run_mode x rank_scope pair, then ranks that raise
+    (test_distributed_failures.py) and the W&B tab of a distributed task
+    (test_report_distributed.py)."""
+    root = tmp_path_factory.mktemp("torchrun-1x2")
+    return launch_offline(root, 1, "one", [*FAILURE_CASES, REPORT_CASE])
 
-    Checked against the spec's tables (test_distributed_elastic.py) and against the plan CLI's
-    rows (test_cli_runtime.py): one job for both, so its start-up is paid once per session.
+
+@pytest.fixture(scope="session")
+def torchrun_offline_2x2(tmp_path_factory: pytest.TempPathFactory) -> LaunchResult:
+    """Two simulated nodes x 2 processes, offline: every run_mode x rank_scope pair.
+
+    Checked against the spec's tables (test_distributed_clustered.py) and against the plan
+    CLI's rows (test_cli_runtime.py).
     """
-    return launch_pairs(tmp_path_factory.mktemp("elastic-2x2"), 2, "two")
+    return launch_offline(tmp_path_factory.mktemp("torchrun-2x2"), 2, "two", [])
+
+
+@pytest.fixture(scope="session")
+def elastic_1x2(tmp_path_factory: pytest.TempPathFactory) -> LaunchResult:
+    """The Elastic remote path, a failing and a killed rank, a restart: one launcher, a case
+    each (test_distributed_elastic.py, test_distributed_failures.py)."""
+    return launch_elastic(tmp_path_factory.mktemp("elastic-1x2"))
+
+
+@pytest.fixture(scope="session")
+def online_1x2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OnlineJob]:
+    """One node x 2 processes writing to a W&B test server of their own: the shared-mode cases
+    of test_distributed_shared_online.py, then the case of test_distributed_shared_bounded.py,
+    whose server this fixture kills once both ranks have logged their steps."""
+    server = WandbTestServer(tmp_path_factory.mktemp("wandb-server") / "data")
+    server.start()
+    try:
+        yield launch_online(server, tmp_path_factory.mktemp("torchrun-online-1x2"))
+    finally:
+        server.stop()
+
+
+# -- Each test's CPU time, beside its duration in the JUnit XML (nox -s bench -- loop) -----------
+
+_CPU_AT_SETUP = pytest.StashKey[float]()
+
+
+def _cpu_s() -> float:
+    """CPU time (user + system) of this process and of the processes it has waited for."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    waited = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + waited.ru_utime + waited.ru_stime
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_CPU_AT_SETUP] = _cpu_s()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """``cpu_s``: the test's CPU time from its set-up to its teardown (a module's shared job
+    counts in the test that starts it; services that outlive their parent process are missed)."""
+    try:
+        return (yield)
+    finally:
+        if _CPU_AT_SETUP in item.stash:
+            item.user_properties.append(("cpu_s", round(_cpu_s() - item.stash[_CPU_AT_SETUP], 2)))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,10 +1,10 @@
 """The plan script's table equals what the plugin really does, one test per run_mode and shape.
 
-* Distributed: the session's real PyTorch Elastic job of 2 nodes x 2 processes (two launcher
-  processes on one rendezvous, see ``torchrun_harness.py``; ``conftest.elastic_pairs_2x2``, which
-  runs every pair and which test_distributed_elastic.py checks against the spec's tables): its
-  worker-scope case of each run_mode. Every rank's evidence (its run, its group) and every run
-  file W&B wrote are compared with the rows of
+* Distributed: the session's real ``torchrun`` job of 2 nodes x 2 processes (two ``torchrun``
+  launches on one rendezvous, see ``torchrun_harness.py``; ``conftest.torchrun_offline_2x2``,
+  which runs every pair and which test_distributed_clustered.py checks against the spec's
+  tables): its worker-scope case of each run_mode. Every rank's evidence (its run, its group)
+  and every run file W&B wrote are compared with the rows of
   ``flyteplugins-wandb-plan --nnodes 2 --nproc-per-node 2``.
 * Plain: a real local Flyte run of a parent task calling a child task with that run_mode; the
   parent's and the child's rows (``--plain``, with ``--parent-id --parent-in-process`` for the
@@ -58,12 +58,12 @@ def _dash(value: str | None) -> str:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_cli_matches_a_real_elastic_job(elastic_pairs_2x2: LaunchResult, mode: str) -> None:
-    job = elastic_pairs_2x2
+def test_cli_matches_a_real_torchrun_job(torchrun_offline_2x2: LaunchResult, mode: str) -> None:
+    job = torchrun_offline_2x2
     results = job.case(case_name(mode, SCOPE))
     logs = "\n".join(Path(p).read_text(errors="replace")[-3000:] for p in job.logs)
     assert job.returncodes == [0, 0], logs
-    assert len(results) == 2 and all(r["ok"] for r in results), dump(results)
+    assert len(results) == 4 and all(r["ok"] for r in results), dump(results)
     base = f"{results[0]['run_name']}-a0"
     rows = plan_rows(
         "--nnodes", "2", "--nproc-per-node", "2", "--run-mode", mode, "--rank-scope", SCOPE,

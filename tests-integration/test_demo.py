@@ -6,11 +6,13 @@ independently of the demo's own reading.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -143,11 +145,22 @@ def test_reports_show_the_wandb_tab_and_the_artifact_lineage(
     assert "Flyte reports with a W&B tab" in stdout
 
 
-def test_a_foreign_output_folder_is_refused(tmp_path: Path) -> None:
+def _demo_module() -> ModuleType:
+    """demo/pipeline.py imported in this process: its argument checks need no process of their
+    own (the script's ``main(argv)`` is what its ``__main__`` runs)."""
+    spec = importlib.util.spec_from_file_location("demo_pipeline", DEMO)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_foreign_output_folder_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "precious.txt").write_text("keep me")
-    proc = _run("--output", str(tmp_path), timeout=60)
-    assert proc.returncode == 2
-    assert "is not empty and was not written by this demo" in proc.stderr
+    assert _demo_module().main(["--output", str(tmp_path)]) == 2
+    assert "is not empty and was not written by this demo" in capsys.readouterr().err
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
 
@@ -159,9 +172,10 @@ def test_a_foreign_output_folder_is_refused(tmp_path: Path) -> None:
     ],
 )
 def test_bad_arguments_fail_before_anything_runs(
-    tmp_path: Path, args: list[str], message: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    proc = _run("--output", str(tmp_path / "out"), *args, timeout=60)
-    assert proc.returncode == 2
-    assert message in proc.stderr
+    with pytest.raises(SystemExit) as exited:
+        _demo_module().main(["--output", str(tmp_path / "out"), *args])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

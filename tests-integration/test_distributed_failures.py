@@ -1,103 +1,75 @@
-"""Failing ranks and Elastic restarts in real Elastic jobs (1 node x 2 processes, gloo, offline).
+"""Failing ranks, a rank the agent kills, and Elastic restarts (1 node x 2 processes, offline).
 
-* A rank that raises marks its own run failed; the job fails the way Flyte reports it (the
-  Elastic plugin raises ``RuntimeError("PyTorch worker(s) failed: ...")``).
-* In shared mode a failed secondary fails the shared run: the primary waits for every secondary's
-  exit code (through the job's c10d store) before it finishes, and the failed secondary waits for
-  the primary before its process exits (the agent stops the other workers once one fails).
-* An Elastic restart (``TORCHELASTIC_RESTART_COUNT`` > 0) resumes the same runs: no new ids.
+* In the session's offline ``torchrun`` job (``conftest.torchrun_offline_1x2``), whose workers run
+  every case in turn: a rank that raises marks its own run failed and keeps its rows; in shared
+  mode a failed secondary fails the shared run (the primary waits for every secondary's exit
+  code, through the job's c10d store, before it finishes).
+* In the session's real Elastic job (``conftest.elastic_1x2``: a launcher calling the ``Elastic``
+  task's own ``execute``, workers started by ``elastic_launch``, one case each): a rank that
+  fails while the other is still busy fails the job the way Flyte reports it
+  (``RuntimeError("PyTorch worker(s) failed: ...")``) and the agent stops the survivor with
+  SIGTERM, which finishes its run as preempted; and an Elastic restart
+  (``TORCHELASTIC_RESTART_COUNT`` > 0) resumes the same runs: no new ids.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from _distributed_expect import STEPS, dump, labels_of, offline_env, records_by_id, rows_by_rank
-from torchrun_harness import Case, LaunchResult, launch
+from _distributed_expect import STEPS, dump, labels_of, records_by_id, rows_by_rank
+from torchrun_harness import LaunchResult
 
 pytestmark = pytest.mark.timeout(900)
 
 
-@pytest.fixture(scope="module")
-def failures(tmp_path_factory: pytest.TempPathFactory) -> LaunchResult:
-    root = tmp_path_factory.mktemp("elastic-failures")
-    cases = [
-        Case(name="auto_rank0_fails", run_mode="auto", rank_scope="global", fail_rank=0),
-        # rank 1 fails 3 s after its last step: rank 0 has finished its run by then, before
-        # the agent stops it (the next test checks what a stopped survivor records).
-        Case(
-            name="new_rank1_fails",
-            run_mode="new",
-            rank_scope="global",
-            fail_rank=1,
-            fail_delay_s=3.0,
-        ),
-        Case(name="shared_secondary_fails", run_mode="shared", rank_scope="global", fail_rank=1),
-        # rank 0 is still busy when rank 1 fails: the agent stops it with SIGTERM.
-        Case(
-            name="survivor_stopped",
-            run_mode="new",
-            rank_scope="global",
-            fail_rank=1,
-            linger_rank=0,
-            linger_s=60.0,
-        ),
-    ]
-    return launch(root, cases, nnodes=1, nproc_per_node=2, run_prefix="f", env=offline_env(root))
-
-
 def _base(job: LaunchResult, case: str) -> str:
-    (result,) = job.case(case)
-    return f"{result['run_name']}-a0"
+    (run_name,) = {r["run_name"] for r in job.case(case)}
+    return f"{run_name}-a0"
+
+
+def _rank_failed(job: LaunchResult, case: str, rank: int) -> None:
+    """In the torchrun job: ``rank``'s task raised the body's error, the other rank's returned."""
+    results = {r["rank"]: r for r in job.case(case)}
+    assert sorted(results) == [0, 1], dump(results)
+    assert results[rank]["ok"] is False, dump(results)
+    assert results[rank]["error"] == f"RuntimeError: rank {rank} fails on purpose", dump(results)
+    assert all(r["ok"] for k, r in results.items() if k != rank), dump(results)
 
 
 def _job_failed(job: LaunchResult, case: str, rank: int) -> None:
+    """In the Elastic job: the launcher's execute failed as Flyte reports a failed worker."""
     (result,) = job.case(case)
     assert result["ok"] is False, dump(result)
     assert result["error"].startswith("RuntimeError: PyTorch worker(s) failed"), result["error"]
     assert f"rank {rank}: exitcode=1" in result["error"], result["error"]
 
 
-def test_a_failing_owner_marks_its_run_failed_and_keeps_its_rows(failures: LaunchResult) -> None:
-    _job_failed(failures, "auto_rank0_fails", 0)
-    runs = records_by_id(failures.out)
-    (rec,) = runs[_base(failures, "auto_rank0_fails")]
+def test_a_failing_owner_marks_its_run_failed_and_keeps_its_rows(
+    torchrun_offline_1x2: LaunchResult,
+) -> None:
+    job = torchrun_offline_1x2
+    _rank_failed(job, "auto_rank0_fails", 0)
+    (rec,) = records_by_id(job.out)[_base(job, "auto_rank0_fails")]
     assert rec.exit_code == 1
     assert [row["step_i"] for row in rec.history] == list(range(STEPS))
 
 
-def test_a_failing_rank_fails_its_own_run_only(failures: LaunchResult) -> None:
-    _job_failed(failures, "new_rank1_fails", 1)
-    runs = records_by_id(failures.out)
-    base = _base(failures, "new_rank1_fails")
+def test_a_failing_rank_fails_its_own_run_only(torchrun_offline_1x2: LaunchResult) -> None:
+    job = torchrun_offline_1x2
+    _rank_failed(job, "new_rank1_fails", 1)
+    runs = records_by_id(job.out)
+    base = _base(job, "new_rank1_fails")
     (failed,) = runs[f"{base}-rank-1"]
     assert failed.exit_code == 1
     assert [row["step_i"] for row in failed.history] == list(range(STEPS))
-    (other,) = runs[f"{base}-rank-0"]  # rank 0 succeeded before rank 1 failed
+    (other,) = runs[f"{base}-rank-0"]
     assert other.exit_code == 0
     assert [row["step_i"] for row in other.history] == list(range(STEPS))
 
 
-def test_a_survivor_stopped_by_the_agent_is_finished_as_preempted(
-    failures: LaunchResult,
-) -> None:
-    _job_failed(failures, "survivor_stopped", 1)
-    runs = records_by_id(failures.out)
-    base = _base(failures, "survivor_stopped")
-    (survivor,) = runs[f"{base}-rank-0"]
-    # The plugin's SIGTERM handler: marked preempting, finished with 128 + SIGTERM, rows kept.
-    assert survivor.preempting
-    assert survivor.exit_code == 143
-    assert [row["step_i"] for row in survivor.history] == list(range(STEPS))
-    (result,) = failures.case("survivor_stopped")
-    assert result["wall_s"] < 45  # stopped, not waited for
-
-
-def test_a_failing_secondary_fails_the_shared_run(failures: LaunchResult) -> None:
-    _job_failed(failures, "shared_secondary_fails", 1)
-    runs = records_by_id(failures.out)
-    recs = runs[_base(failures, "shared_secondary_fails")]
+def test_a_failing_secondary_fails_the_shared_run(torchrun_offline_1x2: LaunchResult) -> None:
+    job = torchrun_offline_1x2
+    _rank_failed(job, "shared_secondary_fails", 1)
+    recs = records_by_id(job.out)[_base(job, "shared_secondary_fails")]
     by_label = {next(iter(labels_of(rec))): rec for rec in recs}
     assert set(by_label) == {"rank-0", "rank-1"}
     assert by_label["rank-1"].exit_code == 1
@@ -107,25 +79,33 @@ def test_a_failing_secondary_fails_the_shared_run(failures: LaunchResult) -> Non
     assert {r: len(v) for r, v in rows.items()} == {0: STEPS, 1: STEPS}
 
 
-def test_an_elastic_restart_resumes_the_same_runs(tmp_path: Path) -> None:
-    case = Case(
-        name="restart",
-        run_mode="new",
-        rank_scope="global",
-        max_restarts=1,
-        fail_first_attempt_rank=1,
-    )
-    # torch 2.13's elastic agent shares its rendezvous store with the workers and keeps the
-    # first attempt's gloo addresses in it, so a restarted gloo group fails to connect (with or
-    # without W&B). Each attempt gets a store of its own instead.
-    env = {**offline_env(tmp_path), "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
-    job = launch(tmp_path, [case], nnodes=1, nproc_per_node=2, run_prefix="rs", env=env)
+def test_a_survivor_stopped_by_the_agent_is_finished_as_preempted(
+    elastic_1x2: LaunchResult,
+) -> None:
+    job = elastic_1x2
+    _job_failed(job, "survivor_stopped", 1)
+    runs = records_by_id(job.out)
+    base = _base(job, "survivor_stopped")
+    (failed,) = runs[f"{base}-rank-1"]  # the failing rank: its run failed, its rows kept
+    assert failed.exit_code == 1
+    assert [row["step_i"] for row in failed.history] == list(range(STEPS))
+    (survivor,) = runs[f"{base}-rank-0"]
+    # The plugin's SIGTERM handler: marked preempting, finished with 128 + SIGTERM, rows kept.
+    assert survivor.preempting
+    assert survivor.exit_code == 143
+    assert [row["step_i"] for row in survivor.history] == list(range(STEPS))
+    (result,) = job.case("survivor_stopped")
+    assert result["wall_s"] < 45  # stopped, not waited for its 60 s
+
+
+def test_an_elastic_restart_resumes_the_same_runs(elastic_1x2: LaunchResult) -> None:
+    job = elastic_1x2
     (result,) = job.case("restart")
     assert result["ok"] is True, dump(result)
-    base = f"{result['run_name']}-a0"
+    base = _base(job, "restart")
     evidence = job.evidence("restart")
     assert sorted((e["rank"], e["restart"]) for e in evidence) == [(0, 0), (0, 1), (1, 0), (1, 1)]
-    runs = records_by_id(tmp_path)
+    runs = {rid: recs for rid, recs in records_by_id(job.out).items() if rid.startswith(base)}
     # Two attempts, still one run per rank: the second attempt wrote to the same ids.
     assert set(runs) == {f"{base}-rank-0", f"{base}-rank-1"}
     for rank in (0, 1):

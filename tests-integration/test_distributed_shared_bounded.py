@@ -2,13 +2,15 @@
 
 Before, the primary waited for the secondaries' own ``finish_timeout`` and then spent its own:
 twice the promised time after the code returned, while its warning named the single limit. The
-writers now split one budget (``_distributed.FinishShares``): the job ends within
+writers now split one budget (``_distributed.FinishShares``, whose pure parts are tested in
+packages/flyteplugins-wandb/tests/test_finish_shares.py): the job ends within
 ``finish_timeout`` of its code returning, and the primary's warning states the time spent.
 
-The job is a real 2-rank Elastic job (``torchrun_harness.launch``) writing one shared run to the
-project's test server, which the test kills (SIGKILL) once both ranks have logged their steps;
-the ranks then log a few more rows and return. Times come from the workers' own records: when
-their code returned and when their processes exited.
+The job is the last case of the session's real 2-rank ``torchrun`` job (``conftest.online_1x2``)
+writing one shared run to a test server of its own, which is killed (SIGKILL) once both ranks
+have logged their steps; the ranks then log a few more rows and return, and their processes
+exit (the case is their last). Times come from the workers' own records: when their code
+returned and when their processes exited.
 """
 
 from __future__ import annotations
@@ -20,88 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _distributed_expect import STEPS, dump
-from hypothesis import given
-from hypothesis import strategies as st
-from servers import WandbTestServer, client_env
-from torchrun_harness import Case, LaunchResult, fake_agent_store, launch
+from _distributed_expect import BOUNDED_CASE, BOUNDED_S, OnlineJob, dump
+from torchrun_harness import fake_agent_store
 
 from flyteplugins.wandb import _distributed as d
 from flyteplugins.wandb._records import read_run
-from flyteplugins.wandb._resilience import DEFAULT_FINISH_TIMEOUT, finish_budget
-from flyteplugins.wandb_core import Topology, plan
 
 pytestmark = [pytest.mark.online, pytest.mark.timeout(600)]
 
-BUDGET_S = 8.0
-# Between the primary's finish and the workers' exit: the agent releases them (it polls every
-# second), their interpreters shut down.
+BUDGET_S = BOUNDED_S
+# Between the primary's finish and the workers' exit: the worker leaves its process group and
+# its interpreter shuts down.
 SLACK_S = 2.5
 SPENT = re.compile(r"W&B run (\S+) \(writer (\S+)\) on \S+ is incomplete \(([\d.]+) s spent")
-
-
-# -- pure parts ------------------------------------------------------------------------------
-
-
-@given(st.floats(min_value=0.01, max_value=1e6, allow_nan=False))
-def test_the_shares_add_up_to_the_budget(budget: float) -> None:
-    shares = d.split_finish(budget)
-    assert shares is not None
-    assert shares.wait + shares.primary == pytest.approx(budget)
-    assert 0 < shares.secondary < shares.wait  # a margin to report back
-    assert shares.wait - shares.secondary <= d.REPORT_MARGIN_S + 1e-9
-    assert shares.primary > 0  # 0 would mean "no limit" to the client
-
-
-def test_no_limit_is_not_split() -> None:
-    assert d.split_finish(0) is None
-
-
-@pytest.mark.parametrize(
-    ("plugin", "user", "env", "want"),
-    [
-        (None, None, {}, DEFAULT_FINISH_TIMEOUT),
-        (5, {"finish_timeout": 60}, {"WANDB_FINISH_TIMEOUT": "70"}, 5.0),  # the plugin's wins
-        (None, {"finish_timeout": 60}, {"WANDB_FINISH_TIMEOUT": "70"}, 60.0),
-        (None, None, {"WANDB_FINISH_TIMEOUT": "70"}, 70.0),
-        (0, None, {}, 0.0),
-    ],
-)
-def test_the_budget_follows_the_finish_timeout_rule(
-    plugin: float | None, user: Any, env: dict[str, str], want: float
-) -> None:
-    assert finish_budget(plugin, user, env) == want
-
-
-def test_a_bad_finish_timeout_variable_is_named() -> None:
-    with pytest.raises(ValueError, match="WANDB_FINISH_TIMEOUT='soon'"):
-        finish_budget(None, None, {"WANDB_FINISH_TIMEOUT": "soon"})
-
-
-def test_each_writer_starts_with_its_share() -> None:
-    """The share is the writer's own ``finish_timeout`` (the client reads it when the run
-    starts); runs no one waits for keep the whole budget."""
-    primary = Topology(rank=0, world_size=2, local_rank=0, local_world_size=2, worker_index=0)
-    secondary = Topology(rank=1, world_size=2, local_rank=1, local_world_size=2, worker_index=0)
-    shares = d.split_finish(BUDGET_S)
-    assert shares is not None
-    for topo, want in ((primary, shares.primary), (secondary, shares.secondary)):
-        p = plan("shared", "global", topo, "b")
-        sync = d.SharedFinish.for_plan(p, topo, "b", {}, plugin_timeout=BUDGET_S)
-        assert sync is not None and sync.shares == shares
-        assert sync.finish_timeout == pytest.approx(want)
-    # The user's own settings give the budget when the plugin's setting is absent.
-    p = plan("shared", "global", secondary, "b")
-    sync = d.SharedFinish.for_plan(p, secondary, "b", {}, user_settings={"finish_timeout": 20})
-    split = d.split_finish(20)
-    assert split is not None and sync is not None
-    assert sync.finish_timeout == pytest.approx(split.secondary)
-    # Joining a parent's run: the parent is the primary elsewhere; nobody waits, nothing split.
-    joined = plan("shared", "global", secondary, "b", parent_id="parent")
-    jsync = d.SharedFinish.for_plan(
-        joined, secondary, "b", {}, plugin_timeout=BUDGET_S, parent_id="parent"
-    )
-    assert jsync is not None and jsync.shares is None and jsync.finish_timeout is None
 
 
 # -- the handshake against a real store ----------------------------------------------------------
@@ -166,39 +99,14 @@ def test_a_secondary_stuck_in_its_code_fails_the_run(agent_store: Any) -> None:
 # -- the real job ------------------------------------------------------------------------------
 
 
-def _kill_when_ready(server: WandbTestServer, folder: Path, done: threading.Event) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not done.is_set():
-        if (folder / "ready-0").exists() and (folder / "ready-1").exists():
-            server.kill()
-            (folder / "go").write_text("server killed")
-            return
-        time.sleep(0.05)
-
-
-def test_a_shared_job_with_a_dead_server_ends_within_finish_timeout(
-    make_wandb_server: Any, tmp_path: Path
-) -> None:
-    server: WandbTestServer = make_wandb_server()
-    case = Case(
-        name="bounded", run_mode="shared", rank_scope="global", steps=STEPS,
-        finish_timeout=BUDGET_S, rows_after_pause=3,
-    )  # fmt: skip
-    env = client_env(server.url, tmp_path / "home")
-    done = threading.Event()
-    killer = threading.Thread(target=_kill_when_ready, args=(server, tmp_path / case.name, done))
-    killer.start()
-    try:
-        job: LaunchResult = launch(
-            tmp_path, [case], nnodes=1, nproc_per_node=2, run_prefix="bnd", env=env
-        )
-    finally:
-        done.set()
-        killer.join()
+def test_a_shared_job_with_a_dead_server_ends_within_finish_timeout(online_1x2: OnlineJob) -> None:
+    """The last case of the session's online 1x2 ``torchrun`` job (``conftest.online_1x2``):
+    its server is killed once both ranks have logged their steps."""
+    job, case = online_1x2.job, BOUNDED_CASE
     logs = "\n".join(Path(p).read_text(errors="replace") for p in job.logs)
-    assert (tmp_path / case.name / "go").exists(), logs[-4000:]
-    (result,) = job.case(case.name)
-    assert result["ok"], dump(result)
+    assert (job.out / case.name / "go").exists(), logs[-4000:]
+    results = job.case(case.name)
+    assert len(results) == 2 and all(r["ok"] for r in results), dump(results)
     evidence = job.evidence(case.name)
     assert sorted(e["rank"] for e in evidence) == [0, 1] and all(e["has_run"] for e in evidence)
     returned = max(e["returned_at"] for e in evidence)
@@ -207,9 +115,9 @@ def test_a_shared_job_with_a_dead_server_ends_within_finish_timeout(
     # The workers' own record: the last one exited within the budget of the code's end.
     finished_after = max(exits) - returned
     assert finished_after <= BUDGET_S + SLACK_S, (finished_after, logs[-4000:])
-    # The launcher saw the job end after that (the agent polls, reaps, returns): before, with
-    # the primary spending its own budget after the secondaries', this exceeded twice it.
-    assert result["ended_at"] - returned < 2 * BUDGET_S, result
+    # torchrun saw the job end after that (its agent polls, reaps, returns): before, with the
+    # primary spending its own budget after the secondaries', this exceeded twice it.
+    assert job.ended_at - returned < 2 * BUDGET_S, (job.ended_at, returned)
 
     # Both writers warn; the primary's warning states the whole job's time, within the budget.
     spent = {m.group(2): float(m.group(3)) for m in SPENT.finditer(logs)}
@@ -221,9 +129,7 @@ def test_a_shared_job_with_a_dead_server_ends_within_finish_timeout(
     assert "this writer's share of finish_timeout" in logs
 
     # The secondary reported in time: the primary recorded the run as finished, not failed.
-    run_id = f"{result['run_name']}-a0"
-    primary_files = [
-        p for p in (tmp_path / "home").glob(f"wandb/run-*-{run_id}*/run-{run_id}.wandb")
-    ]
+    run_id = f"{results[0]['run_name']}-a0"
+    primary_files = list(online_1x2.home.glob(f"wandb/run-*-{run_id}*/run-{run_id}.wandb"))
     exit_codes = sorted(read_run(p).exit_code for p in primary_files)
     assert exit_codes == [0, 0], (primary_files, exit_codes)

@@ -72,6 +72,8 @@ class Case:
     # After its steps every rank writes <case>/ready-<rank> and waits for <case>/go (the test
     # creates it, e.g. after killing the server), then logs this many more rows and returns.
     rows_after_pause: int | None = None
+    # Set in an Elastic launcher for this case's execute only (its workers inherit them).
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -232,6 +234,12 @@ def _make_task(spec: Spec, case: Case) -> Any:
     task = env.task(train)
     if not case.decorate:
         return task
+    kwargs = decorator_kwargs(case)
+    return wandb_init(**kwargs)(task) if kwargs else wandb_init(task)
+
+
+def decorator_kwargs(case: Case) -> dict[str, Any]:
+    """The ``@wandb_init(...)`` arguments of one case (empty: the bare decorator)."""
     kwargs: dict[str, Any] = {}
     if case.run_mode is not None:
         kwargs["run_mode"] = case.run_mode
@@ -245,7 +253,7 @@ def _make_task(spec: Spec, case: Case) -> Any:
         kwargs["report"] = True
     if case.start is not None:
         kwargs["start"] = case.start
-    return wandb_init(**kwargs)(task) if kwargs else wandb_init(task)
+    return kwargs
 
 
 def _task_context(run_name: str, action_name: str, custom: Mapping[str, str], root: Path) -> Any:
@@ -282,6 +290,8 @@ def run_launcher(spec: Spec, node: int) -> list[dict[str, Any]]:
         tctx = _task_context(run_name, "a0", custom, Path(spec.out) / "flyte" / str(node))
         started = time.monotonic()
         result: dict[str, Any] = {"case": case.name, "node": node, "run_name": run_name}
+        saved = {name: os.environ.get(name) for name in case.env}
+        os.environ.update(case.env)
         try:
             with flyte._context.internal_ctx().replace_task_context(tctx):
                 result["value"] = asyncio.run(task.execute())
@@ -289,6 +299,12 @@ def run_launcher(spec: Spec, node: int) -> list[dict[str, Any]]:
         except Exception as exc:
             result["ok"] = False
             result["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
         result["wall_s"] = time.monotonic() - started
         result["ended_at"] = time.time()  # every worker has exited
         results.append(result)
@@ -303,12 +319,22 @@ def clustered_worker(spec_path: str) -> int:
     own ``execute`` under the action's (remote) task context. This does the same for every case
     of the spec in turn, inside one process group, after removing the variables named in
     ``drop_env`` (to exercise core's fallbacks for launchers that do not export them).
+
+    One process per rank runs every case: the decorated tasks of a long-lived worker, one after
+    another. A case that raises is recorded (``ok`` false) and the next case runs; every rank
+    of a case shares its task's storage (``output_path``), as a cluster's ranks share the
+    remote storage of their action.
     """
+    import flyte
     import flyte._context
     import torch.distributed as dist
-    from flyte.clustered import ClusteredTaskEnvironment
 
     from flyteplugins.wandb import wandb_config, wandb_init
+
+    try:
+        from flyte.clustered import ClusteredTaskEnvironment
+    except ImportError:  # flyte < 2.5 (the lowest supported flyte): a task run under torchrun
+        ClusteredTaskEnvironment = None  # type: ignore[assignment,misc]
 
     raw = json.loads(Path(spec_path).read_text())
     for name in raw.get("drop_env", []):
@@ -318,8 +344,12 @@ def clustered_worker(spec_path: str) -> int:
     results = []
     for i, c in enumerate(raw["cases"]):
         case = Case(**c)
-        env = ClusteredTaskEnvironment(
-            name=f"clustered_{case.name}", replicas=raw["nnodes"], nproc_per_node=raw["nproc"]
+        env = (
+            ClusteredTaskEnvironment(
+                name=f"clustered_{case.name}", replicas=raw["nnodes"], nproc_per_node=raw["nproc"]
+            )
+            if ClusteredTaskEnvironment is not None
+            else flyte.TaskEnvironment(name=f"clustered_{case.name}")
         )
         case_dict = asdict(case)
         out = raw["out"]
@@ -328,11 +358,13 @@ def clustered_worker(spec_path: str) -> int:
             return worker_body(case_dict, out)
 
         train.__name__ = train.__qualname__ = f"train_{case.name}"
-        task = wandb_init(run_mode=case.run_mode, rank_scope=case.rank_scope)(env.task(train))
+        kwargs = decorator_kwargs(case)
+        task = wandb_init(**kwargs)(env.task(train)) if kwargs else wandb_init(env.task(train))
         run_name = f"{raw['run_prefix']}{i}"
-        root = Path(out) / "flyte" / os.environ["RANK"]
+        root = Path(out) / "flyte" / run_name
         tctx = _task_context(run_name, "a0", custom, root)
         result: dict[str, Any] = {"case": case.name, "rank": int(os.environ["RANK"])}
+        started = time.monotonic()
         try:
             with flyte._context.internal_ctx().replace_task_context(tctx):
                 result["value"] = asyncio.run(task.execute())
@@ -341,6 +373,7 @@ def clustered_worker(spec_path: str) -> int:
             result["ok"] = False
             result["error"] = f"{type(exc).__name__}: {exc}"
         result["run_name"] = run_name
+        result["wall_s"] = time.monotonic() - started
         results.append(result)
     dist.destroy_process_group()
     Path(raw["out"], f"worker-{os.environ['RANK']}.json").write_text(json.dumps(results))
@@ -479,6 +512,7 @@ class LaunchResult:
     returncodes: list[int]
     wall_s: float
     logs: list[str]
+    ended_at: float = 0.0  # wall clock when the last launcher (or torchrun) exited
 
     def case(self, name: str) -> list[dict[str, Any]]:
         return [r for r in self.results if r["case"] == name]
@@ -548,12 +582,15 @@ def launch(
                 p.kill()
                 p.wait()
     wall = time.monotonic() - started
+    ended_at = time.time()
     results: list[dict[str, Any]] = []
     for node in range(nnodes):
         path = out / f"launcher-{node}.json"
         if path.exists():
             results.extend(json.loads(path.read_text()))
-    return LaunchResult(out=out, results=results, returncodes=codes, wall_s=wall, logs=logs)
+    return LaunchResult(
+        out=out, results=results, returncodes=codes, wall_s=wall, logs=logs, ended_at=ended_at
+    )
 
 
 def launch_torchrun(
@@ -643,11 +680,13 @@ def launch_torchrun(
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)  # the session this call started: torchrun's
                 p.wait()
+    wall = time.monotonic() - started
+    ended_at = time.time()
     results: list[dict[str, Any]] = []
     for path in sorted(out.glob("worker-*.json")):
         results.extend(json.loads(path.read_text()))
     return LaunchResult(
-        out=out, results=results, returncodes=codes, wall_s=time.monotonic() - started, logs=logs
+        out=out, results=results, returncodes=codes, wall_s=wall, logs=logs, ended_at=ended_at
     )
 
 
