@@ -87,6 +87,9 @@ def test_sweep_best_trial_is_the_recorded_best(demo: tuple[Path, str, dict[str, 
     [rec] = [r for r in trials if r.run_id == best["id"]]
     assert best["config"] == {"lr": rec.config["lr"], "hidden": rec.config["hidden"]}
     assert f"best trial {best['id']}" in stdout
+    # the summary labels the sweep's runs as trials, not as a torchrun job's ranks
+    roles = {r["role"] for r in summary["runs"] if r["group"] == summary["sweep_id"]}
+    assert roles == {"sweep trial"}
 
 
 @pytest.mark.timeout(360)
