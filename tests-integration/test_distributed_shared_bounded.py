@@ -2,7 +2,7 @@
 
 Before, the primary waited for the secondaries' own ``finish_timeout`` and then spent its own:
 twice the promised time after the code returned, while its warning named the single limit. The
-writers now split one budget (``_distributed.FinishShares``, whose pure parts are tested in
+writers now split one budget (``_shared_finish.FinishShares``, whose pure parts are tested in
 packages/flyteplugins-wandb/tests/test_finish_shares.py): the job ends within
 ``finish_timeout`` of its code returning, and the primary's warning states the time spent.
 
@@ -25,7 +25,7 @@ import pytest
 from _distributed_expect import BOUNDED_CASE, BOUNDED_S, OnlineJob, dump
 from torchrun_harness import fake_agent_store
 
-from flyteplugins.wandb import _distributed as d
+from flyteplugins.wandb import _shared_finish as d
 from flyteplugins.wandb._records import read_run
 
 pytestmark = [pytest.mark.online, pytest.mark.timeout(600)]

@@ -22,16 +22,14 @@ except ImportError:  # flyte < 2.10 (the lowest supported flyte): no JaxRun clus
 from flyteplugins.pytorch.task import Elastic
 from flyteplugins.wandb import Wandb, wandb_config, wandb_init
 from flyteplugins.wandb._distributed import (
-    FINISH_TIMEOUT_ENV,
     GPU_SETTING,
-    SharedFinish,
     clean_worker_environment,
     cuda_device_count,
-    finish_timeout,
     visible_gpu_ids,
     wandb_has_setting,
     worker_settings,
 )
+from flyteplugins.wandb._shared_finish import FINISH_TIMEOUT_ENV, SharedFinish, finish_timeout
 from flyteplugins.wandb._elastic import shape_of_config, shape_of_task
 from flyteplugins.wandb_core import Topology, plan
 

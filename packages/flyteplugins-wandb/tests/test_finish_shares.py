@@ -1,4 +1,4 @@
-"""How a shared run's writers split one finish budget (``_distributed.FinishShares``), pure parts.
+"""How a shared run's writers split one finish budget (``_shared_finish.FinishShares``), pure parts.
 
 The primary waits for the secondaries within the budget and finishes in what is left, so the
 whole job ends within ``finish_timeout`` of its code returning. The handshake against a real
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flyteplugins.wandb import _distributed as d
+from flyteplugins.wandb import _shared_finish as d
 from flyteplugins.wandb._resilience import DEFAULT_FINISH_TIMEOUT, finish_budget
 from flyteplugins.wandb_core import Topology, plan
 

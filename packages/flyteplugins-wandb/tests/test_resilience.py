@@ -137,8 +137,13 @@ def test_a_finish_that_ran_into_its_limit_is_reported() -> None:
     assert r.report_incomplete_upload(run, 2.0) is None  # well within the limit
     with pytest.warns(r.WandbUploadIncomplete, match="wandb sync"):
         assert r.report_incomplete_upload(run, 10.0) is not None
+    # a writer of a shared run: its own finish_timeout is its share of the job's budget
+    writer = SimpleNamespace(
+        id="r", settings=SimpleNamespace(**{**vars(settings), "finish_timeout": 4.0})
+    )
+    assert r.report_incomplete_upload(writer, 9.0, limit=10.0, share=4.0, own_s=2.0) is None
     with pytest.warns(r.WandbUploadIncomplete, match="share"):
-        r.report_incomplete_upload(run, 4.0, limit=10.0, share=4.0)
+        r.report_incomplete_upload(writer, 9.0, limit=10.0, share=4.0, own_s=4.0)
 
 
 def test_complete_offline_runs_are_not_reported(tmp_path: Path) -> None:

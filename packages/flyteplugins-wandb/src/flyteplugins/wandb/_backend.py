@@ -189,11 +189,15 @@ def finish_run(
     not uploaded, the time spent and how to sync it from the run's local folder. ``since`` (a
     ``time.monotonic()`` value) is when finishing began, when that was before this call (a
     shared run's primary first waits for the other writers); ``limit`` and ``share`` are the
-    budget the writers of a shared run split (see ``_distributed.SharedFinish``).
+    budget the writers of a shared run split (see ``_shared_finish.SharedFinish``).
     """
-    started = time.monotonic() if since is None else since
+    called = time.monotonic()
+    started = called if since is None else since
     run.finish(exit_code=exit_code)
-    _resilience.report_incomplete_upload(run, time.monotonic() - started, limit=limit, share=share)
+    now = time.monotonic()
+    _resilience.report_incomplete_upload(
+        run, now - started, limit=limit, share=share, own_s=now - called
+    )
 
 
 def mark_preempting(run: Any) -> None:

@@ -82,7 +82,7 @@ class _Call:
         self.token: Any = None
         self.publish: AbstractContextManager[None] | None = None
         self.active: ActiveRun | None = None
-        self.shared_finish: Any = None  # a _distributed.SharedFinish: the order of the finishes
+        self.shared_finish: Any = None  # a _shared_finish.SharedFinish: the finishes' order
         self.extensions: list[Extension] = []
         self.had_extras = False
         self.request: Any = None  # the InitRequest and ResolvedRun of the run (for rewind_to)
@@ -187,7 +187,9 @@ class _Call:
             if p.shared and distributed is not None:
                 base = identity.base if identity else (launcher_base or "")
                 user_id = None if kind == "trial" else settings.get("id")
-                self.shared_finish = distributed.SharedFinish.for_plan(
+                from ._shared_finish import SharedFinish
+
+                self.shared_finish = SharedFinish.for_plan(
                     p,
                     topology,
                     base,
@@ -214,7 +216,11 @@ class _Call:
             run_id = str(getattr(run, "id", None) or p.run_id)
             with _state.live_lock:
                 _state.live_runs[run_id] = run
-            if self.task_wrapper and resolved.url is None:
+            if (
+                self.task_wrapper
+                and resolved.url is None
+                and (topology is None or topology.rank == 0)
+            ):
                 _say_run_url(run)
         self.run = run
         entity = getattr(run, "entity", None) or resolved.entity

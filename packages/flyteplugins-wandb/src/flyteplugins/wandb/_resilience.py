@@ -9,7 +9,7 @@ started by this plugin instead:
   ``wandb_config``/``@wandb_init``, 0 = wait for everything) uploading after the task's code has
   returned, then warns, naming what was not uploaded and the ``wandb sync`` command that uploads
   it from the run's local folder, where the client keeps everything (the writers of one shared
-  run of a distributed job split that budget: ``_distributed.FinishShares``);
+  run of a distributed job split that budget: ``_shared_finish.FinishShares``);
 * when the server cannot be reached at start, fails within a bounded time with an error that names
   the server, or, with ``offline_fallback=True``, logs offline and says where the files are.
 
@@ -254,23 +254,31 @@ def _is_online(run: Any) -> bool:
 
 
 def report_incomplete_upload(
-    run: Any, elapsed: float, *, limit: float | None = None, share: float | None = None
+    run: Any,
+    elapsed: float,
+    *,
+    limit: float | None = None,
+    share: float | None = None,
+    own_s: float | None = None,
 ) -> str | None:
     """Warn (and return the message) when part of an online run was not uploaded.
 
-    ``elapsed`` is the time spent finishing since the task's code returned. ``limit`` is the
-    ``finish_timeout`` it was held to (default: the run's own setting); ``share`` the part of
-    it this writer of a shared run had, when the writers split it (see
-    ``_distributed.SharedFinish``).
+    ``elapsed`` is the time spent finishing since the task's code returned; ``own_s`` the time
+    the client's own ``finish`` took (default: ``elapsed``). ``limit`` is the ``finish_timeout``
+    the run was held to (default: the run's own setting); ``share`` the part of it this writer of
+    a shared run had, when the writers split it (see ``_shared_finish.SharedFinish``).
     """
     if not _is_online(run):
         return None
     settings = getattr(run, "settings", None)
+    own_limit = getattr(settings, "finish_timeout", None)
     if limit is None:
-        limit = getattr(settings, "finish_timeout", None)
-    # Told by the time spent: the client stops waiting for its upload at its finish_timeout.
-    bound = share if share is not None else limit
-    if not bound or elapsed < bound * TIMED_OUT_FRACTION:
+        limit = own_limit
+    # Told by the time spent: the client stops waiting for its upload at its own
+    # finish_timeout (this writer's share of the budget, for the writers of a shared run).
+    bound = own_limit if isinstance(own_limit, (int, float)) and own_limit else share or limit
+    spent = elapsed if own_s is None else own_s
+    if not bound or spent < bound * TIMED_OUT_FRACTION:
         return None
     folder = _run_dir(run)
     within = f"finish_timeout={limit:g} s"
