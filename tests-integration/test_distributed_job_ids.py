@@ -210,20 +210,12 @@ def test_two_jobs_without_rdzv_id_are_two_sets_of_runs(
         assert not first[mode] & second[mode], (mode, first[mode], second[mode])
 
 
-def test_a_real_rdzv_id_names_the_runs(tmp_path: Path) -> None:
-    job, logs = _job(tmp_path, _cases(), [*STATIC, "--rdzv_id=nightly-42"])
-    for ev in _evidence(job, "auto"):
-        assert ev["env"]["TORCHELASTIC_RUN_ID"] == "nightly-42"
-    assert _job_id(job) == "nightly-42"
-    ids = _check_job(job, logs, "nightly-42")
-    assert ids["auto"] == {"nightly-42-train_auto"}
-
-
 def test_a_restarted_job_resumes_its_own_runs(tmp_path: Path) -> None:
     """c10d rendezvous with ``--rdzv-id`` and without any store at the call (no agent store
     for the workers; their group forms inside the call), restarted once after rank 1 fails:
-    each rank's run goes on with the first attempt's id. (Without a rendezvous id nor a store
-    the ranks cannot agree on an id: they are warned, see above.)"""
+    the rendezvous id names the runs, and each rank's run goes on with the first attempt's id.
+    (Without a rendezvous id nor a store the ranks cannot agree on an id: they are warned, see
+    above.)"""
     case = Case(
         name="restart", run_mode="new", rank_scope="global", steps=STEPS,
         fail_first_attempt_rank=1, fail_delay_s=2.0,

@@ -29,8 +29,8 @@ from flyteplugins.wandb._distributed import (
     wandb_has_setting,
     worker_settings,
 )
-from flyteplugins.wandb._shared_finish import FINISH_TIMEOUT_ENV, SharedFinish, finish_timeout
 from flyteplugins.wandb._elastic import shape_of_config, shape_of_task
+from flyteplugins.wandb._shared_finish import FINISH_TIMEOUT_ENV, SharedFinish, finish_timeout
 from flyteplugins.wandb_core import Topology, plan
 
 HOST = "https://wandb.example.com"
