@@ -1,8 +1,7 @@
 """The wandb-core service processes a job started, found through ``/proc`` (Linux).
 
 A service is recognised by its executable's name (``wandb-core``) and the folder it was started
-in (the job's folder: the harness starts every job in its own). ``--detached`` services belong to
-no process (see ``_distributed.NodeService``).
+in (the job's folder: the harness starts every job in its own).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from typing import Any
 from ._backend import _INIT_LOCK, STARTING
 from ._extension import Extension
 from ._flyte import in_scope
-from ._state import active_var
+from ._state import active_var, is_finished
 
 # init() arguments that can be compared with what the call's run already has.
 _RUN_FIELDS = ("entity", "project", "name", "id", "group", "job_type", "notes")
@@ -91,7 +91,7 @@ def _visible_run() -> Any | None:
     if active is None:
         return None
     run = active.run
-    if run is None or getattr(run, "_is_finished", False):
+    if run is None or getattr(run, "_is_finished", False):  # _state.is_finished, inlined
         return None
     if not in_scope(active.scope, active.seen):
         return None
@@ -325,5 +325,5 @@ def _init_as_guest(real: Callable[..., Any], args: Any, kwargs: Any) -> Any:
             return real(*args, **kwargs)
         finally:
             with setup._active_runs_lock:
-                back = [r for r in hidden if not r._is_finished and r not in setup._active_runs]
+                back = [r for r in hidden if not is_finished(r) and r not in setup._active_runs]
                 setup._active_runs[:0] = back

@@ -112,7 +112,7 @@ def _handler(signum: int, frame: Any) -> None:
 
     def finish_all() -> None:
         for run in runs:
-            if getattr(run, "_is_finished", False):
+            if _state.is_finished(run):
                 continue
             try:
                 _backend.mark_preempting(run)
