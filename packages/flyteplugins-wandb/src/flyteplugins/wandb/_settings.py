@@ -111,20 +111,21 @@ def check_flag(name: str, value: Any) -> None:
         raise TypeError(f"{name}={value!r} ({type(value).__name__}): expected True or False")
 
 
-def check_finish_timeout(value: Any) -> None:
-    """``finish_timeout`` must be a number of seconds >= 0 (0 waits for every upload)."""
-    if value is None:
-        return
+def check_seconds(name: str, value: Any, zero: str) -> None:
+    """A number of seconds >= 0 (``zero`` says what 0 means), naming ``name`` when it is not."""
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
         or not math.isfinite(value)
         or value < 0
     ):
-        raise ValueError(
-            f"finish_timeout={value!r}: expected a number of seconds >= 0 "
-            "(0 waits until everything is uploaded)"
-        )
+        raise ValueError(f"{name}={value!r}: expected a number of seconds >= 0 ({zero})")
+
+
+def check_finish_timeout(value: Any) -> None:
+    """``finish_timeout`` must be a number of seconds >= 0 (0 waits for every upload)."""
+    if value is not None:
+        check_seconds("finish_timeout", value, "0 waits until everything is uploaded")
 
 
 def check_offline_fallback(value: Any) -> None:

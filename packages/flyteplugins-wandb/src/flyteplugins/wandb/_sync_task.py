@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import shlex
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ._resilience import CLIENT_BOUNDS, env_var
+from ._settings import check_seconds
 from ._sync import METADATA_FILE, current_root
 
 SYNCED_SUFFIX: Final = ".synced"
@@ -54,16 +54,11 @@ class WandbSyncFailed(RuntimeError):
 
 def check_sync_timeout(value: Any) -> None:
     """``sync_timeout`` of the sync task: seconds >= 0 (0: no bound)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ValueError(
-            f"sync_timeout={value!r}: expected a number of seconds >= 0 (how long `wandb sync` "
-            "may go without finishing a run folder; 0: no bound)"
-        )
+    check_seconds(
+        "sync_timeout",
+        value,
+        "how long `wandb sync` may go without finishing a run folder; 0: no bound",
+    )
 
 
 def check_environment(env: Any) -> None:
