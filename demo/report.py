@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from flyteplugins.wandb._artifacts import INPUT_ARTIFACTS_KEY, recorded_artifacts
-from flyteplugins.wandb._records import RunRecord, read_runs
+from flyteplugins.wandb._artifacts import INPUT_ARTIFACTS_KEY
+from flyteplugins.wandb._records import RunRecord, read_runs, recorded_artifacts
 
 # Flyte's local runs write each action's report (report.html) under this folder, per run name.
 LOCAL_METADATA = Path("/tmp/flyte/metadata")

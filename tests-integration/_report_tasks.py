@@ -118,3 +118,19 @@ def train_live(steps: int) -> str:
             break
         time.sleep(0.1)
     return report.read_text()
+
+
+@wandb_init(project="report-tests", entity="local", report=True)
+@env.task
+async def train_with_checkpoint(steps: int) -> str:
+    from flyteplugins.wandb import log_model_checkpoint
+
+    run = get_wandb_run()
+    assert run is not None
+    for i in range(steps):
+        run.log({"loss": 1.0 / (i + 1)})
+    folder = Path("ckpt-report")
+    folder.mkdir(exist_ok=True)
+    (folder / "weights.bin").write_bytes(b"\0" * 64)
+    log_model_checkpoint(str(folder), name="report-model")
+    return str(run.id)

@@ -123,7 +123,8 @@ def test_reports_show_the_wandb_tab_and_the_artifact_lineage(
 ) -> None:
     from _report_html import parse_tab
 
-    from flyteplugins.wandb._artifacts import INPUT_ARTIFACTS_KEY, recorded_artifacts
+    from flyteplugins.wandb._artifacts import INPUT_ARTIFACTS_KEY
+    from flyteplugins.wandb._records import recorded_artifacts
 
     out, stdout, summary = demo
     reports = {task: Path(p) for task, p in summary["reports"].items()}

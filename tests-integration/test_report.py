@@ -16,7 +16,7 @@ import flyte
 import pytest
 from _plugin_helpers import reset_wandb, settled_runs
 from _report_html import parse_tab, reports_of, run_named
-from _report_tasks import train, train_fails, train_sync
+from _report_tasks import train, train_fails, train_sync, train_with_checkpoint
 
 from flyteplugins.wandb._report import TAB_NAME
 
@@ -51,6 +51,12 @@ def test_tab_shows_the_run_its_summary_and_one_polyline_per_series(wandb_offline
     # the polyline follows the logged values: loss falls, so y (pixels, downwards) rises
     ys = [y for _, y in tab.chart("loss").points]
     assert ys == sorted(ys)
+
+
+def test_a_checkpoint_logged_in_the_task_is_listed_in_its_tab(wandb_offline: Path) -> None:
+    name, _ = run_named(train_with_checkpoint, 3, prefix="report-ckpt")
+    _, html = _only_tab(name)
+    assert "report-model" in parse_tab(html).text
 
 
 def test_a_failed_task_tab_says_failed(wandb_offline: Path) -> None:

@@ -6,18 +6,11 @@ where Flyte stored it (``add_reference(uri)``, with checksums where the client c
 nothing is uploaded a second time; local runs reference ``file://`` paths. The artifact is named
 ``<task>-<output>`` (``train-o0``, ``prepare-o0.features``), typed ``flyte-file`` or ``flyte-dir``,
 carries the Flyte run, action and output in its metadata and an alias naming that output
-(``flyte-<run>-<action>-<output>``). A small record says which artifact version describes the
-object, so that a later task receiving the object can find it: ``<uri>.wandb-artifact.json``
-beside an object Flyte wrote (under the task's raw data path), else
-``<run_base_dir>/wandb-artifacts/<hash of uri>.json`` in the Flyte run's own storage, never in
-a folder of the user's. Scalars and small values returned go to the run's summary under
-``outputs/<output>``.
-
-Objects in ``s3://`` and ``gs://`` need the store's client library for W&B to reference them
-(``flyteplugins-wandb[aws]``: boto3; ``flyteplugins-wandb[gcp]``: google-cloud-storage).
-Without it an output is not logged as an artifact (one :class:`WandbArtifactFailed` warning
-names the extra; its URI goes to the summary) and :func:`log_model_checkpoint` raises
-:class:`WandbCloudExtraMissing`.
+(``flyte-<run>-<action>-<output>``); a record (``_stores``) says which artifact version describes
+the object, for the tasks that receive it. Scalars and small values returned go to the run's
+summary under ``outputs/<output>``. Without the client library of an ``s3://`` / ``gs://`` store
+an output is not logged (one :class:`WandbArtifactFailed` warning names the extra; its URI goes
+to the summary) and :func:`log_model_checkpoint` raises :class:`WandbCloudExtraMissing`.
 
 ``log_inputs=True``: the task's scalar inputs go to the run's config under ``flyte_inputs``
 (never values of parameters whose name says they hold a secret, never long values), and every
@@ -31,21 +24,27 @@ it once the run was synced.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import importlib.util
 import inspect
 import json
 import os
 import re
 import typing
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
-SIDECAR_SUFFIX: Final = ".wandb-artifact.json"
-RECORDS_FOLDER: Final = "wandb-artifacts"
-"""The folder of artifact records in a Flyte run's storage (``run_base_dir``)."""
+from ._state import current_active, get_wandb_run
+from ._stores import (
+    StoreLibrary,
+    extra_hint,
+    flyte_places,
+    missing_library,
+    read_text,
+    record_place,
+    record_places,
+    write_text,
+)
+
 SUMMARY_PREFIX: Final = "outputs/"
 INPUTS_KEY: Final = "flyte_inputs"
 INPUT_ARTIFACTS_KEY: Final = "flyte_input_artifacts"
@@ -64,46 +63,6 @@ class WandbArtifactFailed(UserWarning):
 class WandbCloudExtraMissing(ImportError):
     """W&B needs a cloud store's client library to reference an object there; an extra of
     ``flyteplugins-wandb`` installs it (``[aws]`` for ``s3://``, ``[gcp]`` for ``gs://``)."""
-
-
-@dataclass(frozen=True)
-class StoreLibrary:
-    """The client library W&B needs to reference objects of one store, and our extra for it."""
-
-    scheme: str
-    module: str
-    package: str
-    extra: str
-
-
-STORE_LIBRARIES: Final = {
-    lib.scheme: lib
-    for lib in (
-        StoreLibrary("s3", "boto3", "boto3", "aws"),
-        StoreLibrary("gs", "google.cloud.storage", "google-cloud-storage", "gcp"),
-    )
-}
-"""The stores whose references need a library (W&B's own ``wandb[aws]``/``wandb[gcp]``)."""
-
-
-def missing_library(uri: str) -> StoreLibrary | None:
-    """The library W&B would need to reference ``uri`` when it is not installed, else ``None``."""
-    lib = STORE_LIBRARIES.get(uri.split("://", 1)[0] if "://" in uri else "")
-    if lib is None:
-        return None
-    try:
-        found = importlib.util.find_spec(lib.module) is not None
-    except (ImportError, ValueError):  # a parent package missing, or a module set to None
-        found = False
-    return None if found else lib
-
-
-def extra_hint(libs: Iterable[StoreLibrary]) -> str:
-    """What W&B needs and the command that installs it, for the stores of ``libs``."""
-    unique = sorted(set(libs), key=lambda lib: lib.extra)
-    needs = " and ".join(f"{lib.package} for {lib.scheme}://" for lib in unique)
-    extras = ",".join(lib.extra for lib in unique)
-    return f"W&B needs {needs} references: pip install 'flyteplugins-wandb[{extras}]'"
 
 
 def _flyte_io() -> tuple[type, type]:
@@ -140,100 +99,6 @@ def uri_of(blob: Any) -> str:
     if "://" in path:
         return path
     return "file://" + os.path.abspath(path)
-
-
-def _local(uri: str) -> str | None:
-    return uri[len("file://") :] if uri.startswith("file://") else None
-
-
-def sidecar_of(uri: str) -> str:
-    return uri.rstrip("/") + SIDECAR_SUFFIX
-
-
-def _bare(uri: str) -> str:
-    return uri.removeprefix("file://").rstrip("/")
-
-
-def run_record_of(uri: str, run_base_dir: str) -> str:
-    """The record of the object at ``uri`` in a Flyte run's storage (keyed by a hash of ``uri``)."""
-    key = hashlib.sha256(uri.rstrip("/").encode()).hexdigest()[:40]
-    return f"{run_base_dir.rstrip('/')}/{RECORDS_FOLDER}/{key}.json"
-
-
-def record_place(uri: str, raw_data_path: str | None, run_base_dir: str | None) -> str | None:
-    """Where the record of the object at ``uri`` is written: beside the object when Flyte wrote
-    it (under the task's ``raw_data_path``), else in the Flyte run's storage; ``None`` when
-    neither is known (outside Flyte)."""
-    if raw_data_path and _bare(uri).startswith(_bare(raw_data_path) + "/"):
-        return sidecar_of(uri)
-    if run_base_dir:
-        return run_record_of(uri, run_base_dir)
-    return None
-
-
-def record_places(uri: str, run_base_dir: str | None) -> list[str]:
-    """Where a task receiving the object at ``uri`` looks for its record, in order."""
-    places = [run_record_of(uri, run_base_dir)] if run_base_dir else []
-    return [*places, sidecar_of(uri)]
-
-
-def _flyte_places() -> tuple[str | None, str | None]:
-    """The current task's raw data path and its Flyte run's storage (``None`` outside Flyte)."""
-    import flyte
-
-    tctx = flyte.ctx()
-    if not tctx:
-        return None, None
-    raw = getattr(getattr(tctx, "raw_data_path", None), "path", None)
-    base = getattr(tctx, "run_base_dir", None)
-    return (str(raw) if raw else None), (str(base) if base else None)
-
-
-def write_text(uri: str, text: str) -> None:
-    """Write ``text`` at ``uri`` (a local path, ``file://`` or a store Flyte can write)."""
-    local = _local(uri) if "://" in uri else uri
-    if local is not None:
-        os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
-        with open(local, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        return
-    import flyte.storage
-
-    fs = flyte.storage.get_underlying_filesystem(path=uri)
-    fs.pipe_file(uri, text.encode())
-
-
-def read_text(uri: str) -> str | None:
-    """The text at ``uri``, or ``None`` when there is nothing there."""
-    local = _local(uri) if "://" in uri else uri
-    try:
-        if local is not None:
-            with open(local, encoding="utf-8") as fh:
-                return fh.read()
-        import flyte.storage
-
-        fs = flyte.storage.get_underlying_filesystem(path=uri)
-        if not fs.exists(uri):
-            return None
-        return bytes(fs.cat_file(uri)).decode()
-    except FileNotFoundError:
-        return None
-
-
-def list_names(folder: str) -> list[str]:
-    """The names of the files directly in ``folder`` (``[]`` when it does not exist)."""
-    local = _local(folder) if "://" in folder else folder
-    try:
-        if local is not None:
-            return sorted(os.listdir(local))
-        import flyte.storage
-
-        fs = flyte.storage.get_underlying_filesystem(path=folder)
-        if not fs.exists(folder):
-            return []
-        return sorted(str(p).rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(folder, detail=False))
-    except FileNotFoundError:
-        return []
 
 
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -377,7 +242,7 @@ def _log_blob(
         "type": artifact.type,
         "uri": uri,
     }
-    place = record_place(uri, *_flyte_places())
+    place = record_place(uri, *flyte_places())
     if place is not None:
         write_text(place, json.dumps(record))
     return {**record, "direction": "output"}
@@ -422,7 +287,7 @@ def log_inputs(run: Any, inputs: Mapping[str, Any], owned: bool) -> list[dict[st
     used: list[dict[str, Any]] = []
     recorded: dict[str, Any] = {}
     offline = bool(getattr(run.settings, "_offline", False))
-    _, run_base_dir = _flyte_places()
+    _, run_base_dir = flyte_places()
     for name, value in inputs.items():
         for path, blob in blobs(value, name):
             uri = uri_of(blob)
@@ -490,8 +355,6 @@ def log_model_checkpoint(
     """
     import wandb
 
-    from ._state import get_wandb_run
-
     run = run if run is not None else get_wandb_run()
     if run is None:
         raise RuntimeError(
@@ -531,20 +394,6 @@ def log_model_checkpoint(
 
 def _show_in_tab(item: dict[str, Any]) -> None:
     """List ``item`` in the W&B tab of the current task call, when it has one."""
-    from ._state import current_active
-
-    active = current_active()
-    native = getattr(getattr(active, "call", None), "native", None)
-    tab = getattr(native, "tab", None)
-    if tab is not None:
-        tab.artifacts.append(item)
-
-
-# -- reading back ---------------------------------------------------------------------------------
-
-
-def recorded_artifacts(run_file: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The artifacts an offline run logged (see ``_records.recorded_artifacts``)."""
-    from ._records import recorded_artifacts as read
-
-    return read(run_file)
+    for ext in getattr(getattr(current_active(), "call", None), "extensions", ()):
+        if getattr(ext, "tab", None) is not None:
+            ext.tab.artifacts.append(item)

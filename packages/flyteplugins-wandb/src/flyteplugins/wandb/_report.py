@@ -33,6 +33,7 @@ from ._charts import (
     render,
     svg_chart,
 )
+from ._stores import list_names, read_text, write_text
 
 TAB_NAME: Final = "Weights & Biases"
 LIVE_INTERVAL_S: float = 5.0
@@ -109,8 +110,6 @@ class Peers:
         import dataclasses
         import json
 
-        from ._artifacts import write_text
-
         fragment = {**dataclasses.asdict(facts), "label": self.label, "last": dict(last)}
         write_text(self._path(self.rank), json.dumps({**fragment, "final": final}, default=str))
 
@@ -118,8 +117,6 @@ class Peers:
         import dataclasses
         import json
         import time
-
-        from ._artifacts import list_names, read_text
 
         deadline = time.monotonic() + (PEER_WAIT_S if wait else 0.0)
         while True:
