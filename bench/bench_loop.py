@@ -130,7 +130,7 @@ class TorchProcesses:
             if info["python"] and not info["torch"]:
                 info["torch"] = "libtorch" in Path(f"/proc/{pid}/maps").read_text()
         except (OSError, IndexError):
-            pass
+            return  # the process ended while it was being read: nothing to count
 
     def torch_processes(self) -> list[dict[str, Any]]:
         return [i for i in self.seen.values() if i["torch"]]

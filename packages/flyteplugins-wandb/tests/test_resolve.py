@@ -9,15 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flyteplugins.wandb._client import ClientDefaults
+from flyteplugins.wandb._pages import link_pages, sweep_link
 from flyteplugins.wandb._resolve import (
     Identity,
     Parent,
     Trial,
     choose_parent,
-    link_pages,
     merge_settings,
     resolve,
-    sweep_link,
 )
 from flyteplugins.wandb_core import Topology
 

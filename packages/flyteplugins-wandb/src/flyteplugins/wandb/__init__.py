@@ -24,14 +24,13 @@ from flyteplugins.wandb_core import RankScope, RunMode
 
 from .__about__ import __version__
 from ._backend import WandbApiKeyMissing
-from ._call import WandbFinishFailed
+from ._call import WandbFinishFailed, WandbLinkIncomplete
 from ._context import get_wandb_context, wandb_config
 from ._decorator import get_distributed_info, get_wandb_run_dir, wandb_init
 from ._globals import WandbGlobalsUnavailable, WandbInitInTaskWarning
 from ._link import Wandb
 from ._ranks import WandbStrayRank
 from ._resilience import WandbOfflineFallback, WandbServerUnreachable, WandbUploadIncomplete
-from ._resolve import WandbLinkIncomplete
 from ._settings import WandbIdShortened
 from ._state import get_wandb_run
 

@@ -65,7 +65,7 @@ def _say_run_url(run: Any) -> None:
         f"this task's W&B link opens the W&B app, not its run: no entity was known when the link "
         f"rendered (give entity= to @wandb_init or wandb_config, or set WANDB_ENTITY). The run's "
         f"page: {getattr(run, 'url', None) or '(offline: known after wandb sync)'}",
-        _resolve.WandbLinkIncomplete,
+        WandbLinkIncomplete,
         stacklevel=4,
     )
 
@@ -132,13 +132,11 @@ class _Call:
             kind = "trial"
 
         identity = _flyte.identity(tctx) if tctx else None
-        launcher_base: str | None = None
-        if identity is None:
-            launcher_base = (
-                _resolve.local_base(self.name)
-                if distributed is None
-                else distributed.launcher_base(self.name, topology, os.environ)
-            )
+        # No Flyte action names a call under torchrun: its job does (outside any job, the
+        # resolver's local base from the label).
+        launcher_base = None
+        if identity is None and distributed is not None:
+            launcher_base = distributed.launcher_base(self.name, topology, os.environ)
         in_enclosing: _resolve.Parent | None = None
         if enclosing is not None and enclosing.run is not None:
             in_enclosing = _resolve.Parent(
@@ -347,6 +345,12 @@ def _extensions(call: _Call, settings: Mapping[str, Any]) -> list[Extension]:
         out.append(Native(dict(settings)))
         call.had_extras = True
     return out
+
+
+class WandbLinkIncomplete(UserWarning):
+    """A task's run started with no entity known before it (none in the decorator, the run's
+    ``wandb_config`` context, ``WANDB_ENTITY`` or the client's settings), so the task's link
+    could not name the run's page: it opens the W&B app instead."""
 
 
 class WandbFinishFailed(UserWarning):

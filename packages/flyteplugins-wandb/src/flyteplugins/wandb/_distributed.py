@@ -141,7 +141,7 @@ def launcher_base(name: str, topology: Topology | None, environ: Mapping[str, st
     takes a fresh id from the client: the base names nothing that persists).
     """
     if topology is None:
-        return make_base("local", name)  # as _resolve.local_base
+        return make_base("local", name)  # as the resolver does without a launcher base
     return make_base(job_id(topology, environ), name)
 
 

@@ -2,7 +2,7 @@
 
 Links are rendered when the task is submitted, with the submitter's ``custom_context`` and the
 client's defaults of the submitting process. The pages they point at come from the resolver
-(:func:`._resolve.link_pages`), which decides the task process's runs too, so the link always
+(:func:`._pages.link_pages`), which decides the task process's runs too, so the link always
 names the run (or group) that will exist, on the server and under the entity it will have.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from flyteplugins.wandb_core import parse_rank_scope, parse_run_mode
 
-from . import _client, _resolve
+from . import _client, _pages, _resolve
 from ._context import read_parent, read_wandb_config
 
 WANDB_ICON = "https://wandb.ai/logo.svg"
@@ -59,12 +59,12 @@ class Wandb:
 
     def pages(
         self, run_name: str, action_name: str, context: dict[str, str] | None = None
-    ) -> list[_resolve.LinkPage]:
+    ) -> list[_pages.LinkPage]:
         """Every page this task's W&B runs (or groups) will have, as the resolver decides them."""
         ctx = context or {}
         settings = _resolve.merge_settings(read_wandb_config(ctx), self._settings())
         parent = _resolve.Parent.from_published(read_parent(ctx), in_process=False)
-        return _resolve.link_pages(
+        return _pages.link_pages(
             settings,
             defaults=_client.read_defaults(),
             run_name=run_name,

@@ -4,8 +4,8 @@ From the settings (decorator over ``wandb_config`` context), what a parent publi
 topology, the Flyte identity, the kind of call and the client's defaults, :func:`resolve` returns a
 :class:`ResolvedRun`: the server (API and web-app URL), entity, project, id, resume, group,
 shared-mode role and label, the keywords and settings that reach ``wandb.init``, and the URL of
-the run's page. The runtime (``_call._Call``) executes it; the ``Wandb`` link renders
-:func:`link_urls`, the ``WandbSweep`` link :func:`sweep_link`; nothing else decides any of these.
+the run's page. The runtime (``_call._Call``) executes it; the links' pages (``_pages``) are
+decided from the same :func:`where` and core's plan; nothing else decides any of these.
 
 Core's :func:`~flyteplugins.wandb_core.plan` stays the authority for ranks, ids and groups; this
 module adds where the run lives and how the client is asked for it. It is pure: no environment,
@@ -25,7 +25,6 @@ from flyteplugins.wandb_core import (
     DEFAULT_RUN_MODE,
     RunPlan,
     Topology,
-    link_targets,
     make_base,
     parse_rank_scope,
     parse_run_mode,
@@ -40,8 +39,6 @@ from ._client import (
     group_url,
     project_url,
     run_url,
-    sweep_url,
-    sweeps_page_url,
 )
 
 CallKind = Literal["task", "function", "trial"]
@@ -78,12 +75,6 @@ class Identity:
             "domain": self.domain,
             "attempt": self.attempt,
         }
-
-
-def local_base(name: str) -> str:
-    """The base id of a decorated function outside Flyte and outside a distributed job (its run
-    takes a fresh id from the client: the base names nothing that persists)."""
-    return make_base("local", name)
 
 
 @dataclass(frozen=True)
@@ -177,7 +168,7 @@ def server_for(settings: Mapping[str, Any], defaults: ClientDefaults) -> Server:
     return defaults.server()
 
 
-def _where(
+def where(
     settings: Mapping[str, Any], defaults: ClientDefaults, parent: Parent | None, joins: bool
 ) -> tuple[Server, str | None, str | None]:
     """Server, entity and project of a run: a joined parent's, else settings > client defaults."""
@@ -256,7 +247,7 @@ def resolve(
         label=label,
     )
     joins = p.run_id is not None and p.run_id == parent_id
-    server, entity, project = _where(settings, defaults, parent, joins)
+    server, entity, project = where(settings, defaults, parent, joins)
 
     kwargs = {k: v for k, v in settings.items() if k not in PLUGIN_ONLY}
     if settings.get("sync") == "after":
@@ -375,93 +366,3 @@ def _with_identity(config: Mapping[str, Any] | None, identity: Identity) -> dict
         key = "_" + key
     out[key] = identity.as_config()
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# Links
-
-
-@dataclass(frozen=True)
-class LinkPage:
-    """One page a task's link points at; ``url`` is ``None`` when it cannot be named yet."""
-
-    kind: str
-    id: str
-    worker: int | None
-    server: Server
-    entity: str | None
-    project: str | None
-
-    @property
-    def url(self) -> str:
-        """The page, or the web app's start page when the entity is unknown."""
-        return page_url(self.server, self.entity, self.project, self.kind, self.id) or (
-            self.server.app_url
-        )
-
-    @property
-    def complete(self) -> bool:
-        return bool(self.entity)
-
-
-def link_pages(
-    settings: Mapping[str, Any],
-    *,
-    defaults: ClientDefaults,
-    run_name: str,
-    action_name: str,
-    parent: Parent | None = None,
-    nnodes: int | str | None = None,
-    nproc_per_node: int = 1,
-    worker: int | None = None,
-    cached: bool = False,
-) -> list[LinkPage]:
-    """The pages of a task's runs (or groups), decided as :func:`resolve` decides the runs.
-
-    ``cached``: the task may be served from Flyte's cache (``cache="auto"``), in which case its
-    code, and so its own run, may never exist: a page of a run the task would create becomes the
-    project's page, which exists either way. A parent's run that the task joins is kept.
-    """
-    mode = parse_run_mode(settings.get("run_mode", DEFAULT_RUN_MODE))
-    scope = parse_rank_scope(settings.get("rank_scope", DEFAULT_RANK_SCOPE))
-    targets = link_targets(
-        mode,
-        scope,
-        make_base(run_name, action_name),
-        nnodes=nnodes,
-        nproc_per_node=nproc_per_node,
-        parent_id=parent.id if parent is not None else None,
-        user_id=settings.get("id"),
-    )
-    if worker is not None:
-        targets = [t for t in targets if t.worker in (None, worker)]
-    pages = []
-    for t in targets:
-        joins = t.kind == "run" and parent is not None and t.id == parent.id
-        server, entity, project = _where(settings, defaults, parent, joins)
-        if cached and not joins:
-            page = LinkPage("project", project or DEFAULT_PROJECT, None, server, entity, project)
-            if page not in pages:
-                pages.append(page)
-            continue
-        pages.append(LinkPage(t.kind, t.id, t.worker, server, entity, project))
-    return pages
-
-
-def sweep_link(
-    settings: Mapping[str, Any], *, defaults: ClientDefaults, sweep_id: str | None
-) -> str:
-    """The sweep's page when its id is known, else the project's sweeps page, else the app."""
-    server, entity, project = _where(settings, defaults, None, False)
-    if not entity:
-        return server.app_url
-    proj = project or DEFAULT_PROJECT
-    if sweep_id:
-        return sweep_url(server.app_url, entity, proj, sweep_id)
-    return sweeps_page_url(server.app_url, entity, proj)
-
-
-class WandbLinkIncomplete(UserWarning):
-    """A task's run started with no entity known before it (none in the decorator, the run's
-    ``wandb_config`` context, ``WANDB_ENTITY`` or the client's settings), so the task's link
-    could not name the run's page: it opens the W&B app instead."""

@@ -194,22 +194,15 @@ def _client_sync(folders: list[LocalFolder], env: Mapping[str, str], timeout: fl
     )
     reader = threading.Thread(target=_echo, args=(proc.stdout,), daemon=True)
     reader.start()
-    done = 0
-    progress = time.monotonic()
-    stopped = False
-    while True:
-        try:
-            proc.wait(POLL_S)
-            break
-        except subprocess.TimeoutExpired:
-            pass
+    done, progress, stopped = 0, time.monotonic(), False
+    while proc.poll() is None and not stopped:
+        time.sleep(POLL_S)
         now_done = sum(f.synced for f in folders)
         if now_done > done:
             done, progress = now_done, time.monotonic()
         elif timeout and time.monotonic() - progress >= timeout:
             stopped = True
             _stop(proc)
-            break
     reader.join(STOP_GRACE_S)
     return stopped
 

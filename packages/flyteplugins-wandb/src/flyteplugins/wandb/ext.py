@@ -75,9 +75,9 @@ def sweep_page_url(settings: Mapping[str, Any], sweep_id: str | None) -> str:
     entity known anywhere (settings, ``WANDB_ENTITY``, the client's settings files) the W&B app's
     start page, never a URL without an entity.
     """
-    from . import _client, _resolve
+    from . import _client, _pages
 
-    return _resolve.sweep_link(settings, defaults=_client.read_defaults(), sweep_id=sweep_id)
+    return _pages.sweep_link(settings, defaults=_client.read_defaults(), sweep_id=sweep_id)
 
 
 def action_id_base(run_name: str, action_name: str) -> str:
