@@ -107,10 +107,10 @@ def test_bad_arguments_fail_at_decoration(
 
 
 def test_download_logs_needs_the_sweeps_distribution(monkeypatch: pytest.MonkeyPatch) -> None:
-    from flyteplugins.wandb import _settings
+    from flyteplugins.wandb import _extension
 
     # no distribution registers the log download in this group: as without the sweeps one
-    monkeypatch.setattr(_settings, "DOWNLOAD_GROUP", "flyteplugins.wandb.download-absent")
+    monkeypatch.setattr(_extension, "DOWNLOAD_GROUP", "flyteplugins.wandb.download-absent")
     with pytest.raises(ImportError, match=r'pip install "flyteplugins-wandb\[sweeps\]"'):
         wandb_init(download_logs=True)
 

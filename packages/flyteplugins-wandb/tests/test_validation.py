@@ -145,9 +145,9 @@ def test_checking_does_not_import_wandb() -> None:
 
 def test_download_logs_without_the_sweeps_distribution(monkeypatch: pytest.MonkeyPatch) -> None:
     # No distribution registers the download in this group: as without the sweeps one.
-    from flyteplugins.wandb import _settings
+    from flyteplugins.wandb import _extension
 
-    monkeypatch.setattr(_settings, "DOWNLOAD_GROUP", "flyteplugins.wandb.download-absent")
+    monkeypatch.setattr(_extension, "DOWNLOAD_GROUP", "flyteplugins.wandb.download-absent")
     for value in (True, "some/folder"):
         with pytest.raises(ImportError, match=r'pip install "flyteplugins-wandb\[sweeps\]"'):
             wandb_config(download_logs=value)

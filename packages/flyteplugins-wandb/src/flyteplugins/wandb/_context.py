@@ -51,8 +51,7 @@ UNSET: Final = _Unset()
 """Value for :func:`encode_entries` that removes an inherited setting for child actions."""
 
 
-# Our own bookkeeping key plus the settings stored under PREFIX but never passed to wandb.init.
-_RESERVED_NAMES: Final = frozenset({"~parent"})
+_RESERVED_NAMES: Final = frozenset({PARENT_KEY.removeprefix(PREFIX)})  # bookkeeping, not settings
 
 _outside_task: ContextVar[Mapping[str, str] | None] = ContextVar(
     "flyteplugins_wandb_outside_task_context", default=None

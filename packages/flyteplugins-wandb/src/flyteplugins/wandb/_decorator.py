@@ -27,10 +27,9 @@ from flyteplugins.wandb_core import (
 
 from . import _elastic, _flyte, _ranks
 from ._call import _Call
+from ._extension import download_hook
 from ._settings import (
-    check_download_logs,
     check_no_secret,
-    download_hook,
     normalize_settings,
     refuse_extras_for_function,
 )
@@ -133,7 +132,6 @@ def wandb_init(
     if rank_scope is not None:
         parse_rank_scope(rank_scope)
     opts = normalize_settings(raw)
-    check_download_logs(download_logs)
     if settings_obj is not None:
         opts["settings"] = settings_obj
 

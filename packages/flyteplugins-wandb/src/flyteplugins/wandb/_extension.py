@@ -13,6 +13,9 @@ run), so a plain decorated task runs the short path. Hooks, in the order they ru
 * :meth:`Extension.ended`: the call ended (the run is finished when the call owns it);
 * :meth:`Extension.replaced`: ``rewind_to`` put a new run object in place of the call's run.
 
+The log download behind ``download_logs=True`` plugs in from another distribution, through an
+entry point group (:data:`DOWNLOAD_GROUP`), so the plugin never imports that distribution.
+
 Each extension decides what its own failure means: features that must not fail a task (the
 report, artifacts) turn their errors into warnings themselves.
 """
@@ -20,7 +23,7 @@ report, artifacts) turn their errors into warnings themselves.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 
 class Extension:
@@ -44,3 +47,33 @@ class Extension:
 
     def replaced(self, call: Any, old: Any, new: Any) -> None:
         """``rewind_to`` finished ``old`` and started ``new`` as the call's run."""
+
+
+SWEEPS_EXTRA_HINT: Final = 'pip install "flyteplugins-wandb[sweeps]"'
+
+#: The entry point group through which a distribution offers the log download behind
+#: ``download_logs=True`` (the sweeps distribution registers ``after_task`` and
+#: ``after_task_async`` there); the plugin never imports that distribution.
+DOWNLOAD_GROUP: Final = "flyteplugins.wandb.download"
+
+
+def _download_point(name: str) -> Any | None:
+    from importlib.metadata import entry_points
+
+    return next((p for p in entry_points(group=DOWNLOAD_GROUP) if p.name == name), None)
+
+
+def download_hook(name: str) -> Any:
+    """The registered log-download function ``name`` (``after_task``/``after_task_async``)."""
+    point = _download_point(name)
+    if point is None:
+        raise ImportError(
+            f"no distribution registers the log download {name!r} (entry point group "
+            f"{DOWNLOAD_GROUP!r}): {SWEEPS_EXTRA_HINT}"
+        )
+    return point.load()
+
+
+def download_registered() -> bool:
+    """Whether a distribution registers the log download (the sweeps one does)."""
+    return _download_point("after_task") is not None

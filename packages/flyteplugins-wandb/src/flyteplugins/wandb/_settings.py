@@ -18,8 +18,9 @@ from typing import Any, Final, Literal
 
 from flyteplugins.wandb_core import check_user_id, parse_rank_scope, parse_run_mode
 
+from ._extension import SWEEPS_EXTRA_HINT, download_registered
+
 MODES: Final = ("online", "offline", "disabled", "shared")
-"""Values of ``mode`` accepted by the wandb client (besides its legacy aliases)."""
 """Values of ``mode`` accepted by the wandb client (besides its legacy aliases)."""
 
 
@@ -41,18 +42,13 @@ class Setting:
 TABLE: Final = (
     Setting(
         "project",
-        "a project name (<= 128 characters, no / \\ # ? % :)",
-        "WANDB_PROJECT, else the client's",
+        "a name of <= 128 characters, no / \\ # ? % :",
+        "WANDB_PROJECT or the client's",
         "both",
     ),
     Setting("entity", "a user or team name", "WANDB_ENTITY, else the key's default entity", "both"),
     Setting("host", "the W&B server's URL", "WANDB_BASE_URL, else the client's", "plugin"),
-    Setting(
-        "id",
-        "a run id (the plan derives the ranks' ids from it)",
-        "from the Flyte run and action",
-        "both",
-    ),
+    Setting("id", "a run id (the ranks' ids derive from it)", "the Flyte action's", "both"),
     Setting("name", "str", "the client's", "wandb.init"),
     Setting("tags", "a list of str, each 1 to 64 characters", "none", "wandb.init"),
     Setting("config", "a dict (merged: decorator over context)", "none", "wandb.init"),
@@ -69,12 +65,7 @@ TABLE: Final = (
     Setting("report", "True or False", "False", "plugin"),
     Setting("log_outputs", "True or False", "False", "plugin"),
     Setting("log_inputs", "True or False", "False", "plugin"),
-    Setting(
-        "start",
-        "deprecated: 'blocking' or 'background' (both start before the code)",
-        "blocking",
-        "plugin",
-    ),
+    Setting("start", "deprecated, no effect: 'blocking' or 'background'", "blocking", "plugin"),
 )
 """Every setting, in the order of ``wandb_config``'s parameters (the first twelve in 2.x's order).
 Any other keyword must be a ``wandb.init`` keyword and is passed to it as it is."""
@@ -174,33 +165,14 @@ def check_sync(value: Any, mode: Any = None, offline_fallback: Any = None) -> No
         )
 
 
+# fmt: off
 WANDB_INIT_KEYWORDS: Final = (
-    "entity",
-    "project",
-    "dir",
-    "id",
-    "name",
-    "notes",
-    "tags",
-    "config",
-    "config_exclude_keys",
-    "config_include_keys",
-    "allow_val_change",
-    "group",
-    "job_type",
-    "mode",
-    "force",
-    "reinit",
-    "resume",
-    "resume_from",
-    "fork_from",
-    "save_code",
-    "tensorboard",
-    "sync_tensorboard",
-    "monitor_gym",
-    "settings",
-    "anonymous",
+    "entity", "project", "dir", "id", "name", "notes", "tags", "config", "config_exclude_keys",
+    "config_include_keys", "allow_val_change", "group", "job_type", "mode", "force", "reinit",
+    "resume", "resume_from", "fork_from", "save_code", "tensorboard", "sync_tensorboard",
+    "monitor_gym", "settings", "anonymous",
 )
+# fmt: on
 """The keywords of ``wandb.init`` in the supported client, written here so that checking a
 setting never imports ``wandb``. A test compares this list with the installed client's
 ``inspect.signature(wandb.init)``: a client that adds or drops one fails that test."""
@@ -216,37 +188,10 @@ PATH_CHARACTERS: Final = "/\\#?%:"
 (``entity/project/run``) and URL. An entity (a user or team name) is one segment of the same
 path, so the plugin refuses them there too, as well as whitespace and control characters."""
 
-SWEEPS_EXTRA_HINT: Final = 'pip install "flyteplugins-wandb[sweeps]"'
-
-
-#: The entry point group through which a distribution offers the log download behind
-#: ``download_logs=True`` (the sweeps distribution registers ``after_task`` and
-#: ``after_task_async`` there); the plugin never imports that distribution.
-DOWNLOAD_GROUP: Final = "flyteplugins.wandb.download"
-
-
-def download_hook(name: str) -> Any:
-    """The registered log-download function ``name`` (``after_task``/``after_task_async``)."""
-    from importlib.metadata import entry_points
-
-    for point in entry_points(group=DOWNLOAD_GROUP):
-        if point.name == name:
-            return point.load()
-    raise ImportError(
-        f"no distribution registers the log download {name!r} (entry point group "
-        f"{DOWNLOAD_GROUP!r}): {SWEEPS_EXTRA_HINT}"
-    )
-
-
-def _sweeps_installed() -> bool:
-    from importlib.metadata import entry_points
-
-    return any(p.name == "after_task" for p in entry_points(group=DOWNLOAD_GROUP))
-
 
 def check_download_logs(value: Any) -> None:
     """``download_logs`` needs the log download of the sweeps distribution: refuse it without."""
-    if value and not _sweeps_installed():
+    if value and not download_registered():
         raise ImportError(
             f"download_logs={value!r} needs the log download of the flyteplugins-wandb-sweeps "
             f"distribution, which is not installed: {SWEEPS_EXTRA_HINT}"
@@ -281,12 +226,10 @@ def _closest(name: str, allowed: tuple[str, ...]) -> str | None:
 def _check_path_segment(name: str, value: str) -> None:
     bad = sorted({c for c in value if c in PATH_CHARACTERS})
     if bad:
+        article = "an" if name[0] in "aeiou" else "a"
         raise ValueError(
             f"{name}={value!r} contains {', '.join(repr(c) for c in bad)}: W&B refuses the "
-            f"characters {' '.join(PATH_CHARACTERS)} in an {name} name"
-            if name[0] in "aeiou"
-            else f"{name}={value!r} contains {', '.join(repr(c) for c in bad)}: W&B refuses the "
-            f"characters {' '.join(PATH_CHARACTERS)} in a {name} name"
+            f"characters {' '.join(PATH_CHARACTERS)} in {article} {name} name"
         )
 
 
@@ -295,10 +238,10 @@ def check_project(value: str) -> None:
     if not value.strip():
         raise ValueError(f"project={value!r} is empty: give a W&B project name or leave it unset")
     if len(value) > MAX_PROJECT_LENGTH:
+        shown = value[:20] + "..." + value[-20:]
         raise ValueError(
-            f"project={value[:20] + '...' + value[-20:]!r} has {len(value)} characters: "
-            f"W&B accepts "
-            f"at most {MAX_PROJECT_LENGTH}"
+            f"project={shown!r} has {len(value)} characters: "
+            f"W&B accepts at most {MAX_PROJECT_LENGTH}"
         )
     _check_path_segment("project", value)
 
@@ -306,9 +249,7 @@ def check_project(value: str) -> None:
 def check_entity(value: str) -> None:
     """An entity (user or team name) that fits in one segment of a run's path."""
     if not value.strip():
-        raise ValueError(
-            f"entity={value!r} is empty: give a W&B user or team name or leave it unset"
-        )
+        raise ValueError(f"entity={value!r} is empty: give a W&B user or team name or none")
     _check_path_segment("entity", value)
     odd = sorted({c for c in value if c.isspace() or not c.isprintable()})
     if odd:
