@@ -23,14 +23,15 @@ from _online_tasks import timed_logging
 from _plugin_helpers import run_local
 from servers import WandbTestServer
 
-from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init
-from flyteplugins.wandb._resilience import (
-    CLIENT_BOUNDS,
+from flyteplugins.wandb import (
     WandbOfflineFallback,
     WandbServerUnreachable,
     WandbUploadIncomplete,
-    env_var,
+    get_wandb_run,
+    wandb_config,
+    wandb_init,
 )
+from flyteplugins.wandb._resilience import CLIENT_BOUNDS, env_var
 
 pytestmark = pytest.mark.online
 

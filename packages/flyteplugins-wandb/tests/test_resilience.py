@@ -1,5 +1,5 @@
-"""Bounds, messages and checks of ``_resilience`` (the end-to-end behaviour against a server that
-dies is in tests-integration/test_online_failures.py)."""
+"""Bounds, messages and checks of ``_resilience`` and ``_failures`` (the end-to-end behaviour
+against a server that dies is in tests-integration/test_online_failures.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import wandb
 
+from flyteplugins.wandb import _failures as f
 from flyteplugins.wandb import _resilience as r
 from flyteplugins.wandb import wandb_config, wandb_init
 from flyteplugins.wandb._settings import check_finish_timeout
@@ -84,18 +85,18 @@ def test_finish_timeout_precedence() -> None:
 def test_server_failures_are_told_by_the_client_error_classes() -> None:
     # What wandb 0.31's init raises: Error for a refused connection, CommError for a server
     # that never answers (checked against real servers in tests-integration).
-    assert r.is_server_failure(wandb.errors.Error("anything"))
-    assert r.is_server_failure(wandb.errors.CommError("anything"))
-    assert not r.is_server_failure(wandb.errors.UsageError("connection refused"))
-    assert not r.is_server_failure(wandb.errors.AuthenticationError("timed out"))
-    assert not r.is_server_failure(Exception("connection refused"))  # the text is not read
+    assert f.is_server_failure(wandb.errors.Error("anything"))
+    assert f.is_server_failure(wandb.errors.CommError("anything"))
+    assert not f.is_server_failure(wandb.errors.UsageError("connection refused"))
+    assert not f.is_server_failure(wandb.errors.AuthenticationError("timed out"))
+    assert not f.is_server_failure(Exception("connection refused"))  # the text is not read
 
 
 def test_messages_never_carry_the_api_key() -> None:
     key = "k" * 40
     env = {"WANDB_API_KEY": key}
     assert r.redact(f"failed with {key} inside", env) == "failed with *** inside"
-    err = r.unreachable("http://h:1", 3.0, Exception("boom"))
+    err = f.unreachable("http://h:1", 3.0, Exception("boom"))
     assert "http://h:1" in str(err) and "offline_fallback=True" in str(err)
 
 
@@ -107,7 +108,7 @@ def _closed_port() -> int:
 
 def test_probe_reports_a_dead_server_within_its_bounds() -> None:
     settings = SimpleNamespace(x_graphql_retry_max=1, x_graphql_retry_wait_max_seconds=0.1)
-    reason = r.probe(f"http://127.0.0.1:{_closed_port()}", settings, environ={})
+    reason = f.probe(f"http://127.0.0.1:{_closed_port()}", settings, environ={})
     assert reason is not None and "2 attempts" in reason
 
 
@@ -125,7 +126,7 @@ def test_probe_accepts_any_http_answer_below_500() -> None:
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        assert r.probe(url, SimpleNamespace(), environ={}) is None
+        assert f.probe(url, SimpleNamespace(), environ={}) is None
     finally:
         server.shutdown()
         server.server_close()
@@ -134,18 +135,18 @@ def test_probe_accepts_any_http_answer_below_500() -> None:
 def test_a_finish_that_ran_into_its_limit_is_reported() -> None:
     settings = SimpleNamespace(mode="online", finish_timeout=10.0, sync_dir="/x", base_url="b")
     run = SimpleNamespace(id="r", settings=settings)
-    assert r.report_incomplete_upload(run, 2.0) is None  # well within the limit
-    with pytest.warns(r.WandbUploadIncomplete, match="wandb sync"):
-        assert r.report_incomplete_upload(run, 10.0) is not None
+    assert f.report_incomplete_upload(run, 2.0) is None  # well within the limit
+    with pytest.warns(f.WandbUploadIncomplete, match="wandb sync"):
+        assert f.report_incomplete_upload(run, 10.0) is not None
     # a writer of a shared run: its own finish_timeout is its share of the job's budget
     writer = SimpleNamespace(
         id="r", settings=SimpleNamespace(**{**vars(settings), "finish_timeout": 4.0})
     )
-    assert r.report_incomplete_upload(writer, 9.0, limit=10.0, share=4.0, own_s=2.0) is None
-    with pytest.warns(r.WandbUploadIncomplete, match="share"):
-        r.report_incomplete_upload(writer, 9.0, limit=10.0, share=4.0, own_s=4.0)
+    assert f.report_incomplete_upload(writer, 9.0, limit=10.0, share=4.0, own_s=2.0) is None
+    with pytest.warns(f.WandbUploadIncomplete, match="share"):
+        f.report_incomplete_upload(writer, 9.0, limit=10.0, share=4.0, own_s=4.0)
 
 
 def test_complete_offline_runs_are_not_reported(tmp_path: Path) -> None:
     run = SimpleNamespace(id="r", _finish_timed_out=True, settings=SimpleNamespace(mode="offline"))
-    assert r.report_incomplete_upload(run, 1.0) is None
+    assert f.report_incomplete_upload(run, 1.0) is None

@@ -2,15 +2,8 @@
 
 ``@wandb_init`` starts a W&B run around a task or function, ``get_wandb_run()`` returns it,
 ``wandb_config(...)`` carries settings to child tasks through Flyte's ``custom_context`` and
-``Wandb`` links a task to its run; ``get_wandb_context()`` reads the settings in effect;
-``log_model_checkpoint()`` logs a checkpoint as a model artifact, ``apply_recorded_uses()``
-declares, after ``wandb sync``, the artifact uses an offline run recorded, and ``report_sweep()``
-shows a sweep's trials in the task's Flyte report. Importing
-this package does not import ``wandb``: the client is loaded when a run actually starts. The
-sweeps API (``wandb_sweep``, ``wandb_sweep_config``, ``get_wandb_sweep_id``,
-``get_wandb_sweep_context``, ``WandbSweep``) and the log download (``download_wandb_run_dir``,
-``download_wandb_sweep_dirs``, ``download_wandb_run_logs``, ``download_wandb_sweep_logs``,
-``remove_downloaded_logs``) are re-exported from ``flyteplugins.wandb_sweeps`` when the
+``Wandb`` links a task to its run. Importing this package does not import ``wandb``. The sweeps
+API and the log download are re-exported from ``flyteplugins.wandb_sweeps`` where the
 ``[sweeps]`` extra is installed.
 """
 
@@ -23,14 +16,12 @@ from typing import TYPE_CHECKING, Any
 from flyteplugins.wandb_core import RankScope, RunMode
 
 from .__about__ import __version__
-from ._backend import WandbApiKeyMissing
 from ._call import WandbFinishFailed, WandbLinkIncomplete
 from ._context import get_wandb_context, wandb_config
 from ._decorator import get_distributed_info, get_wandb_run_dir, wandb_init
 from ._globals import WandbGlobalsUnavailable, WandbInitInTaskWarning
 from ._link import Wandb
 from ._ranks import WandbStrayRank
-from ._resilience import WandbOfflineFallback, WandbServerUnreachable, WandbUploadIncomplete
 from ._settings import WandbIdShortened
 from ._state import get_wandb_run
 
@@ -41,39 +32,37 @@ if TYPE_CHECKING:
         apply_recorded_uses,
         log_model_checkpoint,
     )
+    from ._failures import (
+        WandbApiKeyMissing,
+        WandbOfflineFallback,
+        WandbServerUnreachable,
+        WandbUploadIncomplete,
+    )
     from ._report import WandbReportFailed, report_sweep
     from ._rewind import WandbRewindError, rewind_to
     from ._sync import WandbOfflineRunNotSaved
     from ._sync_task import WandbSyncFailed, sync_wandb, wandb_sync_task
 
-# Names whose modules a plain decorated task never needs: imported at their first use, so that
-# `import flyteplugins.wandb` and a plain task load only the call's short path.
+# Modules a plain decorated task never needs, imported at the first use of one of their names.
 _LAZY = {
-    "WandbArtifactFailed": "_artifacts",
-    "WandbCloudExtraMissing": "_artifacts",
-    "apply_recorded_uses": "_artifacts",
-    "log_model_checkpoint": "_artifacts",
-    "WandbReportFailed": "_report",
-    "report_sweep": "_report",
-    "WandbRewindError": "_rewind",
-    "rewind_to": "_rewind",
-    "WandbOfflineRunNotSaved": "_sync",
-    "WandbSyncFailed": "_sync_task",
-    "sync_wandb": "_sync_task",
-    "wandb_sync_task": "_sync_task",
+    name: module
+    for module, names in (
+        ("_artifacts", "WandbArtifactFailed WandbCloudExtraMissing apply_recorded_uses"),
+        ("_artifacts", "log_model_checkpoint"),
+        ("_failures", "WandbApiKeyMissing WandbOfflineFallback WandbServerUnreachable"),
+        ("_failures", "WandbUploadIncomplete"),
+        ("_report", "WandbReportFailed report_sweep"),
+        ("_rewind", "WandbRewindError rewind_to"),
+        ("_sync", "WandbOfflineRunNotSaved"),
+        ("_sync_task", "WandbSyncFailed sync_wandb wandb_sync_task"),
+    )
+    for name in names.split()
 }
 
 _SWEEPS_NAMES = (
-    "wandb_sweep",
-    "wandb_sweep_config",
-    "get_wandb_sweep_id",
-    "get_wandb_sweep_context",
-    "WandbSweep",
-    "download_wandb_run_dir",
-    "download_wandb_sweep_dirs",
-    "download_wandb_run_logs",
-    "download_wandb_sweep_logs",
-    "remove_downloaded_logs",
+    *("wandb_sweep", "wandb_sweep_config", "get_wandb_sweep_id", "get_wandb_sweep_context"),
+    *("WandbSweep", "download_wandb_run_dir", "download_wandb_sweep_dirs"),
+    *("download_wandb_run_logs", "download_wandb_sweep_logs", "remove_downloaded_logs"),
 )
 
 __all__ = [

@@ -1,9 +1,5 @@
-"""The one place that imports and calls the wandb client.
-
-Everything else in the package works on plain values; this module turns an init request into
-``wandb.init`` and a run into ``finish``. It is imported only when a process actually starts a run,
-so a process that the plan leaves silent never imports wandb.
-"""
+"""The one module that starts and finishes runs with the wandb client (imported by a process
+that starts a run; a process the plan leaves silent never imports wandb)."""
 
 from __future__ import annotations
 
@@ -15,39 +11,20 @@ from typing import Any
 
 from . import _client, _resilience
 
-# The client's process-wide setup (settings read from the environment, login) is not safe against
-# concurrent first calls: two tasks starting runs at once in one process (Flyte local mode runs
-# child tasks as threads) were seen to log in online despite WANDB_MODE=offline. Runs are
-# started one at a time; logging and finishing stay concurrent.
+# The client's process-wide setup is not safe against concurrent first calls (two local tasks
+# starting at once were seen to log in online despite WANDB_MODE=offline): runs start one at a
+# time; logging and finishing stay concurrent.
 _INIT_LOCK = threading.Lock()
 
-
-#: ``starting`` is true on the thread where the plugin itself is calling ``wandb.init`` (the
+#: ``STARTING.on`` is true on the thread where the plugin itself calls ``wandb.init`` (the
 #: per-task ``wandb.init`` of ``_globals`` then hands the call to the client unchanged).
 STARTING = threading.local()
 
 
-def _init(wandb: Any, settings: Any, kwargs: dict[str, Any]) -> Any:
-    with _INIT_LOCK:
-        STARTING.on = True
-        try:
-            return wandb.init(settings=settings, **kwargs)
-        finally:
-            STARTING.on = False
-
-
-class WandbApiKeyMissing(RuntimeError):
-    """Online W&B was requested but no API key can be found."""
-
-
 @dataclass
 class InitRequest:
-    """What to start, as the resolver decided it.
-
-    ``kwargs`` go to ``wandb.init``; ``settings`` is the user's own ``settings=`` (a dict or a
-    ``wandb.Settings``), ``extra_settings`` the fields the plugin sets on it (server, shared-mode
-    role, sweep trial, per-rank GPU); ``server`` names the server in messages.
-    """
+    """What to start, as the resolver decided it: ``kwargs`` for ``wandb.init``, the user's
+    ``settings=`` (dict or ``wandb.Settings``) and the fields the plugin sets on it."""
 
     server: _client.Server
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -60,38 +37,12 @@ class InitRequest:
 def effective_mode(requested: str | None) -> str:
     """The mode the client will run in: the request, else ``WANDB_MODE``, else online."""
     mode = requested or os.environ.get("WANDB_MODE") or "online"
-    if mode in ("dryrun",):
-        return "offline"
-    if mode == "run":
-        return "online"
-    return mode
-
-
-def missing_key(mode: str, server: _client.Server, settings: Any = None) -> Exception | None:
-    """The error naming both fixes when an online run has no API key anywhere, else ``None``.
-
-    Asked after the client refused to start (a ``wandb.errors.UsageError``), so a key the process
-    gave ``wandb.login`` counts. The key itself is never read into a message, only whether one
-    exists.
-    """
-    if mode not in ("online", "shared"):
-        return None
-    if _client.has_api_key(server.api_url, settings):
-        return None
-    return WandbApiKeyMissing(
-        f"W&B is online (mode={mode!r}, server {server.api_url}, from {server.source}) but no "
-        "API key was found for it (WANDB_API_KEY, `wandb login`, netrc). Either give the "
-        "task the key as a secret exposed as WANDB_API_KEY, e.g. "
-        'secrets=flyte.Secret(key="wandb_api_key", as_env_var="WANDB_API_KEY"), or log '
-        "offline with WANDB_MODE=offline (or wandb_config(mode='offline'))."
-    )
+    return {"dryrun": "offline", "run": "online"}.get(mode, mode)
 
 
 def planned_mode(request: InitRequest) -> str:
-    """The mode the run of ``request`` starts in: ``mode=``, the user's ``settings`` mode, the
-    environment; a shared run online is ``"shared"``. Known without importing wandb."""
-    requested = request.kwargs.get("mode")
-    settings = request.settings
+    """The mode ``request``'s run starts in (``"shared"`` for a shared run online)."""
+    requested, settings = request.kwargs.get("mode"), request.settings
     if requested is None and isinstance(settings, dict):
         requested = settings.get("mode")
     elif requested is None and "mode" in getattr(settings, "model_fields_set", ()):
@@ -100,66 +51,70 @@ def planned_mode(request: InitRequest) -> str:
     return "shared" if request.shared and mode == "online" else mode
 
 
-def init_run(request: InitRequest) -> Any:
-    """Start a run as ``request`` says and return the ``wandb.Run``.
+def _init(settings: Any, kwargs: dict[str, Any]) -> Any:
+    import wandb
 
-    ``reinit="create_new"`` lets several runs live in one process (a child task's own run next to
-    its parent's, concurrent tasks); which run ``wandb.run`` points at is managed by the caller.
-    """
+    with _INIT_LOCK:
+        STARTING.on = True
+        try:
+            return wandb.init(settings=settings, **kwargs)
+        finally:
+            STARTING.on = False
+
+
+def init_run(request: InitRequest) -> Any:
+    """Start ``request``'s run (``reinit="create_new"``: several runs live in one process;
+    which one ``wandb.run`` shows is ``_globals``' business) and return it."""
     import wandb
 
     kwargs = dict(request.kwargs)
     resilience = _resilience.pop_plugin_settings(kwargs)
     settings = request.settings
-    if settings is None:
-        settings = wandb.Settings()
-    elif isinstance(settings, dict):
-        settings = wandb.Settings(**settings)
+    if settings is None or isinstance(settings, dict):
+        settings = wandb.Settings(**(settings or {}))
     else:
         settings = settings.model_copy()
     for key, value in request.extra_settings.items():
         setattr(settings, key, value)
     if settings.sweep_param_path:
-        # The client reads a trial's parameters once per process setup; a setup that predates
-        # the trial (an enclosing task's run) would miss them, so they are passed as config.
+        # The client reads a trial's parameters once per process setup, which may predate the
+        # trial (an enclosing task's run): pass them as config.
         kwargs["config"] = {**(kwargs.get("config") or {}), **_trial_params(settings)}
     mode = planned_mode(request)
     if mode == "shared":
         kwargs["mode"] = "shared"
-    if (
-        request.shared
-        and mode == "offline"
-        and request.label
-        and "x_sync_dir_suffix" not in settings.model_fields_set
-    ):
-        # Offline, every writer of a shared run keeps its own folder. The client names it
-        # offline-run-<start second>-<id>: ranks of one job starting in the same second would
-        # otherwise write into one folder and one run file.
+    # Offline, each writer of a shared run keeps its own folder, named by the second it started
+    # and the id: ranks starting in the same second would share one.
+    own_suffix = "x_sync_dir_suffix" in settings.model_fields_set
+    if request.shared and mode == "offline" and request.label and not own_suffix:
         settings.x_sync_dir_suffix = request.label
     kwargs.setdefault("reinit", "create_new")
     _resilience.apply_bounds(settings, resilience)
     base_url = request.server.api_url
-    if resilience.offline_fallback and mode in ("online", "shared"):
+    online = mode in ("online", "shared")
+    if resilience.offline_fallback and online:
+        from . import _failures
+
         # Decided before wandb.init: after a failed init the client keeps the run id taken in
-        # this process, so a second (offline) init with the same id would be refused.
-        down = _resilience.probe(base_url, settings)
+        # this process and would refuse a second (offline) init with it.
+        down = _failures.probe(base_url, settings)
         if down is not None:
-            kwargs["mode"] = "offline"
-            run = _init(wandb, settings, kwargs)
-            _resilience.warn_offline_fallback(base_url, down, run)
+            run = _init(settings, {**kwargs, "mode": "offline"})
+            _failures.warn_offline_fallback(base_url, down, run)
             return run
     started = time.monotonic()
     try:
-        return _init(wandb, settings, kwargs)
-    except wandb.errors.UsageError as exc:
-        missing = missing_key(mode, request.server, settings)
-        if missing is None:
-            raise
-        raise missing from exc
+        return _init(settings, kwargs)
     except Exception as exc:
-        if mode not in ("online", "shared") or not _resilience.is_server_failure(exc):
-            raise
-        raise _resilience.unreachable(base_url, time.monotonic() - started, exc) from exc
+        from . import _failures
+
+        if isinstance(exc, wandb.errors.UsageError):
+            missing = _failures.missing_key(mode, request.server, settings)
+            if missing is not None:
+                raise missing from exc
+        elif online and _failures.is_server_failure(exc):
+            raise _failures.unreachable(base_url, time.monotonic() - started, exc) from exc
+        raise
 
 
 def _trial_params(settings: Any) -> dict[str, Any]:
@@ -183,21 +138,19 @@ def finish_run(
     limit: float | None = None,
     share: float | None = None,
 ) -> None:
-    """Flush and close ``run``, recording ``exit_code`` (0 success, anything else failure).
+    """Finish ``run`` with ``exit_code``; warn when its upload ran into ``finish_timeout``.
 
-    The upload after the task's code is bounded by ``finish_timeout``; a warning names what was
-    not uploaded, the time spent and how to sync it from the run's local folder. ``since`` (a
-    ``time.monotonic()`` value) is when finishing began, when that was before this call (a
-    shared run's primary first waits for the other writers); ``limit`` and ``share`` are the
-    budget the writers of a shared run split (see ``_shared_finish.SharedFinish``).
+    ``since``: when finishing began, if before this call (a shared run's primary first waits for
+    the other writers); ``limit``/``share``: the budget the writers of a shared run split.
     """
     called = time.monotonic()
-    started = called if since is None else since
     run.finish(exit_code=exit_code)
     now = time.monotonic()
-    _resilience.report_incomplete_upload(
-        run, now - started, limit=limit, share=share, own_s=now - called
-    )
+    if getattr(getattr(run, "settings", None), "mode", None) in ("online", "shared", "run"):
+        from ._failures import report_incomplete_upload
+
+        elapsed = now - (called if since is None else since)
+        report_incomplete_upload(run, elapsed, limit=limit, share=share, own_s=now - called)
 
 
 def mark_preempting(run: Any) -> None:

@@ -1,15 +1,7 @@
-"""One decorated call's run, from before the user's code to after it: resolve, start, finish.
-
-Per call: merge the settings (decorator > ``wandb_config`` context) -> read the topology from the
-environment -> let the resolver (``_resolve.resolve``) decide everything about the run (server,
-entity, project, id, group, shared-mode role, ``wandb.init`` keywords) -> start, reuse or skip a
-run (all or nothing) -> the extensions the call needs (``_extension``) -> the user's code ->
-finish with exit code 0, or with a non-zero code on *any* exception (including
-``KeyboardInterrupt``, ``SystemExit`` and ``asyncio.CancelledError``), which then propagates
-unchanged; a failure while finishing is a warning, never a replacement of the user's exception.
-
-The call's state lives in ``_state`` (its ActiveRun in a ContextVar, visible only in the Flyte
-action that started it); ``_backend`` is the only module that calls wandb to start and finish.
+"""One decorated call's run: merge the settings (decorator over ``wandb_config``), let the
+resolver decide everything about the run, start, reuse or skip it (all or nothing), run the
+extensions the call needs around the user's code, and finish with exit code 0 or non-zero on
+*any* exception, which propagates unchanged (a failure while finishing is only a warning).
 """
 
 from __future__ import annotations
@@ -45,7 +37,7 @@ def _exit_code(exc: BaseException | None) -> int:
 
 
 def _sweep_trial() -> _resolve.Trial | None:
-    """What ``wandb.agent`` assigned, when this call is one of its trials (it assigns the run)."""
+    """What ``wandb.agent`` assigned, when this call is one of its trials."""
     env = os.environ
     sweep_id = env.get("WANDB_SWEEP_ID")
     if not sweep_id or not (env.get("WANDB_SWEEP_PARAM_PATH") or env.get("WANDB_RUN_ID")):
@@ -58,7 +50,6 @@ def _sweep_trial() -> _resolve.Trial | None:
 
 
 def _say_run_url(run: Any) -> None:
-    """The run started with no entity known before it: its task's link could not name it."""
     import warnings
 
     warnings.warn(
@@ -89,12 +80,8 @@ class _Call:
         self.resolved: _resolve.ResolvedRun | None = None
 
     def enter(self) -> None:
-        """Start (or join, or skip) the call's run: all or nothing.
-
-        When anything fails after the run started (publishing it to child tasks, binding
-        wandb's globals), the run is finished as failed and every change undone before the
-        error propagates: no run is left open and no context is left set.
-        """
+        """Start (or join, or skip) the call's run, all or nothing: on any failure the run is
+        finished as failed and every change undone before the error propagates."""
         try:
             self._enter()
         except BaseException as exc:
@@ -259,11 +246,8 @@ class _Call:
             ext.after(self, func, result)
 
     def download_request(self) -> dict[str, Any] | None:
-        """Arguments of the log download after a successful task with ``download_logs=True``.
-
-        Only the process that started the run (or is the shared-mode primary) downloads it. Asked
-        after :meth:`exit`, which clears ``owned``: the plan says whether this call started it.
-        """
+        """Arguments of the log download after a successful ``download_logs=True`` task, for the
+        process that started the run (or the shared-mode primary) only."""
         active = self.active
         if active is None or not active.plan.initializes or not active.plan.finishes:
             return None
@@ -280,11 +264,8 @@ class _Call:
         }
 
     def exit(self, exc: BaseException | None) -> None:
-        """End the call: undo the published context, restore the active run, finish the run.
-
-        Each step runs even when an earlier one failed. A failure while finishing is a warning
-        naming the run folder to sync from, never an exception replacing the user's own.
-        """
+        """Undo the published context, restore the active run, finish the run: each step runs
+        even when one before failed; a failed finish is a warning naming the folder to sync."""
         publish, self.publish = self.publish, None
         token, self.token = self.token, None
         extensions, self.extensions = self.extensions, []
@@ -327,8 +308,7 @@ class _Call:
 
 
 def _extensions(call: _Call, settings: Mapping[str, Any]) -> list[Extension]:
-    """The extensions ``call`` needs, each module imported only then (a plain task's call gets
-    the per-task wandb globals and the SIGTERM handler, nothing else)."""
+    """The extensions ``call`` needs, each module imported only then."""
     out: list[Extension] = []
     if call.owned:
         from ._globals import Globals
@@ -348,9 +328,8 @@ def _extensions(call: _Call, settings: Mapping[str, Any]) -> list[Extension]:
 
 
 class WandbLinkIncomplete(UserWarning):
-    """A task's run started with no entity known before it (none in the decorator, the run's
-    ``wandb_config`` context, ``WANDB_ENTITY`` or the client's settings), so the task's link
-    could not name the run's page: it opens the W&B app instead."""
+    """A task's run started with no entity known anywhere before it, so the task's link could not
+    name the run's page: it opens the W&B app instead."""
 
 
 class WandbFinishFailed(UserWarning):

@@ -1,14 +1,6 @@
-"""``@wandb_init``: one W&B run per task (or function) call (``_call``), and the task's links.
-
-Decorating checks the settings (``_settings``), wraps a task's function in place (so overrides,
-registries and Elastic workers keep W&B) or a plain function, and adds one ``Wandb`` link per page
-the task's runs will have. Each call of the wrapper is a ``_call._Call``.
-
-The active run is task-local: it lives in a :class:`~contextvars.ContextVar`, which Flyte copies
-into each task (asyncio task or worker thread) and into ``@flyte.trace`` calls, and it is visible
-only in the Flyte action that started it, so concurrent tasks in one process each see their own
-run and an undecorated child task sees none. ``wandb.run``, ``wandb.log``, ``wandb.config`` and
-the other module-level helpers follow the same rule (``_globals.py``).
+"""``@wandb_init``: checks the settings at decoration, wraps a task's function in place (so
+overrides, registries and Elastic workers keep W&B) or a plain function, and adds one ``Wandb``
+link per page the task's runs will have. Each call of the wrapper is a ``_call._Call``.
 """
 
 from __future__ import annotations
@@ -41,11 +33,8 @@ _MARK = "__flyteplugins_wandb_init__"
 
 
 def get_wandb_run_dir() -> str | None:
-    """The folder of the current run whose files W&B uploads (``run.dir``), or ``None``.
-
-    Files written there are saved with the run, as in 2.x. The run's whole local folder (with
-    ``logs/`` and ``run-<id>.wandb``) is its parent.
-    """
+    """The folder whose files W&B uploads with the current run (``run.dir``, as 2.x), or ``None``;
+    its parent is the run's whole local folder."""
     run = get_wandb_run()
     if run is None:
         return None
@@ -53,16 +42,10 @@ def get_wandb_run_dir() -> str | None:
 
 
 def get_distributed_info() -> DistributedInfo | None:
-    """Rank, local rank, world size, local world size, worker index and worker count; or ``None``.
-
-    ``None`` when the process is not part of a distributed job (``RANK``/``WORLD_SIZE`` unset).
-    """
+    """Rank, local rank, world size, local world size, worker index and count; ``None`` outside
+    a distributed job (``RANK``/``WORLD_SIZE`` unset)."""
     topology = _ranks.read_topology(os.environ)
     return None if topology is None else topology.info()
-
-
-# --------------------------------------------------------------------------------------------
-# Decoration
 
 
 @overload

@@ -1,23 +1,10 @@
 """The one small interface through which features plug into a decorated call.
 
-A feature beside the call's path (per-task wandb globals, preemption, the report tab and
-artifacts, ``sync="after"``) is an :class:`Extension`. The decorator imports a feature's module
-and adds its extension only when the call needs it (its setting is on, or the call owns its
-run), so a plain decorated task runs the short path. Hooks, in the order they run:
-
-* :meth:`Extension.started`: the call's run exists (or was reused), before the user's code;
-* :meth:`Extension.before` / :meth:`Extension.after`: around the user's function, with its
-  arguments and its result;
-* :meth:`Extension.closing`: the code ended (``exc`` is its exception or ``None``), the run is
-  not finished yet;
-* :meth:`Extension.ended`: the call ended (the run is finished when the call owns it);
-* :meth:`Extension.replaced`: ``rewind_to`` put a new run object in place of the call's run.
-
-The log download behind ``download_logs=True`` plugs in from another distribution, through an
-entry point group (:data:`DOWNLOAD_GROUP`), so the plugin never imports that distribution.
-
-Each extension decides what its own failure means: features that must not fail a task (the
-report, artifacts) turn their errors into warnings themselves.
+A feature beside the call's path (per-task wandb globals, preemption, the report tab, artifacts,
+``sync="after"``) is an :class:`Extension`, whose module the call imports only when it needs it.
+Each extension turns its own failures into warnings where they must not fail a task. The log
+download behind ``download_logs=True`` comes from another distribution, through an entry point
+group (:data:`DOWNLOAD_GROUP`), so the plugin never imports that distribution.
 """
 
 from __future__ import annotations
@@ -27,11 +14,11 @@ from typing import Any, Final
 
 
 class Extension:
-    """Hooks of one feature into one decorated call (``call`` is the decorator's ``_Call``);
-    every hook does nothing unless overridden."""
+    """Hooks of one feature into one call (``call`` is ``_call._Call``), in the order they run;
+    each does nothing unless overridden."""
 
     def started(self, call: Any) -> None:
-        """The call's run exists; the user's code has not run yet."""
+        """The call's run exists (started or reused); the user's code has not run yet."""
 
     def before(self, call: Any, func: Callable[..., Any], args: Any, kwargs: Any) -> None:
         """Right before the user's function, with its arguments."""
@@ -50,10 +37,7 @@ class Extension:
 
 
 SWEEPS_EXTRA_HINT: Final = 'pip install "flyteplugins-wandb[sweeps]"'
-
-#: The entry point group through which a distribution offers the log download behind
-#: ``download_logs=True`` (the sweeps distribution registers ``after_task`` and
-#: ``after_task_async`` there); the plugin never imports that distribution.
+#: Where a distribution registers the log download (``after_task``, ``after_task_async``).
 DOWNLOAD_GROUP: Final = "flyteplugins.wandb.download"
 
 
@@ -64,7 +48,7 @@ def _download_point(name: str) -> Any | None:
 
 
 def download_hook(name: str) -> Any:
-    """The registered log-download function ``name`` (``after_task``/``after_task_async``)."""
+    """The registered log-download function ``name``."""
     point = _download_point(name)
     if point is None:
         raise ImportError(

@@ -1,11 +1,6 @@
-"""Every read of Flyte the run path makes, on Flyte's public API (``flyte.ctx()``).
-
-* :func:`scope`: the Flyte action the caller runs in. A call's run is visible in the action it
-  started in (its traces, groups and plain decorated functions included), not in a child task
-  that inherited the plugin's context variable (local runs copy it into children).
-* :func:`identity`: the Flyte run, action, project, domain and attempt of a task context.
-* :func:`is_task_template`: whether an object is a Flyte task (``flyte.TaskTemplate``).
-"""
+"""Every read of Flyte the run path makes, on Flyte's public API (``flyte.ctx()``): the action
+a call runs in (its run is visible there, in its traces and groups, not in child tasks), its
+identity, and whether an object is a Flyte task."""
 
 from __future__ import annotations
 
@@ -23,9 +18,8 @@ def task_context() -> Any:
 
 
 def _action_of(tctx: Any) -> Any:
-    """The Flyte action of a task context: the same in the action's traces and groups, another
-    one in each child task. flyte's ``task_action`` is exactly that; releases without it
-    (< 2.12) swap ``action`` in traces but keep the action's ``output_path``."""
+    """The action of a task context, the same in its traces and groups (``task_action``; flyte
+    < 2.12 swaps ``action`` in traces but keeps ``output_path``)."""
     if not tctx:
         return None
     return getattr(tctx, "task_action", None) or tctx.output_path
@@ -37,9 +31,8 @@ def scope() -> Any:
 
 
 def in_scope(action: Any, seen: list[Any]) -> bool:
-    """Whether the caller runs in the Flyte ``action``. ``seen`` holds the last task context
-    found to belong to it (task contexts are immutable: a change makes a new one), so a
-    repeated check costs one ``flyte.ctx()`` call and an identity test."""
+    """Whether the caller runs in ``action``; ``seen`` caches the last (immutable) task context
+    found in it, so a repeated check is one ``flyte.ctx()`` and an identity test."""
     tctx = task_context()
     if seen and tctx is seen[0]:
         return True

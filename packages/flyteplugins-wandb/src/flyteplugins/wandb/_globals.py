@@ -1,27 +1,12 @@
-"""wandb's module-level state (``wandb.run``, ``wandb.log``, ``wandb.config``, ...) per call.
+"""wandb's module-level helpers (``wandb.run``, ``log``, ``config``, ``init``, ...) per call.
 
-The only module that touches wandb's module state. wandb keeps one current run per process, in
-module attributes that :func:`wandb.sdk.lib.module.set_global` writes. Flyte's local mode runs
-sibling tasks concurrently in one process, so with the plugin those attributes must answer per
-call instead:
-
-- While at least one plugin run is live (from :func:`bind` of the first to :func:`release` of the
-  last), the ``wandb`` module object's class is a subclass of its own with one property per
-  module-level run helper (the names ``set_global`` takes, plus ``init``). Inside a decorated
-  call whose run is live, a helper is that run's (``wandb.log`` is ``run.log``). Anywhere else it
-  is what wandb itself stored: the properties read and write the module's ``__dict__``, where
-  wandb keeps it, so the user's own ``wandb.init()`` outside our calls sets what it always sets.
-- Plugin runs are started with ``reinit="create_new"`` and never written into the module, so
-  nothing has to be put back but the class when the last one ends.
-- A call's run is visible in the Flyte action it was started in (its traces, groups and plain
-  decorated functions included), not in a child task that inherited the context variable
-  (``_flyte.in_scope`` decides that, for ``get_wandb_run()`` as well).
-- ``wandb.init(...)`` called by user code is routed by :func:`_init`: inside a call it returns
-  the call's run (see there); outside, while plugin runs are live, wandb sees only the user's own
-  runs, as it would without the plugin.
-
-Threads that user code starts itself run outside the call unless started in a copy of its
-context (``contextvars.copy_context().run``; ``asyncio.to_thread`` does that).
+The only module that touches wandb's module state. While a plugin run is live, the ``wandb``
+module's class is a subclass with one property per helper (``set_global``'s parameters, plus
+``init``): inside a call whose run is live (in its Flyte action, ``_flyte.in_scope``) a helper is
+that run's; anywhere else it is what wandb itself stored in the module's ``__dict__``. Plugin runs
+start with ``reinit="create_new"`` and are never written into the module, so only the class is
+put back after the last one. Threads the user starts see the call only when started in a copy of
+its context (``asyncio.to_thread`` does that).
 """
 
 from __future__ import annotations
@@ -45,12 +30,12 @@ _RUN_FIELDS = ("entity", "project", "name", "id", "group", "job_type", "notes")
 
 
 class WandbInitInTaskWarning(UserWarning):
-    """``wandb.init()`` inside a ``@wandb_init`` call returned that call's run, ignoring some
-    of its arguments (the warning names them)."""
+    """``wandb.init()`` inside a ``@wandb_init`` call returned the call's run, ignoring the
+    arguments the warning names."""
 
 
 class Globals(Extension):
-    """The extension that makes wandb's module-level helpers answer for the call's run."""
+    """Makes wandb's module-level helpers answer for the call's run."""
 
     def __init__(self) -> None:
         self.binding: Binding | None = None
@@ -83,10 +68,7 @@ _classes: dict[type, type] = {}  # our subclass of each original class, built on
 
 
 def _visible_run() -> Any | None:
-    """The live run of the decorated call the caller is in, else ``None``.
-
-    On every ``wandb.log``: ``_state.current_active()`` with its finished-run test inlined.
-    """
+    """The live run of the caller's call, else ``None`` (on every ``wandb.log``: inlined)."""
     active = active_var.get()
     if active is None:
         return None
@@ -98,22 +80,17 @@ def _visible_run() -> Any | None:
     return run
 
 
-# -- bind / release --------------------------------------------------------------------------------
-
-
 class WandbGlobalsUnavailable(UserWarning):
-    """The installed wandb client does not match what the per-task globals expect: in this
-    process ``wandb.run``, ``wandb.log``, ... follow wandb's own rule (the last run started)."""
+    """The installed wandb client does not fit the per-task globals: ``wandb.run``, ``wandb.log``
+    ... follow wandb's own rule (the last run started) in this process."""
 
 
 _degraded: list[str] = []  # why the per-task globals are off in this process (said once)
 
 
 def bind(run: Any) -> Binding:
-    """Count ``run`` as a live plugin run; the first one installs the call-aware module class.
-
-    A client whose internals differ from what this module expects (a wandb upgrade) leaves the
-    module as wandb made it, with one warning: it never fails the task."""
+    """Count ``run`` as live; the first installs the call-aware class (a client that does not
+    fit leaves the module as wandb made it, with one warning, never a failed task)."""
     binding = Binding(run)
     with _lock:
         if not _live and _wandb_imported() and not _degraded:
@@ -133,14 +110,14 @@ def bind(run: Any) -> Binding:
 
 
 def _wandb_imported() -> bool:
-    """Whether wandb is imported completely (not still being imported by another thread)."""
+    """Whether wandb is imported completely (not still importing in another thread)."""
     mod = sys.modules.get("wandb")
     spec = getattr(mod, "__spec__", None)
     return mod is not None and not getattr(spec, "_initializing", False)
 
 
 def release(binding: Binding) -> None:
-    """End ``binding`` (once); after the last live run, wandb's module is as it was before."""
+    """End ``binding`` (once); after the last live run, wandb's module is as it was."""
     with _lock:
         if binding.released:
             return
@@ -175,7 +152,7 @@ def _uninstall() -> None:
 
 
 def _helper_names() -> tuple[str, ...]:
-    """What wandb points at the current run: the parameters of its own ``set_global``."""
+    """What wandb points at the current run: its ``set_global``'s parameters."""
     from wandb.sdk.lib import module
 
     return tuple(inspect.signature(module.set_global).parameters)
@@ -189,8 +166,7 @@ def _call_aware_class(original: type) -> type:
 
 
 def _helper(name: str) -> property:
-    """The call's run (``run``) or its attribute of that name inside a call with a live run,
-    else the module's own value."""
+    """Inside a call with a live run, the run (``run``) or its attribute; else the module's."""
 
     def get(mod: types.ModuleType) -> Any:
         run = _visible_run()
@@ -210,11 +186,8 @@ def _helper(name: str) -> property:
     return property(get, set_, delete)
 
 
-# -- wandb.init() called by user code ----------------------------------------------------------
-
-
 def _init_property(client_init: Callable[..., Any]) -> property:
-    """``wandb.init`` is :func:`_init` (with the client's signature) everywhere while installed."""
+    """``wandb.init`` is :func:`_init` (with the client's signature) while installed."""
 
     @functools.wraps(client_init)
     def init(*args: Any, **kwargs: Any) -> Any:
@@ -227,7 +200,7 @@ def _init_property(client_init: Callable[..., Any]) -> property:
 
 
 def _reinit(arguments: dict[str, Any]) -> Any:
-    """The ``reinit`` this ``wandb.init`` call asks for: argument, ``settings=``, process."""
+    """The ``reinit`` asked for: argument, ``settings=``, process."""
     if arguments.get("reinit") is not None:
         return arguments["reinit"]
     settings = arguments.get("settings")
@@ -241,18 +214,12 @@ def _reinit(arguments: dict[str, Any]) -> Any:
 
 
 def _init(args: Any, kwargs: Any) -> Any:
-    """``wandb.init(*args, **kwargs)`` while plugin runs are live.
+    """``wandb.init(...)`` while plugin runs are live.
 
-    - Called by the plugin itself, or with ``reinit="create_new"`` (explicitly asking for a
-      separate run, which then does not become ``wandb.run``): the client's own ``wandb.init``.
-    - Inside a decorated call with a live run: that run, not a second one. New keys of
-      ``config=`` are added to the run's config (all keys with ``allow_val_change=True``); every
-      argument that is not applied (a different ``project=``, a config key the run already has
-      with another value, ...) is named in a :class:`WandbInitInTaskWarning`. Leaving
-      ``with wandb.init(...)`` or calling ``run.finish()`` ends the call's run early, as
-      wandb's own ``reinit="return_previous"`` does.
-    - Elsewhere: the client's own ``wandb.init``, seeing only the user's own runs, so that
-      ``reinit`` and ``resume="must"`` behave as without the plugin.
+    By the plugin itself or with ``reinit="create_new"``: the client's. Inside a call with a live
+    run: that run (:func:`_adopt`; leaving ``with wandb.init()`` or ``run.finish()`` ends it
+    early, as wandb's ``reinit="return_previous"`` does). Elsewhere: the client's, seeing only
+    the user's own runs, so ``reinit`` and ``resume="must"`` behave as without the plugin.
     """
     real = sys.modules["wandb"].__dict__["init"]
     if getattr(STARTING, "on", False):
@@ -267,7 +234,8 @@ def _init(args: Any, kwargs: Any) -> Any:
 
 
 def _adopt(run: Any, arguments: dict[str, Any]) -> Any:
-    """Apply what ``wandb.init(**arguments)`` can apply to ``run``; warn about the rest."""
+    """Apply what ``wandb.init(**arguments)`` can to ``run`` (new config keys; all with
+    ``allow_val_change``); name the rest in one :class:`WandbInitInTaskWarning`."""
     from wandb.sdk.wandb_helper import parse_config
 
     ignored: list[str] = []
@@ -303,13 +271,8 @@ def _adopt(run: Any, arguments: dict[str, Any]) -> Any:
 
 
 def _init_as_guest(real: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-    """The client's ``wandb.init`` with the plugin's runs out of its list of active runs.
-
-    wandb returns (or finishes, with ``reinit="finish_previous"``) its most recent active run
-    when ``init`` is called again; the plugin's runs are hidden for the duration so that only
-    the user's own are considered. Runs start one at a time in a process (``_INIT_LOCK``), so no
-    plugin run starts meanwhile.
-    """
+    """The client's ``wandb.init`` with the plugin's runs hidden from its active runs (which it
+    would return or finish); runs start one at a time (``_INIT_LOCK``), so none starts meanwhile."""
     from wandb.sdk import wandb_setup
 
     with _INIT_LOCK:

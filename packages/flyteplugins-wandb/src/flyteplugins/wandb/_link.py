@@ -1,20 +1,18 @@
 """The ``Wandb`` link shown on a task in the Flyte UI.
 
-Links are rendered when the task is submitted, with the submitter's ``custom_context`` and the
-client's defaults of the submitting process. The pages they point at come from the resolver
-(:func:`._pages.link_pages`), which decides the task process's runs too, so the link always
-names the run (or group) that will exist, on the server and under the entity it will have.
+Rendered at submit time (with the submitter's ``custom_context`` and client defaults) from the
+resolver's decision (``_pages``, imported then), so it names the run or group that will exist.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flyteplugins.wandb_core import parse_rank_scope, parse_run_mode
 
-from . import _client, _pages, _resolve
-from ._context import read_parent, read_wandb_config
+if TYPE_CHECKING:
+    from ._pages import LinkPage
 
 WANDB_ICON = "https://wandb.ai/logo.svg"
 
@@ -23,13 +21,11 @@ WANDB_ICON = "https://wandb.ai/logo.svg"
 class Wandb:
     """Link to the W&B run of a task (one link per worker in ``worker`` scope).
 
-    The first seven fields come in the order of the 2.x link (``host, project, entity,
-    run_mode, rank_scope, id, name``); ``host`` left unset is the client's server (see the
-    links guide), not a fixed host. Settings given here (normally copied from ``@wandb_init``)
-    win over the submitter's
-    ``wandb_config`` context. ``nnodes``/``nproc_per_node`` describe a distributed task (an
-    Elastic ``nnodes`` range such as ``"1:4"`` renders links for the maximum); ``worker`` picks
-    one worker's page when several exist.
+    The first seven fields in the 2.x order; ``host`` unset is the client's server. Settings
+    here win over the submitter's ``wandb_config``. ``nnodes``/``nproc_per_node`` describe a
+    distributed task (an Elastic range such as ``"1:4"`` renders the maximum); ``worker`` picks
+    one worker's page; ``cached``: the task may be served from Flyte's cache, so its own run may
+    never exist and the link points at the project (or the parent's run it joins).
     """
 
     host: str | None = None
@@ -44,8 +40,6 @@ class Wandb:
     nproc_per_node: int = 1
     worker: int | None = None
     cached: bool = False
-    """The task may be served from Flyte's cache: its own run may never exist, so the link
-    points at the project (or at the parent's run it joins)."""
 
     def __post_init__(self) -> None:
         if self.run_mode is not None:
@@ -59,8 +53,11 @@ class Wandb:
 
     def pages(
         self, run_name: str, action_name: str, context: dict[str, str] | None = None
-    ) -> list[_pages.LinkPage]:
+    ) -> list[LinkPage]:
         """Every page this task's W&B runs (or groups) will have, as the resolver decides them."""
+        from . import _client, _pages, _resolve
+        from ._context import read_parent, read_wandb_config
+
         ctx = context or {}
         settings = _resolve.merge_settings(read_wandb_config(ctx), self._settings())
         parent = _resolve.Parent.from_published(read_parent(ctx), in_process=False)
