@@ -440,7 +440,7 @@ def test_a_failure_while_finishing_never_hides_the_users_error(
     wandb_offline: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import flyteplugins.wandb._backend as backend
-    from flyteplugins.wandb._call import WandbFinishFailed
+    from flyteplugins.wandb import WandbFinishFailed
 
     real_finish = backend.finish_run
 

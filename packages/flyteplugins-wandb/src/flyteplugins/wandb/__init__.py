@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from flyteplugins.wandb_core import RankScope, RunMode
 
 from .__about__ import __version__
-from ._call import WandbFinishFailed, WandbLinkIncomplete
 from ._context import get_wandb_context, wandb_config
 from ._decorator import get_distributed_info, get_wandb_run_dir, wandb_init
 from ._globals import WandbGlobalsUnavailable, WandbInitInTaskWarning
@@ -34,6 +33,8 @@ if TYPE_CHECKING:
     )
     from ._failures import (
         WandbApiKeyMissing,
+        WandbFinishFailed,
+        WandbLinkIncomplete,
         WandbOfflineFallback,
         WandbServerUnreachable,
         WandbUploadIncomplete,
@@ -50,7 +51,7 @@ _LAZY = {
         ("_artifacts", "WandbArtifactFailed WandbCloudExtraMissing apply_recorded_uses"),
         ("_artifacts", "log_model_checkpoint"),
         ("_failures", "WandbApiKeyMissing WandbOfflineFallback WandbServerUnreachable"),
-        ("_failures", "WandbUploadIncomplete"),
+        ("_failures", "WandbUploadIncomplete WandbFinishFailed WandbLinkIncomplete"),
         ("_report", "WandbReportFailed report_sweep"),
         ("_rewind", "WandbRewindError rewind_to"),
         ("_sync", "WandbOfflineRunNotSaved"),

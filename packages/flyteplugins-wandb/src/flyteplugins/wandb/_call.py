@@ -49,18 +49,6 @@ def _sweep_trial() -> _resolve.Trial | None:
     )
 
 
-def _say_run_url(run: Any) -> None:
-    import warnings
-
-    warnings.warn(
-        f"this task's W&B link opens the W&B app, not its run: no entity was known when the link "
-        f"rendered (give entity= to @wandb_init or wandb_config, or set WANDB_ENTITY). The run's "
-        f"page: {getattr(run, 'url', None) or '(offline: known after wandb sync)'}",
-        WandbLinkIncomplete,
-        stacklevel=4,
-    )
-
-
 class _Call:
     """The W&B side of one decorated call: enter before user code, exit after it."""
 
@@ -92,12 +80,11 @@ class _Call:
         try:
             self.exit(exc)
         except Exception as undo_error:  # never replace the error that stopped the start
-            import warnings
+            from ._failures import WandbFinishFailed, warn
 
-            warnings.warn(
+            warn(
                 f"undoing the start of the W&B run after {exc!r} also failed: {undo_error!r}",
                 WandbFinishFailed,
-                stacklevel=3,
             )
 
     def _enter(self) -> None:
@@ -206,7 +193,9 @@ class _Call:
                 and resolved.url is None
                 and (topology is None or topology.rank == 0)
             ):
-                _say_run_url(run)
+                from ._failures import link_incomplete
+
+                link_incomplete(run)
         self.run = run
         entity = getattr(run, "entity", None) or resolved.entity
         project = getattr(run, "project", None) or resolved.project
@@ -287,7 +276,9 @@ class _Call:
                 try:
                     self._finish(code)
                 except Exception as finish_error:
-                    _warn_finish_failed(self.run, finish_error)
+                    from ._failures import finish_failed
+
+                    finish_failed(self.run, finish_error)
             for ext in extensions:
                 ext.ended(self, exc, code)
 
@@ -325,30 +316,3 @@ def _extensions(call: _Call, settings: Mapping[str, Any]) -> list[Extension]:
         out.append(Native(dict(settings)))
         call.had_extras = True
     return out
-
-
-class WandbLinkIncomplete(UserWarning):
-    """A task's run started with no entity known anywhere before it, so the task's link could not
-    name the run's page: it opens the W&B app instead."""
-
-
-class WandbFinishFailed(UserWarning):
-    """Finishing a run failed; its data stays in the run's local folder."""
-
-
-def _warn_finish_failed(run: Any, error: Exception) -> None:
-    import warnings
-
-    from ._resilience import redact
-
-    settings = getattr(run, "settings", None)
-    folder = str(getattr(settings, "sync_dir", "") or "")
-    warnings.warn(
-        redact(
-            f"finishing W&B run {getattr(run, 'id', '?')} failed ({type(error).__name__}: "
-            f"{error}); everything it logged is in {folder}: upload it with "
-            f"`wandb sync {folder}`"
-        ),
-        WandbFinishFailed,
-        stacklevel=4,
-    )
