@@ -1,9 +1,5 @@
-"""The pages a task's W&B links point at, and a sweep's page, decided as the runs are.
-
-:func:`link_pages` asks core which runs and groups a task will have (``link_targets``, the same
-plan the task's process follows) and the resolver where they live (``_resolve.where``), so the
-link rendered at submit time names the run (or group) the task's process will create.
-"""
+"""The pages a task's W&B links point at, and a sweep's page: core's plan says which runs and
+groups a task will have, the resolver where they live, as for the task's own process."""
 
 from __future__ import annotations
 
@@ -26,7 +22,7 @@ from ._resolve import Parent, page_url, where
 
 @dataclass(frozen=True)
 class LinkPage:
-    """One page a task's link points at; ``url`` is ``None`` when it cannot be named yet."""
+    """One page a task's link points at."""
 
     kind: str
     id: str
@@ -59,12 +55,9 @@ def link_pages(
     worker: int | None = None,
     cached: bool = False,
 ) -> list[LinkPage]:
-    """The pages of a task's runs (or groups), decided as :func:`resolve` decides the runs.
-
-    ``cached``: the task may be served from Flyte's cache (``cache="auto"``), in which case its
-    code, and so its own run, may never exist: a page of a run the task would create becomes the
-    project's page, which exists either way. A parent's run that the task joins is kept.
-    """
+    """The pages of a task's runs (or groups). ``cached`` (Flyte may serve the task from its
+    cache, so its own run may never exist): the project's page instead, except a parent's run
+    the task joins."""
     mode = parse_run_mode(settings.get("run_mode", DEFAULT_RUN_MODE))
     scope = parse_rank_scope(settings.get("rank_scope", DEFAULT_RANK_SCOPE))
     targets = link_targets(
