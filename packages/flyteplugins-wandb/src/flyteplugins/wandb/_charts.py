@@ -1,5 +1,4 @@
-"""The scalar series a run logs, recorded on its ``log`` and bounded, drawn as small inline SVG
-charts for the W&B tab: no network, no plotting library."""
+"""The scalar series a run logs (recorded on its ``log``, bounded) as small inline SVG charts."""
 
 from __future__ import annotations
 
@@ -11,9 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-KEEP_POINTS: Final = 600
-"""Points a series keeps (and a chart draws) at most: beyond it every other point is dropped
-and the stride doubles, so a series keeps evenly spread points however long the run."""
+KEEP_POINTS: Final = 600  # points a series keeps and draws: then every other one goes, stride x2
 
 
 @dataclass(slots=True)
@@ -32,8 +29,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.series: dict[str, Series] = {}
-        self.step = 0
-        self.users = 0  # the calls sharing it (attach / detach)
+        self.step = self.users = 0  # users: the calls sharing it (attach / detach)
 
     def record(self, data: Any, step: Any = None, commit: Any = None) -> None:
         """What one ``run.log(data, step, commit)`` logged, at the step the client gives it."""
@@ -71,8 +67,7 @@ _attach_lock = threading.Lock()
 
 
 def attach(run: Any) -> Recorder:
-    """The recorder of ``run``; the first call puts it on the run's ``log`` until as many
-    :func:`detach` calls. The client's ``log`` runs first and unchanged (same rows, same errors)."""
+    """Put a recorder on ``run.log`` (the client's runs first, unchanged) or share the one on it."""
     with _attach_lock:
         if id(run) not in _attached:
             recorder, own = Recorder(), run.log
@@ -121,19 +116,19 @@ def svg_chart(name: str, series: Series) -> str:
     w, h = W - LEFT - RIGHT, H - TOP - BOTTOM
     sx, sy = w / ((x1 - x0) or 1.0), h / ((y1 - y0) or 1.0)
     coords = " ".join(f"{LEFT + (x - x0) * sx:.1f},{TOP + h - (y - y0) * sy:.1f}" for x, y in pts)
-    ticks = [(LEFT - 4, TOP + 8, y1, "end"), (LEFT - 4, TOP + h, y0, "end")]
-    ticks += [(LEFT, H - 4, x0, "start"), (W - RIGHT, H - 4, x1, "end")]
     label = html.escape(name)
+
+    def text(x: float, y: float, value: float, anchor: str = "end") -> str:
+        return f'<text x="{x}" y="{y}" text-anchor="{anchor}" font-size="9">{fmt(value)}</text>'
+
     return (
         f'<figure class="fpw-chart"><svg xmlns="http://www.w3.org/2000/svg" width="{W}" '
         f'height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="{label}" '
         f'data-series="{label}" data-logged="{series.count}" data-drawn="{len(pts)}">'
         f'<rect x="{LEFT}" y="{TOP}" width="{w}" height="{h}" fill="#fafafa" stroke="#ddd"/>'
         f'<polyline fill="none" stroke="#f5a000" stroke-width="1.5" points="{coords}"/>'
-        + "".join(
-            f'<text x="{x}" y="{y}" text-anchor="{a}" font-size="9">{fmt(v)}</text>'
-            for x, y, v, a in ticks
-        )
-        + f"</svg><figcaption>{label}: {fmt(series.last)} "
+        f"{text(LEFT - 4, TOP + 8, y1)}{text(LEFT - 4, TOP + h, y0)}"
+        f"{text(LEFT, H - 4, x0, 'start')}{text(W - RIGHT, H - 4, x1)}"
+        f"</svg><figcaption>{label}: {fmt(series.last)} "
         f"<small>({series.count} logged)</small></figcaption></figure>"
     )

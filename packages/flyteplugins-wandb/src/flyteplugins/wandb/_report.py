@@ -7,8 +7,12 @@ import asyncio
 import contextlib
 import html
 import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
+
+import flyte
+import flyte.report
 
 from ._charts import Recorder, attach, detach, fmt, svg_chart
 from ._stores import list_names, read_text, write_text
@@ -18,12 +22,12 @@ PEER_WAIT_S: float = 30.0  # how long rank 0 waits for the other ranks' final li
 MAX_SUMMARY_ROWS: Final = 200
 MAX_CELL_CHARS: Final = 300
 PLACES: Final = ("project", "entity", "group")
-STYLE: Final = (
+OPEN: Final = (  # the tab's style and the opening of its section
     "<style>.fpw-wandb{font-family:sans-serif;font-size:13px}.fpw-wandb table{border-collapse:"
     "collapse;margin:6px 0 14px}.fpw-wandb td,.fpw-wandb th{border:1px solid #ddd;padding:3px 8px;"
     "text-align:left;vertical-align:top}.fpw-wandb th{background:#f3f3f3}.fpw-grid{display:flex;"
-    "flex-wrap:wrap;gap:10px}.fpw-chart{margin:0}.fpw-chart figcaption{font-size:12px}"
-    ".fpw-failed{color:#b00020;font-weight:bold}.fpw-best{background:#fff4d6}</style>"
+    "flex-wrap:wrap;gap:10px}.fpw-chart{margin:0}.fpw-chart figcaption{font-size:12px}.fpw-failed{"
+    'color:#b00;font-weight:bold}.fpw-best{background:#fff4d6}</style><section class="fpw-wandb">'
 )
 
 
@@ -51,9 +55,9 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], css: str, best
 
 
 class Tab:
-    """The W&B tab of one task call: the run's series recorded from its start, drawn at its end,
-    with ``artifacts`` (what the call logged and used). In a distributed task every rank with a
-    run writes its line to ``<task output>/wandb-report/rank-<rank>.json``; rank 0 draws them."""
+    """The W&B tab of one task call, with ``artifacts`` (what the call logged and used). In a
+    distributed task (``rank`` given, from the call's topology) every rank with a run writes its
+    line to ``<task output>/wandb-report/rank-<rank>.json``; global rank 0 draws them all."""
 
     def __init__(self, run: Any, output_path: str, rank: int | None = None) -> None:
         self.run, self.rank, self.recorder = run, rank, attach(run)
@@ -64,20 +68,17 @@ class Tab:
         e, url = html.escape, None if getattr(run, "offline", False) else run.url  # else it warns
         link = f'<a href="{e(url)}" target="_blank" rel="noopener">{e(run.id)}</a>' if url else ""
         self.cells = [link or e(run.id), *(e(getattr(run, k) or "-") for k in PLACES)]
-        self.note = (
-            "" if url else f"<p>Run {e(run.id)} is offline: upload it with <code>wandb sync "
-        )
-        self.note += "" if url else f"{e(run.settings.sync_dir)}</code>.</p>"
-        if rank is not None:
-            self._publish(final=False)  # rank 0 then waits for this rank's final line
+        sync = f"<code>wandb sync {e(run.settings.sync_dir)}</code>"
+        self.note = "" if url else f"<p>Run {e(run.id)} is offline: upload it with {sync}.</p>"
+        self._line(final=False)  # in a distributed task, rank 0 then waits for this rank's line
 
-    def _line(self, final: bool) -> dict[str, Any]:
+    def _line(self, final: bool) -> dict[str, Any]:  # this run's row, written for rank 0 too
         last = ", ".join(f"{k}={fmt(v)}" for k, v in self.recorder.last_values().items())
         cells, note = [*self.cells, self.state], self.note
-        return {"rank": self.rank, "cells": cells, "last": last, "note": note, "final": final}
-
-    def _publish(self, final: bool) -> None:
-        write_text(f"{self.folder}/rank-{self.rank}.json", json.dumps(self._line(final)))
+        line = {"rank": self.rank, "cells": cells, "last": last, "note": note, "final": final}
+        if self.rank is not None:
+            write_text(f"{self.folder}/rank-{self.rank}.json", json.dumps(line))
+        return line
 
     def closing(self, exc: BaseException | None, code: int) -> None:
         """Before the run finishes: read its summary, give the run its ``log`` back."""
@@ -88,29 +89,21 @@ class Tab:
         failed = ' class="fpw-failed"' if code else ""
         self.state = f"<span{failed}>{'failed' if code else 'finished'} (exit {code})</span>"
         if exc is not None and code != 0:
-            self.extra += (
-                f'<p class="fpw-failed">The task failed: {html.escape(type(exc).__name__)}: '
-                f"{html.escape(str(exc)[:MAX_CELL_CHARS])}</p>"
-            )
+            failure = html.escape(f"{type(exc).__name__}: {str(exc)[:MAX_CELL_CHARS]}")
+            self.extra += f'<p class="fpw-failed">The task failed: {failure}</p>'
 
     def closed(self) -> None:
         """After the run finished: the tab written to the report (in a distributed task, this
         rank's final line; rank 0 draws every rank's once final, waiting at most PEER_WAIT_S)."""
-        import time
-
-        import flyte.report
-
         lines = [self._line(final=True)]
-        if self.rank is not None:
-            self._publish(final=True)
-            if self.rank != 0:
-                return
-            deadline, mine = time.monotonic() + PEER_WAIT_S, f"rank-{self.rank}.json"
-            while True:
-                names = [n for n in list_names(self.folder) if n.startswith("rank-") and n != mine]
-                texts = [read_text(f"{self.folder}/{n}") for n in names]
+        if self.rank:  # a rank other than 0: rank 0 draws the tab
+            return
+        if self.rank == 0:
+            for _ in range(int(PEER_WAIT_S / 0.2)):  # until every other rank's line is final
+                names = [n for n in list_names(self.folder) if n.startswith("rank-")]
+                texts = [read_text(f"{self.folder}/{n}") for n in names if n != "rank-0.json"]
                 others = sorted((json.loads(t) for t in texts if t), key=lambda p: p["rank"])
-                if all(p["final"] for p in others) or time.monotonic() > deadline:
+                if all(p["final"] for p in others):
                     break
                 time.sleep(0.2)
             lines += others
@@ -121,10 +114,9 @@ class Tab:
         """The tab (a fragment that Flyte puts into its report page), one row per run's line."""
         e, many, heads = html.escape, len(lines) > 1, ["run", *PLACES, "state"]
         rows = [[f"rank {p['rank']}", *p["cells"], e(p["last"] or "-")] for p in lines]
-        parts = [STYLE, '<section class="fpw-wandb"><h2>Weights &amp; Biases</h2>']
         heads = ["writer", *heads, "last values"] if many else heads
-        parts.append(_table(heads, rows if many else [rows[0][1:-1]], "fpw-runs"))
-        parts += [p["note"] for p in lines]
+        table = _table(heads, rows if many else [rows[0][1:-1]], "fpw-runs")
+        parts = [OPEN, "<h2>Weights &amp; Biases</h2>", table, *(p["note"] for p in lines)]
         shown = [(k, v) for k, v in sorted(self.summary.items()) if not str(k).startswith("_")]
         if shown:
             rows = [[e(str(k)), _cell(v)] for k, v in shown[:MAX_SUMMARY_ROWS]]
@@ -143,15 +135,9 @@ class Tab:
 
 
 def open_tab(run: Any, topology: Any = None) -> Tab | None:
-    """The W&B tab of the current Flyte task for ``run`` (``None`` outside a task); in a
-    distributed job (``topology`` of more than one rank) global rank 0 draws it."""
-    import flyte
-
-    tctx = flyte.ctx()
-    if not tctx:
-        return None
-    many = topology is not None and topology.world_size > 1
-    return Tab(run, str(tctx.output_path), topology.rank if many else None)
+    """The W&B tab of the current Flyte task for ``run`` (``None`` outside a task)."""
+    tctx, many = flyte.ctx(), topology is not None and topology.world_size > 1
+    return Tab(run, str(tctx.output_path), topology.rank if many else None) if tctx else None
 
 
 _pending: set[asyncio.Future[Any]] = set()  # report writes scheduled on an event loop
@@ -160,15 +146,12 @@ _pending: set[asyncio.Future[Any]] = set()  # report writes scheduled on an even
 def _flush() -> None:
     """Write the current task's Flyte report: on an event loop (an ``async`` task, where Flyte's
     blocking flush would stall the loop) as a write on the loop that :func:`drain` awaits."""
-    import flyte.report
-
     try:
         asyncio.get_running_loop()
     except RuntimeError:  # no event loop here: a synchronous task's thread
         flyte.report.flush()
         return
-    task = asyncio.ensure_future(flyte.report.flush.aio())
-    _pending.add(task)
+    _pending.add(task := asyncio.ensure_future(flyte.report.flush.aio()))
     task.add_done_callback(_pending.discard)
 
 
@@ -179,18 +162,14 @@ async def drain() -> None:
 
 
 def report_sweep(results: Mapping[str, Any]) -> None:
-    """Show the trials of a local sweep (what ``run_parallel_agents`` / ``run_agent`` return) in
-    the W&B tab of the current task's Flyte report, the best one highlighted, with the metric per
-    trial as a chart, and write the report. Outside a Flyte task this does nothing."""
+    """Show a local sweep's trials (what ``run_parallel_agents`` / ``run_agent`` return), the best
+    highlighted, and their metric as a chart, in the current Flyte task's W&B tab, and write it."""
     if not isinstance(results, Mapping) or not isinstance(results.get("trials"), list):
         got = type(results).__name__ if not isinstance(results, Mapping) else sorted(results)
         raise TypeError(
             f"report_sweep() takes what run_agent / run_parallel_agents return (a mapping with "
             f"'sweep_id', 'method', 'metric', 'trials' and 'best'), not {got!r}"
         )
-    import flyte
-    import flyte.report
-
     if not flyte.ctx():
         return
     e, metric, trials = html.escape, results.get("metric") or {}, results["trials"]
@@ -208,7 +187,7 @@ def report_sweep(results: Mapping[str, Any]) -> None:
         by_trial.record({name: value}, i)  # the trial's index as its step
     series = by_trial.series.get(name)
     flyte.report.get_tab(TAB_NAME).replace(
-        f'{STYLE}<section class="fpw-wandb"><h3>Sweep {e(str(results.get("sweep_id")))} '
+        f"{OPEN}<h3>Sweep {e(str(results.get('sweep_id')))} "
         f"({e(str(results.get('method')))}, {e(str(metric.get('goal') or ''))} {e(name)})</h3>"
         + _table(["trial", *params, name, "state"], rows, "fpw-sweep", best)
         + f'<div class="fpw-grid">{svg_chart(f"{name} per trial", series) if series else ""}'
