@@ -13,9 +13,8 @@
 * **Report on vs off, whole task**: one real local Flyte task logging ``BENCH_REPORT_STEPS``
   (10^4) rows of four scalars, run with ``report=True`` and without, alternately,
   ``BENCH_REPORT_REPEATS`` times each; the fastest of each (on a shared machine other load only
-  ever adds time) of the whole run's wall time (the client's start and finish, the tab's live
-  writes and its final one included). Beside it, the time the tab's writer spent during the
-  loop of such a run.
+  ever adds time) of the whole run's wall time (the client's start and finish and the tab,
+  drawn once when the call ends, included).
 * **Artifacts by reference**: a task returning a ``BENCH_REPORT_DIR_MIB`` (1024) MiB ``Dir``,
   with ``log_outputs=True`` and without, online against the project's own test server on
   127.0.0.1 (``tests-integration/wandb_server``): the bytes the client uploaded for the artifact
@@ -75,15 +74,15 @@ def _tasks() -> dict[str, Any]:
 
     @wandb_init(project="bench-report", entity="bench", report=True)
     @env.task
-    def with_report(steps: int) -> float:
+    def with_report(steps: int) -> int:
         body(steps)
-        return _tab_busy_s()
+        return steps
 
     @wandb_init(project="bench-report", entity="bench")
     @env.task
-    def without_report(steps: int) -> float:
+    def without_report(steps: int) -> int:
         body(steps)
-        return 0.0
+        return steps
 
     @wandb_init(project="bench-report", entity="bench", report=True)
     @env.task
@@ -137,16 +136,6 @@ def _tasks() -> dict[str, Any]:
     }
 
 
-def _tab_busy_s() -> float:
-    """Seconds the current call's tab writer spent so far (-1 where the plugin does not say)."""
-    from flyteplugins.wandb import _state
-
-    active = _state.current_active()
-    extensions = getattr(getattr(active, "call", None), "extensions", ())
-    tabs = [ext.tab for ext in extensions if getattr(ext, "tab", None) is not None]
-    return float(getattr(tabs[0], "busy_s", -1.0)) if tabs else -1.0
-
-
 def _timed(task: Any, *args: Any) -> float:
     return _timed_run(task, *args)[0]
 
@@ -182,16 +171,12 @@ def _recorder_alone_us(blocks: int, size: int) -> float:
 def _report_rows(tasks: dict[str, Any]) -> list[dict[str, Any]]:
     on: list[float] = []
     off: list[float] = []
-    busy: list[float] = []
     _timed(tasks["without_report"], 100)  # warm up imports and the client
     calls = dict(_timed_run(tasks["per_call"], BLOCKS, BLOCK)[1])
     for i in range(REPEATS):
         order = ("with_report", "without_report") if i % 2 else ("without_report", "with_report")
         for name in order:
-            took, tab_s = _timed_run(tasks[name], STEPS)
-            (on if name == "with_report" else off).append(took)
-            if name == "with_report":
-                busy.append(tab_s)
+            (on if name == "with_report" else off).append(_timed(tasks[name], STEPS))
     alone = _recorder_alone_us(BLOCKS, 10 * BLOCK)
     n = f"{STEPS:,}".replace(",", " ")
     calls_n = f"{BLOCKS} x {BLOCK}"
@@ -228,17 +213,6 @@ def _report_rows(tasks: dict[str, Any]) -> list[dict[str, Any]]:
             "target": "<= baseline x 1.02",
         },
     ]
-    if min(busy) >= 0:
-        rows.append(
-            {
-                "benchmark": f"report: time writing the tab in a task logging {n} steps "
-                "(live writes, median of the runs)",
-                "value": statistics.median(busy) * 1000,
-                "baseline": None,
-                "unit": "ms",
-                "target": "reported",
-            }
-        )
     return rows
 
 

@@ -101,10 +101,8 @@ async def make_file(text: str) -> tuple[File, int]:
 
 @wandb_init(project="report-tests", entity="local", report=True)
 @env.task
-def train_live(steps: int) -> str:
-    """Logs, waits for the live writer, and returns its own report as written mid-run."""
-    import time
-
+def train_then_look(steps: int) -> str:
+    """Logs, then returns its own report as it stands before the call ends ("" when none)."""
     run = get_wandb_run()
     assert run is not None
     for i in range(steps):
@@ -112,12 +110,7 @@ def train_live(steps: int) -> str:
     ctx = flyte.ctx()
     assert ctx is not None
     report = Path(ctx.output_path) / "report.html"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if report.is_file() and f'data-logged="{steps}"' in report.read_text():
-            break
-        time.sleep(0.1)
-    return report.read_text()
+    return report.read_text() if report.is_file() else ""
 
 
 @wandb_init(project="report-tests", entity="local", report=True)

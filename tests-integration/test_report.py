@@ -138,15 +138,11 @@ def test_the_report_renders_in_headless_chromium(wandb_offline: Path, tmp_path: 
     assert errors == []
 
 
-def test_the_tab_is_updated_while_the_task_runs(
-    wandb_offline: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from _report_tasks import train_live
+def test_the_tab_is_drawn_once_when_the_call_ends(wandb_offline: Path) -> None:
+    from _report_tasks import train_then_look
 
-    from flyteplugins.wandb import _report
-
-    monkeypatch.setattr(_report, "LIVE_INTERVAL_S", 0.2)
-    _, mid_run = run_named(train_live, 6, prefix="report-live")
-    tab = parse_tab(mid_run)
-    assert tab.runs[1][-1] == "running"  # written before the task ended
+    name, mid_run = run_named(train_then_look, 6, prefix="report-once")
+    assert 'class="fpw-wandb"' not in mid_run  # nothing written while the task ran
+    tab = parse_tab(_only_tab(name)[1])
+    assert tab.runs[1][-1] == "finished (exit 0)"
     assert tab.chart("loss").logged == 6

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flyteplugins.wandb import _artifacts, _charts, _settings
-from flyteplugins.wandb._charts import KEEP_POINTS, Recorder, Series, svg_chart, thin
+from flyteplugins.wandb import _artifacts, _charts, _report, _settings
+from flyteplugins.wandb._charts import KEEP_POINTS, Recorder, Series, svg_chart
 
 
 def _series(values: list[float]) -> Series:
@@ -44,7 +44,7 @@ def test_a_hundred_thousand_rows_are_downsampled_not_dumped() -> None:
     s = _series([math.sin(i / 1000) for i in range(100_000)])
     svg = svg_chart("v", s)
     [points] = re.findall(r'points="([^"]*)"', svg)
-    assert len(points.split()) <= _charts.DRAW_POINTS
+    assert len(points.split()) < KEEP_POINTS
     assert 'data-logged="100000"' in svg
     assert len(svg) < 40_000
 
@@ -91,22 +91,10 @@ def test_only_scalar_series_are_recorded() -> None:
 
 def test_non_finite_values_are_counted_but_not_drawn() -> None:
     s = _series([1.0, math.nan, 2.0, math.inf, 3.0])
-    assert s.count == 5
-    assert s.points() == ([0, 2, 4], [1.0, 2.0, 3.0])
-
-
-@settings(max_examples=60)
-@given(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), max_size=3000))
-def test_thinning_keeps_the_ends_and_the_extremes(ys: list[float]) -> None:
-    xs = [float(i) for i in range(len(ys))]
-    out = thin(xs, ys, limit=100)
-    assert len(out) <= 100
-    if not ys:
-        assert out == []
-        return
-    assert out[0] == (0.0, ys[0]) and out[-1] == (xs[-1], ys[-1])
-    assert [p[0] for p in out] == sorted(p[0] for p in out)
-    assert min(p[1] for p in out) == min(ys) and max(p[1] for p in out) == max(ys)
+    svg = svg_chart("v", s)
+    assert s.count == 5 and 'data-logged="5" data-drawn="3"' in svg
+    [points] = re.findall(r'points="([^"]*)"', svg)
+    assert [float(p.split(",")[0]) for p in points.split()] == [44.0, 148.0, 252.0]  # x 0, 2, 4
 
 
 def test_a_chart_draws_one_polyline_with_its_points_and_escapes_its_name() -> None:
@@ -119,13 +107,26 @@ def test_a_chart_draws_one_polyline_with_its_points_and_escapes_its_name() -> No
     assert ys[0] < ys[2] < ys[1]  # highest value at the top of the chart
 
 
-def test_render_escapes_every_value_and_marks_a_failure() -> None:
-    facts = _charts.RunFacts(id="r1", state="failed", exit_code=1, url="https://x/<r1>")
-    html = _charts.render([facts], {"<k>": "<v>", "_private": 1}, None)
+def test_the_tab_escapes_every_value_and_marks_a_failure(tmp_path: Path) -> None:
+    import wandb
+
+    run = wandb.init(mode="offline", dir=str(tmp_path), project="<proj>", reinit="create_new")
+    try:
+        tab = _report.Tab(run, str(tmp_path))
+        run.log({"a<b": 1.0})
+        run.summary.update({"<k>": "<v>", "_private": 1, "nested": {"x": [1, 2]}})
+        tab.closing(RuntimeError("<boom>"), 1)
+    finally:
+        run.finish()
+    html = tab.html([tab._line(final=True)])
     assert "<k>" not in html and "&lt;k&gt;" in html and "&lt;v&gt;" in html
+    assert "<proj>" not in html and "&lt;proj&gt;" in html  # the project
+    assert "<boom>" not in html and "RuntimeError: &lt;boom&gt;" in html
+    assert 'data-series="a&lt;b"' in html
     assert "_private" not in html
+    assert "{&quot;x&quot;: [1, 2]}" in html  # a nested summary value as JSON
     assert 'class="fpw-failed">failed (exit 1)' in html
-    assert 'href="https://x/&lt;r1&gt;"' in html
+    assert f"wandb sync {run.settings.sync_dir}" in html  # offline: how to upload it
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ class Native(Extension):
         self.settings = settings
         self.log_outputs = bool(settings.get("log_outputs"))
         self.log_inputs = bool(settings.get("log_inputs"))
-        self.tab: _report.LiveTab | None = None
+        self.tab: _report.Tab | None = None
         self.call: Any = None
         self.run: Any = None
 
@@ -97,7 +97,7 @@ def _guard(category: type[Warning], what: str, fn: Callable[..., Any], *args: An
 
 async def settle() -> None:
     """In an ``async`` task, after its call ended: let the scheduled report writes finish."""
-    if _report._pending or _report._scheduled[0]:
+    if _report._pending:
         await _guard_async(_report.drain())
 
 
