@@ -1,7 +1,4 @@
-"""Naming and rank logic of the Flyte 2 Weights & Biases plugin: pure functions over frozen
-dataclasses, standard library only, no I/O."""
-
-from __future__ import annotations
+"""Naming and rank logic of the Flyte 2 W&B plugin: pure functions, standard library only."""
 
 # isort: off
 # fmt: off

@@ -1,9 +1,6 @@
-"""Valid, deterministic W&B run ids built from Flyte names.
-
-Characters outside ``[A-Za-z0-9._-]`` become ``-``; a base that is too long is shortened with a
-stable hash. Flyte templates such as ``{{.actionName}}`` are kept verbatim (Flyte fills them in
-after the links are rendered) and budgeted at :data:`TEMPLATE_ALLOWANCE` characters each.
-"""
+"""Valid, deterministic W&B run ids from Flyte names: unsafe characters become ``-``, a base too
+long is shortened with a stable hash, and Flyte templates such as ``{{.actionName}}`` are kept
+verbatim (Flyte fills them in later), budgeted at :data:`TEMPLATE_ALLOWANCE` characters each."""
 
 from __future__ import annotations
 

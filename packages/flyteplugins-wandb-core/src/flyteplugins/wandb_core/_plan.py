@@ -46,15 +46,10 @@ def parse_rank_scope(value: object) -> RankScope:
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What one process does with W&B.
-
-    * ``initializes``: it calls ``wandb.init`` (with ``run_id`` and ``group``); it also calls
-      ``finish`` to flush, but only a run's sole owner or shared-mode primary ``finishes`` it
-      (marks it finished/failed).
-    * ``reuses_parent``: it logs to the parent's run, already live in this process.
-    * ``shared``: it uses W&B's shared mode (several writers, one run); ``label`` tells the
-      writers apart in the W&B UI.
-    """
+    """What one process does with W&B: it ``initializes`` a run (``wandb.init``) or
+    ``reuses_parent`` (the parent's run, live in this process); a ``shared``-mode writer, told
+    apart by its ``label``, may be the ``primary``; only the process that ``finishes`` the run
+    marks it finished or failed (every writer still calls ``finish`` to flush)."""
 
     run_mode: RunMode
     rank_scope: RankScope
@@ -97,14 +92,11 @@ def plan(
     parent_in_process: bool = False,
     label: str | None = None,
 ) -> RunPlan:
-    """Plan W&B for one process (``topology=None``: a plain, not distributed, one).
+    """Plan W&B for one process, per docs/plan.md (``topology=None``: a plain task's process).
 
-    ``base`` is :func:`make_base`'s ``{run_name}-{action_name}``; ``user_id``, an id the user
-    chose, replaces it and wins over ``parent_id``, the run an enclosing task published;
-    ``parent_in_process`` says that run is live in this process; ``label`` names a plain process
-    joining a run another process owns. Plain: ``new`` creates ``{base}``; ``auto`` and ``shared``
-    reuse or join the parent's run, or create ``{base}`` without one. Distributed: the
-    specification's tables (on one node, ``worker`` scope gives ``global`` scope's ids).
+    ``base`` is :func:`make_base`'s; ``user_id`` replaces it and wins over ``parent_id``, the run
+    an enclosing task published (``parent_in_process``: live in this process); ``label`` names a
+    plain process that joins a run another process owns.
     """
     mode, scope = parse_run_mode(run_mode), parse_rank_scope(rank_scope)
     own_id = None if user_id is None else check_user_id(user_id)
@@ -122,11 +114,10 @@ def plan(
         if parent_in_process:
             return RunPlan(mode, scope, reuses_parent=True, run_id=join_id)
         return writer(join_id, False, label or "child")
-
     t = topology
     by_worker = scope == "worker" and not t.single_node
     suffix = f"-worker-{t.worker_index}" if by_worker else ""
-    rank = t.local_rank if by_worker else t.rank  # the rank within the unit that shares a run
+    rank = t.local_rank if by_worker else t.rank  # within the unit that shares a run
     if mode == "new":
         return owner(f"{root}{suffix}-rank-{rank}", root + suffix)
     target = (join_id or root) + suffix  # a child's per-worker runs are named after its parent
@@ -177,8 +168,9 @@ def parse_nnodes(value: int | str) -> int:
     except ValueError:
         raise ValueError(invalid + "expected an int or 'min:max'") from None
     if not 1 <= least <= n:
-        rule = "in 'min:max', min must be >= 1 and <= max" if sep else "must be >= 1"
-        raise ValueError(invalid + rule)
+        raise ValueError(
+            invalid + ("in 'min:max', min must be >= 1 and <= max" if sep else "must be >= 1")
+        )
     return n
 
 
@@ -192,22 +184,18 @@ def link_targets(
     parent_id: str | None = None,
     user_id: str | None = None,
 ) -> list[LinkTarget]:
-    """The pages a task's links point at.
-
-    ``nnodes=None`` is a plain task: one link to its run. For a distributed task, the distinct
-    runs that log (for ``new`` mode, the distinct groups), one per worker in worker scope.
-    """
+    """The pages a task's links point at: a plain task's run (``nnodes=None``), else the distinct
+    runs that log (in ``new`` mode their groups), one per worker in worker scope."""
     mode, scope = parse_run_mode(run_mode), parse_rank_scope(rank_scope)
     if nnodes is None:
         run_id = plan(mode, scope, None, base, parent_id=parent_id, user_id=user_id).run_id
         assert run_id is not None
         return [LinkTarget("run", run_id)]
-    n = parse_nnodes(nnodes)
     kind: Literal["run", "group"] = "group" if mode == "new" else "run"
     seen: dict[str, int] = {}
-    for t, p in plan_job(
-        mode, scope, n, nproc_per_node, base, parent_id=parent_id, user_id=user_id
-    ):
+    n = parse_nnodes(nnodes)
+    jobs = plan_job(mode, scope, n, nproc_per_node, base, parent_id=parent_id, user_id=user_id)
+    for t, p in jobs:
         key = p.group if kind == "group" else p.run_id
         if p.logs and key is not None:
             seen.setdefault(key, t.worker_index)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import TypedDict, cast
 
 
 class DistributedInfo(TypedDict):
@@ -19,24 +19,17 @@ class DistributedInfo(TypedDict):
 
 
 class TopologyError(ValueError):
-    """A distributed-training environment variable is missing, malformed or inconsistent.
+    """A distributed-training variable is missing, malformed or inconsistent. When only one of
+    ``RANK`` and ``WORLD_SIZE`` is set, ``present`` names it and ``missing`` the other."""
 
-    When only one of ``RANK`` and ``WORLD_SIZE`` is set, ``present`` names it and ``missing`` the
-    other (both ``None`` otherwise), so a caller may treat the lone variable as a stray one.
-    """
-
-    def __init__(
-        self, message: str, *, present: str | None = None, missing: str | None = None
-    ) -> None:
-        super().__init__(message)
+    def __init__(self, msg: str, *, present: str | None = None, missing: str | None = None) -> None:
+        super().__init__(msg)
         self.present, self.missing = present, missing
 
 
 def _read_int(environ: Mapping[str, str], *names: str, minimum: int = 0) -> tuple[str, int] | None:
-    """The first of ``names`` set to a non-blank value, and that value."""
-    for name in names:
-        raw = environ.get(name, "").strip()
-        if raw:
+    for name in names:  # the first one set to a non-blank value
+        if raw := environ.get(name, "").strip():
             try:
                 value = int(raw)
             except ValueError:
@@ -49,11 +42,7 @@ def _read_int(environ: Mapping[str, str], *names: str, minimum: int = 0) -> tupl
 
 @dataclass(frozen=True)
 class Topology:
-    """The position of one process in a distributed job.
-
-    ``worker_index`` is the node (torchrun "group") this process runs on and ``num_workers`` the
-    number of nodes.
-    """
+    """The position of one process in a distributed job; ``worker_index`` is its node."""
 
     rank: int
     world_size: int
@@ -64,10 +53,8 @@ class Topology:
 
     def __post_init__(self) -> None:
         w, lw, r, lr = self.world_size, self.local_world_size, self.rank, self.local_rank
-        if w < 1:
-            raise TopologyError(f"WORLD_SIZE={w} must be >= 1")
-        if lw < 1:
-            raise TopologyError(f"LOCAL_WORLD_SIZE={lw} must be >= 1")
+        if w < 1 or lw < 1:
+            raise TopologyError(f"WORLD_SIZE={w} and LOCAL_WORLD_SIZE={lw} must be >= 1")
         if not 0 <= r < w:
             raise TopologyError(f"RANK={r} must be in [0, WORLD_SIZE={w})")
         if not 0 <= lr < lw:
@@ -91,25 +78,20 @@ class Topology:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Topology | None:
-        """Read the topology from ``environ``; ``None`` unless ``RANK`` or ``WORLD_SIZE`` is set.
-
-        Fallbacks: for ``LOCAL_WORLD_SIZE``, ``NPROC_PER_NODE``, else ``WORLD_SIZE // NNODES``
-        (or ``NUM_NODES``), else ``WORLD_SIZE`` (one node); for ``LOCAL_RANK``, ``RANK %
-        LOCAL_WORLD_SIZE``; for ``GROUP_RANK``, ``NODE_RANK``, else ``RANK // LOCAL_WORLD_SIZE``.
-        """
+        """Read ``environ``; ``None`` when neither ``RANK`` nor ``WORLD_SIZE`` is set. Fallbacks:
+        ``LOCAL_WORLD_SIZE``: ``NPROC_PER_NODE``, ``WORLD_SIZE // NNODES`` (or ``NUM_NODES``), one
+        node; ``LOCAL_RANK``: ``RANK % LOCAL_WORLD_SIZE``; ``GROUP_RANK``: ``NODE_RANK``, ``RANK //
+        LOCAL_WORLD_SIZE``."""
         rank = _read_int(environ, "RANK")
         world = _read_int(environ, "WORLD_SIZE", minimum=1)
         if rank is None or world is None:
             lone = rank or world
             if lone is None:
                 return None
+            name, value = lone
             missing = "WORLD_SIZE" if world is None else "RANK"
-            raise TopologyError(
-                f"{lone[0]}={lone[1]} is set but {missing} is not; a distributed process needs "
-                "both",
-                present=lone[0],
-                missing=missing,
-            )
+            msg = f"{name}={value} is set but {missing} is not; a distributed process needs both"
+            raise TopologyError(msg, present=name, missing=missing)
         r, w = rank[1], world[1]
         local_world = _read_int(environ, "LOCAL_WORLD_SIZE", "NPROC_PER_NODE", minimum=1)
         nodes = None if local_world else _read_int(environ, "NNODES", "NUM_NODES", minimum=1)
@@ -130,22 +112,15 @@ class Topology:
 
     def info(self) -> DistributedInfo:
         """The rank dictionary that ``get_distributed_info()`` returns."""
-        return {
-            "rank": self.rank,
-            "local_rank": self.local_rank,
-            "world_size": self.world_size,
-            "local_world_size": self.local_world_size,
-            "worker_index": self.worker_index,
-            "num_workers": self.num_workers,
-        }
+        return cast(
+            "DistributedInfo", {k: getattr(self, k) for k in DistributedInfo.__annotations__}
+        )
 
     @classmethod
     def enumerate(cls, nnodes: int, nproc_per_node: int) -> list[Topology]:
         """Every process of a job with ``nnodes`` nodes of ``nproc_per_node`` processes each."""
         if nnodes < 1 or nproc_per_node < 1:
-            raise TopologyError(
-                f"nnodes={nnodes} and nproc_per_node={nproc_per_node} must both be >= 1"
-            )
+            raise TopologyError(f"nnodes={nnodes} and nproc_per_node={nproc_per_node} must be >= 1")
         return [
             cls(node * nproc_per_node + local, nnodes * nproc_per_node, local, nproc_per_node, node)
             for node in range(nnodes)
