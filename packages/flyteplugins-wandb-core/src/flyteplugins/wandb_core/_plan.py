@@ -92,12 +92,9 @@ def plan(
     parent_in_process: bool = False,
     label: str | None = None,
 ) -> RunPlan:
-    """Plan W&B for one process, per docs/plan.md (``topology=None``: a plain task's process).
-
-    ``base`` is :func:`make_base`'s; ``user_id`` replaces it and wins over ``parent_id``, the run
-    an enclosing task published (``parent_in_process``: live in this process); ``label`` names a
-    plain process that joins a run another process owns.
-    """
+    """Plan W&B for one process (``topology=None``: a plain task's) by the tables of docs/plan.md.
+    ``user_id`` replaces ``base`` and wins over ``parent_id`` (the run an enclosing task published,
+    live here if ``parent_in_process``); ``label`` names a plain process joining another's run."""
     mode, scope = parse_run_mode(run_mode), parse_rank_scope(rank_scope)
     own_id = None if user_id is None else check_user_id(user_id)
     root, join_id = own_id or base, parent_id if own_id is None else None

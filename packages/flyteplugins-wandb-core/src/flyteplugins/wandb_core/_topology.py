@@ -53,8 +53,6 @@ class Topology:
 
     def __post_init__(self) -> None:
         w, lw, r, lr = self.world_size, self.local_world_size, self.rank, self.local_rank
-        if w < 1 or lw < 1:
-            raise TopologyError(f"WORLD_SIZE={w} and LOCAL_WORLD_SIZE={lw} must be >= 1")
         if not 0 <= r < w:
             raise TopologyError(f"RANK={r} must be in [0, WORLD_SIZE={w})")
         if not 0 <= lr < lw:
@@ -65,8 +63,6 @@ class Topology:
             raise TopologyError(
                 f"GROUP_RANK={self.worker_index} must be in [0, number of workers={w // lw})"
             )
-        if self.restart_count < 0:
-            raise TopologyError(f"TORCHELASTIC_RESTART_COUNT={self.restart_count} must be >= 0")
 
     @property
     def num_workers(self) -> int:
@@ -101,14 +97,9 @@ class Topology:
         local_rank = _read_int(environ, "LOCAL_RANK")
         group = _read_int(environ, "GROUP_RANK", "NODE_RANK")
         restart = _read_int(environ, "TORCHELASTIC_RESTART_COUNT")
-        return cls(
-            rank=r,
-            world_size=w,
-            local_rank=local_rank[1] if local_rank else r % lw,
-            local_world_size=lw,
-            worker_index=group[1] if group else r // lw,
-            restart_count=restart[1] if restart else 0,
-        )
+        lr = local_rank[1] if local_rank else r % lw
+        node = group[1] if group else r // lw
+        return cls(r, w, lr, lw, node, restart[1] if restart else 0)
 
     def info(self) -> DistributedInfo:
         """The rank dictionary that ``get_distributed_info()`` returns."""
