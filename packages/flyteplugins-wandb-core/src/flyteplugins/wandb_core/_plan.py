@@ -165,9 +165,8 @@ def parse_nnodes(value: int | str) -> int:
     except ValueError:
         raise ValueError(invalid + "expected an int or 'min:max'") from None
     if not 1 <= least <= n:
-        raise ValueError(
-            invalid + ("in 'min:max', min must be >= 1 and <= max" if sep else "must be >= 1")
-        )
+        rule = "in 'min:max', min must be >= 1 and <= max" if sep else "must be >= 1"
+        raise ValueError(invalid + rule)
     return n
 
 
