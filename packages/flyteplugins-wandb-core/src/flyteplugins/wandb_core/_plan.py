@@ -99,11 +99,13 @@ def plan(
     own_id = None if user_id is None else check_user_id(user_id)
     root, join_id = own_id or base, parent_id if own_id is None else None
 
-    def owner(run_id: str, group: str | None = None) -> RunPlan:
-        return RunPlan(mode, scope, True, False, run_id, group, False, True, None, True)
+    def owner(run_id: str, group: str | None = None) -> RunPlan:  # the run's only writer
+        return RunPlan(mode, scope, True, run_id=run_id, group=group, primary=True, finishes=True)
 
-    def writer(run_id: str, primary: bool, label: str) -> RunPlan:
-        return RunPlan(mode, scope, True, False, run_id, None, True, primary, label, primary)
+    def writer(run_id: str, lead: bool, label: str) -> RunPlan:  # one of a shared run's
+        return RunPlan(
+            mode, scope, True, run_id=run_id, shared=True, primary=lead, label=label, finishes=lead
+        )
 
     if topology is None:
         if mode == "new" or join_id is None:
