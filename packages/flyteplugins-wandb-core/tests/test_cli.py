@@ -159,12 +159,3 @@ def test_usage_errors_exit_2(args: list[str], message: str) -> None:
     assert out.stderr.startswith("usage: flyteplugins-wandb-plan")
     assert message in out.stderr
     assert out.stdout == ""
-
-
-@pytest.mark.parametrize("value", ["4:1", "0:2", "a:2"])
-def test_an_elastic_range_with_min_above_max_is_refused(value: str) -> None:
-    from flyteplugins.wandb_core import parse_nnodes
-
-    with pytest.raises(ValueError, match="nnodes"):
-        parse_nnodes(value)
-    assert parse_nnodes("1:4") == 4 and parse_nnodes("3:3") == 3

@@ -6,24 +6,17 @@ import pytest
 
 from flyteplugins.wandb_core import (
     MAX_RUN_ID_LENGTH,
-    check_user_id,
     is_valid_run_id,
     link_targets,
     make_base,
     parse_nnodes,
     plan_job,
-    sanitize,
 )
 
 
-def test_base_is_sanitized() -> None:
-    assert make_base("my run/2024", "a0:b") == "my-run-2024-a0-b"
+def test_base_is_valid_for_wandb() -> None:
+    """Exact bases are pinned in test_ids_pinned.py; here, one made of reserved characters."""
     assert is_valid_run_id(make_base("x;y,z#?", "'q'"))
-
-
-def test_templates_are_kept_verbatim() -> None:
-    assert make_base("run 1", "{{.actionName}}") == "run-1-{{.actionName}}"
-    assert sanitize("a b{{ .runName }}c/d") == "a-b{{ .runName }}c-d"
 
 
 def test_long_base_is_shortened_deterministically() -> None:
@@ -43,11 +36,6 @@ def test_long_base_never_cuts_a_template() -> None:
 def test_templates_alone_too_long() -> None:
     with pytest.raises(ValueError, match="cannot fit"):
         make_base("{{.a}}{{.b}}{{.c}}", "{{.d}}")
-
-
-def test_user_id_checked_and_fitted() -> None:
-    assert check_user_id("exp-1") == "exp-1"
-    assert len(check_user_id("x" * 500)) <= 100
 
 
 @pytest.mark.parametrize(
@@ -94,12 +82,12 @@ def test_links_equal_the_runs_the_plan_creates() -> None:
             assert planned == linked
 
 
-@pytest.mark.parametrize(("value", "n"), [(2, 2), ("3", 3), ("1:4", 4), (" 2:8 ", 8)])
+@pytest.mark.parametrize(("value", "n"), [(2, 2), ("3", 3), ("1:4", 4), (" 2:8 ", 8), ("3:3", 3)])
 def test_parse_nnodes(value: int | str, n: int) -> None:
     assert parse_nnodes(value) == n
 
 
-@pytest.mark.parametrize("value", [0, "x", "1:y", "0", True, 2.5])
+@pytest.mark.parametrize("value", [0, "x", "1:y", "0", True, 2.5, "4:1", "0:2", "a:2"])
 def test_parse_nnodes_rejects(value: object) -> None:
     with pytest.raises(ValueError, match="invalid nnodes"):
         parse_nnodes(value)  # type: ignore[arg-type]

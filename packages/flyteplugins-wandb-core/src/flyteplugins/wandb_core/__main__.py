@@ -1,25 +1,8 @@
-"""Entry points of the plan command line.
-
-``flyteplugins-wandb-plan`` (the console script) runs :func:`main`; ``python -m
-flyteplugins.wandb_core`` runs this module. Each names itself in its usage line.
-"""
-
-from __future__ import annotations
+"""``python -m flyteplugins.wandb_core``: the plan command line; ``main`` is the console script."""
 
 import sys
-from collections.abc import Sequence
 
-from . import _cli
-
-__all__ = ["main"]
-
-MODULE_PROG = "python -m flyteplugins.wandb_core"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The ``flyteplugins-wandb-plan`` console script."""
-    return _cli.main(argv, prog=_cli.PROG)
-
+from ._cli import main
 
 if __name__ == "__main__":
-    sys.exit(_cli.main(prog=MODULE_PROG))
+    sys.exit(main(prog="python -m flyteplugins.wandb_core"))
