@@ -29,7 +29,6 @@ from ._context import get_wandb_context, wandb_config
 from ._decorator import get_distributed_info, get_wandb_run_dir, wandb_init
 from ._globals import WandbGlobalsUnavailable, WandbInitInTaskWarning
 from ._link import Wandb
-from ._ranks import WandbStrayRank
 from ._resilience import WandbOfflineFallback, WandbServerUnreachable, WandbUploadIncomplete
 from ._settings import WandbIdShortened
 from ._state import get_wandb_run
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
         apply_recorded_uses,
         log_model_checkpoint,
     )
+    from ._distributed import WandbStrayRank
     from ._report import WandbReportFailed, report_sweep
     from ._rewind import WandbRewindError, rewind_to
     from ._sync import WandbOfflineRunNotSaved
@@ -57,6 +57,7 @@ _LAZY = {
     "report_sweep": "_report",
     "WandbRewindError": "_rewind",
     "rewind_to": "_rewind",
+    "WandbStrayRank": "_distributed",
     "WandbOfflineRunNotSaved": "_sync",
     "WandbSyncFailed": "_sync_task",
     "sync_wandb": "_sync_task",

@@ -104,7 +104,7 @@ def keep_links_on_override(
     the links the caller kept or passed, followed by ``make_links(new_task)``, and the hook is
     installed on the new task too. The plugin's own ``Wandb`` links are kept the same way.
     """
-    from ._elastic import keep_links_on_override as keep
+    from ._decorator import keep_links_on_override as keep
 
     keep(task, ours, make_links)
 
