@@ -151,14 +151,12 @@ def visible_gpu_ids(environ: Mapping[str, str], count: int | None = None) -> lis
     else to the NVIDIA device nodes. ``CUDA_VISIBLE_DEVICES`` maps logical to physical indices
     (W&B's monitor enumerates physical devices); UUIDs cannot be mapped: ``None``.
     """
-    torch = sys.modules.get("torch")
-    if count is None and torch is not None:
-        try:
-            count = int(torch.cuda.device_count())
-        except Exception:  # a broken CUDA install must not break logging
+    if count is None:
+        torch = sys.modules.get("torch")
+        try:  # a broken CUDA install must not break logging
+            count = int(torch.cuda.device_count()) if torch else len(glob.glob("/dev/nvidia[0-9]*"))
+        except Exception:
             count = 0
-    elif count is None:
-        count = len(glob.glob("/dev/nvidia[0-9]*"))
     raw = environ.get("CUDA_VISIBLE_DEVICES")
     if count <= 0 or raw is None:
         return list(range(count)) or None

@@ -29,7 +29,7 @@ class Native(Extension):
             args = (_report.open_tab, self.run, call.active.topology)
             self.tab = _guard(_report.WandbReportFailed, "start the W&B tab", *args)
 
-    def _log(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
+    def _artifacts(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
         items = _guard(_artifacts.WandbArtifactFailed, what, fn, *args)
         if self.tab is not None and items:
             self.tab.artifacts.extend(items)
@@ -37,7 +37,7 @@ class Native(Extension):
     def before(self, call: Any, func: Callable[..., Any], args: Any, kwargs: Any) -> None:
         if self.settings.get("log_inputs"):
             inputs = _artifacts.bind_inputs(func, args, kwargs)
-            self._log(
+            self._artifacts(
                 "record the task's inputs", _artifacts.log_inputs, self.run, inputs, call.owned
             )
 
@@ -46,7 +46,7 @@ class Native(Extension):
             tctx = _flyte.task_context()
             identity = _flyte.identity(tctx).as_config() if tctx else None
             args = (self.run, call.name, func, result, identity)
-            self._log("log the task's outputs", _artifacts.log_outputs, *args)
+            self._artifacts("log the task's outputs", _artifacts.log_outputs, *args)
 
     def closing(self, call: Any, exc: BaseException | None, code: int) -> None:
         if self.tab is not None:

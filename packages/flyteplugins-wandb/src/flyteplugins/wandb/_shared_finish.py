@@ -61,6 +61,19 @@ def split_finish(budget: float) -> FinishShares | None:
     return FinishShares(budget=budget, secondary=half, primary=half)
 
 
+def _collect(store: Any, keys: dict[int, str], wait_s: float) -> dict[int, str]:
+    """The values of ``keys`` published within ``wait_s`` seconds."""
+    found: dict[int, str] = {}
+    deadline = time.monotonic() + wait_s
+    while True:
+        for rank in keys.keys() - found.keys():
+            if store.check([keys[rank]]):
+                found[rank] = store.get(keys[rank]).decode()
+        if len(found) == len(keys) or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.05)
+
+
 @dataclass
 class SharedFinish:
     """Orders the finishes of the ranks that write one shared run, within one budget.
@@ -125,18 +138,6 @@ class SharedFinish:
         shares = self.shares
         return None if shares is None else (shares.primary if self.primary else shares.secondary)
 
-    def _collect(self, store: Any, keys: dict[int, str], wait_s: float) -> dict[int, str]:
-        """The values of ``keys`` published within ``wait_s`` seconds."""
-        found: dict[int, str] = {}
-        deadline = time.monotonic() + wait_s
-        while True:
-            for rank in keys.keys() - found.keys():
-                if store.check([keys[rank]]):
-                    found[rank] = store.get(keys[rank]).decode()
-            if len(found) == len(keys) or time.monotonic() >= deadline:
-                return found
-            time.sleep(0.05)
-
     def before_finish(self, exit_code: int) -> int:
         """Before this writer finishes: a secondary publishes its exit code, the primary waits
         for the secondaries; return the exit code the run finishes with."""
@@ -149,12 +150,12 @@ class SharedFinish:
             store.set(f"{ns}/code/{self.rank}", str(exit_code))
             return exit_code
         grace = self.timeout_s if exit_code == 0 else min(self.timeout_s, FAILURE_GRACE_S)
-        codes = self._collect(store, {r: f"{ns}/code/{r}" for r in self.secondaries}, grace)
+        codes = _collect(store, {r: f"{ns}/code/{r}" for r in self.secondaries}, grace)
         self.began = time.monotonic()  # the job's code has returned: the budget starts
         upload_s = self.shares.wait if self.shares is not None else self.timeout_s
         if exit_code != 0:
             upload_s = min(upload_s, FAILURE_GRACE_S)
-        done = self._collect(store, {r: f"{ns}/done/{r}" for r in codes}, upload_s)
+        done = _collect(store, {r: f"{ns}/done/{r}" for r in codes}, upload_s)
         stuck = sorted(set(self.secondaries) - codes.keys())
         failed = sorted(r for r, code in codes.items() if code != "0")
         uploading = sorted(codes.keys() - done.keys())
@@ -185,4 +186,4 @@ class SharedFinish:
             store.set(key, str(exit_code))
             if exit_code != 0 and not self.primary and self.has_primary:
                 primary = {0: f"{self.namespace}/primary-done"}
-                self._collect(store, primary, min(self.timeout_s, FAILURE_GRACE_S))
+                _collect(store, primary, min(self.timeout_s, FAILURE_GRACE_S))
