@@ -17,8 +17,7 @@ import flyte
 import pytest
 from _plugin_helpers import by_id, run_local
 
-from flyteplugins.wandb import get_distributed_info, get_wandb_run, wandb_init
-from flyteplugins.wandb._ranks import WandbStrayRank
+from flyteplugins.wandb import WandbStrayRank, get_distributed_info, get_wandb_run, wandb_init
 from flyteplugins.wandb_core import make_base
 
 pytestmark = pytest.mark.timeout(300)

@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from flyteplugins.wandb._ranks import LAUNCHER_MARKERS, WandbStrayRank, read_topology
+from flyteplugins.wandb._distributed import LAUNCHER_MARKERS, WandbStrayRank, read_topology
 from flyteplugins.wandb_core import TopologyError
 
 FULL = {"RANK": "1", "WORLD_SIZE": "2"}

@@ -20,7 +20,6 @@ from ._context import get_wandb_context, wandb_config
 from ._decorator import get_distributed_info, get_wandb_run_dir, wandb_init
 from ._globals import WandbGlobalsUnavailable, WandbInitInTaskWarning
 from ._link import Wandb
-from ._ranks import WandbStrayRank
 from ._settings import WandbIdShortened
 from ._state import get_wandb_run
 
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
         apply_recorded_uses,
         log_model_checkpoint,
     )
+    from ._distributed import WandbStrayRank
     from ._failures import (
         WandbApiKeyMissing,
         WandbFinishFailed,
@@ -50,6 +50,7 @@ _LAZY = {
     for module, names in (
         ("_artifacts", "WandbArtifactFailed WandbCloudExtraMissing apply_recorded_uses"),
         ("_artifacts", "log_model_checkpoint"),
+        ("_distributed", "WandbStrayRank"),
         ("_failures", "WandbApiKeyMissing WandbOfflineFallback WandbServerUnreachable"),
         ("_failures", "WandbUploadIncomplete WandbFinishFailed WandbLinkIncomplete"),
         ("_report", "WandbReportFailed report_sweep"),

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
-from . import _backend, _client, _flyte, _ranks, _resolve, _state
+from . import _backend, _client, _flyte, _resolve, _state
 from ._context import (
     PREFIX,
     override_custom_context,
@@ -93,7 +94,11 @@ class _Call:
         tctx = flyte.ctx()
         settings = _resolve.merge_settings(read_wandb_config(), self.opts)
         check_download_logs(settings.get("download_logs"))
-        topology = _ranks.read_topology(os.environ)
+        topology = None
+        if "RANK" in os.environ or "WORLD_SIZE" in os.environ:  # distributed, or a stray variable
+            from ._distributed import read_topology
+
+            topology = read_topology(os.environ)
         distributed: Any = None
         if topology is not None:
             from . import _distributed as distributed
@@ -299,13 +304,17 @@ class _Call:
 
 
 def _extensions(call: _Call, settings: Mapping[str, Any]) -> list[Extension]:
-    """The extensions ``call`` needs, each module imported only then."""
+    """The extensions ``call`` needs, each module imported only then (a plain task's call gets
+    the per-task wandb globals, and the SIGTERM handler on the main thread, nothing else)."""
     out: list[Extension] = []
     if call.owned:
         from ._globals import Globals
-        from ._preemption import Preemption
 
-        out += [Globals(), Preemption()]
+        out.append(Globals())
+        if threading.current_thread() is threading.main_thread():  # only it may set handlers
+            from ._preemption import Preemption
+
+            out.append(Preemption())
         if settings.get("sync"):
             from ._sync import AfterRun
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast, overload
 
 from flyteplugins.wandb_core import (
@@ -17,7 +17,7 @@ from flyteplugins.wandb_core import (
     parse_run_mode,
 )
 
-from . import _elastic, _flyte, _ranks
+from . import _flyte
 from ._call import _Call
 from ._extension import download_hook
 from ._settings import (
@@ -44,7 +44,11 @@ def get_wandb_run_dir() -> str | None:
 def get_distributed_info() -> DistributedInfo | None:
     """Rank, local rank, world size, local world size, worker index and count; ``None`` outside
     a distributed job (``RANK``/``WORLD_SIZE`` unset)."""
-    topology = _ranks.read_topology(os.environ)
+    if "RANK" not in os.environ and "WORLD_SIZE" not in os.environ:
+        return None
+    from ._distributed import read_topology
+
+    topology = read_topology(os.environ)
     return None if topology is None else topology.info()
 
 
@@ -148,13 +152,36 @@ def _wrap_task(task: Any, opts: dict[str, Any]) -> Any:
 
     links = tuple(_task_links(task, opts, Wandb))
     task.links = (*tuple(task.links or ()), *links)
-    _elastic.keep_links_on_override(task, links, lambda t: _task_links(t, opts, Wandb))
+    keep_links_on_override(task, links, lambda t: _task_links(t, opts, Wandb))
     return task
+
+
+def keep_links_on_override(
+    task: Any, ours: Sequence[Any], make_links: Callable[[Any], Sequence[Any]]
+) -> None:
+    """``ext.keep_links_on_override``: ``task.override(...)`` returns a task whose links are the
+    caller's, then ``make_links(new_task)`` (a hook installed on ``task`` before runs first)."""
+    previous = vars(task).get("override") or functools.partial(type(task).override, task)
+    own = {id(link) for link in ours}
+
+    def override(*args: Any, **kwargs: Any) -> Any:
+        new = previous(*args, **kwargs)
+        fresh = tuple(make_links(new))
+        new.links = (*(link for link in new.links or () if id(link) not in own), *fresh)
+        keep_links_on_override(new, fresh, make_links)
+        return new
+
+    override.__doc__ = type(task).override.__doc__
+    object.__setattr__(task, "override", override)
 
 
 def _task_links(task: Any, opts: Mapping[str, Any], link_cls: Any) -> list[Any]:
     """One link per page the task's runs will have (one per worker in worker scope)."""
-    shape = _elastic.shape_of_task(task)  # Elastic / clustered TorchRun config, else None
+    shape = None
+    if getattr(task, "plugin_config", None) is not None:  # Elastic / clustered TorchRun config
+        from ._distributed import shape_of_config
+
+        shape = shape_of_config(task.plugin_config)
     common = {
         "project": opts.get("project"),
         "entity": opts.get("entity"),
@@ -166,7 +193,7 @@ def _task_links(task: Any, opts: Mapping[str, Any], link_cls: Any) -> list[Any]:
     }
     if shape is None:
         return [link_cls(**common)]
-    nnodes, nproc_int = shape.nnodes, shape.nproc_per_node
+    nnodes, nproc_int = shape
     probe = link_cls(**common, nnodes=nnodes, nproc_per_node=nproc_int)
     workers = probe.urls("run", "action")
     if len(workers) <= 1:

@@ -1,9 +1,8 @@
 """What ``report``, ``log_outputs`` and ``log_inputs`` add to one decorated task call.
 
-:class:`Native` is the call's extension (``_extension``) for these settings: it opens the report
-tab when the run exists, records the inputs before the user's function and logs its outputs
-after it, and writes the tab as the run finishes. Each step catches its own failure and turns it
-into a warning: these features never fail a task nor hide the user's exception.
+:class:`Native` opens the report tab when the run exists, records the inputs before the user's
+function, logs its outputs after it and writes the tab as the run finishes. Each step turns its
+own failure into a warning: these features never fail a task nor hide the user's exception.
 """
 
 from __future__ import annotations
@@ -21,60 +20,33 @@ class Native(Extension):
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings
-        self.log_outputs = bool(settings.get("log_outputs"))
-        self.log_inputs = bool(settings.get("log_inputs"))
         self.tab: _report.Tab | None = None
-        self.call: Any = None
         self.run: Any = None
 
     def started(self, call: Any) -> None:
-        self.call = call
         self.run = call.run
         if self.settings.get("report"):
-            self.tab = _guard(
-                _report.WandbReportFailed,
-                "start the W&B tab",
-                _report.open_tab,
-                self.run,
-                call.active.topology,
-            )
+            args = (_report.open_tab, self.run, call.active.topology)
+            self.tab = _guard(_report.WandbReportFailed, "start the W&B tab", *args)
 
-    def _identity(self) -> dict[str, Any] | None:
-        tctx = _flyte.task_context()
-        return _flyte.identity(tctx).as_config() if tctx else None
-
-    def _show(self, items: list[dict[str, Any]] | None) -> None:
+    def _artifacts(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
+        items = _guard(_artifacts.WandbArtifactFailed, what, fn, *args)
         if self.tab is not None and items:
             self.tab.artifacts.extend(items)
 
     def before(self, call: Any, func: Callable[..., Any], args: Any, kwargs: Any) -> None:
-        if not self.log_inputs:
-            return
-        inputs = _artifacts.bind_inputs(func, args, kwargs)
-        used = _guard(
-            _artifacts.WandbArtifactFailed,
-            "record the task's inputs",
-            _artifacts.log_inputs,
-            self.run,
-            inputs,
-            self.call.owned,
-        )
-        self._show(used)
+        if self.settings.get("log_inputs"):
+            inputs = _artifacts.bind_inputs(func, args, kwargs)
+            self._artifacts(
+                "record the task's inputs", _artifacts.log_inputs, self.run, inputs, call.owned
+            )
 
     def after(self, call: Any, func: Callable[..., Any], result: Any) -> None:
-        if not self.log_outputs:
-            return
-        logged = _guard(
-            _artifacts.WandbArtifactFailed,
-            "log the task's outputs",
-            _artifacts.log_outputs,
-            self.run,
-            self.call.name,
-            func,
-            result,
-            self._identity(),
-        )
-        self._show(logged)
+        if self.settings.get("log_outputs"):
+            tctx = _flyte.task_context()
+            identity = _flyte.identity(tctx).as_config() if tctx else None
+            args = (self.run, call.name, func, result, identity)
+            self._artifacts("log the task's outputs", _artifacts.log_outputs, *args)
 
     def closing(self, call: Any, exc: BaseException | None, code: int) -> None:
         if self.tab is not None:
@@ -98,13 +70,8 @@ def _guard(category: type[Warning], what: str, fn: Callable[..., Any], *args: An
 async def settle() -> None:
     """In an ``async`` task, after its call ended: let the scheduled report writes finish."""
     if _report._pending:
-        await _guard_async(_report.drain())
-
-
-async def _guard_async(awaitable: Any) -> None:
-    try:
-        await awaitable
-    except Exception as exc:
-        warnings.warn(
-            f"could not write the W&B tab: {exc!r}", _report.WandbReportFailed, stacklevel=2
-        )
+        try:
+            await _report.drain()
+        except Exception as exc:
+            msg = f"could not write the W&B tab: {exc!r}"
+            warnings.warn(msg, _report.WandbReportFailed, stacklevel=1)

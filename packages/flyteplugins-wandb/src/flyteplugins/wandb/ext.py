@@ -53,7 +53,7 @@ def keep_links_on_override(
 ) -> None:
     """Keep the links a decorator added (``ours``) on every ``task.override(...)``: the new task
     gets the links the caller kept or passed, then ``make_links(new_task)``, and the hook."""
-    from ._elastic import keep_links_on_override as keep
+    from ._decorator import keep_links_on_override as keep
 
     keep(task, ours, make_links)
 
