@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from flyteplugins.wandb_core import RankScope, RunMode
 
 from .__about__ import __version__
+from ._call import WandbLinkIncomplete
 from ._context import get_wandb_context, wandb_config
 from ._decorator import get_distributed_info, get_wandb_run_dir, wandb_init
 from ._globals import WandbGlobalsUnavailable, WandbInitInTaskWarning
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from ._failures import (
         WandbApiKeyMissing,
         WandbFinishFailed,
-        WandbLinkIncomplete,
         WandbOfflineFallback,
         WandbServerUnreachable,
         WandbUploadIncomplete,
@@ -52,7 +52,7 @@ _LAZY = {
         ("_artifacts", "log_model_checkpoint"),
         ("_distributed", "WandbStrayRank"),
         ("_failures", "WandbApiKeyMissing WandbOfflineFallback WandbServerUnreachable"),
-        ("_failures", "WandbUploadIncomplete WandbFinishFailed WandbLinkIncomplete"),
+        ("_failures", "WandbUploadIncomplete WandbFinishFailed"),
         ("_report", "WandbReportFailed report_sweep"),
         ("_rewind", "WandbRewindError rewind_to"),
         ("_sync", "WandbOfflineRunNotSaved"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
@@ -48,6 +49,11 @@ def _sweep_trial() -> _resolve.Trial | None:
         run_id=env.get("WANDB_RUN_ID") or None,
         param_path=env.get("WANDB_SWEEP_PARAM_PATH") or None,
     )
+
+
+class WandbLinkIncomplete(UserWarning):
+    """A task's run started with no entity known anywhere before it, so the task's link could not
+    name the run's page: it opens the W&B app instead."""
 
 
 class _Call:
@@ -198,9 +204,14 @@ class _Call:
                 and resolved.url is None
                 and (topology is None or topology.rank == 0)
             ):
-                from ._failures import link_incomplete
-
-                link_incomplete(run)
+                warnings.warn(
+                    "this task's W&B link opens the W&B app, not its run: no entity was known "
+                    "when the link rendered (give entity= to @wandb_init or wandb_config, or set "
+                    f"WANDB_ENTITY). The run's page: "
+                    f"{getattr(run, 'url', None) or '(offline: known after wandb sync)'}",
+                    WandbLinkIncomplete,
+                    stacklevel=4,
+                )
         self.run = run
         entity = getattr(run, "entity", None) or resolved.entity
         project = getattr(run, "project", None) or resolved.project

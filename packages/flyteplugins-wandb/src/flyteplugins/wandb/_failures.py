@@ -1,5 +1,5 @@
 """What a call does when something fails it: at the start (no key, unreachable server, offline
-fallback, no entity for the link), at the end (a failed finish, an upload cut by
+fallback), at the end (a failed finish, an upload cut by
 ``finish_timeout``). Imported only on those paths."""
 
 from __future__ import annotations
@@ -15,11 +15,6 @@ from ._resilience import CLIENT_BOUNDS, env_var, redact
 
 #: A finish that took this part of its ``finish_timeout`` or more ran into it.
 TIMED_OUT_FRACTION: Final = 0.95
-
-
-class WandbLinkIncomplete(UserWarning):
-    """A task's run started with no entity known anywhere before it, so the task's link could not
-    name the run's page: it opens the W&B app instead."""
 
 
 class WandbFinishFailed(UserWarning):
@@ -113,15 +108,6 @@ def probe(base_url: str, settings: Any, environ: Mapping[str, str] | None = None
 
 def warn(message: str, category: type[Warning], stacklevel: int = 5) -> None:
     warnings.warn(redact(message), category, stacklevel=stacklevel)
-
-
-def link_incomplete(run: Any) -> None:
-    warn(
-        f"this task's W&B link opens the W&B app, not its run: no entity was known when the link "
-        f"rendered (give entity= to @wandb_init or wandb_config, or set WANDB_ENTITY). The run's "
-        f"page: {getattr(run, 'url', None) or '(offline: known after wandb sync)'}",
-        WandbLinkIncomplete,
-    )
 
 
 def finish_failed(run: Any, error: Exception) -> None:
