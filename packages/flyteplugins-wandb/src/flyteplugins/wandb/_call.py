@@ -122,21 +122,16 @@ class _Call:
         launcher_base = None
         if identity is None and distributed is not None:
             launcher_base = distributed.launcher_base(self.name, topology, os.environ)
-        in_enclosing: _resolve.Parent | None = None
+        in_enclosing = None
         if enclosing is not None and enclosing.run is not None:
-            in_enclosing = _resolve.Parent(
-                id=str(getattr(enclosing.run, "id", None) or enclosing.plan.run_id),
-                host=enclosing.host,
-                entity=enclosing.entity,
-                project=enclosing.project,
-                in_process=True,
-            )
+            run_id = str(getattr(enclosing.run, "id", None) or enclosing.plan.run_id)
+            e = enclosing
+            in_enclosing = _resolve.Parent(run_id, e.host, e.entity, e.project, in_process=True)
         published = _resolve.Parent.from_published(
             read_parent() if tctx else None, in_process=False
         )
-        if published is not None:
-            with _state.live_lock:
-                live = published.id in _state.live_runs
+        if published is not None:  # a parent's run live in this process is logged to, not joined
+            live = published.id in _state.live_runs
             published = dataclasses.replace(published, in_process=live)
         parent = _resolve.choose_parent(kind, in_enclosing, published)
         resolved = _resolve.resolve(
@@ -152,15 +147,12 @@ class _Call:
         )
         p = resolved.plan
         parent_id = parent.id if parent is not None else None
-        if parent is not None and parent is in_enclosing:
-            parent_run = enclosing.run if enclosing is not None else None
-        else:
-            with _state.live_lock:
-                parent_run = _state.live_runs.get(parent_id) if parent_id is not None else None
-
         run: Any = None
-        if p.reuses_parent:
-            run = parent_run
+        if p.reuses_parent and parent is not None:
+            if parent is in_enclosing and enclosing is not None:
+                run = enclosing.run
+            else:
+                run = _state.live_runs.get(parent.id)
         elif p.initializes:
             extra = dict(resolved.settings)
             user_settings = settings.get("settings")

@@ -11,20 +11,12 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast, overload
 
-from flyteplugins.wandb_core import (
-    DistributedInfo,
-    parse_rank_scope,
-    parse_run_mode,
-)
+from flyteplugins.wandb_core import DistributedInfo, parse_rank_scope, parse_run_mode
 
 from . import _flyte
 from ._call import _Call
 from ._extension import download_hook
-from ._settings import (
-    check_no_secret,
-    normalize_settings,
-    refuse_extras_for_function,
-)
+from ._settings import check_no_secret, normalize_settings, refuse_extras_for_function
 from ._state import get_wandb_run
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -182,37 +174,17 @@ def _task_links(task: Any, opts: Mapping[str, Any], link_cls: Any) -> list[Any]:
         from ._distributed import shape_of_config
 
         shape = shape_of_config(task.plugin_config)
-    common = {
-        "project": opts.get("project"),
-        "entity": opts.get("entity"),
-        "host": opts.get("host"),
-        "id": opts.get("id"),
-        "run_mode": opts.get("run_mode"),
-        "rank_scope": opts.get("rank_scope"),
-        "cached": _may_be_served_from_cache(task),
-    }
+    common = {k: opts.get(k) for k in ("project", "entity", "host", "id", "run_mode", "rank_scope")}
+    # Flyte may return a cached result instead of running the task: its own run may never exist.
+    common["cached"] = getattr(getattr(task, "cache", None), "behavior", None) == "auto"
     if shape is None:
         return [link_cls(**common)]
-    nnodes, nproc_int = shape
-    probe = link_cls(**common, nnodes=nnodes, nproc_per_node=nproc_int)
-    workers = probe.urls("run", "action")
+    common.update(nnodes=shape[0], nproc_per_node=shape[1])
+    workers = link_cls(**common).urls("run", "action")
     if len(workers) <= 1:
-        return [probe]
-    return [
-        link_cls(
-            **common,
-            nnodes=nnodes,
-            nproc_per_node=nproc_int,
-            worker=i,
-            name=f"Weights & Biases (worker {i})",
-        )
-        for i in range(len(workers))
-    ]
-
-
-def _may_be_served_from_cache(task: Any) -> bool:
-    """Whether Flyte may return a cached result instead of running the task (``cache="auto"``)."""
-    return getattr(getattr(task, "cache", None), "behavior", None) == "auto"
+        return [link_cls(**common)]
+    name = "Weights & Biases (worker {})"
+    return [link_cls(**common, worker=i, name=name.format(i)) for i in range(len(workers))]
 
 
 def _wrap_callable(func: Callable[..., Any], opts: dict[str, Any], *, task_wrapper: bool) -> Any:
