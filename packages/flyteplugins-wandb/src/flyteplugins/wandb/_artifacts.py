@@ -1,9 +1,6 @@
-"""Flyte's typed values in W&B: ``File``/``Dir`` outputs as artifacts by reference (no second
-upload), small outputs in the summary, inputs in the config and as artifact uses (lineage).
-
-Offline, the client refuses ``use_artifact``: the use is kept in the config and
-:func:`apply_recorded_uses` declares it once the run was synced. See docs/guide/report.md.
-"""
+"""Flyte's typed values in W&B: ``File``/``Dir`` outputs as artifacts by reference, small
+outputs in the summary, inputs in the config and as artifact uses (lineage; offline kept in the
+config for :func:`apply_recorded_uses`). See docs/guide/report.md."""
 
 from __future__ import annotations
 
@@ -19,16 +16,13 @@ from typing import Any, Final
 
 from . import _stores
 from ._state import current_active, get_wandb_run
-from ._stores import extra_hint, flyte_places, missing_library
 
 INPUTS_KEY: Final = "flyte_inputs"
 INPUT_ARTIFACTS_KEY: Final = "flyte_input_artifacts"
-MAX_VALUE_CHARS: Final = 256
-"""Strings (and the JSON of small values) longer than this stay out of config and summary."""
+MAX_VALUE_CHARS: Final = 256  # longer strings (JSON of small values: x4) stay out of W&B
 MAX_DEPTH: Final = 6
 SECRET_WORDS: Final = ("key", "token", "secret", "password", "passwd", "credential", "auth")
-COMMIT_WAIT_S: Final = 60
-"""Online, how long a producer waits for its artifact to be committed (consumers need it)."""
+COMMIT_WAIT_S: Final = 60  # online, a producer waits for its artifact (consumers need it)
 _UNFIT: Final = object()
 _NAME_BAD: Final = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -75,6 +69,12 @@ def _walk(value: Any, path: str, found: list[tuple[str, Any]], depth: int = 0) -
     if any(v is _UNFIT for v in parts.values()):
         return _UNFIT
     return list(parts.values()) if isinstance(value, (list, tuple)) else parts
+
+
+def _blobs(value: Any, name: str) -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = []
+    _walk(value, name, found)
+    return found
 
 
 def _small(value: Any) -> Any | None:
@@ -125,10 +125,9 @@ def log_outputs(
     summary: dict[str, Any] = {}
     unreferenced = {}
     for name, value in output_items(func, result):
-        found: list[tuple[str, Any]] = []
-        _walk(value, name, found)
+        found = _blobs(value, name)
         for path, blob in found:
-            lib = missing_library(_uri(blob))
+            lib = _stores.missing_library(_uri(blob))
             if lib is None:
                 logged.append(_log_blob(run, task, path, blob, identity))
             else:
@@ -143,7 +142,7 @@ def log_outputs(
         outputs = ", ".join(f"{path} ({uri})" for path, (uri, _) in unreferenced.items())
         warnings.warn(
             f"{task}: no W&B artifact logged for {outputs} (the URIs are in the run's summary): "
-            + extra_hint(lib for _, lib in unreferenced.values()),
+            + _stores.extra_hint(lib for _, lib in unreferenced.values()),
             WandbArtifactFailed,
             stacklevel=2,
         )
@@ -180,7 +179,7 @@ def _log_blob(
     record = {"entity": run.entity or None, "project": run.project, "name": name,
               "alias": alias, "version": version, "digest": artifact.digest,
               "type": artifact.type, "uri": uri}  # fmt: skip
-    place = _stores.record_place(uri, *flyte_places())
+    place = _stores.record_place(uri, *_stores.flyte_places())
     if place is not None:
         _stores.write_text(place, json.dumps(record))
     return {**record, "direction": "output"}
@@ -215,11 +214,9 @@ def log_inputs(run: Any, inputs: Mapping[str, Any], owned: bool) -> list[dict[st
     used: list[dict[str, Any]] = []
     recorded: dict[str, Any] = {}
     online = not getattr(run.settings, "_offline", False)
-    _, run_base_dir = flyte_places()
+    _, run_base_dir = _stores.flyte_places()
     for name, value in inputs.items():
-        found: list[tuple[str, Any]] = []
-        _walk(value, name, found)
-        for path, blob in found:
+        for path, blob in _blobs(value, name):
             uri = _uri(blob)
             text = next(
                 filter(None, map(_stores.read_text, _stores.record_places(uri, run_base_dir))), None
@@ -234,12 +231,8 @@ def log_inputs(run: Any, inputs: Mapping[str, Any], owned: bool) -> list[dict[st
             used.append(
                 {**record, "direction": "input", "name": ref, "uri": uri, "applied": online}
             )
-    update: dict[str, Any] = {}
-    scalars = scalar_inputs(inputs) if owned else {}
-    if scalars:
-        update[INPUTS_KEY] = scalars
-    if recorded:
-        update[INPUT_ARTIFACTS_KEY] = recorded
+    update = {INPUTS_KEY: scalar_inputs(inputs) if owned else {}, INPUT_ARTIFACTS_KEY: recorded}
+    update = {key: value for key, value in update.items() if value}
     if update:
         run.config.update(update, allow_val_change=True)
     return used
@@ -270,11 +263,9 @@ def log_model_checkpoint(
 ) -> Any:
     """Log the checkpoint folder (or file) ``path`` as a ``model`` artifact of the current run.
 
-    The new version gets the alias ``latest``, and ``best`` too when ``best=True``. A remote
-    ``path`` (``s3://...``) is referenced, a local one uploaded (a checkpoint on the task's disk
-    is gone when the task ends). ``name`` defaults to ``<run id>-model``. Returns the artifact.
-    Raises :class:`WandbCloudExtraMissing` for an ``s3://`` or ``gs://`` path when the store's
-    client library is not installed (``flyteplugins-wandb[aws]`` / ``[gcp]``).
+    Aliases ``latest`` (and ``best`` with ``best=True``); a remote ``path`` is referenced, a
+    local one uploaded; ``name`` defaults to ``<run id>-model``. Returns the artifact. Raises
+    :class:`WandbCloudExtraMissing` for an ``s3://``/``gs://`` path without the store's library.
     """
     import wandb
 
@@ -285,10 +276,10 @@ def log_model_checkpoint(
             "function, or pass run="
         )
     target = os.fspath(path)
-    lib = missing_library(target)
+    lib = _stores.missing_library(target)
     if lib is not None:
         raise WandbCloudExtraMissing(
-            f"log_model_checkpoint({target!r}): {extra_hint([lib])}", name=lib.module
+            f"log_model_checkpoint({target!r}): {_stores.extra_hint([lib])}", name=lib.module
         )
     artifact = wandb.Artifact(
         name or artifact_name(str(run.id), "model"), type="model", metadata=dict(metadata or {})

@@ -1,9 +1,6 @@
-"""Read what the wandb client recorded in an offline ``run-<id>.wandb`` file (it ships no reader).
-
-The format: a 7-byte header (``b":W&B"``, uint16 ``0xBEE1``, a version byte), then LevelDB log
-framing (32 KiB blocks of records with a crc32/length/type header) around
-``wandb_internal_pb2.Record`` payloads. Tests, the offline log download and the demo use it.
-"""
+"""Read an offline ``run-<id>.wandb`` file (the client ships no reader): a 7-byte header
+(``:W&B``, uint16 ``0xBEE1``, version), then LevelDB log framing (32 KiB blocks; crc32, length,
+type) around ``wandb_internal_pb2.Record`` payloads. For tests, the log download and the demo."""
 
 from __future__ import annotations
 
@@ -156,24 +153,13 @@ def read_runs(root: str | Path) -> list[RunRecord]:
 
 
 def recorded_artifacts(run_file: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The artifacts an offline run logged, read from its ``run-<id>.wandb`` file.
-
-    Each: ``name``, ``type``, ``digest``, ``aliases``, ``metadata`` (decoded) and ``entries``
-    (``path``, ``ref`` for a reference, ``digest``, ``size``), as the client recorded them.
-    """
-    return [
-        {
-            "name": art.name,
-            "type": art.type,
-            "digest": art.digest,
-            "aliases": sorted(art.aliases),
-            "metadata": json.loads(art.metadata) if art.metadata else {},
-            "entries": [
-                {"path": e.path, "ref": e.ref, "digest": e.digest, "size": e.size}
-                for e in art.manifest.contents
-            ],
-        }
-        for art in (
-            r.artifact for r in _records(run_file) if r.WhichOneof("record_type") == "artifact"
-        )
-    ]
+    """The artifacts an offline run logged: ``name``, ``type``, ``digest``, ``aliases``,
+    ``metadata`` and ``entries`` (``path``, ``ref``, ``digest``, ``size``) of each."""
+    out = []
+    for a in (r.artifact for r in _records(run_file) if r.WhichOneof("record_type") == "artifact"):
+        entries = [{"path": e.path, "ref": e.ref, "digest": e.digest, "size": e.size}
+                   for e in a.manifest.contents]  # fmt: skip
+        meta = json.loads(a.metadata or "{}")
+        out.append({"name": a.name, "type": a.type, "digest": a.digest, "entries": entries,
+                    "aliases": sorted(a.aliases), "metadata": meta})  # fmt: skip
+    return out

@@ -52,16 +52,10 @@ def check_step(run_id: str, step: Any, *, last_step: int | None, logged: int, of
 def rewind_to(step: int | None) -> Any:
     """Rewind the current task's W&B run to ``step`` and return the run to log to from now on.
 
-    Call it in a ``@wandb_init`` task (in every rank that has a run) right after restoring a
-    checkpoint that holds training state up to ``step``, before logging: the rows the lost
-    attempt logged after ``step`` are removed and the next logged row is ``step + 1``.
-    ``rewind_to(None)`` (nothing restored) keeps the run as resumed. Offline runs record the
-    rewind; it is applied when they are synced.
-
-    Raises ``TypeError`` / :class:`WandbRewindError` (a ``ValueError``) for a step that is not
-    a whole number >= 0, past the resumed run's last step, or after this attempt logged; and
-    ``RuntimeError`` outside a call that owns its run (no run in this process, a shared run, a
-    parent's run).
+    Call it (in every rank with a run) right after restoring a checkpoint of ``step``, before
+    logging: the lost attempt's rows after ``step`` are dropped, the next row is ``step + 1``;
+    ``None`` keeps the run as resumed. :class:`WandbRewindError` / ``TypeError`` for a bad
+    step, ``RuntimeError`` outside a call that owns its run.
     """
     active = _state.current_active()
     current = None if active is None else active.run

@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
@@ -59,22 +59,11 @@ def _wait_written(folder: Path) -> bool:
 
 
 def _put_folder(folder: Path, remote: str) -> None:
-    """``flyte.storage.put`` of ``folder`` to ``remote``, from synchronous code in any thread."""
+    """``flyte.storage.put`` of ``folder`` on its own event loop, wherever the caller runs."""
     from flyte.storage import put
 
-    failed: list[BaseException] = []
-
-    def upload() -> None:
-        try:
-            asyncio.run(put(str(folder), remote, recursive=True))
-        except BaseException as exc:  # handed to the caller's thread
-            failed.append(exc)
-
-    thread = threading.Thread(target=upload, name="flyteplugins-wandb-persist")
-    thread.start()
-    thread.join()
-    if failed:
-        raise failed[0]
+    with ThreadPoolExecutor(1, thread_name_prefix="flyteplugins-wandb-persist") as pool:
+        pool.submit(asyncio.run, put(str(folder), remote, recursive=True)).result()
 
 
 class AfterRun(Extension):

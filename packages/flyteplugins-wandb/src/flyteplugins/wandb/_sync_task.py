@@ -1,7 +1,5 @@
-"""The sync task: upload the offline runs a Flyte run kept (``_sync``) with the client's
-``wandb sync``, downloading only the folders without the client's ``.synced`` marker and copying
-each new marker back, so a repeated sync uploads nothing twice.
-"""
+"""The sync task: ``wandb sync`` of the offline run folders a Flyte run kept (``_sync``) that
+have no ``.synced`` marker yet; each new marker is copied back, so nothing is uploaded twice."""
 
 from __future__ import annotations
 
@@ -22,8 +20,7 @@ from ._resilience import CLIENT_BOUNDS, env_var
 from ._settings import check_seconds
 from ._sync import METADATA_FILE, current_root
 
-SYNCED_SUFFIX: Final = ".synced"
-"""The client's marker of a synced run file: ``run-<id>.wandb.synced`` (``wandb sync`` skips it)."""
+SYNCED_SUFFIX: Final = ".synced"  # the client's marker: run-<id>.wandb.synced
 DEFAULT_SYNC_TIMEOUT: Final = 600.0
 
 
@@ -44,8 +41,7 @@ class StoredFolder(NamedTuple):
 
 
 def find_folders(files: Iterable[str]) -> list[StoredFolder]:
-    """The folders holding a ``run-<id>.wandb`` file among ``files`` (``/``-separated paths
-    under the tree's root), by path."""
+    """The folders holding a ``run-<id>.wandb`` among ``files`` (paths under the tree's root)."""
     present = set(files)
     return sorted(
         StoredFolder(folder, name[4:-6], f"{path}{SYNCED_SUFFIX}" in present)
@@ -120,9 +116,8 @@ def retry_hint(remote_folders: Iterable[str], base_url: str | None = None) -> st
         paths = " ".join(shlex.quote(p.removeprefix("file://")) for p in left)
         by_hand = f"`{prefix}wandb sync {paths}`"
     else:
-        by_hand = (
-            f"copy each folder to a machine with network and run `{prefix}wandb sync <folder>`"
-        )
+        by_hand = "copy each folder to a machine with network and run "
+        by_hand += f"`{prefix}wandb sync <folder>`"
     return (
         f"Left to sync: {', '.join(left)}. The folders stay in the Flyte run's storage; run the "
         "sync task again (`await sync_wandb(<your sync task>)`: it skips what was uploaded), or "
@@ -130,28 +125,20 @@ def retry_hint(remote_folders: Iterable[str], base_url: str | None = None) -> st
     )
 
 
-def _host(folder: Path) -> str | None:
+def _host(folder: Path) -> Any:
     """The host the folder's writer logged for (its ``flyte-wandb.json``), if it says."""
     try:
-        return json.loads((folder / METADATA_FILE).read_text()).get("host")  # type: ignore[no-any-return]
+        return json.loads((folder / METADATA_FILE).read_text()).get("host")
     except (OSError, ValueError):
         return None
 
 
 async def sync_folders(
-    folders: Any,
-    run_ids: list[str] | None = None,
-    workdir: str | None = None,
-    *,
-    sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
+    folders: Any, run_ids: list[str] | None, sync_timeout: float
 ) -> dict[str, list[str]]:
-    """The sync task's work: upload every run folder under ``folders`` (a ``flyte.io.Dir`` of
-    a Flyte run's ``wandb-offline`` tree) that is not synced yet.
-
-    Only those are downloaded, into a temporary folder (under ``workdir``) removed at the end.
-    Returns ``{"synced": [...], "skipped": [...]}`` (places in Flyte's storage); raises
-    :class:`WandbSyncFailed` naming the folders left and how to finish.
-    """
+    """Upload each run folder under ``folders`` (a Flyte run's ``wandb-offline`` tree) not
+    synced yet, downloaded into a temporary folder. ``{"synced": [...], "skipped": [...]}``;
+    :class:`WandbSyncFailed` names the folders left and how to finish."""
     import flyte.io
     from flyte.storage import join, put
 
@@ -159,12 +146,9 @@ async def sync_folders(
     from ._resolve import sync_environment
 
     root = str(folders.path)
-    listed = []
-    async for file in folders.walk():
-        rel = relative_to_root(str(file.path), root)
-        if rel is None:
-            raise RuntimeError(f"listing {root} gave {file.path}, a file outside it")
-        listed.append(rel)
+    listed: list[Any] = [relative_to_root(str(file.path), root) async for file in folders.walk()]
+    if None in listed:
+        raise RuntimeError(f"listing {root} gave files outside it")
     found = [f for f in find_folders(listed) if run_ids is None or f.run_id in run_ids]
     remote = {f: join(root, *f.rel.split("/")) if f.rel else root for f in found}
     skipped = [remote[f] for f in found if f.synced]
@@ -178,7 +162,7 @@ async def sync_folders(
     failed: dict[str, str] = {}  # remote folder: the server it was for
     stopped_at: list[str] = []
     defaults = read_defaults()
-    with tempfile.TemporaryDirectory(prefix="wandb-sync-", dir=workdir) as tmp:
+    with tempfile.TemporaryDirectory(prefix="wandb-sync-") as tmp:
         local = {f: Path(tmp, f.rel) for f in pending}
         for path in local.values():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,23 +210,11 @@ def wandb_sync_task(
     sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
     **task_options: Any,
 ) -> Any:
-    """Declare the sync task on ``env`` (give the environment the W&B secret and network).
-
-    Assign the result to a module-level name equal to ``name`` (Flyte finds a task in a
-    deployed image by its module and name)::
-
-        sync_env = flyte.TaskEnvironment(
-            name="wandb-sync",
-            secrets=[flyte.Secret(key="wandb_api_key", as_env_var="WANDB_API_KEY")],
-        )
-        wandb_sync = wandb_sync_task(sync_env)
-
-    The client's ``wandb sync`` runs with the plugin's bounds on its retries (those of a live
-    run, unless the environment sets the ``WANDB__*_RETRY_*`` variables) and is stopped when it
-    has finished no run folder for ``sync_timeout`` seconds (default 600; 0: no bound): the task
-    then fails with :class:`WandbSyncFailed` naming the folders left and the command that
-    finishes them. ``task_options`` go to ``env.task`` (``retries=``, ``timeout=``, ...).
-    """
+    """Declare the sync task on ``env`` (a ``flyte.TaskEnvironment`` with the W&B secret and
+    network); assign it to a module-level name equal to ``name``: ``wandb_sync =
+    wandb_sync_task(sync_env)``. Its ``wandb sync`` has the plugin's retry bounds and is stopped
+    after ``sync_timeout`` seconds (0: never) without finishing a folder: :class:`WandbSyncFailed`
+    names what is left. ``task_options`` go to ``env.task`` (``retries=``, ...)."""
     import flyte
     import flyte.io
 
@@ -278,12 +250,9 @@ def wandb_sync_task(
 
 
 async def sync_wandb(task: Any, *, run_ids: list[str] | None = None) -> dict[str, list[str]]:
-    """Upload the offline W&B runs of the current Flyte run with the sync ``task``.
-
-    Call it in a task after the ``sync="after"`` tasks (``await sync_wandb(wandb_sync)``);
-    ``run_ids`` limits it to those W&B runs. Folders uploaded before (by an earlier or retried
-    sync) are skipped. Returns what the task returned: ``{"synced": [...], "skipped": [...]}``.
-    """
+    """Upload the offline W&B runs of the current Flyte run (only ``run_ids``, if given) with
+    the sync ``task``, after the ``sync="after"`` tasks; folders synced before are skipped.
+    Returns ``{"synced": [...], "skipped": [...]}`` (places in Flyte's storage)."""
     import flyte.io
     from flyte.storage import exists
 
