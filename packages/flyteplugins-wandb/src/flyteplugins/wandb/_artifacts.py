@@ -32,8 +32,7 @@ class WandbArtifactFailed(UserWarning):
 
 
 class WandbCloudExtraMissing(ImportError):
-    """W&B needs a cloud store's client library to reference an object there; an extra of
-    ``flyteplugins-wandb`` installs it (``[aws]`` for ``s3://``, ``[gcp]`` for ``gs://``)."""
+    """W&B lacks the library of an ``s3://``/``gs://`` store: extras ``[aws]``/``[gcp]``."""
 
 
 def _is_blob(value: Any) -> bool:

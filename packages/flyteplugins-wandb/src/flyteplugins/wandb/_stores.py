@@ -1,9 +1,5 @@
-"""Where artifact records live, the stores W&B needs a client library for, and text I/O on them.
-
-A record says which W&B artifact version describes a Flyte object: ``<uri>.wandb-artifact.json``
-beside an object Flyte wrote (under the task's raw data path), else
-``<run_base_dir>/wandb-artifacts/<hash of uri>.json``; never in a folder of the user's.
-"""
+"""Where artifact records (which W&B version describes a Flyte object) live, the stores W&B
+needs a client library for, and text I/O on local paths and stores alike."""
 
 from __future__ import annotations
 
@@ -56,13 +52,10 @@ def run_record_of(uri: str, run_base_dir: str) -> str:
 
 
 def record_place(uri: str, raw_data_path: str | None, run_base_dir: str | None) -> str | None:
-    """Where the record of the object at ``uri`` is written: beside the object when Flyte wrote
-    it (under ``raw_data_path``), else in the Flyte run's storage; ``None`` outside Flyte."""
-
-    def bare(text: str) -> str:
-        return text.removeprefix("file://").rstrip("/")
-
-    if raw_data_path and bare(uri).startswith(bare(raw_data_path) + "/"):
+    """Where the record of the object at ``uri`` is written: beside it when Flyte wrote it (under
+    ``raw_data_path``), else in the Flyte run's storage, never in a user's folder."""
+    raw = (raw_data_path or "").removeprefix("file://").rstrip("/")
+    if raw and uri.removeprefix("file://").rstrip("/").startswith(raw + "/"):
         return uri.rstrip("/") + SIDECAR_SUFFIX
     return run_record_of(uri, run_base_dir) if run_base_dir else None
 

@@ -17,9 +17,7 @@ from typing import Any, Final
 from ._extension import Extension
 
 METADATA_FILE: Final = "flyte-wandb.json"
-WRITE_WAIT_S: Final = 30.0
-"""How long a finished run's folder is waited for: the client's service writes the end of the
-run file in the background, after ``finish()`` returned."""
+WRITE_WAIT_S: Final = 30.0  # the client's service ends the run file after finish() returned
 
 
 class WandbOfflineRunNotSaved(UserWarning):

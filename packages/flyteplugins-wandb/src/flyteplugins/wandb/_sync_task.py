@@ -21,7 +21,6 @@ from ._settings import check_seconds
 from ._sync import METADATA_FILE, current_root
 
 SYNCED_SUFFIX: Final = ".synced"  # the client's marker: run-<id>.wandb.synced
-DEFAULT_SYNC_TIMEOUT: Final = 600.0
 
 
 class WandbSyncFailed(RuntimeError):
@@ -204,11 +203,7 @@ async def sync_folders(
 
 
 def wandb_sync_task(
-    env: Any,
-    *,
-    name: str = "wandb_sync",
-    sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
-    **task_options: Any,
+    env: Any, *, name: str = "wandb_sync", sync_timeout: float = 600.0, **task_options: Any
 ) -> Any:
     """Declare the sync task on ``env`` (a ``flyte.TaskEnvironment`` with the W&B secret and
     network); assign it to a module-level name equal to ``name``: ``wandb_sync =
@@ -225,19 +220,13 @@ def wandb_sync_task(
         )
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name={name!r}: a sync task's name must be a Python identifier")
-    check_seconds(
-        "sync_timeout",
-        sync_timeout,
-        "how long `wandb sync` may go without finishing a run folder; 0: no bound",
-    )
+    check_seconds("sync_timeout", sync_timeout, "0: no bound")
     bound = float(sync_timeout)
 
-    async def sync_task(
-        folders: flyte.io.Dir, run_ids: list[str] | None = None
-    ) -> dict[str, list[str]]:
-        return await sync_folders(folders, run_ids, sync_timeout=bound)
+    async def sync_task(folders: Any, run_ids: Any = None) -> Any:
+        return await sync_folders(folders, run_ids, bound)
 
-    # Real types, not this module's postponed annotation strings: Flyte reads the interface.
+    # Flyte reads the task's interface from real types, not this module's annotation strings.
     sync_task.__annotations__ = {
         "folders": flyte.io.Dir,
         "run_ids": list[str] | None,
@@ -270,5 +259,4 @@ async def sync_wandb(task: Any, *, run_ids: list[str] | None = None) -> dict[str
     if not await exists(root):
         print("W&B sync: no offline runs were saved in this Flyte run", flush=True)
         return {"synced": [], "skipped": []}
-    result: dict[str, list[str]] = await task(flyte.io.Dir(path=root), run_ids)
-    return result
+    return await task(flyte.io.Dir(path=root), run_ids)  # type: ignore[no-any-return]
