@@ -202,12 +202,6 @@ def scalar_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _qualified(record: Mapping[str, Any]) -> str:
-    tag = record.get("alias") or record.get("version") or "latest"
-    where = "/".join(str(p) for p in (record.get("entity"), record.get("project")) if p)
-    return f"{where}/{record['name']}:{tag}" if where else f"{record['name']}:{tag}"
-
-
 def log_inputs(run: Any, inputs: Mapping[str, Any], owned: bool) -> list[dict[str, Any]]:
     """Scalar inputs to the config (when this call owns the run), blob inputs as uses."""
     used: list[dict[str, Any]] = []
@@ -223,7 +217,9 @@ def log_inputs(run: Any, inputs: Mapping[str, Any], owned: bool) -> list[dict[st
             if text is None:
                 continue  # not logged by a decorated task upstream
             record = json.loads(text)
-            ref = _qualified(record)
+            where = "/".join(str(p) for p in (record.get("entity"), record.get("project")) if p)
+            tag = record.get("alias") or record.get("version") or "latest"
+            ref = f"{where}/{record['name']}:{tag}".lstrip("/")
             if online:
                 run.use_artifact(ref)
             recorded[path] = {"artifact": ref, "digest": record.get("digest"), "uri": uri}

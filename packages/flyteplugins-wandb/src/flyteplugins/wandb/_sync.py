@@ -56,14 +56,6 @@ def _wait_written(folder: Path) -> bool:
         time.sleep(0.1)
 
 
-def _put_folder(folder: Path, remote: str) -> None:
-    """``flyte.storage.put`` of ``folder`` on its own event loop, wherever the caller runs."""
-    from flyte.storage import put
-
-    with ThreadPoolExecutor(1, thread_name_prefix="flyteplugins-wandb-persist") as pool:
-        pool.submit(asyncio.run, put(str(folder), remote, recursive=True)).result()
-
-
 class AfterRun(Extension):
     """``sync="after"``: the extension that saves the finished run's folder for the sync task."""
 
@@ -76,7 +68,7 @@ class AfterRun(Extension):
         try:
             if not run_id or not folder.is_dir():
                 raise FileNotFoundError(f"the run has no local folder ({folder})")
-            from flyte.storage import join
+            from flyte.storage import join, put
 
             remote = join(current_root(), run_id, f"{time.time_ns()}-{os.getpid()}", folder.name)
             complete = _wait_written(folder)
@@ -84,7 +76,9 @@ class AfterRun(Extension):
                     "project": run.project or None, "folder": folder.name,
                     "label": getattr(active.plan, "label", None)}  # fmt: skip
             (folder / METADATA_FILE).write_text(json.dumps(meta))
-            _put_folder(folder, remote)
+            with ThreadPoolExecutor(1, thread_name_prefix="flyteplugins-wandb-persist") as pool:
+                # on an event loop of its own, whether or not the task runs one in this thread
+                pool.submit(asyncio.run, put(str(folder), remote, recursive=True)).result()
         except Exception as exc:
             warnings.warn(
                 f"the offline W&B run {run_id or '?'} (sync='after') could not be copied to the "
