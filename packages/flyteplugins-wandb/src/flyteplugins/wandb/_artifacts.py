@@ -211,9 +211,8 @@ def log_inputs(run: Any, inputs: Mapping[str, Any], owned: bool) -> list[dict[st
     for name, value in inputs.items():
         for path, blob in _blobs(value, name):
             uri = _uri(blob)
-            text = next(
-                filter(None, map(_stores.read_text, _stores.record_places(uri, run_base_dir))), None
-            )
+            places = _stores.record_places(uri, run_base_dir)
+            text = next(filter(None, map(_stores.read_text, places)), None)
             if text is None:
                 continue  # not logged by a decorated task upstream
             record = json.loads(text)
@@ -234,10 +233,8 @@ def log_inputs(run: Any, inputs: Mapping[str, Any], owned: bool) -> list[dict[st
 
 
 def apply_recorded_uses(run_path: str, *, api: Any = None) -> list[str]:
-    """Declare the artifact uses an offline run recorded, once it was synced (``wandb sync``).
-
-    ``run_path`` is ``entity/project/run_id``. Returns the artifacts declared as used.
-    """
+    """Declare the artifact uses an offline run recorded, once it was synced (``wandb sync``);
+    ``run_path`` is ``entity/project/run_id``. Returns the artifacts declared as used."""
     import wandb
 
     api = api or wandb.Api()
