@@ -1,25 +1,6 @@
-"""Flyte's typed values in W&B: outputs as artifacts by reference, inputs as lineage and config.
-
-``log_outputs=True``: every ``flyte.io.File`` / ``flyte.io.Dir`` a task returns (also inside
-dataclasses, lists, tuples and dicts) is logged as a W&B artifact that *references* the object
-where Flyte stored it (``add_reference(uri)``, with checksums where the client can compute them):
-nothing is uploaded a second time; local runs reference ``file://`` paths. The artifact is named
-``<task>-<output>`` (``train-o0``, ``prepare-o0.features``), typed ``flyte-file`` or ``flyte-dir``,
-carries the Flyte run, action and output in its metadata and an alias naming that output
-(``flyte-<run>-<action>-<output>``); a record (``_stores``) says which artifact version describes
-the object, for the tasks that receive it. Scalars and small values returned go to the run's
-summary under ``outputs/<output>``. Without the client library of an ``s3://`` / ``gs://`` store
-an output is not logged (one :class:`WandbArtifactFailed` warning names the extra; its URI goes
-to the summary) and :func:`log_model_checkpoint` raises :class:`WandbCloudExtraMissing`.
-
-``log_inputs=True``: the task's scalar inputs go to the run's config under ``flyte_inputs``
-(never values of parameters whose name says they hold a secret, never long values), and every
-``File`` / ``Dir`` input that an upstream task logged is declared as used by this run
-(``run.use_artifact``), which draws producer -> consumer in W&B's lineage graph. The client
-refuses ``use_artifact`` offline; the use is then recorded in the run's config
-(``flyte_input_artifacts``: artifact, digest, reference) and :func:`apply_recorded_uses` declares
-it once the run was synced.
-"""
+"""Flyte's typed values in W&B: ``File``/``Dir`` outputs as artifacts by reference, small
+outputs in the summary, inputs in the config and as artifact uses (lineage; offline kept in the
+config for :func:`apply_recorded_uses`). See docs/guide/report.md."""
 
 from __future__ import annotations
 
@@ -30,30 +11,20 @@ import os
 import re
 import typing
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from . import _stores
 from ._state import current_active, get_wandb_run
-from ._stores import (
-    StoreLibrary,
-    extra_hint,
-    flyte_places,
-    missing_library,
-    read_text,
-    record_place,
-    record_places,
-    write_text,
-)
 
-SUMMARY_PREFIX: Final = "outputs/"
 INPUTS_KEY: Final = "flyte_inputs"
 INPUT_ARTIFACTS_KEY: Final = "flyte_input_artifacts"
-MAX_VALUE_CHARS: Final = 256
-"""Strings (and the JSON of small values) longer than this stay out of config and summary."""
+MAX_VALUE_CHARS: Final = 256  # longer strings (JSON of small values: x4) stay out of W&B
 MAX_DEPTH: Final = 6
 SECRET_WORDS: Final = ("key", "token", "secret", "password", "passwd", "credential", "auth")
-COMMIT_WAIT_S: Final = 60.0
-"""Online, how long a producer waits for its artifact to be committed (consumers need it)."""
+COMMIT_WAIT_S: Final = 60  # online, a producer waits for its artifact (consumers need it)
+_UNFIT: Final = object()
+_NAME_BAD: Final = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 class WandbArtifactFailed(UserWarning):
@@ -61,53 +32,67 @@ class WandbArtifactFailed(UserWarning):
 
 
 class WandbCloudExtraMissing(ImportError):
-    """W&B needs a cloud store's client library to reference an object there; an extra of
-    ``flyteplugins-wandb`` installs it (``[aws]`` for ``s3://``, ``[gcp]`` for ``gs://``)."""
+    """W&B lacks the library of an ``s3://``/``gs://`` store: extras ``[aws]``/``[gcp]``."""
 
 
-def _flyte_io() -> tuple[type, type]:
+def _is_blob(value: Any) -> bool:
     from flyte.io import Dir, File
 
-    return File, Dir
+    return isinstance(value, (File, Dir))
 
 
-def is_blob(value: Any) -> bool:
-    file_cls, dir_cls = _flyte_io()
-    return isinstance(value, (file_cls, dir_cls))
-
-
-def blobs(value: Any, path: str, depth: int = 0) -> Iterator[tuple[str, Any]]:
-    """``(path, File | Dir)`` for every Flyte blob in ``value`` (dataclasses, lists, dicts)."""
-    if depth > MAX_DEPTH or value is None or isinstance(value, (str, bytes, int, float, bool)):
-        return
-    if is_blob(value):
-        yield path, value
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            yield from blobs(getattr(value, f.name), f"{path}.{f.name}", depth + 1)
-    elif isinstance(value, Mapping):
-        for k, v in value.items():
-            yield from blobs(v, f"{path}.{k}", depth + 1)
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            yield from blobs(v, f"{path}.{i}", depth + 1)
-
-
-def uri_of(blob: Any) -> str:
-    """Where the object lives: its remote URI, or a local path as a ``file://`` URI."""
+def _uri(blob: Any) -> str:
     path = str(blob.path)
-    if "://" in path:
-        return path
-    return "file://" + os.path.abspath(path)
+    return path if "://" in path else "file://" + os.path.abspath(path)
 
 
-_NAME_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
+def _walk(value: Any, path: str, found: list[tuple[str, Any]], depth: int = 0) -> Any:
+    """``value`` as JSON-able data (blobs as their URI; ``_UNFIT`` for anything else), adding
+    ``(path, blob)`` to ``found`` for every Flyte blob inside (dataclasses, lists, dicts)."""
+    if depth > MAX_DEPTH:
+        return _UNFIT
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if _is_blob(value):
+        found.append((path, value))
+        return _uri(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items: Any = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
+    elif isinstance(value, Mapping):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return _UNFIT
+    parts = {str(k): _walk(v, f"{path}.{k}", found, depth + 1) for k, v in items}
+    if any(v is _UNFIT for v in parts.values()):
+        return _UNFIT
+    return list(parts.values()) if isinstance(value, (list, tuple)) else parts
+
+
+def _blobs(value: Any, name: str) -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = []
+    _walk(value, name, found)
+    return found
+
+
+def _small(value: Any) -> Any | None:
+    """A value fit for a summary or config (a scalar, a short string, small JSON), else ``None``."""
+    if isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return value if len(value) <= MAX_VALUE_CHARS else None
+    plain = _walk(value, "", [])
+    try:
+        text = json.dumps(plain, allow_nan=False)
+    except (TypeError, ValueError):  # _UNFIT, NaN or infinity
+        return None
+    return plain if len(text) <= MAX_VALUE_CHARS * 4 else None
 
 
 def artifact_name(task: str, output: str) -> str:
     """``<task>-<output>`` in the characters W&B allows in artifact names."""
-    short = task.rsplit(".", 1)[-1]
-    return _NAME_BAD.sub("-", f"{short}-{output}").strip("-")[:128]
+    return _NAME_BAD.sub("-", f"{task.rsplit('.', 1)[-1]}-{output}").strip("-")[:128]
 
 
 def output_alias(identity: Mapping[str, Any] | None, output: str) -> str | None:
@@ -117,15 +102,11 @@ def output_alias(identity: Mapping[str, Any] | None, output: str) -> str | None:
     return _NAME_BAD.sub("-", text)[:128]
 
 
-# -- outputs -------------------------------------------------------------------------------------
-
-
 def output_items(func: Callable[..., Any], result: Any) -> list[tuple[str, Any]]:
     """The task's outputs by Flyte name: ``o0``, ``o1``, ... (a ``NamedTuple``: its field names)."""
     if isinstance(result, tuple):
-        fields = getattr(result, "_fields", None)
-        if fields:
-            return list(zip(fields, result, strict=True))
+        if getattr(result, "_fields", None):
+            return list(zip(result._fields, result, strict=True))  # type: ignore[attr-defined]
         try:
             hint = typing.get_type_hints(func).get("return")
         except Exception:
@@ -135,70 +116,32 @@ def output_items(func: Callable[..., Any], result: Any) -> list[tuple[str, Any]]
     return [("o0", result)]
 
 
-def small_value(value: Any) -> Any | None:
-    """A value fit for a summary or config: a scalar, or a small JSON-able value; else ``None``.
-
-    Blobs inside are replaced by their URI.
-    """
-    if isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, str):
-        return value if len(value) <= MAX_VALUE_CHARS else None
-    try:
-        plain = _plain(value, 0)
-        text = json.dumps(plain, allow_nan=False)
-    except (TypeError, ValueError):
-        return None
-    return plain if len(text) <= MAX_VALUE_CHARS * 4 else None
-
-
-def _plain(value: Any, depth: int) -> Any:
-    if depth > MAX_DEPTH:
-        raise ValueError("too deep")
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if is_blob(value):
-        return uri_of(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _plain(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
-        }
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v, depth + 1) for v in value]
-    raise TypeError(type(value).__name__)
-
-
 def log_outputs(
     run: Any, task: str, func: Callable[..., Any], result: Any, identity: Mapping[str, Any] | None
 ) -> list[dict[str, Any]]:
     """Log the outputs of one call; return what was logged (for the report)."""
-    import wandb
-
     logged: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
-    unreferenced: dict[str, tuple[str, StoreLibrary]] = {}
+    unreferenced = {}
     for name, value in output_items(func, result):
-        found = list(blobs(value, name))
+        found = _blobs(value, name)
         for path, blob in found:
-            lib = missing_library(uri_of(blob))
-            if lib is not None:
-                unreferenced[path] = (uri_of(blob), lib)
-                summary[SUMMARY_PREFIX + path] = uri_of(blob)
-                continue
-            logged.append(_log_blob(wandb, run, task, path, blob, identity))
-        if not found or not is_blob(value):
-            small = small_value(value)
-            if small is not None:
-                summary[SUMMARY_PREFIX + name] = small
+            lib = _stores.missing_library(_uri(blob))
+            if lib is None:
+                logged.append(_log_blob(run, task, path, blob, identity))
+            else:
+                unreferenced[path] = (_uri(blob), lib)
+                summary["outputs/" + path] = _uri(blob)
+        small = None if found and _is_blob(value) else _small(value)
+        if small is not None:
+            summary["outputs/" + name] = small
     if summary:
         run.summary.update(summary)
     if unreferenced:
         outputs = ", ".join(f"{path} ({uri})" for path, (uri, _) in unreferenced.items())
         warnings.warn(
             f"{task}: no W&B artifact logged for {outputs} (the URIs are in the run's summary): "
-            + extra_hint(lib for _, lib in unreferenced.values()),
+            + _stores.extra_hint(lib for _, lib in unreferenced.values()),
             WandbArtifactFailed,
             stacklevel=2,
         )
@@ -206,13 +149,14 @@ def log_outputs(
 
 
 def _log_blob(
-    wandb: Any, run: Any, task: str, output: str, blob: Any, identity: Mapping[str, Any] | None
+    run: Any, task: str, output: str, blob: Any, identity: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    _, dir_cls = _flyte_io()
-    kind = "dir" if isinstance(blob, dir_cls) else "file"
-    uri = uri_of(blob)
-    name = artifact_name(task, output)
-    alias = output_alias(identity, output)
+    """One artifact referencing ``blob``, and the record that lets a consumer find it."""
+    import wandb
+    from flyte.io import Dir
+
+    kind = "dir" if isinstance(blob, Dir) else "file"
+    uri, name, alias = _uri(blob), artifact_name(task, output), output_alias(identity, output)
     metadata = {"flyte": {**(identity or {}), "output": output, "uri": uri, "kind": kind}}
     artifact = wandb.Artifact(name, type=f"flyte-{kind}", metadata=metadata)
     try:
@@ -227,114 +171,78 @@ def _log_blob(
         artifact = wandb.Artifact(name, type=f"flyte-{kind}", metadata=metadata)
         artifact.add_reference(uri, checksum=False)
     run.log_artifact(artifact, aliases=[alias] if alias else None)
-    offline = bool(getattr(run.settings, "_offline", False))
     version = None
-    if not offline:
+    if not getattr(run.settings, "_offline", False):
         artifact.wait(timeout=COMMIT_WAIT_S)
         version = artifact.version
-    record = {
-        "entity": run.entity or None,
-        "project": run.project,
-        "name": name,
-        "alias": alias,
-        "version": version,
-        "digest": artifact.digest,
-        "type": artifact.type,
-        "uri": uri,
-    }
-    place = record_place(uri, *flyte_places())
+    record = {"entity": run.entity or None, "project": run.project, "name": name,
+              "alias": alias, "version": version, "digest": artifact.digest,
+              "type": artifact.type, "uri": uri}  # fmt: skip
+    place = _stores.record_place(uri, *_stores.flyte_places())
     if place is not None:
-        write_text(place, json.dumps(record))
+        _stores.write_text(place, json.dumps(record))
     return {**record, "direction": "output"}
-
-
-# -- inputs --------------------------------------------------------------------------------------
-
-
-def _is_secret_name(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in SECRET_WORDS)
 
 
 def bind_inputs(func: Callable[..., Any], args: Any, kwargs: Any) -> dict[str, Any]:
     try:
-        bound = inspect.signature(func).bind(*args, **kwargs)
+        return dict(inspect.signature(func).bind(*args, **kwargs).arguments)
     except (TypeError, ValueError):
         return {}
-    return dict(bound.arguments)
 
 
 def scalar_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
     """The inputs fit for the run's config: small values of parameters not named like secrets."""
-    out: dict[str, Any] = {}
+    out = {}
     for name, value in inputs.items():
-        if _is_secret_name(name) or is_blob(value) or isinstance(value, (bytes, bytearray)):
-            continue
-        small = small_value(value)
+        secret = any(word in name.lower() for word in SECRET_WORDS)
+        small = None if secret or _is_blob(value) else _small(value)
         if small is not None:
             out[name] = small
     return out
-
-
-def qualified(record: Mapping[str, Any]) -> str:
-    tag = record.get("alias") or record.get("version") or "latest"
-    where = "/".join(str(p) for p in (record.get("entity"), record.get("project")) if p)
-    return f"{where}/{record['name']}:{tag}" if where else f"{record['name']}:{tag}"
 
 
 def log_inputs(run: Any, inputs: Mapping[str, Any], owned: bool) -> list[dict[str, Any]]:
     """Scalar inputs to the config (when this call owns the run), blob inputs as uses."""
     used: list[dict[str, Any]] = []
     recorded: dict[str, Any] = {}
-    offline = bool(getattr(run.settings, "_offline", False))
-    _, run_base_dir = flyte_places()
+    online = not getattr(run.settings, "_offline", False)
+    _, run_base_dir = _stores.flyte_places()
     for name, value in inputs.items():
-        for path, blob in blobs(value, name):
-            uri = uri_of(blob)
-            text = next(filter(None, map(read_text, record_places(uri, run_base_dir))), None)
+        for path, blob in _blobs(value, name):
+            uri = _uri(blob)
+            places = _stores.record_places(uri, run_base_dir)
+            text = next(filter(None, map(_stores.read_text, places)), None)
             if text is None:
                 continue  # not logged by a decorated task upstream
             record = json.loads(text)
-            ref = qualified(record)
-            applied = False
-            if not offline:
+            where = "/".join(str(p) for p in (record.get("entity"), record.get("project")) if p)
+            tag = record.get("alias") or record.get("version") or "latest"
+            ref = f"{where}/{record['name']}:{tag}".lstrip("/")
+            if online:
                 run.use_artifact(ref)
-                applied = True
             recorded[path] = {"artifact": ref, "digest": record.get("digest"), "uri": uri}
             used.append(
-                {**record, "direction": "input", "name": ref, "uri": uri, "applied": applied}
+                {**record, "direction": "input", "name": ref, "uri": uri, "applied": online}
             )
-    update: dict[str, Any] = {}
-    if owned:
-        scalars = scalar_inputs(inputs)
-        if scalars:
-            update[INPUTS_KEY] = scalars
-    if recorded:
-        update[INPUT_ARTIFACTS_KEY] = recorded
+    update = {INPUTS_KEY: scalar_inputs(inputs) if owned else {}, INPUT_ARTIFACTS_KEY: recorded}
+    update = {key: value for key, value in update.items() if value}
     if update:
         run.config.update(update, allow_val_change=True)
     return used
 
 
 def apply_recorded_uses(run_path: str, *, api: Any = None) -> list[str]:
-    """Declare the artifact uses an offline run recorded, once it was synced (``wandb sync``).
-
-    ``run_path`` is ``entity/project/run_id``. Returns the artifacts declared as used.
-    """
+    """Declare the artifact uses an offline run recorded, once it was synced (``wandb sync``);
+    ``run_path`` is ``entity/project/run_id``. Returns the artifacts declared as used."""
     import wandb
 
     api = api or wandb.Api()
     run = api.run(run_path)
-    recorded = run.config.get(INPUT_ARTIFACTS_KEY) or {}
-    done: list[str] = []
-    for entry in recorded.values():
-        artifact = api.artifact(entry["artifact"])
-        run.use_artifact(artifact)
-        done.append(entry["artifact"])
+    done = [entry["artifact"] for entry in (run.config.get(INPUT_ARTIFACTS_KEY) or {}).values()]
+    for ref in done:
+        run.use_artifact(api.artifact(ref))
     return done
-
-
-# -- model checkpoints ---------------------------------------------------------------------------
 
 
 def log_model_checkpoint(
@@ -347,11 +255,9 @@ def log_model_checkpoint(
 ) -> Any:
     """Log the checkpoint folder (or file) ``path`` as a ``model`` artifact of the current run.
 
-    The new version gets the alias ``latest``, and ``best`` too when ``best=True``. A remote
-    ``path`` (``s3://...``) is referenced, a local one uploaded (a checkpoint on the task's disk
-    is gone when the task ends). ``name`` defaults to ``<run id>-model``. Returns the artifact.
-    Raises :class:`WandbCloudExtraMissing` for an ``s3://`` or ``gs://`` path when the store's
-    client library is not installed (``flyteplugins-wandb[aws]`` / ``[gcp]``).
+    Aliases ``latest`` (and ``best`` with ``best=True``); a remote ``path`` is referenced, a
+    local one uploaded; ``name`` defaults to ``<run id>-model``. Returns the artifact. Raises
+    :class:`WandbCloudExtraMissing` for an ``s3://``/``gs://`` path without the store's library.
     """
     import wandb
 
@@ -362,10 +268,10 @@ def log_model_checkpoint(
             "function, or pass run="
         )
     target = os.fspath(path)
-    lib = missing_library(target) if "://" in target else None
+    lib = _stores.missing_library(target)
     if lib is not None:
         raise WandbCloudExtraMissing(
-            f"log_model_checkpoint({target!r}): {extra_hint([lib])}", name=lib.module
+            f"log_model_checkpoint({target!r}): {_stores.extra_hint([lib])}", name=lib.module
         )
     artifact = wandb.Artifact(
         name or artifact_name(str(run.id), "model"), type="model", metadata=dict(metadata or {})
@@ -380,20 +286,10 @@ def log_model_checkpoint(
         raise FileNotFoundError(f"log_model_checkpoint({target!r}): no such file or folder")
     aliases = ["latest", "best"] if best else ["latest"]
     logged = run.log_artifact(artifact, aliases=aliases)
-    _show_in_tab(
-        {
-            "direction": "model",
-            "name": f"{artifact.name} ({', '.join(aliases)})",
-            "type": "model",
-            "digest": artifact.digest,
-            "uri": target,
-        }
-    )
-    return logged
-
-
-def _show_in_tab(item: dict[str, Any]) -> None:
-    """List ``item`` in the W&B tab of the current task call, when it has one."""
+    label = f"{artifact.name} ({', '.join(aliases)})"
+    item = {"direction": "model", "name": label, "type": "model", "digest": artifact.digest,
+            "uri": target}  # fmt: skip
     for ext in getattr(getattr(current_active(), "call", None), "extensions", ()):
-        if getattr(ext, "tab", None) is not None:
+        if getattr(ext, "tab", None) is not None:  # the call's W&B tab lists it
             ext.tab.artifacts.append(item)
+    return logged

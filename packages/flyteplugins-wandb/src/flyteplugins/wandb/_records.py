@@ -1,17 +1,6 @@
-"""Read what the wandb client recorded in an offline ``run-<id>.wandb`` file.
-
-wandb 0.31 writes, and ships no reader for, this format:
-
-* a 7-byte header: ``b":W&B"``, the little-endian uint16 ``0xBEE1`` and a version byte;
-* then LevelDB log framing: 32 KiB blocks of records, each with a 7-byte header (crc32 uint32,
-  length uint16, type byte ``FULL=1``, ``FIRST=2``, ``MIDDLE=3``, ``LAST=4``); a block tail shorter
-  than 7 bytes is zero padding;
-* every assembled payload is a ``wandb.proto.wandb_internal_pb2.Record``.
-
-:func:`read_run` folds the records into a :class:`RunRecord`: id, project, entity, group, tags,
-config, history rows, summary, exit code and whether the run was marked preempting. Tests, the
-offline log download and the demo use it to check what W&B really recorded.
-"""
+"""Read an offline ``run-<id>.wandb`` file (the client ships no reader): a 7-byte header
+(``:W&B``, uint16 ``0xBEE1``, version), then LevelDB log framing (32 KiB blocks; crc32, length,
+type) around ``wandb_internal_pb2.Record`` payloads. For tests, the log download and the demo."""
 
 from __future__ import annotations
 
@@ -24,11 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MAGIC = b":W&B"
-MAGIC_NUMBER = 0xBEE1
-HEADER_LENGTH = 7
 BLOCK_SIZE = 32 * 1024
-RECORD_HEADER_LENGTH = 7
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 
@@ -68,113 +53,86 @@ class RunRecord:
 
 def iter_payloads(data: bytes) -> Iterator[bytes]:
     """The record payloads of a run file's bytes, checking header, framing and checksums."""
-    if len(data) < HEADER_LENGTH or data[:4] != MAGIC:
+    if len(data) < 7 or data[:4] != b":W&B":
         raise RecordFormatError("not a W&B run file: missing the ':W&B' header")
     (magic,) = struct.unpack("<H", data[4:6])
-    if magic != MAGIC_NUMBER:
+    if magic != 0xBEE1:
         raise RecordFormatError(f"not a W&B run file: magic number {magic:#x}")
-    pos = HEADER_LENGTH
+    pos = 7
     pending: bytearray | None = None
     while pos < len(data):
         room = BLOCK_SIZE - pos % BLOCK_SIZE
-        if room < RECORD_HEADER_LENGTH:
-            pos += room
+        crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7].ljust(7, b"\0"))
+        if room < 7 or (kind == 0 and length == 0):
+            pos += room  # zero padding at the end of a block (or of a file still being written)
             continue
-        crc, length, kind = struct.unpack("<IHB", data[pos : pos + RECORD_HEADER_LENGTH])
-        pos += RECORD_HEADER_LENGTH
-        if kind == 0 and length == 0:
-            # zero padding written at the end of a block (or of a file still being written)
-            pos += room - RECORD_HEADER_LENGTH
-            continue
-        chunk = data[pos : pos + length]
+        chunk = data[pos + 7 : pos + 7 + length]
         if len(chunk) < length:
             return  # a record cut short: the writer was still running or was killed
-        pos += length
-        expected = zlib.crc32(bytes([kind]) + chunk) & 0xFFFFFFFF
-        if crc != expected:
-            raise RecordFormatError(f"checksum mismatch in the record at byte {pos - length}")
-        if kind == FULL:
-            yield chunk
-        elif kind == FIRST:
+        if crc != zlib.crc32(bytes([kind]) + chunk) & 0xFFFFFFFF:
+            raise RecordFormatError(f"checksum mismatch in the record at byte {pos + 7}")
+        pos += 7 + length
+        if kind in (FULL, FIRST):
             pending = bytearray(chunk)
-        elif kind == MIDDLE and pending is not None:
+        elif kind in (MIDDLE, LAST) and pending is not None:
             pending += chunk
-        elif kind == LAST and pending is not None:
-            yield bytes(pending + chunk)
-            pending = None
         else:
             raise RecordFormatError(f"unexpected record type {kind} at byte {pos - length}")
+        if kind in (FULL, LAST):
+            yield bytes(pending)
+            pending = None
 
 
-def _key(item: Any) -> list[str]:
-    return list(item.nested_key) if item.nested_key else [item.key]
+def _records(path: str | os.PathLike[str]) -> Iterator[Any]:
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    for payload in iter_payloads(Path(path).read_bytes()):
+        rec = pb.Record()  # type: ignore[attr-defined]
+        rec.ParseFromString(payload)
+        yield rec
 
 
-def _put(target: dict[str, Any], path: list[str], value: Any) -> None:
-    for part in path[:-1]:
-        nxt = target.get(part)
-        if not isinstance(nxt, dict):
-            nxt = target[part] = {}
-        target = nxt
-    target[path[-1]] = value
+def _apply(target: dict[str, Any], update: Any = (), remove: Any = ()) -> None:
+    """Set (``update``) and drop (``remove``) the items' nested keys in ``target``."""
+    for item, drop in [(i, False) for i in update] + [(i, True) for i in remove]:
+        *parents, last = list(item.nested_key) or [item.key]
+        node: Any = target
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                if drop:
+                    break
+                node[part] = {}
+            node = node[part]
+        else:
+            if drop:
+                node.pop(last, None)
+            else:
+                node[last] = json.loads(item.value_json)
 
 
-def _drop(target: dict[str, Any], path: list[str]) -> None:
-    for part in path[:-1]:
-        nxt = target.get(part)
-        if not isinstance(nxt, dict):
-            return
-        target = nxt
-    target.pop(path[-1], None)
-
-
-def _apply_config(config: dict[str, Any], update: Any) -> None:
-    for item in update.update:
-        _put(config, _key(item), json.loads(item.value_json))
-    for item in update.remove:
-        _drop(config, _key(item))
+_RUN_FIELDS = {"run_id": "run_id", "project": "project", "entity": "entity", "group": "run_group",
+               "job_type": "job_type", "name": "display_name", "notes": "notes"}  # fmt: skip
 
 
 def read_run(path: str | Path) -> RunRecord:
     """Parse one ``run-<id>.wandb`` file."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    p = Path(path)
-    out = RunRecord(path=p)
-    for payload in iter_payloads(p.read_bytes()):
-        rec = pb.Record()  # type: ignore[attr-defined]
-        rec.ParseFromString(payload)
+    out = RunRecord(path=Path(path))
+    for rec in _records(path):
         kind = rec.WhichOneof("record_type")
         if kind == "run":
             r = rec.run
-            out.run_id = r.run_id or out.run_id
-            out.project = r.project or out.project
-            out.entity = r.entity or out.entity
-            out.group = r.run_group or out.group
-            out.job_type = r.job_type or out.job_type
-            out.name = r.display_name or out.name
-            out.notes = r.notes or out.notes
-            if r.tags:
-                out.tags = list(r.tags)
-            _apply_config(out.config, r.config)
+            for attr, name in _RUN_FIELDS.items():
+                setattr(out, attr, getattr(r, name) or getattr(out, attr))
+            out.tags = list(r.tags) or out.tags
+            _apply(out.config, r.config.update, r.config.remove)
             out.resumed = out.resumed or r.resumed
         elif kind == "config":
-            _apply_config(out.config, rec.config)
+            _apply(out.config, rec.config.update, rec.config.remove)
         elif kind == "history":
-            row: dict[str, Any] = {}
-            for item in rec.history.item:
-                value = json.loads(item.value_json)
-                path_ = _key(item)
-                if len(path_) == 1:
-                    row[path_[0]] = value
-                else:
-                    _put(row, path_, value)
-            out.history.append(row)
+            out.history.append({})
+            _apply(out.history[-1], rec.history.item)
         elif kind == "summary":
-            for item in rec.summary.update:
-                _put(out.summary, _key(item), json.loads(item.value_json))
-            for item in rec.summary.remove:
-                _drop(out.summary, _key(item))
+            _apply(out.summary, rec.summary.update, rec.summary.remove)
         elif kind == "exit":
             out.exit_code = rec.exit.exit_code
         elif kind == "preempting":
@@ -195,33 +153,13 @@ def read_runs(root: str | Path) -> list[RunRecord]:
 
 
 def recorded_artifacts(run_file: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The artifacts an offline run logged, read from its ``run-<id>.wandb`` file.
-
-    Each: ``name``, ``type``, ``digest``, ``aliases``, ``metadata`` (decoded) and ``entries``
-    (``path``, ``ref`` for a reference, ``digest``, ``size``), as the client recorded them.
-    """
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    out: list[dict[str, Any]] = []
-    with open(run_file, "rb") as fh:
-        data = fh.read()
-    for payload in iter_payloads(data):
-        record = pb.Record()  # type: ignore[attr-defined]
-        record.ParseFromString(payload)
-        if record.WhichOneof("record_type") != "artifact":
-            continue
-        art = record.artifact
-        out.append(
-            {
-                "name": art.name,
-                "type": art.type,
-                "digest": art.digest,
-                "aliases": sorted(art.aliases),
-                "metadata": json.loads(art.metadata) if art.metadata else {},
-                "entries": [
-                    {"path": e.path, "ref": e.ref, "digest": e.digest, "size": e.size}
-                    for e in art.manifest.contents
-                ],
-            }
-        )
+    """The artifacts an offline run logged: ``name``, ``type``, ``digest``, ``aliases``,
+    ``metadata`` and ``entries`` (``path``, ``ref``, ``digest``, ``size``) of each."""
+    out = []
+    for a in (r.artifact for r in _records(run_file) if r.WhichOneof("record_type") == "artifact"):
+        entries = [{"path": e.path, "ref": e.ref, "digest": e.digest, "size": e.size}
+                   for e in a.manifest.contents]  # fmt: skip
+        meta = json.loads(a.metadata or "{}")
+        out.append({"name": a.name, "type": a.type, "digest": a.digest, "entries": entries,
+                    "aliases": sorted(a.aliases), "metadata": meta})  # fmt: skip
     return out

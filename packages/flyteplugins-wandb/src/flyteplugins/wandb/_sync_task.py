@@ -1,10 +1,5 @@
-"""The sync task: upload the offline runs a Flyte run kept (see ``_sync``) with ``wandb sync``.
-
-It lists the tree under ``<run_base_dir>/wandb-offline/``, downloads only the folders not yet
-synced (into a temporary folder it removes), runs the client's own ``wandb sync`` with the
-plugin's bounds on its retries (stopped when it finishes no folder for ``sync_timeout`` seconds),
-and copies each folder's ``.synced`` marker back, so a repeated sync uploads nothing twice.
-"""
+"""The sync task: ``wandb sync`` of the offline run folders a Flyte run kept (``_sync``) that
+have no ``.synced`` marker yet; each new marker is copied back, so nothing is uploaded twice."""
 
 from __future__ import annotations
 
@@ -18,30 +13,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ._resilience import CLIENT_BOUNDS, env_var
 from ._settings import check_seconds
 from ._sync import METADATA_FILE, current_root
 
-SYNCED_SUFFIX: Final = ".synced"
-"""The client's marker of a synced run file: ``run-<id>.wandb.synced`` (``wandb sync`` skips it)."""
-
-
-DEFAULT_TASK_NAME: Final = "wandb_sync"
-
-
-DEFAULT_SYNC_TIMEOUT: Final = 600.0
-"""Seconds the sync task lets the client's ``wandb sync`` go without finishing a run folder
-before it stops it and fails (``wandb_sync_task(env, sync_timeout=...)``; 0: no bound)."""
-
-
-POLL_S: Final = 0.5
-
-
-STOP_GRACE_S: Final = 5.0
+SYNCED_SUFFIX: Final = ".synced"  # the client's marker: run-<id>.wandb.synced
 
 
 class WandbSyncFailed(RuntimeError):
@@ -52,50 +31,23 @@ class WandbSyncFailed(RuntimeError):
         self.failed = failed
 
 
-def check_sync_timeout(value: Any) -> None:
-    """``sync_timeout`` of the sync task: seconds >= 0 (0: no bound)."""
-    check_seconds(
-        "sync_timeout",
-        value,
-        "how long `wandb sync` may go without finishing a run folder; 0: no bound",
-    )
-
-
-def check_environment(env: Any) -> None:
-    """The sync task is declared on a ``flyte.TaskEnvironment``."""
-    import flyte
-
-    if not isinstance(env, flyte.TaskEnvironment):
-        raise TypeError(
-            f"wandb_sync_task({env!r}): expected a flyte.TaskEnvironment (the environment the "
-            f"sync task runs in, with the W&B secret and network), got {type(env).__name__}"
-        )
-
-
-@dataclass(frozen=True)
-class StoredFolder:
-    """A run folder in the Flyte run's storage, as listed: where it is under the tree's root,
-    its run file, and whether the client's marker says it was synced."""
+class StoredFolder(NamedTuple):
+    """A run folder under the tree's root: its path there, its run, whether it was synced."""
 
     rel: str
-    run_file: str
+    run_id: str
     synced: bool
-
-    @property
-    def run_id(self) -> str:
-        return self.run_file.removeprefix("run-").removesuffix(".wandb")
 
 
 def find_folders(files: Iterable[str]) -> list[StoredFolder]:
-    """The run folders among ``files`` (paths relative to the tree's root, ``/``-separated): every
-    folder holding a ``run-<id>.wandb`` file, in a stable order (run id, upload key)."""
+    """The folders holding a ``run-<id>.wandb`` among ``files`` (paths under the tree's root)."""
     present = set(files)
-    out = []
-    for path in present:
-        folder, _, name = path.rpartition("/")
-        if name.startswith("run-") and name.endswith(".wandb"):
-            out.append(StoredFolder(folder, name, f"{path}{SYNCED_SUFFIX}" in present))
-    return sorted(out, key=lambda f: (f.rel, f.run_file))
+    return sorted(
+        StoredFolder(folder, name[4:-6], f"{path}{SYNCED_SUFFIX}" in present)
+        for path in present
+        for folder, _, name in [path.rpartition("/")]
+        if name.startswith("run-") and name.endswith(".wandb")
+    )
 
 
 def relative_to_root(path: str, root: str) -> str | None:
@@ -107,113 +59,52 @@ def relative_to_root(path: str, root: str) -> str | None:
         return text.split("://", 1)[1].rstrip("/")
 
     base, full = plain(root), plain(path)
-    if full.startswith(base + "/"):
-        return full[len(base) + 1 :]
-    return None
-
-
-@dataclass
-class LocalFolder:
-    """A pending run folder downloaded for the client: its run file, its place in Flyte's
-    storage, what its writer said about it (``flyte-wandb.json``)."""
-
-    path: Path
-    run_file: Path
-    remote: str
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def marker(self) -> Path:
-        return self.run_file.with_name(self.run_file.name + SYNCED_SUFFIX)
-
-    @property
-    def synced(self) -> bool:
-        return self.marker.exists()
-
-
-def _remote(root: str, rel: str) -> str:
-    from flyte.storage import join
-
-    return join(root, *rel.split("/")) if rel else root
-
-
-async def _download(stored: StoredFolder, remote_root: str, local_root: Path) -> LocalFolder:
-    import flyte.io
-
-    remote = _remote(remote_root, stored.rel)
-    local = local_root / stored.rel
-    local.parent.mkdir(parents=True, exist_ok=True)
-    await flyte.io.Dir(path=remote).download(str(local))
-    meta_path = local / METADATA_FILE
-    try:
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    except ValueError:
-        meta = {}
-    return LocalFolder(local, local / stored.run_file, remote, meta)
+    return full[len(base) + 1 :] if full.startswith(base + "/") else None
 
 
 def client_bounds_env(environ: Mapping[str, str]) -> dict[str, str]:
     """The plugin's bounds on the client's retries (those of a live run, :data:`CLIENT_BOUNDS`)
     as the variables ``wandb sync`` reads, except the ones ``environ`` already sets."""
-    out = {}
-    for setting, value in CLIENT_BOUNDS.items():
-        name = env_var(setting)
-        if setting != "init_timeout" and name not in environ:
-            out[name] = str(value)
-    return out
+    named = {env_var(k): str(v) for k, v in CLIENT_BOUNDS.items() if k != "init_timeout"}
+    return {name: value for name, value in named.items() if name not in environ}
 
 
-def _echo(stream: Any) -> None:
-    for line in stream:
-        print(line.rstrip("\n"), flush=True)
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def _client_sync(folders: list[LocalFolder], env: Mapping[str, str], timeout: float) -> bool:
-    """``wandb sync`` of ``folders`` in a child process (the client's own upload, its messages
-    on our output), stopped once it has finished no folder for ``timeout`` seconds (0: never).
-
-    Returns whether it was stopped. The client skips folders already marked synced.
-    """
-    argv = [sys.executable, "-m", "wandb", "sync", *(str(f.path) for f in folders)]
+def _client_sync(
+    folders: list[Path], markers: list[Path], env: Mapping[str, str], timeout: float
+) -> bool:
+    """``wandb sync`` of ``folders`` in a child process (its messages on our output), stopped
+    once no new marker appeared for ``timeout`` seconds (0: never). Returns whether it was."""
     proc = subprocess.Popen(
-        argv,
+        [sys.executable, "-m", "wandb", "sync", *map(str, folders)],
         env={**os.environ, **client_bounds_env(os.environ), **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
     )
-    reader = threading.Thread(target=_echo, args=(proc.stdout,), daemon=True)
+
+    def echo() -> None:
+        for line in proc.stdout or ():
+            print(line.rstrip("\n"), flush=True)
+
+    reader = threading.Thread(target=echo, daemon=True)
     reader.start()
     done, progress, stopped = 0, time.monotonic(), False
     while proc.poll() is None and not stopped:
-        time.sleep(POLL_S)
-        now_done = sum(f.synced for f in folders)
+        time.sleep(0.5)
+        now_done = sum(m.exists() for m in markers)
         if now_done > done:
             done, progress = now_done, time.monotonic()
         elif timeout and time.monotonic() - progress >= timeout:
             stopped = True
-            _stop(proc)
-    reader.join(STOP_GRACE_S)
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    reader.join(5)
     return stopped
-
-
-async def _upload_marker(folder: LocalFolder) -> None:
-    from flyte.storage import is_remote, join, put
-
-    remote = join(folder.remote, folder.marker.name)
-    if not is_remote(remote):
-        Path(remote).parent.mkdir(parents=True, exist_ok=True)
-    await put(str(folder.marker), remote)
 
 
 def retry_hint(remote_folders: Iterable[str], base_url: str | None = None) -> str:
@@ -224,9 +115,8 @@ def retry_hint(remote_folders: Iterable[str], base_url: str | None = None) -> st
         paths = " ".join(shlex.quote(p.removeprefix("file://")) for p in left)
         by_hand = f"`{prefix}wandb sync {paths}`"
     else:
-        by_hand = (
-            f"copy each folder to a machine with network and run `{prefix}wandb sync <folder>`"
-        )
+        by_hand = "copy each folder to a machine with network and run "
+        by_hand += f"`{prefix}wandb sync <folder>`"
     return (
         f"Left to sync: {', '.join(left)}. The folders stay in the Flyte run's storage; run the "
         "sync task again (`await sync_wandb(<your sync task>)`: it skips what was uploaded), or "
@@ -234,66 +124,67 @@ def retry_hint(remote_folders: Iterable[str], base_url: str | None = None) -> st
     )
 
 
-async def sync_folders(
-    folders: Any,
-    run_ids: list[str] | None = None,
-    workdir: str | None = None,
-    *,
-    sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
-) -> dict[str, list[str]]:
-    """The sync task's work: upload every run folder under ``folders`` (a ``flyte.io.Dir`` of
-    a Flyte run's ``wandb-offline`` tree) that is not synced yet.
+def _host(folder: Path) -> Any:
+    """The host the folder's writer logged for (its ``flyte-wandb.json``), if it says."""
+    try:
+        return json.loads((folder / METADATA_FILE).read_text()).get("host")
+    except (OSError, ValueError):
+        return None
 
-    The tree is listed first; only the folders not marked synced are downloaded, into a
-    temporary folder (under ``workdir``) removed at the end. Returns
-    ``{"synced": [...], "skipped": [...]}`` (places in Flyte's storage); raises
-    :class:`WandbSyncFailed` naming the folders left and how to finish.
-    """
+
+async def sync_folders(
+    folders: Any, run_ids: list[str] | None, sync_timeout: float
+) -> dict[str, list[str]]:
+    """Upload each run folder under ``folders`` (a Flyte run's ``wandb-offline`` tree) not
+    synced yet, downloaded into a temporary folder. ``{"synced": [...], "skipped": [...]}``;
+    :class:`WandbSyncFailed` names the folders left and how to finish."""
+    import flyte.io
+    from flyte.storage import join, put
+
     from ._client import read_defaults
     from ._resolve import sync_environment
 
-    remote_root = str(folders.path)
-    listed: list[str] = []
-    async for file in folders.walk():
-        rel = relative_to_root(str(file.path), remote_root)
-        if rel is None:
-            raise RuntimeError(f"listing {remote_root} gave {file.path}, a file outside it")
-        listed.append(rel)
-    found = find_folders(listed)
-    if run_ids is not None:
-        wanted = set(run_ids)
-        found = [f for f in found if f.run_id in wanted]
-    skipped = [_remote(remote_root, f.rel) for f in found if f.synced]
+    root = str(folders.path)
+    listed: list[Any] = [relative_to_root(str(file.path), root) async for file in folders.walk()]
+    if None in listed:
+        raise RuntimeError(f"listing {root} gave files outside it")
+    found = [f for f in find_folders(listed) if run_ids is None or f.run_id in run_ids]
+    remote = {f: join(root, *f.rel.split("/")) if f.rel else root for f in found}
+    skipped = [remote[f] for f in found if f.synced]
     pending = [f for f in found if not f.synced]
-    runs = sorted({f.run_id for f in pending})
     print(
-        f"W&B sync: {len(pending)} run folder(s) of {len(runs)} run(s) to upload"
-        + (f", {len(skipped)} already synced" if skipped else ""),
+        f"W&B sync: {len(pending)} run folder(s) of {len({f.run_id for f in pending})} run(s) "
+        "to upload" + (f", {len(skipped)} already synced" if skipped else ""),
         flush=True,
     )
-    synced: list[LocalFolder] = []
-    failed: list[LocalFolder] = []
+    synced: list[str] = []
+    failed: dict[str, str] = {}  # remote folder: the server it was for
     stopped_at: list[str] = []
     defaults = read_defaults()
-    with tempfile.TemporaryDirectory(prefix="wandb-sync-", dir=workdir) as tmp:
-        local = await asyncio.gather(*(_download(f, remote_root, Path(tmp)) for f in pending))
-        by_host: dict[str | None, list[LocalFolder]] = {}
-        for f in local:
-            by_host.setdefault(f.meta.get("host"), []).append(f)
+    with tempfile.TemporaryDirectory(prefix="wandb-sync-") as tmp:
+        local = {f: Path(tmp, f.rel) for f in pending}
+        for path in local.values():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.gather(
+            *(flyte.io.Dir(path=remote[f]).download(str(local[f])) for f in pending)
+        )
+        by_host: dict[str | None, list[StoredFolder]] = {}
+        for f in pending:
+            by_host.setdefault(_host(local[f]), []).append(f)
         for i, (host, group) in enumerate(by_host.items(), start=1):
+            url = defaults.server(host).api_url
+            print(f"W&B sync [{i}/{len(by_host)}]: {len(group)} folder(s) to {url}", flush=True)
+            markers = [local[f] / f"run-{f.run_id}.wandb{SYNCED_SUFFIX}" for f in group]
             env = sync_environment(host, defaults)
-            where = defaults.server(host).api_url
-            print(f"W&B sync [{i}/{len(by_host)}]: {len(group)} folder(s) to {where}", flush=True)
-            stopped = await asyncio.to_thread(_client_sync, group, env, sync_timeout)
-            if stopped:
-                stopped_at.append(where)
-            for f in group:
-                if f.synced:
-                    await _upload_marker(f)
-                    synced.append(f)
+            args = ([local[f] for f in group], markers, env, sync_timeout)
+            if await asyncio.to_thread(_client_sync, *args):
+                stopped_at.append(url)
+            for f, marker in zip(group, markers, strict=True):
+                if marker.exists():
+                    await put(str(marker), join(remote[f], marker.name))
+                    synced.append(remote[f])
                 else:
-                    failed.append(f)
-    report = {"synced": [f.remote for f in synced], "skipped": skipped}
+                    failed[remote[f]] = url
     print(f"W&B sync: {len(synced)} uploaded, {len(failed)} failed", flush=True)
     if failed:
         why = (
@@ -302,94 +193,70 @@ async def sync_folders(
             if stopped_at
             else "see the client's messages above"
         )
-        urls = {defaults.server(f.meta.get("host")).api_url for f in failed}
-        base_url = urls.pop() if len(urls) == 1 else None
+        urls = set(failed.values())
         raise WandbSyncFailed(
             f"{len(failed)} of {len(pending)} W&B run folder(s) were not uploaded ({why}). "
-            + retry_hint((f.remote for f in failed), base_url),
-            [f.remote for f in failed],
+            + retry_hint(failed, urls.pop() if len(urls) == 1 else None),
+            list(failed),
         )
-    return report
+    return {"synced": synced, "skipped": skipped}
 
 
 def wandb_sync_task(
-    env: Any,
-    *,
-    name: str = DEFAULT_TASK_NAME,
-    sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
-    **task_options: Any,
+    env: Any, *, name: str = "wandb_sync", sync_timeout: float = 600.0, **task_options: Any
 ) -> Any:
-    """Declare the sync task on ``env`` (give the environment the W&B secret and network).
-
-    Assign the result to a module-level name equal to ``name`` (Flyte finds a task in a
-    deployed image by its module and name)::
-
-        sync_env = flyte.TaskEnvironment(
-            name="wandb-sync",
-            secrets=[flyte.Secret(key="wandb_api_key", as_env_var="WANDB_API_KEY")],
-        )
-        wandb_sync = wandb_sync_task(sync_env)
-
-    The client's ``wandb sync`` runs with the plugin's bounds on its retries (those of a live
-    run, unless the environment sets the ``WANDB__*_RETRY_*`` variables) and is stopped when it
-    has finished no run folder for ``sync_timeout`` seconds (default 600; 0: no bound): the task
-    then fails with :class:`WandbSyncFailed` naming the folders left and the command that
-    finishes them. ``task_options`` go to ``env.task`` (``retries=``, ``timeout=``, ...).
-    """
+    """Declare the sync task on ``env`` (a ``flyte.TaskEnvironment`` with the W&B secret and
+    network); assign it to a module-level name equal to ``name``: ``wandb_sync =
+    wandb_sync_task(sync_env)``. Its ``wandb sync`` has the plugin's retry bounds and is stopped
+    after ``sync_timeout`` seconds (0: never) without finishing a folder: :class:`WandbSyncFailed`
+    names what is left. ``task_options`` go to ``env.task`` (``retries=``, ...)."""
+    import flyte
     import flyte.io
 
-    check_environment(env)
+    if not isinstance(env, flyte.TaskEnvironment):
+        raise TypeError(
+            f"wandb_sync_task({env!r}): expected a flyte.TaskEnvironment (the environment the "
+            f"sync task runs in, with the W&B secret and network), got {type(env).__name__}"
+        )
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name={name!r}: a sync task's name must be a Python identifier")
-    check_sync_timeout(sync_timeout)
+    check_seconds("sync_timeout", sync_timeout, "0: no bound")
     bound = float(sync_timeout)
-    caller = sys._getframe(1).f_globals.get("__name__", __name__)
 
-    async def sync_task(
-        folders: flyte.io.Dir, run_ids: list[str] | None = None
-    ) -> dict[str, list[str]]:
-        return await sync_folders(folders, run_ids, sync_timeout=bound)
+    async def sync_task(folders: Any, run_ids: Any = None) -> Any:
+        return await sync_folders(folders, run_ids, bound)
 
-    # Real types, not this module's postponed annotation strings: Flyte reads the interface.
+    # Flyte reads the task's interface from real types, not this module's annotation strings.
     sync_task.__annotations__ = {
         "folders": flyte.io.Dir,
         "run_ids": list[str] | None,
         "return": dict[str, list[str]],
     }
     sync_task.__name__ = sync_task.__qualname__ = name
-    sync_task.__module__ = caller
+    sync_task.__module__ = sys._getframe(1).f_globals.get("__name__", __name__)
     sync_task.__doc__ = "Upload the offline W&B runs of a Flyte run (flyteplugins-wandb)."
     return env.task(**task_options)(sync_task)
 
 
-def _check_findable(task: Any) -> None:
-    """A sync task must be a module-level name of its module, as Flyte looks tasks up."""
-    func = getattr(task, "func", None)
-    module = sys.modules.get(getattr(func, "__module__", "") or "")
-    name = getattr(func, "__name__", "")
-    if module is None or getattr(module, name, None) is not task:
-        raise ValueError(
-            f"the sync task {getattr(task, 'name', task)!r} is not the module-level name "
-            f"{name!r} of module {getattr(func, '__module__', '?')!r}: assign it as "
-            f"`{name} = wandb_sync_task(env)` at the top level of that module (or pass "
-            "name= matching the variable), so that Flyte can load it in a deployed image"
-        )
-
-
 async def sync_wandb(task: Any, *, run_ids: list[str] | None = None) -> dict[str, list[str]]:
-    """Upload the offline W&B runs of the current Flyte run with the sync ``task``.
-
-    Call it in a task after the ``sync="after"`` tasks (``await sync_wandb(wandb_sync)``);
-    ``run_ids`` limits it to those W&B runs. Folders uploaded before (by an earlier or retried
-    sync) are skipped. Returns what the task returned: ``{"synced": [...], "skipped": [...]}``.
-    """
+    """Upload the offline W&B runs of the current Flyte run (only ``run_ids``, if given) with
+    the sync ``task``, after the ``sync="after"`` tasks; folders synced before are skipped.
+    Returns ``{"synced": [...], "skipped": [...]}`` (places in Flyte's storage)."""
     import flyte.io
     from flyte.storage import exists
 
-    _check_findable(task)
+    func = getattr(task, "func", None)
+    module, name = getattr(func, "__module__", "") or "", getattr(func, "__name__", "")
+    found: Any = getattr(sys.modules.get(module), name, None)
+    if found is not task:  # Flyte finds a task by its module and name
+        raise ValueError(
+            f"the sync task {getattr(task, 'name', task)!r} is not the module-level name "
+            f"{name!r} of module {module or '?'!r}: assign it as "
+            f"`{name} = wandb_sync_task(env)` at the top level of that module (or pass "
+            "name= matching the variable), so that Flyte can load it in a deployed image"
+        )
     root = current_root()
     if not await exists(root):
         print("W&B sync: no offline runs were saved in this Flyte run", flush=True)
         return {"synced": [], "skipped": []}
-    result: dict[str, list[str]] = await task(flyte.io.Dir(path=root), run_ids)
-    return result
+    return await task(flyte.io.Dir(path=root), run_ids)  # type: ignore[no-any-return]
