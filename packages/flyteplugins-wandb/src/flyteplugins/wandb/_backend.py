@@ -76,7 +76,9 @@ def missing_key(mode: str, server: _client.Server, settings: Any = None) -> Exce
     """
     if mode not in ("online", "shared"):
         return None
-    if _client.has_api_key(server.api_url, settings):
+    from ._client_env import has_api_key
+
+    if has_api_key(server.api_url, settings):
         return None
     return WandbApiKeyMissing(
         f"W&B is online (mode={mode!r}, server {server.api_url}, from {server.source}) but no "

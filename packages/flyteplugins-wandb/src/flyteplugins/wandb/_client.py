@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import configparser
 import os
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 from urllib.parse import quote, urlsplit
 
 from flyteplugins.wandb_core import split_templates
@@ -132,7 +130,7 @@ def sweeps_page_url(app_url: str, entity: str, project: str) -> str:
     return f"{project_url(app_url, entity, project)}/sweeps"
 
 
-def _expand(path: str, environ: Mapping[str, str]) -> Path:
+def expand_path(path: str, environ: Mapping[str, str]) -> Path:
     """``~`` expanded with ``environ``'s ``HOME`` (the environment the run will have)."""
     if path.startswith("~") and environ.get("HOME"):
         return Path(environ["HOME"] + path[1:])
@@ -144,9 +142,9 @@ def settings_files(environ: Mapping[str, str], cwd: str | None = None) -> list[P
     ``~/.config/wandb/settings``), then ``settings`` in the run folder root (``$WANDB_DIR`` or
     the working directory) under ``.wandb/`` when that exists, else ``wandb/``."""
     config_dir = environ.get("WANDB_CONFIG_DIR") or "~/.config/wandb"
-    root = _expand(environ.get("WANDB_DIR") or cwd or os.getcwd(), environ)
+    root = expand_path(environ.get("WANDB_DIR") or cwd or os.getcwd(), environ)
     folder = ".wandb" if (root / ".wandb").exists() else "wandb"
-    return [_expand(config_dir, environ) / "settings", root / folder / "settings"]
+    return [expand_path(config_dir, environ) / "settings", root / folder / "settings"]
 
 
 def read_defaults(
@@ -199,61 +197,3 @@ def check_base_url(value: str, source: str) -> None:
             f"{where} is not a W&B server URL: {problem} (e.g. https://wandb.example.com or "
             "http://127.0.0.1:8080)"
         )
-
-
-_server_lock = threading.RLock()
-
-
-@contextmanager
-def client_server(api_url: str | None) -> Iterator[None]:
-    """Point the client's environment-only readers (``wandb.sweep``, ``wandb.agent``) at
-    ``api_url`` for the block through ``WANDB_BASE_URL``, restored after it (also on failure);
-    blocks for different servers wait for each other. Nothing is touched when the client
-    already uses ``api_url`` or none is given."""
-    url = (api_url or "").rstrip("/")
-    if not url or read_defaults().server().api_url == url:
-        yield
-        return
-    with _server_lock:
-        before = os.environ.get("WANDB_BASE_URL")
-        os.environ["WANDB_BASE_URL"] = url
-        try:
-            yield
-        finally:
-            if before is None:
-                os.environ.pop("WANDB_BASE_URL", None)
-            else:
-                os.environ["WANDB_BASE_URL"] = before
-
-
-def has_api_key(
-    api_url: str, settings: Any = None, environ: Mapping[str, str] | None = None
-) -> bool:
-    """Whether credentials for ``api_url`` are where the client looks before a login: its
-    variables, the ``settings`` given, a netrc file (never reading the key into a message)."""
-    env = os.environ if environ is None else environ
-    if env.get("WANDB_API_KEY") or env.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return True
-    return bool(getattr(settings, "api_key", None)) or netrc_has_key(api_url, env)
-
-
-def netrc_has_key(api_url: str, environ: Mapping[str, str] | None = None) -> bool:
-    """Whether a netrc file holds a password for ``api_url``'s host and port (as ``wandb login``
-    writes it), or for the W&B host behind a Forge host."""
-    import netrc
-
-    env = os.environ if environ is None else environ
-    names = [env["NETRC"]] if env.get("NETRC") else ["~/.netrc", "~/_netrc"]
-    machines = [urlsplit(api_url).netloc]
-    if forge := forge_host(api_url):
-        machines.append(FORGE_HOSTS[forge])
-    for path in (_expand(name, env) for name in names):
-        try:
-            parsed = netrc.netrc(str(path)) if path.is_file() else None
-        except (OSError, netrc.NetrcParseError):
-            continue
-        for machine in machines:
-            auth = parsed.authenticators(machine) if parsed else None
-            if auth and auth[2]:
-                return True
-    return False

@@ -283,14 +283,6 @@ def rewound(resolved: ResolvedRun, step: int) -> ResolvedRun:
     return dataclasses.replace(resolved, resume=None, init_kwargs=kwargs)
 
 
-def sync_environment(host: str | None, defaults: ClientDefaults) -> dict[str, str]:
-    """What ``wandb sync`` needs to reach the server ``host`` its run's task logged for; with no
-    ``host``, nothing (the sync task's own environment decides, as the client would)."""
-    if not host:
-        return {}
-    return {"WANDB_BASE_URL": defaults.server(host, source="the run's task").api_url}
-
-
 def _with_identity(config: Mapping[str, Any] | None, identity: Identity) -> dict[str, Any]:
     """User config plus the Flyte identity under ``flyte`` (never replacing a user key)."""
     out = dict(config or {})

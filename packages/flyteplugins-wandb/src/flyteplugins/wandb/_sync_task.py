@@ -250,7 +250,7 @@ async def sync_folders(
     :class:`WandbSyncFailed` naming the folders left and how to finish.
     """
     from ._client import read_defaults
-    from ._resolve import sync_environment
+    from ._client_env import sync_environment
 
     remote_root = str(folders.path)
     listed: list[str] = []
