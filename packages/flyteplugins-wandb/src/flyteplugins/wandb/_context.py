@@ -1,9 +1,6 @@
-"""W&B settings carried in Flyte's ``custom_context``, encoded so that they decode exactly.
-
-Each setting a user gave is stored under ``<prefix><name>`` as the JSON text of its value (the
-JSON ``null`` unsets an inherited one); keys without the prefix belong to someone else. The
-encoding helpers are shared with the sweeps distribution through ``ext``.
-"""
+"""W&B settings in Flyte's ``custom_context``: each one a user gave under ``<prefix><name>`` as
+the JSON text of its value, so it decodes exactly (``null`` unsets an inherited one); keys
+without the prefix belong to others. The encoding is shared with sweeps through ``ext``."""
 
 from __future__ import annotations
 
@@ -111,14 +108,11 @@ _E = TypeVar("_E", bound="ContextEntries")
 
 
 class ContextEntries(dict[str, str]):
-    """Encoded settings: usable as ``custom_context=`` and as a ``with`` block.
-
-    As a mapping it merges with other entries (``{**wandb_config(...), "team": "a"}``); as a
-    context manager it overrides its keys for the code and child tasks inside the block, and can
-    be reused, nested and entered from concurrent tasks and threads. Subclasses set ``_prefix``
-    and ``_fields`` to read their settings as attributes (``cfg.project``; ``None`` when not
-    given; ``cfg.kwargs``: the other keywords) and to set them, checked by ``_normalize``.
-    """
+    """Encoded settings, usable as ``custom_context=`` (merging with other entries) and as a
+    ``with`` block that overrides its keys for the code and child tasks inside it (reusable,
+    nestable, from concurrent tasks and threads). Subclasses name their ``_prefix`` and
+    ``_fields``, read as attributes (``None`` when not given; ``kwargs``: the other keys) and
+    set as attributes, checked by ``_normalize``."""
 
     _prefix: ClassVar[str] = ""
     _fields: ClassVar[tuple[str, ...]] = ()
@@ -144,25 +138,23 @@ class ContextEntries(dict[str, str]):
         """The settings these entries hold, decoded (bookkeeping keys and unset markers omitted)."""
         return {k: v for k, v in decode_entries(self._prefix, self).items() if k[:1] != "~"}
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or not self._prefix:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        values = self.decoded()
-        if name == "kwargs":
-            return {k: v for k, v in values.items() if k not in self._fields} or None
-        if name in self._fields:
-            return values.get(name)
-        raise AttributeError(
+    def _no_setting(self, name: str) -> AttributeError:
+        return AttributeError(
             f"{type(self).__name__} has no setting {name!r}; its settings are "
             f"{', '.join(self._fields)} and kwargs (every other keyword)"
         )
 
+    def __getattr__(self, name: str) -> Any:
+        if name not in (*self._fields, "kwargs"):
+            raise self._no_setting(name)
+        values = self.decoded()
+        if name == "kwargs":
+            return {k: v for k, v in values.items() if k not in self._fields} or None
+        return values.get(name)
+
     def __setattr__(self, name: str, value: Any) -> None:
-        if not self._prefix or name not in (*self._fields, "kwargs"):
-            raise AttributeError(
-                f"cannot set {name!r} on {type(self).__name__}: its settings are "
-                f"{', '.join(self._fields)} and kwargs"
-            )
+        if name not in (*self._fields, "kwargs"):
+            raise self._no_setting(name)
         if name == "kwargs":  # replaces every other keyword
             old = {k: None for k in self.decoded() if k not in self._fields}
             updates = {**old, **(value or {})}
@@ -193,10 +185,8 @@ class ContextEntries(dict[str, str]):
 
 
 class WandbConfig(ContextEntries):
-    """What :func:`wandb_config` returns: its settings as ``custom_context`` entries, a reusable
-    ``with`` block, and the settings as attributes (``cfg.project``, ``None`` when not given;
-    ``cfg.kwargs``: the other ``wandb.init`` keywords), checked when set as by ``wandb_config``.
-    """
+    """What :func:`wandb_config` returns (``cfg.project``; ``cfg.kwargs``: the other
+    ``wandb.init`` keywords; setting one checks it as ``wandb_config`` does)."""
 
     _prefix: ClassVar[str] = PREFIX
     _fields: ClassVar[tuple[str, ...]] = KNOWN_SETTINGS
@@ -231,21 +221,16 @@ def wandb_config(
 ) -> WandbConfig:
     """W&B settings for a run and its child tasks, as Flyte ``custom_context`` entries.
 
-    Pass the result as ``flyte.with_runcontext(custom_context=...)`` (it merges with other
-    entries: ``{**wandb_config(...), "team": "a"}``), or use it inside a task as
-    ``with wandb_config(...):`` to override only the given settings for the child tasks started
-    in the block. ``host`` is the W&B server (the client's base URL and the links' host).
-    ``finish_timeout`` bounds, in seconds, the upload after the task's code returned (default 30;
-    0 waits for everything); ``offline_fallback=True`` logs offline instead of failing when the
-    server cannot be reached at start; ``download_logs=True`` downloads the run's logs after the
-    task into the default folder, ``download_logs="DIR"`` into ``DIR`` (needs the ``[sweeps]``
-    extra). ``report``, ``log_outputs`` and ``log_inputs`` turn on, for every decorated task of
-    the run, the W&B tab of its Flyte report, its outputs as artifacts and its inputs as config
-    and lineage (see ``@wandb_init``). Any other keyword must be a ``wandb.init`` keyword and is
-    passed to it. Settings left as ``None`` are not written, so they keep whatever value an
-    enclosing context gave them.
-    Every setting is checked now; the result reads back as attributes (``cfg.project``,
-    ``cfg.kwargs`` for the other keywords) and ``cfg.to_dict()`` gives the plain entries.
+    Pass the result as ``flyte.with_runcontext(custom_context=...)`` (merge it with other entries
+    as ``{**wandb_config(...), "team": "a"}``), or use ``with wandb_config(...):`` in a task to
+    override the given settings for the child tasks started in the block. ``host``: the W&B
+    server; ``finish_timeout``: seconds the upload may take after the task's code returned
+    (default 30; 0 waits for everything); ``offline_fallback=True``: log offline when the server
+    cannot be reached at start; ``download_logs``: ``True`` or a folder, download the run's logs
+    after the task (needs the ``[sweeps]`` extra); ``report``, ``log_outputs``, ``log_inputs``:
+    see ``@wandb_init``. Other keywords go to ``wandb.init``. ``None`` keeps what an enclosing
+    context gave. Every setting is checked now; ``cfg.project`` reads one back, ``cfg.kwargs`` the
+    other keywords, ``cfg.to_dict()`` gives the plain entries.
     """
     named = {k: v for k, v in locals().items() if k != "init_kwargs"}  # the parameters above
     check_no_secret(init_kwargs)
@@ -259,11 +244,8 @@ def read_wandb_config(context: Mapping[str, str] | None = None) -> dict[str, Any
 
 
 def get_wandb_context() -> WandbConfig | None:
-    """The ``wandb_config`` settings the running code sees, or ``None`` when there are none.
-
-    Inside a task: those of its ``custom_context`` (given at submission or by enclosing ``with``
-    blocks and parent tasks); outside one: those of the open ``with wandb_config(...)`` blocks.
-    """
+    """The ``wandb_config`` settings the running code sees (its task's ``custom_context``, else
+    the open ``with wandb_config(...)`` blocks), or ``None`` when there are none."""
     return WandbConfig.from_dict(current_custom_context()) or None
 
 

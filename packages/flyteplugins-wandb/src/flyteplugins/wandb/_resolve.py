@@ -101,10 +101,6 @@ class ResolvedRun:
     settings: Mapping[str, Any] = field(default_factory=dict)
     url: str | None = None
 
-    @property
-    def role(self) -> str:
-        return str(self.plan.role)
-
 
 def merge_settings(context: Mapping[str, Any], decorator: Mapping[str, Any]) -> dict[str, Any]:
     """Decorator settings over ``wandb_config`` context settings; ``config`` dicts are merged."""
@@ -254,33 +250,6 @@ def resolve(
         settings={k: v for k, v in client.items() if v is not None},
         url=page_url(server, entity, project, "run", run_id) if run_id else None,
     )
-
-
-def rewound(resolved: ResolvedRun, step: int) -> ResolvedRun:
-    """The same run, continued from ``step``: ``resume_from`` replaces ``resume``.
-
-    Only a run the call owns under a stable id can be rewound (a task's run, a rank's run of a
-    distributed job); offline, the client records the rewind and ``wandb sync`` applies it.
-    """
-    p = resolved.plan
-    problem = None
-    if resolved.joins_parent or p.reuses_parent:
-        problem = "it is a parent task's run, joined by this call"
-    elif p.shared:
-        problem = "it is a shared run written by several processes (run_mode='shared')"
-    elif resolved.run_id is None:
-        problem = "its id is chosen by the client for this call only (nothing to resume)"
-    elif resolved.resume is None:
-        problem = "this call does not resume it (a sweep trial's run)"
-    if problem is not None:
-        raise ValueError(
-            f"cannot rewind W&B run {resolved.run_id or p.run_id!r} to step {step}: {problem}; "
-            "a rewind needs a run of its own (a task's run, or one run per rank with "
-            "run_mode='new')"
-        )
-    kwargs = {k: v for k, v in resolved.init_kwargs.items() if k != "resume"}
-    kwargs["resume_from"] = f"{resolved.run_id}?_step={step}"
-    return dataclasses.replace(resolved, resume=None, init_kwargs=kwargs)
 
 
 def _with_identity(config: Mapping[str, Any] | None, identity: Identity) -> dict[str, Any]:

@@ -29,6 +29,33 @@ class WandbRewindError(ValueError):
     """A rewind that cannot be done; the run is left as it was."""
 
 
+def rewound(resolved: _resolve.ResolvedRun, step: int) -> _resolve.ResolvedRun:
+    """The same run, continued from ``step``: ``resume_from`` replaces ``resume``.
+
+    Only a run the call owns under a stable id can be rewound (a task's run, a rank's run of a
+    distributed job); offline, the client records the rewind and ``wandb sync`` applies it.
+    """
+    p = resolved.plan
+    problem = None
+    if resolved.joins_parent or p.reuses_parent:
+        problem = "it is a parent task's run, joined by this call"
+    elif p.shared:
+        problem = "it is a shared run written by several processes (run_mode='shared')"
+    elif resolved.run_id is None:
+        problem = "its id is chosen by the client for this call only (nothing to resume)"
+    elif resolved.resume is None:
+        problem = "this call does not resume it (a sweep trial's run)"
+    if problem is not None:
+        raise ValueError(
+            f"cannot rewind W&B run {resolved.run_id or p.run_id!r} to step {step}: {problem}; "
+            "a rewind needs a run of its own (a task's run, or one run per rank with "
+            "run_mode='new')"
+        )
+    kwargs = {k: v for k, v in resolved.init_kwargs.items() if k != "resume"}
+    kwargs["resume_from"] = f"{resolved.run_id}?_step={step}"
+    return dataclasses.replace(resolved, resume=None, init_kwargs=kwargs)
+
+
 def check_step(run_id: str, step: Any, *, last_step: int | None, logged: int, offline: bool) -> int:
     """The step to rewind ``run_id`` to, or a :class:`WandbRewindError` (``TypeError`` for a
     step that is not an ``int``) naming the run and the step.
@@ -107,7 +134,7 @@ def rewind_to(step: int | None) -> Any:
         )
     last, logged, offline = _facts(run)
     checked = check_step(run_id, step, last_step=last, logged=logged, offline=offline)
-    resolved = _resolve.rewound(call.resolved, checked)
+    resolved = rewound(call.resolved, checked)
     return _restart(call, resolved, checked, offline=offline)
 
 

@@ -22,52 +22,45 @@ MODES: Final = ("online", "offline", "disabled", "shared")
 
 
 class Setting(NamedTuple):
-    """One setting: what it accepts, its default, where it goes and how it is checked.
-
-    ``goes_to``: ``wandb.init`` (passed on as the keyword), ``plugin`` (read by the resolver,
-    links or extensions), ``runtime`` (read when the run starts and finishes), ``both`` (read by
-    the resolver and passed on). ``kind`` (a type) and ``choices``, when given, are checked with
-    ``accepts`` as the message; the rules that are not data are in ``_RULES``.
-    """
+    """One setting. ``accepts`` is also the message's "expected ..."; ``kind`` (a type) and
+    ``choices`` are checked when given. ``goes_to``: ``wandb.init`` (passed on), ``plugin``
+    (read by the resolver, links or extensions), ``runtime`` (read when the run starts and
+    finishes), ``both`` (read by the resolver and passed on)."""
 
     name: str
     accepts: str
     default: str
     goes_to: Literal["wandb.init", "plugin", "runtime", "both"]
-    kind: type | None = None
+    kind: type | tuple[type, ...] | None = None
     choices: tuple[str, ...] = ()
 
 
-_FLAG: Final = "True or False"
 # fmt: off
 TABLE: Final = (
     Setting("project", "a str of <= 128 characters, no / \\ # ? % :",
-            "WANDB_PROJECT or the client's", "both", str),
-    Setting("entity", "a str: a user or team name", "WANDB_ENTITY, else the key's default entity",
-            "both", str),
+            "WANDB_PROJECT, else the client's", "both", str),
+    Setting("entity", "a str: a user or team name", "WANDB_ENTITY, else the key's", "both", str),
     Setting("host", "a str: the W&B server's URL", "WANDB_BASE_URL, else the client's", "plugin",
             str),
     Setting("id", "a run id (the ranks' ids derive from it)", "the Flyte action's", "both"),
     Setting("name", "a str", "the client's", "wandb.init", str),
     Setting("tags", "a list of str, each 1 to 64 characters", "none", "wandb.init"),
     Setting("config", "a dict (merged: decorator over context)", "none", "wandb.init", Mapping),
-    Setting("mode", "one of " + ", ".join(map(repr, MODES)), "WANDB_MODE, else online", "both",
-            None, MODES),
+    Setting("mode", "one of 'online', 'offline', 'disabled', 'shared'", "WANDB_MODE, else online",
+            "both", None, MODES),
     Setting("group", "a str", "from the plan (distributed jobs)", "both", str),
     Setting("run_mode", "auto, new or shared", "auto", "plugin"),
     Setting("rank_scope", "global or worker", "global", "plugin"),
     Setting("download_logs", "True, False or the folder to download into (a str or os.PathLike)",
-            "False", "plugin"),
+            "False", "plugin", (bool, str, os.PathLike)),
     Setting("job_type", "a str", "none", "wandb.init", str),
     Setting("notes", "a str", "none", "wandb.init", str),
-    Setting("finish_timeout", "seconds >= 0 (0 waits until everything is uploaded)", "30",
-            "runtime"),
-    Setting("offline_fallback", _FLAG, "False", "runtime", bool),
-    Setting("sync", "'after' (log offline, then upload with the sync task)",
-            "none (log as mode says)", "plugin"),
-    Setting("report", _FLAG, "False", "plugin", bool),
-    Setting("log_outputs", _FLAG, "False", "plugin", bool),
-    Setting("log_inputs", _FLAG, "False", "plugin", bool),
+    Setting("finish_timeout", "seconds >= 0 (0 waits for every upload)", "30", "runtime"),
+    Setting("offline_fallback", "True or False", "False", "runtime", bool),
+    Setting("sync", "'after' (log offline, then upload with the sync task)", "none", "plugin"),
+    Setting("report", "True or False", "False", "plugin", bool),
+    Setting("log_outputs", "True or False", "False", "plugin", bool),
+    Setting("log_inputs", "True or False", "False", "plugin", bool),
     Setting("start", "one of 'background', 'blocking' (deprecated, no effect)", "blocking",
             "plugin", None, ("background", "blocking")),
 )
@@ -87,14 +80,14 @@ WANDB_INIT_KEYWORDS: Final = (
 _ROWS: Final = {s.name: s for s in TABLE}
 KNOWN_SETTINGS: Final = tuple(_ROWS)
 PLUGIN_ONLY: Final = frozenset(s.name for s in TABLE if s.goes_to == "plugin")
-OPTIONS: Final = ("report", "log_outputs", "log_inputs")
-"""The extensions' on/off settings."""
+OPTIONS: Final = ("report", "log_outputs", "log_inputs")  # the extensions' on/off settings
 MAX_TAG_LENGTH: Final = 64  # the client's Settings.validate_run_tags
 MAX_PROJECT_LENGTH: Final = 128  # the client's Settings.validate_project
-# They would split the run's path (entity/project/run) and URL: the client refuses them in a
+# They would split a run's path (entity/project/run) and URL: the client refuses them in a
 # project, the plugin in an entity (one segment of the same path) too.
 PATH_CHARACTERS: Final = "/\\#?%:"
 SECRET_NAMES: Final = frozenset({"api_key", "key", "wandb_api_key", "token"})
+_YES_NO: Final = frozenset({"yes", "no", "y", "n", "true", "false", "on", "off", "1", "0"})
 
 
 class WandbIdShortened(UserWarning):
@@ -102,7 +95,7 @@ class WandbIdShortened(UserWarning):
 
 
 def _bad(name: str, value: Any, expected: str, error: type[Exception] = ValueError) -> Exception:
-    """The error for a bad setting: its value (and type, for a ``TypeError``), what is allowed."""
+    """The error naming a bad value (and its type, for a ``TypeError``) and what is allowed."""
     kind = f" ({type(value).__name__})" if error is TypeError else ""
     return error(f"{name}={value!r}{kind}: expected {expected}")
 
@@ -118,17 +111,17 @@ def check_seconds(name: str, value: Any, zero: str) -> None:
 
 
 def _check_name(name: str, value: str, also: str = "") -> None:
-    """A project or entity name: not empty, none of :data:`PATH_CHARACTERS` (``also``, when
-    given, describes the whitespace and control characters, then refused too)."""
+    """Not empty, none of :data:`PATH_CHARACTERS`; with ``also`` (their description), no
+    whitespace or control characters either."""
     if not value.strip():
         raise ValueError(f"{name}={value!r} is empty: give a W&B {name} name or leave it unset")
     odd = {c for c in value if also and (c.isspace() or not c.isprintable())}
     bad = sorted(odd | {c for c in value if c in PATH_CHARACTERS})
     if bad:
-        article = "an" if name[0] in "aeiou" else "a"
+        a = "an" if name[0] in "aeiou" else "a"
         raise ValueError(
             f"{name}={value!r} contains {', '.join(map(repr, bad))}: W&B refuses the characters "
-            f"{' '.join(PATH_CHARACTERS)}{also} in {article} {name} name"
+            f"{' '.join(PATH_CHARACTERS)}{also} in {a} {name} name"
         )
 
 
@@ -166,16 +159,11 @@ def _check_id(value: Any) -> None:
             f"id={value!r} has {len(value)} characters, more than W&B accepts with the suffixes "
             f"the plugin may add; the run id used is {used!r}",
             WandbIdShortened,
-            stacklevel=6,
+            stacklevel=6,  # the user's wandb_config / @wandb_init
         )
 
 
-_YES_NO: Final = frozenset({"yes", "no", "y", "n", "true", "false", "on", "off", "1", "0"})
-
-
 def _check_download_target(value: Any) -> None:
-    if not isinstance(value, (bool, str, os.PathLike)):
-        raise _bad("download_logs", value, _ROWS["download_logs"].accepts, TypeError)
     if value == "":
         raise ValueError("download_logs='' is empty: give True (the default folder) or a folder")
     if isinstance(value, str) and value.strip().lower() in _YES_NO:
@@ -195,7 +183,7 @@ def check_download_logs(value: Any) -> None:
         )
 
 
-def _check_start(value: Any) -> None:
+def _warn_start(value: Any) -> None:
     warnings.warn(
         f"start={value!r} is deprecated and has no effect: every W&B run starts before the "
         "task's code runs (the background start lost logged rows when the server failed; see "
@@ -205,7 +193,7 @@ def _check_start(value: Any) -> None:
     )
 
 
-# The rules that are not a type or a list of choices (run after those).
+# The rules that are more than a type or a list of choices (checked after those).
 _RULES: Final[dict[str, Callable[[Any], Any]]] = {
     "project": check_project,
     "entity": check_entity,
@@ -215,7 +203,7 @@ _RULES: Final[dict[str, Callable[[Any], Any]]] = {
     "rank_scope": parse_rank_scope,
     "download_logs": _check_download_target,
     "finish_timeout": partial(check_seconds, "finish_timeout", zero="0 waits for every upload"),
-    "start": _check_start,
+    "start": _warn_start,
 }
 
 
@@ -237,16 +225,18 @@ check_offline_fallback: Final = partial(check, "offline_fallback")
 
 
 def check_sync(value: Any, mode: Any = None, offline_fallback: Any = None) -> None:
-    """``sync``: ``"after"`` (or unset); it contradicts an explicit mode other than offline and
+    """``sync``: ``"after"`` or ``None``; it contradicts an explicit mode other than offline and
     ``offline_fallback`` (a run that always logs offline has nothing to fall back from)."""
-    if value is not None and value != "after":
-        raise _bad("sync", value, "one of 'after' (log offline, then upload with the sync task)")
-    if value is not None and mode is not None and mode != "offline":
+    if value is None:
+        return
+    if value != "after":
+        raise _bad("sync", value, "one of " + _ROWS["sync"].accepts)
+    if mode is not None and mode != "offline":
         raise ValueError(
             f"sync={value!r} logs offline and uploads later, but mode={mode!r} was given with it: "
             "drop mode= (or give mode='offline')"
         )
-    if value is not None and offline_fallback is True:
+    if offline_fallback is True:
         raise ValueError(
             f"sync={value!r} logs offline from the start, so offline_fallback=True (log offline "
             "when the server cannot be reached at start) would never apply: give one of them"
@@ -254,8 +244,8 @@ def check_sync(value: Any, mode: Any = None, offline_fallback: Any = None) -> No
 
 
 def check_keywords(names: Any) -> None:
-    """Refuse a keyword that is neither a plugin setting nor a ``wandb.init`` keyword, with the
-    accepted name it most likely meant: one its first word is (``sync_mode``), else the closest."""
+    """Refuse a keyword that is neither a setting nor a ``wandb.init`` keyword, naming the one
+    it most likely meant: its first word (``sync_mode``), else the closest spelling."""
     allowed = (*KNOWN_SETTINGS, *WANDB_INIT_KEYWORDS)
     for name in names:
         if name in allowed:
@@ -317,8 +307,7 @@ def refuse_extras_for_function(opts: Mapping[str, Any], target: Any) -> None:
     if given:
         raise TypeError(
             f"{', '.join(f'{n}=True' for n in given)} on "
-            f"{getattr(target, '__qualname__', target)!r}: "
-            "these apply to Flyte tasks (their report, typed inputs and outputs); put "
-            "@wandb_init(...) above @env.task, or set them with wandb_config(...) for the tasks "
-            "of a run"
+            f"{getattr(target, '__qualname__', target)!r}: these apply to Flyte tasks (their "
+            "report, typed inputs and outputs); put @wandb_init(...) above @env.task, or set "
+            "them with wandb_config(...) for the tasks of a run"
         )
