@@ -182,10 +182,7 @@ def resolve(
     """Resolve one call's run. ``launcher_base`` is the base id when no Flyte action names the
     call (a function under ``torchrun``); ``label`` names a single process that joins a run
     owned by another process."""
-    if identity is not None:
-        base = identity.base
-    else:
-        base = launcher_base or make_base("local", label or "function")
+    base = identity.base if identity else launcher_base or make_base("local", label or "function")
     user_id = None if kind == "trial" else settings.get("id")
     parent_id = parent.id if parent is not None else None
     p = plan(

@@ -22,10 +22,10 @@ MODES: Final = ("online", "offline", "disabled", "shared")
 
 
 class Setting(NamedTuple):
-    """One setting. ``accepts`` is also the message's "expected ..."; ``kind`` (a type) and
-    ``choices`` are checked when given. ``goes_to``: ``wandb.init`` (passed on), ``plugin``
-    (read by the resolver, links or extensions), ``runtime`` (read when the run starts and
-    finishes), ``both`` (read by the resolver and passed on)."""
+    """One setting. ``accepts`` is also the message's "expected ..."; ``kind`` (a type),
+    ``choices`` and ``rule`` are checked when given. ``goes_to``: ``wandb.init`` (passed on),
+    ``plugin`` (read by the resolver, links or extensions), ``runtime`` (read when the run starts
+    and finishes), ``both`` (read by the resolver and passed on)."""
 
     name: str
     accepts: str
@@ -33,54 +33,9 @@ class Setting(NamedTuple):
     goes_to: Literal["wandb.init", "plugin", "runtime", "both"]
     kind: type | tuple[type, ...] | None = None
     choices: tuple[str, ...] = ()
+    rule: Callable[[Any], object] | None = None
 
 
-# fmt: off
-TABLE: Final = (
-    Setting("project", "a str of <= 128 characters, no / \\ # ? % :",
-            "WANDB_PROJECT, else the client's", "both", str),
-    Setting("entity", "a str: a user or team name", "WANDB_ENTITY, else the key's", "both", str),
-    Setting("host", "a str: the W&B server's URL", "WANDB_BASE_URL, else the client's", "plugin",
-            str),
-    Setting("id", "a run id (the ranks' ids derive from it)", "the Flyte action's", "both"),
-    Setting("name", "a str", "the client's", "wandb.init", str),
-    Setting("tags", "a list of str, each 1 to 64 characters", "none", "wandb.init"),
-    Setting("config", "a dict (merged: decorator over context)", "none", "wandb.init", Mapping),
-    Setting("mode", "one of 'online', 'offline', 'disabled', 'shared'", "WANDB_MODE, else online",
-            "both", None, MODES),
-    Setting("group", "a str", "from the plan (distributed jobs)", "both", str),
-    Setting("run_mode", "auto, new or shared", "auto", "plugin"),
-    Setting("rank_scope", "global or worker", "global", "plugin"),
-    Setting("download_logs", "True, False or the folder to download into (a str or os.PathLike)",
-            "False", "plugin", (bool, str, os.PathLike)),
-    Setting("job_type", "a str", "none", "wandb.init", str),
-    Setting("notes", "a str", "none", "wandb.init", str),
-    Setting("finish_timeout", "seconds >= 0 (0 waits for every upload)", "30", "runtime"),
-    Setting("offline_fallback", "True or False", "False", "runtime", bool),
-    Setting("sync", "'after' (log offline, then upload with the sync task)", "none", "plugin"),
-    Setting("report", "True or False", "False", "plugin", bool),
-    Setting("log_outputs", "True or False", "False", "plugin", bool),
-    Setting("log_inputs", "True or False", "False", "plugin", bool),
-    Setting("start", "one of 'background', 'blocking' (deprecated, no effect)", "blocking",
-            "plugin", None, ("background", "blocking")),
-)
-"""Every setting, in the order of ``wandb_config``'s parameters (the first twelve in 2.x's order).
-Any other keyword must be a ``wandb.init`` keyword and is passed to it as it is."""
-
-# The keywords of ``wandb.init`` in the supported client, so that checking never imports wandb;
-# test_validation.py compares them with the installed client's signature.
-WANDB_INIT_KEYWORDS: Final = (
-    "entity", "project", "dir", "id", "name", "notes", "tags", "config", "config_exclude_keys",
-    "config_include_keys", "allow_val_change", "group", "job_type", "mode", "force", "reinit",
-    "resume", "resume_from", "fork_from", "save_code", "tensorboard", "sync_tensorboard",
-    "monitor_gym", "settings", "anonymous",
-)
-# fmt: on
-
-_ROWS: Final = {s.name: s for s in TABLE}
-KNOWN_SETTINGS: Final = tuple(_ROWS)
-PLUGIN_ONLY: Final = frozenset(s.name for s in TABLE if s.goes_to == "plugin")
-OPTIONS: Final = ("report", "log_outputs", "log_inputs")  # the extensions' on/off settings
 MAX_TAG_LENGTH: Final = 64  # the client's Settings.validate_run_tags
 MAX_PROJECT_LENGTH: Final = 128  # the client's Settings.validate_project
 # They would split a run's path (entity/project/run) and URL: the client refuses them in a
@@ -193,18 +148,56 @@ def _warn_start(value: Any) -> None:
     )
 
 
-# The rules that are more than a type or a list of choices (checked after those).
-_RULES: Final[dict[str, Callable[[Any], Any]]] = {
-    "project": check_project,
-    "entity": check_entity,
-    "id": _check_id,
-    "tags": check_tags,
-    "run_mode": parse_run_mode,
-    "rank_scope": parse_rank_scope,
-    "download_logs": _check_download_target,
-    "finish_timeout": partial(check_seconds, "finish_timeout", zero="0 waits for every upload"),
-    "start": _warn_start,
-}
+# fmt: off
+TABLE: Final = (
+    Setting("project", "a str of <= 128 characters, no / \\ # ? % :",
+            "WANDB_PROJECT, else the client's", "both", str, rule=check_project),
+    Setting("entity", "a str: a user or team name", "WANDB_ENTITY, else the key's", "both", str,
+            rule=check_entity),
+    Setting("host", "a str: the W&B server's URL", "WANDB_BASE_URL, else the client's", "plugin",
+            str),
+    Setting("id", "a run id (the ranks' ids derive from it)", "the Flyte action's", "both",
+            rule=_check_id),
+    Setting("name", "a str", "the client's", "wandb.init", str),
+    Setting("tags", "a list of str, each 1 to 64 characters", "none", "wandb.init",
+            rule=check_tags),
+    Setting("config", "a dict (merged: decorator over context)", "none", "wandb.init", Mapping),
+    Setting("mode", "one of 'online', 'offline', 'disabled', 'shared'", "WANDB_MODE, else online",
+            "both", None, MODES),
+    Setting("group", "a str", "from the plan (distributed jobs)", "both", str),
+    Setting("run_mode", "auto, new or shared", "auto", "plugin", rule=parse_run_mode),
+    Setting("rank_scope", "global or worker", "global", "plugin", rule=parse_rank_scope),
+    Setting("download_logs", "True, False or the folder to download into (a str or os.PathLike)",
+            "False", "plugin", (bool, str, os.PathLike), rule=_check_download_target),
+    Setting("job_type", "a str", "none", "wandb.init", str),
+    Setting("notes", "a str", "none", "wandb.init", str),
+    Setting("finish_timeout", "seconds >= 0 (0 waits for every upload)", "30", "runtime",
+            rule=partial(check_seconds, "finish_timeout", zero="0 waits for every upload")),
+    Setting("offline_fallback", "True or False", "False", "runtime", bool),
+    Setting("sync", "'after' (log offline, then upload with the sync task)", "none", "plugin"),
+    Setting("report", "True or False", "False", "plugin", bool),
+    Setting("log_outputs", "True or False", "False", "plugin", bool),
+    Setting("log_inputs", "True or False", "False", "plugin", bool),
+    Setting("start", "one of 'background', 'blocking' (deprecated, no effect)", "blocking",
+            "plugin", None, ("background", "blocking"), _warn_start),
+)
+"""Every setting, in the order of ``wandb_config``'s parameters (the first twelve in 2.x's order).
+Any other keyword must be a ``wandb.init`` keyword and is passed to it as it is."""
+
+# The keywords of ``wandb.init`` in the supported client, so that checking never imports wandb;
+# test_validation.py compares them with the installed client's signature.
+WANDB_INIT_KEYWORDS: Final = (
+    "entity", "project", "dir", "id", "name", "notes", "tags", "config", "config_exclude_keys",
+    "config_include_keys", "allow_val_change", "group", "job_type", "mode", "force", "reinit",
+    "resume", "resume_from", "fork_from", "save_code", "tensorboard", "sync_tensorboard",
+    "monitor_gym", "settings", "anonymous",
+)
+# fmt: on
+
+_ROWS: Final = {s.name: s for s in TABLE}
+KNOWN_SETTINGS: Final = tuple(_ROWS)
+PLUGIN_ONLY: Final = frozenset(s.name for s in TABLE if s.goes_to == "plugin")
+OPTIONS: Final = ("report", "log_outputs", "log_inputs")  # the extensions' on/off settings
 
 
 def check(name: str, value: Any) -> None:
@@ -216,8 +209,8 @@ def check(name: str, value: Any) -> None:
         raise _bad(name, value, row.accepts, TypeError)
     if row.choices and value not in row.choices:
         raise ValueError(f"invalid {name} {value!r}; expected {row.accepts}")
-    if name in _RULES:
-        _RULES[name](value)
+    if row.rule is not None:
+        row.rule(value)
 
 
 check_finish_timeout: Final = partial(check, "finish_timeout")
