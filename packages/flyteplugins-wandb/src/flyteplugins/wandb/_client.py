@@ -161,11 +161,10 @@ def read_defaults(
         except configparser.Error:
             items = []
         found.update((k, (v, f"the settings file {path}")) for k, v in items if v)
-    for key, var in (("base_url", "WANDB_BASE_URL"), ("entity", "WANDB_ENTITY")):
+    for key in ("base_url", "entity", "project"):  # WANDB_BASE_URL, WANDB_ENTITY, WANDB_PROJECT
+        var = "WANDB_" + key.upper()
         if env.get(var):
             found[key] = (env[var], var)
-    if env.get("WANDB_PROJECT"):
-        found["project"] = (env["WANDB_PROJECT"], "WANDB_PROJECT")
     if "base_url" in found:
         check_base_url(*found["base_url"])
     base, entity, project = (found.get(k, (None, None)) for k in ("base_url", "entity", "project"))

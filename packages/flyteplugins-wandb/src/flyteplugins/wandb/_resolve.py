@@ -230,7 +230,10 @@ def resolve(
     if p.group is not None:
         kwargs["group"] = p.group
     if identity is not None and not writer and kind != "trial":
-        kwargs["config"] = _with_identity(kwargs.get("config"), identity)
+        config, key = dict(kwargs.get("config") or {}), "flyte"
+        while key in config:  # the Flyte identity never replaces a user's key
+            key = "_" + key
+        kwargs["config"] = {**config, key: identity.as_config()}
     if p.shared:
         client.update(x_primary=p.primary, x_label=p.label or None)
         client["x_update_finish_state"] = p.finishes
@@ -247,13 +250,3 @@ def resolve(
         settings={k: v for k, v in client.items() if v is not None},
         url=page_url(server, entity, project, "run", run_id) if run_id else None,
     )
-
-
-def _with_identity(config: Mapping[str, Any] | None, identity: Identity) -> dict[str, Any]:
-    """User config plus the Flyte identity under ``flyte`` (never replacing a user key)."""
-    out = dict(config or {})
-    key = "flyte"
-    while key in out:
-        key = "_" + key
-    out[key] = identity.as_config()
-    return out
