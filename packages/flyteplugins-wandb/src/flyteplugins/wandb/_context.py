@@ -239,8 +239,7 @@ def wandb_config(
 
 def read_wandb_config(context: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The settings ``wandb_config`` stored in ``context`` (default: the current context)."""
-    values = decode_entries(PREFIX, current_custom_context() if context is None else context)
-    return {k: v for k, v in values.items() if k[:1] != "~"}
+    return WandbConfig.from_dict(current_custom_context() if context is None else context).decoded()
 
 
 def get_wandb_context() -> WandbConfig | None:
