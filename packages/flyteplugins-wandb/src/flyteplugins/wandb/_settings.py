@@ -65,9 +65,9 @@ def check_seconds(name: str, value: Any, zero: str) -> None:
         raise _bad(name, value, f"a number of seconds >= 0 ({zero})")
 
 
-def _check_name(name: str, value: str, also: str = "") -> None:
-    """Not empty, none of :data:`PATH_CHARACTERS`; with ``also`` (their description), no
-    whitespace or control characters either."""
+def _check_name(name: str, value: str, also: str = "", longest: int = 0) -> None:
+    """Not empty, none of :data:`PATH_CHARACTERS`, at most ``longest`` characters when given; with
+    ``also`` (their description), no whitespace or control characters either."""
     if not value.strip():
         raise ValueError(f"{name}={value!r} is empty: give a W&B {name} name or leave it unset")
     odd = {c for c in value if also and (c.isspace() or not c.isprintable())}
@@ -78,21 +78,14 @@ def _check_name(name: str, value: str, also: str = "") -> None:
             f"{name}={value!r} contains {', '.join(map(repr, bad))}: W&B refuses the characters "
             f"{' '.join(PATH_CHARACTERS)}{also} in {a} {name} name"
         )
-
-
-def check_project(value: str) -> None:
-    """A project name the client accepts: not empty, no path characters, <= 128 characters."""
-    _check_name("project", value)
-    if len(value) > MAX_PROJECT_LENGTH:
+    if longest and len(value) > longest:
         raise ValueError(
-            f"project={_shown(value)!r} has {len(value)} characters: "
-            f"W&B accepts at most {MAX_PROJECT_LENGTH}"
+            f"{name}={_shown(value)!r} has {len(value)} characters: W&B accepts at most {longest}"
         )
 
 
-def check_entity(value: str) -> None:
-    """An entity (user or team name) that fits in one segment of a run's path."""
-    _check_name("entity", value, ", whitespace and control characters")
+check_project: Final = partial(_check_name, "project", longest=MAX_PROJECT_LENGTH)
+check_entity: Final = partial(_check_name, "entity", also=", whitespace and control characters")
 
 
 def check_tags(tags: Any) -> None:
