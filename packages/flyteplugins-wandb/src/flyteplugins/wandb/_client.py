@@ -137,23 +137,21 @@ def expand_path(path: str, environ: Mapping[str, str]) -> Path:
     return Path(path).expanduser()
 
 
-def settings_files(environ: Mapping[str, str], cwd: str | None = None) -> list[Path]:
-    """The client's settings files, lowest precedence first: ``$WANDB_CONFIG_DIR/settings`` (else
-    ``~/.config/wandb/settings``), then ``settings`` in the run folder root (``$WANDB_DIR`` or
-    the working directory) under ``.wandb/`` when that exists, else ``wandb/``."""
-    config_dir = environ.get("WANDB_CONFIG_DIR") or "~/.config/wandb"
-    root = expand_path(environ.get("WANDB_DIR") or cwd or os.getcwd(), environ)
-    folder = ".wandb" if (root / ".wandb").exists() else "wandb"
-    return [expand_path(config_dir, environ) / "settings", root / folder / "settings"]
-
-
 def read_defaults(
     environ: Mapping[str, str] | None = None, cwd: str | None = None
 ) -> ClientDefaults:
-    """What the client would take for server, app URL, entity and project if a run named none."""
+    """What the client would take for server, app URL, entity and project if a run named none:
+    its variables, else its settings files."""
     env = os.environ if environ is None else environ
+    # Lowest precedence first: the global file, then the one of the run folder's root ($WANDB_DIR
+    # or the working directory), in .wandb/ when that exists.
+    root = expand_path(env.get("WANDB_DIR") or cwd or os.getcwd(), env)
+    files = [
+        expand_path(env.get("WANDB_CONFIG_DIR") or "~/.config/wandb", env) / "settings",
+        root / (".wandb" if (root / ".wandb").exists() else "wandb") / "settings",
+    ]
     found: dict[str, tuple[str, str]] = {}
-    for path in settings_files(env, cwd):
+    for path in files:
         parser = configparser.ConfigParser()
         try:
             parser.read(path)
