@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from flyteplugins.wandb_core import (
@@ -97,9 +97,9 @@ class ResolvedRun:
     resume: str | None
     group: str | None
     joins_parent: bool
-    init_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    url: str | None = None
+    init_kwargs: Mapping[str, Any]
+    settings: Mapping[str, Any]
+    url: str | None
 
 
 def merge_settings(context: Mapping[str, Any], decorator: Mapping[str, Any]) -> dict[str, Any]:
@@ -126,8 +126,7 @@ def server_for(settings: Mapping[str, Any], defaults: ClientDefaults) -> Server:
     """The server of a run: ``host=`` (or the ``base_url`` of the own Settings), else defaults."""
     if settings.get("host"):
         return defaults.server(settings["host"], source="host=")
-    base_url = _own(settings).get("base_url")
-    return defaults.server(base_url, source="settings.base_url")
+    return defaults.server(_own(settings).get("base_url"), source="settings.base_url")
 
 
 def where(
