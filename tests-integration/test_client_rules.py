@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from servers import DUMMY_API_KEY, WandbTestServer
 
-from flyteplugins.wandb import _client, get_wandb_run, wandb_init
+from flyteplugins.wandb import _client, _client_env, get_wandb_run, wandb_init
 
 # -- hosts and app URLs ---------------------------------------------------------------------
 
@@ -238,10 +238,10 @@ def test_netrc_entry_keeps_the_port_as_wandb_login_writes_it(clean_home: Path) -
         f"machine 127.0.0.1:8123\n  login user\n  password {DUMMY_API_KEY}\n"
     )
     (clean_home / ".netrc").chmod(0o600)
-    assert _client.has_api_key("http://127.0.0.1:8123")
-    assert _client.netrc_has_key("http://127.0.0.1:8123")
-    assert not _client.has_api_key("http://127.0.0.1:9999")
-    assert not _client.netrc_has_key("http://127.0.0.1:9999")
+    assert _client_env.has_api_key("http://127.0.0.1:8123")
+    assert _client_env.netrc_has_key("http://127.0.0.1:8123")
+    assert not _client_env.has_api_key("http://127.0.0.1:9999")
+    assert not _client_env.netrc_has_key("http://127.0.0.1:9999")
 
 
 def test_netrc_entry_of_the_forge_host(clean_home: Path) -> None:
@@ -249,9 +249,9 @@ def test_netrc_entry_of_the_forge_host(clean_home: Path) -> None:
         f"machine api.forge.coreweave.com\n  login user\n  password {'k' * 40}\n"
     )
     (clean_home / ".netrc").chmod(0o600)
-    assert _client.has_api_key(_client.DEFAULT_BASE_URL)
-    assert _client.netrc_has_key(_client.DEFAULT_BASE_URL)
-    assert not _client.has_api_key("https://api.wandb.ai")
+    assert _client_env.has_api_key(_client.DEFAULT_BASE_URL)
+    assert _client_env.netrc_has_key(_client.DEFAULT_BASE_URL)
+    assert not _client_env.has_api_key("https://api.wandb.ai")
 
 
 def test_netrc_entry_of_the_wandb_host_behind_forge(clean_home: Path) -> None:
@@ -259,8 +259,8 @@ def test_netrc_entry_of_the_wandb_host_behind_forge(clean_home: Path) -> None:
         f"machine api.wandb.ai\n  login user\n  password {'k' * 40}\n"
     )
     (clean_home / ".netrc").chmod(0o600)
-    assert _client.has_api_key(_client.DEFAULT_BASE_URL)
-    assert _client.netrc_has_key(_client.DEFAULT_BASE_URL)
+    assert _client_env.has_api_key(_client.DEFAULT_BASE_URL)
+    assert _client_env.netrc_has_key(_client.DEFAULT_BASE_URL)
 
 
 env = __import__("flyte").TaskEnvironment(name="client_rules")
@@ -294,7 +294,7 @@ def test_online_run_with_only_what_wandb_login_host_wrote(
     monkeypatch.setenv("WANDB_DISABLE_GIT", "true")
     defaults = _client.read_defaults()
     assert defaults.server().api_url == wandb_server.url
-    assert _client.has_api_key(wandb_server.url)
+    assert _client_env.has_api_key(wandb_server.url)
     try:
         run_id = run_local(logged_in_task, name="login-host")
     finally:

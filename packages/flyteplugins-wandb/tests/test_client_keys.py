@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flyteplugins.wandb._client import has_api_key, netrc_has_key
+from flyteplugins.wandb._client_env import has_api_key, netrc_has_key
 
 KEY = "a" * 40
 

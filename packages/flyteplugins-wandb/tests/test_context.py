@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from flyteplugins.wandb._context import (
     PARENT_KEY,
     PREFIX,
-    UNSET,
     ContextEntries,
     current_custom_context,
     decode_entries,
@@ -119,7 +118,7 @@ def test_our_keys_with_foreign_text_name_the_key() -> None:
 
 
 def test_unset_marker_removes_a_setting() -> None:
-    ctx = {**wandb_config(id="mine", project="p"), **encode_entries(PREFIX, {"id": UNSET})}
+    ctx = {**wandb_config(id="mine", project="p"), PREFIX + "id": "null"}
     assert read_wandb_config(ctx) == {"project": "p"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,13 +117,25 @@ def test_an_api_key_is_refused_at_decoration() -> None:
 
 
 def test_flyte_identity_never_replaces_user_config() -> None:
-    from flyteplugins.wandb._resolve import Identity, _with_identity
+    from flyteplugins.wandb._client import ClientDefaults
+    from flyteplugins.wandb._resolve import Identity, resolve
 
     identity = Identity(run_name="r", action_name="a", project="p", domain="d", attempt=0)
     ident = identity.as_config()
-    assert _with_identity({"lr": 1}, identity) == {"lr": 1, "flyte": ident}
-    assert _with_identity({"flyte": "mine"}, identity) == {"flyte": "mine", "_flyte": ident}
-    assert _with_identity(None, identity) == {"flyte": ident}
+
+    def config(user: dict[str, Any] | None) -> Any:
+        settings = {} if user is None else {"config": user}
+        r = resolve(settings, kind="task", defaults=ClientDefaults(), identity=identity)
+        return r.init_kwargs["config"]
+
+    assert config({"lr": 1}) == {"lr": 1, "flyte": ident}
+    assert config({"flyte": "mine"}) == {"flyte": "mine", "_flyte": ident}
+    assert config({"flyte": "mine", "_flyte": 2}) == {
+        "flyte": "mine",
+        "_flyte": 2,
+        "__flyte": ident,
+    }
+    assert config(None) == {"flyte": ident}
 
 
 def test_task_called_as_a_function_outside_flyte_gets_fresh_runs(offline: Path) -> None:

@@ -62,7 +62,7 @@ def test_every_named_module_and_function_exists(decision: str, where: str) -> No
 # -- nothing decided twice ---------------------------------------------------------------
 
 # Modules allowed to decide what the checks below look for.
-_DECIDERS = {"wandb/_client.py", "wandb/_resolve.py", "wandb/_pages.py"}
+_DECIDERS = {"wandb/_client.py", "wandb/_client_env.py", "wandb/_resolve.py", "wandb/_pages.py"}
 _CLIENT_VARIABLES = {"WANDB_BASE_URL", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_APP_URL"}
 _HOST_RULES = {"api_url_for_host", "api_to_app_url", "run_url", "group_url", "sweep_url",
                "sweeps_page_url", "project_url", "link_targets"}  # fmt: skip

@@ -135,10 +135,10 @@ def test_the_tab_escapes_every_value_and_marks_a_failure(tmp_path: Path) -> None
 )
 def test_flags_are_true_or_false(value: Any, ok: bool) -> None:
     if ok:
-        _settings.check_flag("report", value)
+        _settings.check("report", value)
     else:
         with pytest.raises(TypeError, match=r"report=.*expected True or False"):
-            _settings.check_flag("report", value)
+            _settings.check("report", value)
 
 
 def test_recorder_on_a_real_offline_run_and_log_given_back(tmp_path: Path) -> None:

@@ -101,7 +101,7 @@ def test_a_child_joining_writes_rows_not_identity_and_lives_in_the_parents_proje
         parent=parent,
     )
     assert (r.entity, r.project, r.server.api_url) == ("pe", "pp", "http://127.0.0.1:9")
-    assert r.role == "secondary"
+    assert str(r.plan.role) == "secondary"
     assert not {"name", "tags", "config", "resume"} & set(r.init_kwargs)
     assert r.settings["x_primary"] is False
     assert r.url == "http://127.0.0.1:9/pe/pp/runs/p1"

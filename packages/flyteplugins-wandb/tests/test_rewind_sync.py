@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from flyteplugins.wandb import WandbRewindError, wandb_config, wandb_init
 from flyteplugins.wandb._client import ClientDefaults
 from flyteplugins.wandb._resilience import CLIENT_BOUNDS, env_var
-from flyteplugins.wandb._resolve import PLUGIN_ONLY, Identity, Parent, Trial, resolve, rewound
-from flyteplugins.wandb._rewind import check_step
+from flyteplugins.wandb._resolve import PLUGIN_ONLY, Identity, Parent, Trial, resolve
+from flyteplugins.wandb._rewind import check_step, rewound
 from flyteplugins.wandb._settings import check_sync
 from flyteplugins.wandb._sync import METADATA_FILE
 from flyteplugins.wandb._sync_task import (

@@ -1,26 +1,6 @@
-"""W&B configuration carried in Flyte's ``custom_context``, encoded so it decodes exactly.
-
-Flyte's ``custom_context`` maps strings to strings and is handed to every child action. Each
-setting is stored under its own key, ``<prefix><name>``, with the JSON text of the value, so a
-project called ``"2024"`` comes back as the string ``"2024"`` and ``name="null"`` as ``"null"``.
-Only the settings a user actually gave are written; a key whose value is the JSON ``null``
-*unsets* a setting for the actions started below it (used to stop a user's run ``id`` from being
-inherited). Keys without the prefix belong to someone else and are never looked at.
-
-Generic helpers, shared with ``flyteplugins.wandb_sweeps`` (keep their signatures stable):
-
-* :func:`encode_entries` ``(prefix, values) -> dict[str, str]``: JSON-encode a mapping under a
-  prefix (``None`` values are skipped; :data:`UNSET` writes an explicit unset marker).
-* :func:`decode_entries` ``(prefix, context, names=None) -> dict[str, Any]``: the inverse;
-  unknown names are ignored when ``names`` is given, unset markers are dropped, and text under the
-  prefix that is not valid JSON raises a ``ValueError`` naming the key.
-* :func:`current_custom_context` ``() -> dict[str, str]``: the context the running code sees
-  (the Flyte task's, else the one set by ``with`` blocks outside any task).
-* :func:`override_custom_context` ``(entries)``: a context manager that overrides only the given
-  keys for code and child tasks started inside it, restoring the previous values on exit.
-* :class:`ContextEntries`: a ``dict[str, str]`` that is also such a context manager; it is what
-  ``wandb_config`` (and ``wandb_sweep_config``) return.
-"""
+"""W&B settings in Flyte's ``custom_context``: each one a user gave under ``<prefix><name>`` as
+the JSON text of its value, so it decodes exactly (``null`` unsets an inherited one); keys
+without the prefix belong to others. The encoding is shared with sweeps through ``ext``."""
 
 from __future__ import annotations
 
@@ -30,62 +10,45 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
-from types import TracebackType
 from typing import Any, ClassVar, Final, TypeVar
 
 from ._settings import KNOWN_SETTINGS, check_no_secret, normalize_settings
 
 PREFIX: Final = "wandb/"
-"""Prefix of every key this package writes into ``custom_context``."""
-
 PARENT_KEY: Final = "wandb/~parent"
 """Where a task publishes its live run (id, host, entity, project) for its children."""
 
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Final = _Unset()
-"""Value for :func:`encode_entries` that removes an inherited setting for child actions."""
-
-
-_RESERVED_NAMES: Final = frozenset({PARENT_KEY.removeprefix(PREFIX)})  # bookkeeping, not settings
-
-_outside_task: ContextVar[Mapping[str, str] | None] = ContextVar(
-    "flyteplugins_wandb_outside_task_context", default=None
+_outside_task: ContextVar[Mapping[str, str] | None] = ContextVar("fpw_outside", default=None)
+# The ``with`` blocks open in this asyncio task or thread, innermost last: per context, so one
+# module-level ``wandb_config(...)`` can be entered by concurrent tasks, nested and re-entered.
+_entered: ContextVar[tuple[tuple[ContextEntries, AbstractContextManager[None]], ...]] = ContextVar(
+    "fpw_entered", default=()
 )
 
 
 def _check_json_safe(value: Any, where: str) -> None:
     """Reject what JSON cannot carry exactly, naming where it was found."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{where}={value!r}: non-finite floats cannot be carried exactly")
-        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}={value!r}: non-finite floats cannot be carried exactly")
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
             _check_json_safe(item, f"{where}[{i}]")
-        return
-    if isinstance(value, Mapping):
+    elif isinstance(value, Mapping):
         for k, item in value.items():
             if not isinstance(k, str):
                 raise TypeError(f"{where} has the key {k!r} ({type(k).__name__}); keys must be str")
             _check_json_safe(item, f"{where}[{k!r}]")
-        return
-    raise TypeError(
-        f"{where}={value!r} ({type(value).__name__}) cannot travel in Flyte's custom_context; "
-        "use str, int, float, bool, None, lists and dicts of those"
-    )
+    elif value is not None and not isinstance(value, (bool, int, float, str)):
+        raise TypeError(
+            f"{where}={value!r} ({type(value).__name__}) cannot travel in Flyte's custom_context; "
+            "use str, int, float, bool, None, lists and dicts of those"
+        )
 
 
 def encode_value(value: Any, *, key: str = "value") -> str:
     """The exact text form of ``value`` (JSON); ``key`` names it in errors."""
     _check_json_safe(value, key)
-    return json.dumps(value, separators=(",", ":"), sort_keys=False, allow_nan=False)
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
 def decode_value(text: str, *, key: str = "value") -> Any:
@@ -100,33 +63,20 @@ def decode_value(text: str, *, key: str = "value") -> Any:
 
 
 def encode_entries(prefix: str, values: Mapping[str, Any]) -> dict[str, str]:
-    """``{prefix + name: JSON}`` for each value that is not ``None`` (:data:`UNSET` -> ``null``)."""
-    out: dict[str, str] = {}
-    for name, value in values.items():
-        if value is None:
-            continue
-        key = prefix + name
-        out[key] = "null" if value is UNSET else encode_value(value, key=key)
-    return out
+    """``{prefix + name: JSON}`` for each value that is not ``None``."""
+    return {prefix + k: encode_value(v, key=prefix + k) for k, v in values.items() if v is not None}
 
 
 def decode_entries(prefix: str, context: Mapping[str, str], names: Any = None) -> dict[str, Any]:
-    """The settings stored under ``prefix`` in ``context`` (unset markers dropped).
-
-    With ``names`` (a collection of setting names), other names under the prefix are ignored:
-    they may have been written by a newer or different plugin.
-    """
-    out: dict[str, Any] = {}
+    """The values stored under ``prefix`` in ``context``, unset markers dropped; with ``names``,
+    only those names (others may come from a newer or different plugin)."""
+    out = {}
     for key, text in context.items():
-        if not isinstance(key, str) or not key.startswith(prefix):
-            continue
-        name = key[len(prefix) :]
-        if names is not None and name not in names:
-            continue
-        value = decode_value(text, key=key)
-        if value is not None:
-            out[name] = value
-    return out
+        if isinstance(key, str) and key.startswith(prefix):
+            name = key[len(prefix) :]
+            if names is None or name in names:
+                out[name] = decode_value(text, key=key)
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def current_custom_context() -> dict[str, str]:
@@ -134,18 +84,13 @@ def current_custom_context() -> dict[str, str]:
     import flyte
 
     tctx = flyte.ctx()
-    if tctx:
-        return dict(tctx.custom_context or {})
-    return dict(_outside_task.get() or {})
+    return dict((tctx.custom_context if tctx else _outside_task.get()) or {})
 
 
 @contextmanager
 def override_custom_context(entries: Mapping[str, str]) -> Iterator[None]:
-    """Override only ``entries`` for the code (and child tasks) inside the block.
-
-    Inside a Flyte task this is ``flyte.custom_context``; outside one, the entries are kept in a
-    context variable, so plain functions decorated with ``@wandb_init`` see them too.
-    """
+    """Override only ``entries`` for the code (and child tasks) inside the block: in a Flyte task
+    with ``flyte.custom_context``, outside one in a context variable (seen by plain functions)."""
     import flyte
 
     if flyte.ctx():
@@ -161,26 +106,13 @@ def override_custom_context(entries: Mapping[str, str]) -> Iterator[None]:
 
 _E = TypeVar("_E", bound="ContextEntries")
 
-_entered: ContextVar[tuple[tuple[ContextEntries, AbstractContextManager[None]], ...]] = ContextVar(
-    "flyteplugins_wandb_entered_entries", default=()
-)
-"""The ``with`` blocks open in the current context, innermost last.
-
-Kept in a context variable rather than on the object: each asyncio task and each thread sees its
-own copy, so one module-level ``CFG = wandb_config(...)`` can be entered by concurrent tasks (and
-nested, and re-entered) without one task's exit undoing another's.
-"""
-
 
 class ContextEntries(dict[str, str]):
-    """Encoded settings: usable as ``custom_context=`` and as a ``with`` block.
-
-    As a mapping it merges with other entries (``{**wandb_config(...), "team": "a"}``). As a
-    context manager it overrides only its own keys for child tasks started inside the block and
-    restores the previous values on exit; the object can be reused, nested and entered from
-    concurrent tasks and threads. Subclasses that set ``_prefix`` and ``_fields`` also read their
-    settings as attributes (``cfg.project``; ``None`` when not given).
-    """
+    """Encoded settings, usable as ``custom_context=`` (merging with other entries) and as a
+    ``with`` block that overrides its keys for the code and child tasks inside it (reusable,
+    nestable, from concurrent tasks and threads). Subclasses name their ``_prefix`` and
+    ``_fields``, read as attributes (``None`` when not given; ``kwargs``: the other keys) and
+    set as attributes, checked by ``_normalize``."""
 
     _prefix: ClassVar[str] = ""
     _fields: ClassVar[tuple[str, ...]] = ()
@@ -191,63 +123,46 @@ class ContextEntries(dict[str, str]):
         _entered.set((*_entered.get(), (self, cm)))
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: Any) -> None:
         stack = _entered.get()
         if not stack or stack[-1][0] is not self:
-            where = (
-                "inside another block that is still open"
-                if any(entry is self for entry, _ in stack)
-                else "in this task or thread"
-            )
             raise RuntimeError(
-                f"{type(self).__name__} is exited without a matching enter {where}: "
-                "enter and exit each block in the same task (or thread), innermost first"
+                f"{type(self).__name__} is exited out of order or without a matching enter in "
+                "this task or thread: enter and exit each block in the same task (or thread), "
+                "innermost first"
             )
         _entered.set(stack[:-1])
-        stack[-1][1].__exit__(exc_type, exc, tb)
-
-    # -- attribute access -----------------------------------------------------------------------
+        stack[-1][1].__exit__(*exc)
 
     def decoded(self) -> dict[str, Any]:
         """The settings these entries hold, decoded (bookkeeping keys and unset markers omitted)."""
-        values = decode_entries(self._prefix, self) if self._prefix else {}
-        return {k: v for k, v in values.items() if not k.startswith("~")}
+        return {k: v for k, v in decode_entries(self._prefix, self).items() if k[:1] != "~"}
 
-    def __getattr__(self, name: str) -> Any:
-        if not self._prefix or name.startswith("_"):
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        values = self.decoded()
-        if name == "kwargs":
-            extra = {k: v for k, v in values.items() if k not in self._fields}
-            return extra or None
-        if name in self._fields:
-            return values.get(name)
-        raise AttributeError(
+    def _no_setting(self, name: str) -> AttributeError:
+        return AttributeError(
             f"{type(self).__name__} has no setting {name!r}; its settings are "
-            + ", ".join(self._fields)
-            + " and kwargs (every other keyword)"
+            f"{', '.join(self._fields)} and kwargs (every other keyword)"
         )
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if not self._prefix or (name not in self._fields and name != "kwargs"):
-            raise AttributeError(
-                f"cannot set {name!r} on {type(self).__name__}: "
-                + (f"its settings are {', '.join(self._fields)} and kwargs" if self._prefix else "")
-            )
-        updates = dict(value or {}) if name == "kwargs" else {name: value}
+    def __getattr__(self, name: str) -> Any:
+        if name not in (*self._fields, "kwargs"):
+            raise self._no_setting(name)
+        values = self.decoded()
         if name == "kwargs":
-            for key in self.decoded():
-                if key not in self._fields and key not in updates:
-                    del self[self._prefix + key]
+            return {k: v for k, v in values.items() if k not in self._fields} or None
+        return values.get(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in (*self._fields, "kwargs"):
+            raise self._no_setting(name)
+        if name == "kwargs":  # replaces every other keyword
+            old = {k: None for k in self.decoded() if k not in self._fields}
+            updates = {**old, **(value or {})}
+        else:
+            updates = {name: value}
         checked = self._normalize({k: v for k, v in updates.items() if v is not None})
-        for key, item in updates.items():
-            if item is None:
-                self.pop(self._prefix + key, None)
+        for key in updates:
+            self.pop(self._prefix + key, None)
         self.update(encode_entries(self._prefix, checked))
 
     def __delattr__(self, name: str) -> None:
@@ -255,7 +170,6 @@ class ContextEntries(dict[str, str]):
 
     @classmethod
     def _normalize(cls, values: dict[str, Any]) -> dict[str, Any]:
-        """Check settings given by attribute (subclasses apply their own rules)."""
         return values
 
     def to_dict(self) -> dict[str, str]:
@@ -265,26 +179,14 @@ class ContextEntries(dict[str, str]):
     @classmethod
     def from_dict(cls: type[_E], entries: Mapping[str, str]) -> _E:
         """The settings of this kind found in ``entries`` (other keys are left out)."""
-        return cls(
-            {
-                k: v
-                for k, v in entries.items()
-                if isinstance(k, str)
-                and k.startswith(cls._prefix)
-                and not k[len(cls._prefix) :].startswith("~")
-            }
-        )
+        p = cls._prefix
+        ours = (k for k in entries if isinstance(k, str) and k.startswith(p))
+        return cls({k: entries[k] for k in ours if not k[len(p) :].startswith("~")})
 
 
 class WandbConfig(ContextEntries):
-    """What :func:`wandb_config` returns: its settings as ``custom_context`` entries.
-
-    A ``dict[str, str]`` (pass it as ``custom_context=``, merge it with ``**``), a reusable
-    ``with`` block, and the settings as attributes: ``cfg.project`` is the value given, ``None``
-    when it was not given (the enclosing context or the default then applies); ``cfg.kwargs`` is
-    a dict of the other ``wandb.init`` keywords (``None`` when there are none). Setting an
-    attribute checks the value as :func:`wandb_config` would.
-    """
+    """What :func:`wandb_config` returns (``cfg.project``; ``cfg.kwargs``: the other
+    ``wandb.init`` keywords; setting one checks it as ``wandb_config`` does)."""
 
     _prefix: ClassVar[str] = PREFIX
     _fields: ClassVar[tuple[str, ...]] = KNOWN_SETTINGS
@@ -319,77 +221,38 @@ def wandb_config(
 ) -> WandbConfig:
     """W&B settings for a run and its child tasks, as Flyte ``custom_context`` entries.
 
-    Pass the result as ``flyte.with_runcontext(custom_context=...)`` (it merges with other
-    entries: ``{**wandb_config(...), "team": "a"}``), or use it inside a task as
-    ``with wandb_config(...):`` to override only the given settings for the child tasks started
-    in the block. ``host`` is the W&B server (the client's base URL and the links' host).
-    ``finish_timeout`` bounds, in seconds, the upload after the task's code returned (default 30;
-    0 waits for everything); ``offline_fallback=True`` logs offline instead of failing when the
-    server cannot be reached at start; ``download_logs=True`` downloads the run's logs after the
-    task into the default folder, ``download_logs="DIR"`` into ``DIR`` (needs the ``[sweeps]``
-    extra). ``report``, ``log_outputs`` and ``log_inputs`` turn on, for every decorated task of
-    the run, the W&B tab of its Flyte report, its outputs as artifacts and its inputs as config
-    and lineage (see ``@wandb_init``). Any other keyword must be a ``wandb.init`` keyword and is
-    passed to it. Settings left as ``None`` are not written, so they keep whatever value an
-    enclosing context gave them.
-    Every setting is checked now; the result reads back as attributes (``cfg.project``,
-    ``cfg.kwargs`` for the other keywords) and ``cfg.to_dict()`` gives the plain entries.
+    Pass the result as ``flyte.with_runcontext(custom_context=...)`` (merge it with other entries
+    as ``{**wandb_config(...), "team": "a"}``), or use ``with wandb_config(...):`` in a task to
+    override the given settings for the child tasks started in the block. ``host``: the W&B
+    server; ``finish_timeout``: seconds the upload may take after the task's code returned
+    (default 30; 0 waits for everything); ``offline_fallback=True``: log offline when the server
+    cannot be reached at start; ``download_logs``: ``True`` or a folder, download the run's logs
+    after the task (needs the ``[sweeps]`` extra); ``report``, ``log_outputs``, ``log_inputs``:
+    see ``@wandb_init``. Other keywords go to ``wandb.init``. ``None`` keeps what an enclosing
+    context gave. Every setting is checked now; ``cfg.project`` reads one back, ``cfg.kwargs`` the
+    other keywords, ``cfg.to_dict()`` gives the plain entries.
     """
-    values: dict[str, Any] = {
-        "project": project,
-        "entity": entity,
-        "host": host,
-        "id": id,
-        "name": name,
-        "tags": tags,
-        "config": config,
-        "mode": mode,
-        "group": group,
-        "run_mode": run_mode,
-        "rank_scope": rank_scope,
-        "download_logs": download_logs,
-        "job_type": job_type,
-        "notes": notes,
-        "finish_timeout": finish_timeout,
-        "offline_fallback": offline_fallback,
-        "report": report,
-        "log_outputs": log_outputs,
-        "log_inputs": log_inputs,
-        **init_kwargs,
-    }
+    named = {k: v for k, v in locals().items() if k != "init_kwargs"}  # the parameters above
     check_no_secret(init_kwargs)
-    return WandbConfig(encode_entries(PREFIX, normalize_settings(values)))
+    return WandbConfig(encode_entries(PREFIX, normalize_settings({**named, **init_kwargs})))
 
 
 def read_wandb_config(context: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The settings ``wandb_config`` stored in ``context`` (default: the current context)."""
-    ctx = current_custom_context() if context is None else context
-    values = decode_entries(PREFIX, ctx)
-    for name in _RESERVED_NAMES:
-        values.pop(name, None)
-    return values
+    return WandbConfig.from_dict(current_custom_context() if context is None else context).decoded()
 
 
 def get_wandb_context() -> WandbConfig | None:
-    """The ``wandb_config`` settings the running code sees, or ``None`` when there are none.
-
-    Inside a task: those of its ``custom_context`` (given at submission or by enclosing ``with``
-    blocks and parent tasks); outside one: those of the open ``with wandb_config(...)`` blocks.
-    """
-    found = WandbConfig.from_dict(current_custom_context())
-    return found if found else None
+    """The ``wandb_config`` settings the running code sees (its task's ``custom_context``, else
+    the open ``with wandb_config(...)`` blocks), or ``None`` when there are none."""
+    return WandbConfig.from_dict(current_custom_context()) or None
 
 
 def read_parent(context: Mapping[str, str] | None = None) -> dict[str, Any] | None:
     """The run an enclosing task published for its children (id, host, entity, project)."""
-    ctx = current_custom_context() if context is None else context
-    text = ctx.get(PARENT_KEY)
-    if text is None:
-        return None
-    value = decode_value(text, key=PARENT_KEY)
-    if not isinstance(value, dict) or not isinstance(value.get("id"), str):
-        return None
-    return value
+    text = (current_custom_context() if context is None else context).get(PARENT_KEY)
+    value = None if text is None else decode_value(text, key=PARENT_KEY)
+    return value if isinstance(value, dict) and isinstance(value.get("id"), str) else None
 
 
 def parent_entries(

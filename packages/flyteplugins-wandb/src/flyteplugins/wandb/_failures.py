@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, Final
 
-from . import _client
+from . import _client, _client_env
 from ._resilience import CLIENT_BOUNDS, env_var, redact
 
 #: A finish that took this part of its ``finish_timeout`` or more ran into it.
@@ -40,7 +40,7 @@ class WandbOfflineFallback(UserWarning):
 def missing_key(mode: str, server: _client.Server, settings: Any = None) -> Exception | None:
     """The error naming both fixes when an online run has no API key anywhere (asked after the
     client refused to start, so a key given to ``wandb.login`` counts; never read into text)."""
-    if mode not in ("online", "shared") or _client.has_api_key(server.api_url, settings):
+    if mode not in ("online", "shared") or _client_env.has_api_key(server.api_url, settings):
         return None
     return WandbApiKeyMissing(
         f"W&B is online (mode={mode!r}, server {server.api_url}, from {server.source}) but no "

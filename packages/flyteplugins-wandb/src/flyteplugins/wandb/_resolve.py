@@ -1,23 +1,15 @@
-"""The resolver: every fact about a run, decided once, from plain inputs.
+"""The resolver: every fact about a call's run, decided once, from plain inputs.
 
-From the settings (decorator over ``wandb_config`` context), what a parent published, the
-topology, the Flyte identity, the kind of call and the client's defaults, :func:`resolve` returns a
-:class:`ResolvedRun`: the server (API and web-app URL), entity, project, id, resume, group,
-shared-mode role and label, the keywords and settings that reach ``wandb.init``, and the URL of
-the run's page. The runtime (``_call._Call``) executes it; the links' pages (``_pages``) are
-decided from the same :func:`where` and core's plan; nothing else decides any of these.
-
-Core's :func:`~flyteplugins.wandb_core.plan` stays the authority for ranks, ids and groups; this
-module adds where the run lives and how the client is asked for it. It is pure: no environment,
-files or clocks are read here (the client's defaults arrive as a
-:class:`~._client.ClientDefaults`).
+:func:`resolve` turns the settings, the parent, the topology, the Flyte identity and the
+client's defaults into a :class:`ResolvedRun` that the runtime executes as is; core's ``plan``
+decides ranks, ids and groups. Pure: no environment, files or clocks are read here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from flyteplugins.wandb_core import (
@@ -32,23 +24,14 @@ from flyteplugins.wandb_core import (
 )
 
 from . import _settings
-from ._client import (
-    DEFAULT_PROJECT,
-    ClientDefaults,
-    Server,
-    group_url,
-    project_url,
-    run_url,
-)
+from ._client import DEFAULT_PROJECT, ClientDefaults, Server, group_url, project_url, run_url
 
 CallKind = Literal["task", "function", "trial"]
 """``task``: a Flyte task's own function; ``function``: a decorated function (inside a task, or
 outside Flyte); ``trial``: a function run by a W&B sweep agent, which assigns the run."""
 
-# Settings that shape the plan, the links or the client, never passed to wandb.init as keywords
-# (``settings`` is merged into the run's ``wandb.Settings`` instead).
+# Never passed to wandb.init as keywords (``settings`` is merged into the run's wandb.Settings).
 PLUGIN_ONLY: Final = _settings.PLUGIN_ONLY | {"settings"}
-
 # What a run is called and configured with: set by the process that owns the run only.
 RUN_IDENTITY: Final = ("name", "tags", "notes", "group", "job_type", "config")
 
@@ -68,37 +51,26 @@ class Identity:
         return make_base(self.run_name or "run", self.action_name)
 
     def as_config(self) -> dict[str, Any]:
-        return {
-            "run_name": self.run_name,
-            "action_name": self.action_name,
-            "project": self.project,
-            "domain": self.domain,
-            "attempt": self.attempt,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
 class Parent:
-    """A run this call may join: published by an enclosing task, or the enclosing call's run."""
+    """A run this call may join: published by an enclosing task, or the enclosing call's run
+    (``in_process``: its run object is live in this process and is reused, not joined)."""
 
     id: str
     host: str | None = None
     entity: str | None = None
     project: str | None = None
     in_process: bool = False
-    """Whether the parent's run object is live in this process (it is reused, not joined)."""
 
     @classmethod
     def from_published(cls, value: Mapping[str, Any] | None, *, in_process: bool) -> Parent | None:
         if not value or not isinstance(value.get("id"), str):
             return None
-        return cls(
-            id=value["id"],
-            host=value.get("host"),
-            entity=value.get("entity"),
-            project=value.get("project"),
-            in_process=in_process,
-        )
+        where = {k: value.get(k) for k in ("host", "entity", "project")}
+        return cls(value["id"], **where, in_process=in_process)
 
 
 @dataclass(frozen=True)
@@ -112,46 +84,38 @@ class Trial:
 
 @dataclass(frozen=True)
 class ResolvedRun:
-    """Everything about one call's run; the runtime executes it as is."""
+    """Everything about one call's run. ``run_id`` ``None``: the client picks a fresh one;
+    ``init_kwargs``: for ``wandb.init`` (no plugin setting among them); ``settings``: the
+    ``wandb.Settings`` fields the plugin sets; ``url``: the run's page, when its entity is known
+    before it starts."""
 
     plan: RunPlan
     server: Server
     entity: str | None
     project: str | None
     run_id: str | None
-    """The id passed to ``wandb.init``; ``None`` lets the client choose a fresh one."""
     resume: str | None
     group: str | None
     joins_parent: bool
-    init_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    """Keywords for ``wandb.init`` (the plugin's own settings are not among them)."""
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    """``wandb.Settings`` fields this plugin sets (server, shared-mode role, sweep trial)."""
-    url: str | None = None
-    """The run's page, when its entity is known before the run starts."""
-
-    @property
-    def role(self) -> str:
-        return str(self.plan.role)
+    init_kwargs: Mapping[str, Any]
+    settings: Mapping[str, Any]
+    url: str | None
 
 
 def merge_settings(context: Mapping[str, Any], decorator: Mapping[str, Any]) -> dict[str, Any]:
     """Decorator settings over ``wandb_config`` context settings; ``config`` dicts are merged."""
-    out: dict[str, Any] = dict(context)
+    out = dict(context)
     for key, value in decorator.items():
-        if value is None:
-            continue
-        if key == "config" and isinstance(out.get("config"), Mapping):
-            out["config"] = {**out["config"], **value}
-        else:
+        if key == "config" and isinstance(out.get(key), Mapping) and value is not None:
+            out[key] = {**out[key], **value}
+        elif value is not None:
             out[key] = value
     return out
 
 
-def _explicit_settings(obj: Any) -> dict[str, Any]:
+def _own(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The fields a user set on their own ``settings=`` (a dict or a ``wandb.Settings``)."""
-    if obj is None:
-        return {}
+    obj = settings.get("settings")
     if isinstance(obj, Mapping):
         return {k: v for k, v in obj.items() if v is not None}
     names = getattr(obj, "model_fields_set", ())
@@ -160,57 +124,46 @@ def _explicit_settings(obj: Any) -> dict[str, Any]:
 
 def server_for(settings: Mapping[str, Any], defaults: ClientDefaults) -> Server:
     """The server of a run: ``host=`` (or the ``base_url`` of the own Settings), else defaults."""
-    own = _explicit_settings(settings.get("settings"))
     if settings.get("host"):
         return defaults.server(settings["host"], source="host=")
-    if own.get("base_url"):
-        return defaults.server(own["base_url"], source="settings.base_url")
-    return defaults.server()
+    return defaults.server(_own(settings).get("base_url"), source="settings.base_url")
 
 
 def where(
     settings: Mapping[str, Any], defaults: ClientDefaults, parent: Parent | None, joins: bool
 ) -> tuple[Server, str | None, str | None]:
     """Server, entity and project of a run: a joined parent's, else settings > client defaults."""
-    own = _explicit_settings(settings.get("settings"))
+    own = _own(settings)
     server = server_for(settings, defaults)
     entity = settings.get("entity") or own.get("entity") or defaults.entity
     project = settings.get("project") or own.get("project") or defaults.project
     if joins and parent is not None:
         if parent.host:
             server = defaults.server(parent.host, source="the parent task's run")
-        entity = parent.entity or entity
-        project = parent.project or project
+        entity, project = parent.entity or entity, parent.project or project
     return server, entity, project
 
 
 def page_url(
     server: Server, entity: str | None, project: str | None, kind: str, page_id: str
 ) -> str | None:
-    """A run, group or project page; ``None`` when the entity is unknown (no valid URL can name
-    it)."""
+    """A run, group or project page; ``None`` when the entity is unknown (no URL can name it)."""
     if not entity:
         return None
     proj = project or DEFAULT_PROJECT
     if kind == "project":
         return project_url(server.app_url, entity, proj)
-    if kind == "group":
-        return group_url(server.app_url, entity, proj, page_id)
-    return run_url(server.app_url, entity, proj, page_id)
+    return (group_url if kind == "group" else run_url)(server.app_url, entity, proj, page_id)
 
 
 def choose_parent(
-    kind: CallKind,
-    enclosing: Parent | None,
-    published: Parent | None,
+    kind: CallKind, enclosing: Parent | None, published: Parent | None
 ) -> Parent | None:
     """The run a call may join: none for a trial, the enclosing call's run for a function inside
     a decorated call, else what an enclosing task published."""
     if kind == "trial":
         return None
-    if kind == "function" and enclosing is not None:
-        return enclosing
-    return published
+    return enclosing if kind == "function" and enclosing is not None else published
 
 
 def resolve(
@@ -228,17 +181,12 @@ def resolve(
     """Resolve one call's run. ``launcher_base`` is the base id when no Flyte action names the
     call (a function under ``torchrun``); ``label`` names a single process that joins a run
     owned by another process."""
-    mode = parse_run_mode(settings.get("run_mode", DEFAULT_RUN_MODE))
-    scope = parse_rank_scope(settings.get("rank_scope", DEFAULT_RANK_SCOPE))
-    if identity is not None:
-        base = identity.base
-    else:
-        base = launcher_base or make_base("local", label or "function")
+    base = identity.base if identity else launcher_base or make_base("local", label or "function")
     user_id = None if kind == "trial" else settings.get("id")
     parent_id = parent.id if parent is not None else None
     p = plan(
-        mode,
-        scope,
+        parse_run_mode(settings.get("run_mode", DEFAULT_RUN_MODE)),
+        parse_rank_scope(settings.get("rank_scope", DEFAULT_RANK_SCOPE)),
         topology,
         base,
         parent_id=parent_id,
@@ -247,64 +195,47 @@ def resolve(
         label=label,
     )
     joins = p.run_id is not None and p.run_id == parent_id
+    writer = p.shared and not p.primary  # writes rows into a run another process owns
     server, entity, project = where(settings, defaults, parent, joins)
 
-    kwargs = {k: v for k, v in settings.items() if k not in PLUGIN_ONLY}
+    kwargs = {k: v for k, v in settings.items() if k not in PLUGIN_ONLY and k != "id"}
     if settings.get("sync") == "after":
         kwargs["mode"] = "offline"  # uploaded later by the sync task, whatever the network
-    kwargs["project"] = project
-    kwargs["entity"] = entity
-    client_settings: dict[str, Any] = {"base_url": server.api_url}
-    run_id: str | None
+    kwargs.update(project=project, entity=entity)
+    client: dict[str, Any] = {"base_url": server.api_url}
+    run_id: str | None = p.run_id
     resume: str | None = None
-    if not p.initializes:
-        # Silent ranks and calls reusing a run live in this process start nothing.
-        run_id = p.run_id
-    elif kind == "trial" and trial is not None:
-        # The agent's assignment, passed explicitly: the client's process-wide settings may
-        # predate the trial (an enclosing task's run started them).
-        kwargs.pop("resume", None)
-        run_id = trial.run_id
-        client_settings["sweep_id"] = trial.sweep_id
-        if trial.param_path:
-            client_settings["sweep_param_path"] = trial.param_path
-    elif p.shared and not p.primary:
-        run_id = p.run_id
-        kwargs.pop("resume", None)
-        if joins:
-            # A child joining its parent's run writes rows, not the run's identity.
-            for key in RUN_IDENTITY:
-                kwargs.pop(key, None)
-    elif (
-        user_id is None
-        and not joins
-        and topology is None
-        and not (kind == "task" and identity is not None)
-    ):
-        # No Flyte action names the run (a plain function, a function starting its own run
-        # inside a task, a task called as a function outside Flyte): a fresh id per call rather
-        # than one run resumed by every call. Distributed ranks keep the planned ids.
-        run_id = None
-    else:
-        run_id = p.run_id
-        resume = kwargs.pop("resume", None) or "allow"
-    kwargs.pop("id", None)
-    if run_id is not None:
-        kwargs["id"] = run_id
-    if resume is not None:
-        kwargs["resume"] = resume
-    group = p.group if p.group is not None else kwargs.get("group")
+    # No Flyte action names the run (a plain function, a function starting its own run in a
+    # task, a task called as a function outside Flyte): a fresh id per call rather than one run
+    # resumed by every call. Distributed ranks keep the planned ids.
+    fresh = user_id is None and not joins and topology is None
+    fresh = fresh and not (kind == "task" and identity is not None)
+    if p.initializes:  # silent ranks and calls reusing a live run start nothing
+        if kind == "trial" and trial is not None:
+            # The agent's assignment, passed explicitly: the client's process-wide settings may
+            # predate the trial (an enclosing task's run started them).
+            kwargs.pop("resume", None)
+            run_id = trial.run_id
+            client.update(sweep_id=trial.sweep_id, sweep_param_path=trial.param_path)
+        elif writer:
+            kwargs.pop("resume", None)
+            if joins:  # a child joining its parent's run writes rows, not the run's identity
+                kwargs = {k: v for k, v in kwargs.items() if k not in RUN_IDENTITY}
+        elif fresh:
+            run_id = None
+        else:
+            resume = kwargs["resume"] = kwargs.get("resume") or "allow"
+    kwargs["id"] = run_id
     if p.group is not None:
         kwargs["group"] = p.group
-    if identity is not None and not (p.shared and not p.primary) and kind != "trial":
-        kwargs["config"] = _with_identity(kwargs.get("config"), identity)
+    if identity is not None and not writer and kind != "trial":
+        config, key = dict(kwargs.get("config") or {}), "flyte"
+        while key in config:  # the Flyte identity never replaces a user's key
+            key = "_" + key
+        kwargs["config"] = {**config, key: identity.as_config()}
     if p.shared:
-        client_settings["x_primary"] = p.primary
-        if p.label:
-            client_settings["x_label"] = p.label
-        client_settings["x_update_finish_state"] = p.finishes
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    url = page_url(server, entity, project, "run", run_id) if run_id else None
+        client.update(x_primary=p.primary, x_label=p.label or None)
+        client["x_update_finish_state"] = p.finishes
     return ResolvedRun(
         plan=p,
         server=server,
@@ -312,57 +243,9 @@ def resolve(
         project=project,
         run_id=run_id,
         resume=resume,
-        group=group,
+        group=kwargs.get("group"),
         joins_parent=joins,
-        init_kwargs=kwargs,
-        settings=client_settings,
-        url=url,
+        init_kwargs={k: v for k, v in kwargs.items() if v is not None},
+        settings={k: v for k, v in client.items() if v is not None},
+        url=page_url(server, entity, project, "run", run_id) if run_id else None,
     )
-
-
-def rewound(resolved: ResolvedRun, step: int) -> ResolvedRun:
-    """The same run, continued from ``step``: ``resume_from`` replaces ``resume``.
-
-    Only a run the call owns under a stable id can be rewound (a Flyte task's run, a rank's run
-    in a distributed job); a run whose id the client picks, a joined parent's run, a shared
-    run's writer and a sweep trial cannot. Offline, the client records the rewind in the run's
-    file and ``wandb sync`` applies it.
-    """
-    p = resolved.plan
-    problem = None
-    if resolved.joins_parent or p.reuses_parent:
-        problem = "it is a parent task's run, joined by this call"
-    elif p.shared:
-        problem = "it is a shared run written by several processes (run_mode='shared')"
-    elif resolved.run_id is None:
-        problem = "its id is chosen by the client for this call only (nothing to resume)"
-    elif resolved.resume is None:
-        problem = "this call does not resume it (a sweep trial's run)"
-    if problem is not None:
-        raise ValueError(
-            f"cannot rewind W&B run {resolved.run_id or p.run_id!r} to step {step}: {problem}; "
-            "a rewind needs a run of its own (a task's run, or one run per rank with "
-            "run_mode='new')"
-        )
-    kwargs = {k: v for k, v in resolved.init_kwargs.items() if k != "resume"}
-    kwargs["resume_from"] = f"{resolved.run_id}?_step={step}"
-    return dataclasses.replace(resolved, resume=None, init_kwargs=kwargs)
-
-
-def sync_environment(host: str | None, defaults: ClientDefaults) -> dict[str, str]:
-    """What ``wandb sync`` of a run folder needs to reach the run's server: the server's
-    variable when ``host`` (the host its task logged for) is known, else nothing (the sync
-    task's own environment and settings decide, as the client would)."""
-    if not host:
-        return {}
-    return {"WANDB_BASE_URL": defaults.server(host, source="the run's task").api_url}
-
-
-def _with_identity(config: Mapping[str, Any] | None, identity: Identity) -> dict[str, Any]:
-    """User config plus the Flyte identity under ``flyte`` (never replacing a user key)."""
-    out = dict(config or {})
-    key = "flyte"
-    while key in out:
-        key = "_" + key
-    out[key] = identity.as_config()
-    return out

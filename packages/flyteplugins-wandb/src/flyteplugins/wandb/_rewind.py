@@ -16,6 +16,33 @@ class WandbRewindError(ValueError):
     """A rewind that cannot be done; the run is left as it was."""
 
 
+def rewound(resolved: _resolve.ResolvedRun, step: int) -> _resolve.ResolvedRun:
+    """The same run, continued from ``step``: ``resume_from`` replaces ``resume``.
+
+    Only a run the call owns under a stable id can be rewound (a task's run, a rank's run of a
+    distributed job); offline, the client records the rewind and ``wandb sync`` applies it.
+    """
+    p = resolved.plan
+    problem = None
+    if resolved.joins_parent or p.reuses_parent:
+        problem = "it is a parent task's run, joined by this call"
+    elif p.shared:
+        problem = "it is a shared run written by several processes (run_mode='shared')"
+    elif resolved.run_id is None:
+        problem = "its id is chosen by the client for this call only (nothing to resume)"
+    elif resolved.resume is None:
+        problem = "this call does not resume it (a sweep trial's run)"
+    if problem is not None:
+        raise ValueError(
+            f"cannot rewind W&B run {resolved.run_id or p.run_id!r} to step {step}: {problem}; "
+            "a rewind needs a run of its own (a task's run, or one run per rank with "
+            "run_mode='new')"
+        )
+    kwargs = {k: v for k, v in resolved.init_kwargs.items() if k != "resume"}
+    kwargs["resume_from"] = f"{resolved.run_id}?_step={step}"
+    return dataclasses.replace(resolved, resume=None, init_kwargs=kwargs)
+
+
 def check_step(run_id: str, step: Any, *, last_step: int | None, logged: int, offline: bool) -> int:
     """``step``, or a :class:`WandbRewindError` (``TypeError`` for a non-``int``) naming the run.
 
@@ -79,7 +106,7 @@ def rewind_to(step: int | None) -> Any:
     resumed = bool(getattr(current.settings, "resumed", False))
     last = starting - 1 if resumed and starting > 0 else None
     check_step(run_id, step, last_step=last, logged=logged, offline=offline)
-    resolved = _resolve.rewound(call.resolved, step)
+    resolved = rewound(call.resolved, step)
     request = dataclasses.replace(call.request, kwargs=dict(resolved.init_kwargs))
     if offline:  # the rewound run's folder must not be the resumed one's (same id, same second)
         extra = {"x_sync_dir_suffix": f"rewind{step}", **request.extra_settings}

@@ -142,7 +142,7 @@ async def sync_folders(
     from flyte.storage import join, put
 
     from ._client import read_defaults
-    from ._resolve import sync_environment
+    from ._client_env import sync_environment
 
     root = str(folders.path)
     listed: list[Any] = [relative_to_root(str(file.path), root) async for file in folders.walk()]

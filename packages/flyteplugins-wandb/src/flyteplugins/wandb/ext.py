@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from ._backend import effective_mode
-from ._client import client_server
+from ._client_env import client_server
 from ._context import (
     ContextEntries,
     current_custom_context,
