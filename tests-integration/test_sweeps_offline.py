@@ -605,7 +605,7 @@ from flyteplugins.wandb_sweeps import (
 
 DATA = Path(__file__).resolve().parent / "data"
 shutil.rmtree(DATA, ignore_errors=True)  # top-level code with a side effect
-DATA.mkdir()
+DATA.mkdir(exist_ok=True)  # two workers run it at once
 env = flyte.TaskEnvironment(name="side_effects")
 
 
