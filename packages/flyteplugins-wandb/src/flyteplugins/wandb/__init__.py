@@ -19,7 +19,7 @@ from .__about__ import __version__
 from ._call import WandbLinkIncomplete
 from ._context import get_wandb_context, wandb_config
 from ._decorator import get_distributed_info, get_wandb_run_dir, wandb_init
-from ._globals import WandbGlobalsUnavailable, WandbInitInTaskWarning
+from ._globals import WandbGlobalsUnavailable
 from ._link import Wandb
 from ._settings import WandbIdShortened
 from ._state import get_wandb_run
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ._rewind import WandbRewindError, rewind_to
     from ._sync import WandbOfflineRunNotSaved
     from ._sync_task import WandbSyncFailed, sync_wandb, wandb_sync_task
+    from ._user_init import WandbInitInTaskWarning
 
 # Modules a plain decorated task never needs, imported at the first use of one of their names.
 _LAZY = {
@@ -57,6 +58,7 @@ _LAZY = {
         ("_rewind", "WandbRewindError rewind_to"),
         ("_sync", "WandbOfflineRunNotSaved"),
         ("_sync_task", "WandbSyncFailed sync_wandb wandb_sync_task"),
+        ("_user_init", "WandbInitInTaskWarning"),
     )
     for name in names.split()
 }

@@ -20,18 +20,10 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from ._backend import _INIT_LOCK, STARTING
+from ._backend import STARTING
 from ._extension import Extension
 from ._flyte import in_scope
-from ._state import active_var, is_finished
-
-# init() arguments that can be compared with what the call's run already has.
-_RUN_FIELDS = ("entity", "project", "name", "id", "group", "job_type", "notes")
-
-
-class WandbInitInTaskWarning(UserWarning):
-    """``wandb.init()`` inside a ``@wandb_init`` call returned the call's run, ignoring the
-    arguments the warning names."""
+from ._state import active_var
 
 
 class Globals(Extension):
@@ -199,94 +191,25 @@ def _init_property(client_init: Callable[..., Any]) -> property:
     return property(lambda mod: init, set_)
 
 
-def _reinit(arguments: dict[str, Any]) -> Any:
-    """The ``reinit`` asked for: argument, ``settings=``, process."""
-    if arguments.get("reinit") is not None:
-        return arguments["reinit"]
-    settings = arguments.get("settings")
-    if isinstance(settings, dict) and settings.get("reinit") is not None:
-        return settings["reinit"]
-    if settings is not None and "reinit" in getattr(settings, "model_fields_set", ()):
-        return settings.reinit
-    from wandb.sdk import wandb_setup
-
-    return wandb_setup.singleton().settings.reinit
-
-
 def _init(args: Any, kwargs: Any) -> Any:
     """``wandb.init(...)`` while plugin runs are live.
 
     By the plugin itself or with ``reinit="create_new"``: the client's. Inside a call with a live
-    run: that run (:func:`_adopt`; leaving ``with wandb.init()`` or ``run.finish()`` ends it
+    run: that run (``_user_init.adopt``; leaving ``with wandb.init()`` or ``run.finish()`` ends it
     early, as wandb's ``reinit="return_previous"`` does). Elsewhere: the client's, seeing only
     the user's own runs, so ``reinit`` and ``resume="must"`` behave as without the plugin.
     """
     real = sys.modules["wandb"].__dict__["init"]
     if getattr(STARTING, "on", False):
         return real(*args, **kwargs)
+    from . import _user_init
+
     arguments = dict(inspect.signature(real).bind(*args, **kwargs).arguments)
-    if _reinit(arguments) == "create_new":
+    if _user_init.reinit_of(arguments) == "create_new":
         return real(*args, **kwargs)
     run = _visible_run()
     if run is not None:
-        return _adopt(run, arguments)
-    return _init_as_guest(real, args, kwargs)
-
-
-def _adopt(run: Any, arguments: dict[str, Any]) -> Any:
-    """Apply what ``wandb.init(**arguments)`` can to ``run`` (new config keys; all with
-    ``allow_val_change``); name the rest in one :class:`WandbInitInTaskWarning`."""
-    from wandb.sdk.wandb_helper import parse_config
-
-    ignored: list[str] = []
-    config = arguments.pop("config", None)
-    include = arguments.pop("config_include_keys", None)
-    exclude = arguments.pop("config_exclude_keys", None)
-    change = bool(arguments.pop("allow_val_change", None))
-    if config is not None:
-        given = parse_config(config, include=include, exclude=exclude)  # type: ignore[no-untyped-call]
-        taken = {k: v for k, v in given.items() if change or k not in run.config}
-        kept = sorted(k for k in given if k not in taken and run.config[k] != given[k])
-        if taken:
-            run.config.update(taken, allow_val_change=change)
-        if kept:
-            ignored.append(f"config keys {kept} (the run already has other values)")
-    for key, value in arguments.items():
-        if value is None or (key == "reinit" and value in (False, "default", "return_previous")):
-            continue
-        if key in _RUN_FIELDS and getattr(run, key, None) == value:
-            continue
-        if key == "tags" and tuple(getattr(run, "tags", ()) or ()) == tuple(value):
-            continue
-        ignored.append("settings=..." if key == "settings" else f"{key}={value!r}")
-    if ignored:
-        warnings.warn(
-            f"wandb.init() inside a @wandb_init call returned that call's run {run.id!r} instead "
-            f"of starting another; not applied: {', '.join(ignored)}. Set these on @wandb_init "
-            "or wandb_config(...), or pass reinit='create_new' for a separate run.",
-            WandbInitInTaskWarning,
-            stacklevel=4,
-        )
-    return run
-
-
-def _init_as_guest(real: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-    """The client's ``wandb.init`` with the plugin's runs hidden from its active runs (which it
-    would return or finish); runs start one at a time (``_INIT_LOCK``), so none starts meanwhile."""
-    from wandb.sdk import wandb_setup
-
-    with _INIT_LOCK:
-        setup = wandb_setup.singleton()
-        if not hasattr(setup, "_active_runs_lock") or not hasattr(setup, "_active_runs"):
-            return real(*args, **kwargs)  # another client: wandb's own behaviour
-        with _lock:
-            ours = {id(b.run) for b in _live.values()}
-        with setup._active_runs_lock:
-            hidden = [r for r in setup._active_runs if id(r) in ours]
-            setup._active_runs[:] = [r for r in setup._active_runs if id(r) not in ours]
-        try:
-            return real(*args, **kwargs)
-        finally:
-            with setup._active_runs_lock:
-                back = [r for r in hidden if not is_finished(r) and r not in setup._active_runs]
-                setup._active_runs[:0] = back
+        return _user_init.adopt(run, arguments)
+    with _lock:
+        ours = {id(b.run) for b in _live.values()}
+    return _user_init.init_as_guest(real, args, kwargs, ours)
