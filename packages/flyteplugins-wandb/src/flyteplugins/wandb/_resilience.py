@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ._resolve import own_settings
 from ._settings import check_finish_timeout, check_offline_fallback
 
 DEFAULT_FINISH_TIMEOUT: Final = 30.0
@@ -52,13 +53,6 @@ def env_var(setting: str) -> str:
     return "WANDB__" + setting[2:].upper() if setting[:2] == "x_" else "WANDB_" + setting.upper()
 
 
-def _chosen(settings: Any) -> dict[str, Any]:
-    """The fields given on a user's ``wandb.Settings`` (or plain dict)."""
-    if isinstance(settings, Mapping):
-        return {k: v for k, v in settings.items() if v is not None}
-    return {n: getattr(settings, n, None) for n in getattr(settings, "model_fields_set", ())}
-
-
 def finish_budget(
     plugin_timeout: Any, settings: Any = None, environ: Mapping[str, str] | None = None
 ) -> float:
@@ -67,7 +61,7 @@ def finish_budget(
     if plugin_timeout is not None:
         check_finish_timeout(plugin_timeout)
         return float(plugin_timeout)
-    own = _chosen(settings).get("finish_timeout")
+    own = own_settings(settings).get("finish_timeout")
     if own is not None:
         return float(own)
     name = env_var("finish_timeout")
@@ -85,7 +79,7 @@ def apply_bounds(
 ) -> dict[str, float]:
     """Set every bound the user left unset on ``settings``; return what was set."""
     env = os.environ if environ is None else environ
-    chosen = set(_chosen(settings))
+    chosen = set(own_settings(settings))
     applied = {n: v for n, v in CLIENT_BOUNDS.items() if n not in chosen and env_var(n) not in env}
     user_finish = "finish_timeout" in chosen or env_var("finish_timeout") in env
     if resilience.finish_timeout is not None or not user_finish:

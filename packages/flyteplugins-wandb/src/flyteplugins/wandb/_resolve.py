@@ -113,9 +113,8 @@ def merge_settings(context: Mapping[str, Any], decorator: Mapping[str, Any]) -> 
     return out
 
 
-def _own(settings: Mapping[str, Any]) -> dict[str, Any]:
+def own_settings(obj: Any) -> dict[str, Any]:
     """The fields a user set on their own ``settings=`` (a dict or a ``wandb.Settings``)."""
-    obj = settings.get("settings")
     if isinstance(obj, Mapping):
         return {k: v for k, v in obj.items() if v is not None}
     names = getattr(obj, "model_fields_set", ())
@@ -126,14 +125,16 @@ def server_for(settings: Mapping[str, Any], defaults: ClientDefaults) -> Server:
     """The server of a run: ``host=`` (or the ``base_url`` of the own Settings), else defaults."""
     if settings.get("host"):
         return defaults.server(settings["host"], source="host=")
-    return defaults.server(_own(settings).get("base_url"), source="settings.base_url")
+    return defaults.server(
+        own_settings(settings.get("settings")).get("base_url"), source="settings.base_url"
+    )
 
 
 def where(
     settings: Mapping[str, Any], defaults: ClientDefaults, parent: Parent | None, joins: bool
 ) -> tuple[Server, str | None, str | None]:
     """Server, entity and project of a run: a joined parent's, else settings > client defaults."""
-    own = _own(settings)
+    own = own_settings(settings.get("settings"))
     server = server_for(settings, defaults)
     entity = settings.get("entity") or own.get("entity") or defaults.entity
     project = settings.get("project") or own.get("project") or defaults.project
