@@ -40,15 +40,11 @@ def _exit_code(exc: BaseException | None) -> int:
 
 def _sweep_trial() -> _resolve.Trial | None:
     """What ``wandb.agent`` assigned, when this call is one of its trials."""
-    env = os.environ
-    sweep_id = env.get("WANDB_SWEEP_ID")
-    if not sweep_id or not (env.get("WANDB_SWEEP_PARAM_PATH") or env.get("WANDB_RUN_ID")):
+    names = ("WANDB_SWEEP_ID", "WANDB_RUN_ID", "WANDB_SWEEP_PARAM_PATH")
+    sweep_id, run_id, path = (os.environ.get(name) or None for name in names)
+    if not sweep_id or not (path or run_id):
         return None
-    return _resolve.Trial(
-        sweep_id=sweep_id,
-        run_id=env.get("WANDB_RUN_ID") or None,
-        param_path=env.get("WANDB_SWEEP_PARAM_PATH") or None,
-    )
+    return _resolve.Trial(sweep_id=sweep_id, run_id=run_id, param_path=path)
 
 
 class WandbLinkIncomplete(UserWarning):
@@ -271,11 +267,7 @@ class _Call:
             ext.closing(self, exc, code)
         try:
             if publish is not None:
-                publish.__exit__(
-                    type(exc) if exc is not None else None,
-                    exc,
-                    exc.__traceback__ if exc is not None else None,
-                )
+                publish.__exit__(None, None, None)
         finally:
             if token is not None:
                 _state.active_var.reset(token)
