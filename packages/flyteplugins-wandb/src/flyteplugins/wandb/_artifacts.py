@@ -1,6 +1,5 @@
-"""Flyte's typed values in W&B: ``File``/``Dir`` outputs as artifacts by reference, small
-outputs in the summary, inputs in the config and as artifact uses (lineage; offline kept in the
-config for :func:`apply_recorded_uses`). See docs/guide/report.md."""
+"""Flyte's typed values in W&B: ``File``/``Dir`` outputs as artifacts by reference, small ones
+in the summary, inputs in the config and as artifact uses (see docs/guide/report.md)."""
 
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ INPUTS_KEY: Final = "flyte_inputs"
 INPUT_ARTIFACTS_KEY: Final = "flyte_input_artifacts"
 MAX_VALUE_CHARS: Final = 256  # longer strings (JSON of small values: x4) stay out of W&B
 MAX_DEPTH: Final = 6
-SECRET_WORDS: Final = ("key", "token", "secret", "password", "passwd", "credential", "auth")
+SECRETS: Final = ("key", "token", "secret", "password", "passwd", "credential", "auth")
 COMMIT_WAIT_S: Final = 60  # online, a producer waits for its artifact (consumers need it)
 _UNFIT: Final = object()
 _NAME_BAD: Final = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -70,12 +69,6 @@ def _walk(value: Any, path: str, found: list[tuple[str, Any]], depth: int = 0) -
     return list(parts.values()) if isinstance(value, (list, tuple)) else parts
 
 
-def _blobs(value: Any, name: str) -> list[tuple[str, Any]]:
-    found: list[tuple[str, Any]] = []
-    _walk(value, name, found)
-    return found
-
-
 def _small(value: Any) -> Any | None:
     """A value fit for a summary or config (a scalar, a short string, small JSON), else ``None``."""
     if isinstance(value, (bool, int, float)):
@@ -120,32 +113,41 @@ def log_outputs(
     run: Any, task: str, func: Callable[..., Any], result: Any, identity: Mapping[str, Any] | None
 ) -> list[dict[str, Any]]:
     """Log the outputs of one call; return what was logged (for the report)."""
-    logged: list[dict[str, Any]] = []
-    summary: dict[str, Any] = {}
-    unreferenced = {}
+    logged, summary, unreferenced, libs = [], {}, [], []
     for name, value in output_items(func, result):
-        found = _blobs(value, name)
+        found: list[tuple[str, Any]] = []
+        _walk(value, name, found)
         for path, blob in found:
-            lib = _stores.missing_library(_uri(blob))
+            lib = _stores.missing_library(uri := _uri(blob))
             if lib is None:
                 logged.append(_log_blob(run, task, path, blob, identity))
             else:
-                unreferenced[path] = (_uri(blob), lib)
-                summary["outputs/" + path] = _uri(blob)
-        small = None if found and _is_blob(value) else _small(value)
+                unreferenced.append(f"{path} ({uri})")
+                libs.append(lib)
+                summary["outputs/" + path] = uri
+        small = None if _is_blob(value) else _small(value)
         if small is not None:
             summary["outputs/" + name] = small
     if summary:
         run.summary.update(summary)
     if unreferenced:
-        outputs = ", ".join(f"{path} ({uri})" for path, (uri, _) in unreferenced.items())
         warnings.warn(
-            f"{task}: no W&B artifact logged for {outputs} (the URIs are in the run's summary): "
-            + _stores.extra_hint(lib for _, lib in unreferenced.values()),
+            f"{task}: no W&B artifact logged for {', '.join(unreferenced)} (the URIs are in the "
+            f"run's summary): {_stores.extra_hint(libs)}",
             WandbArtifactFailed,
             stacklevel=2,
         )
     return logged
+
+
+def _places() -> tuple[str | None, str | None]:
+    """The current task's raw data path and its Flyte run's storage (``None`` outside Flyte)."""
+    import flyte
+
+    tctx = flyte.ctx()
+    raw = getattr(getattr(tctx, "raw_data_path", None), "path", None)
+    base = getattr(tctx, "run_base_dir", None)
+    return (str(raw) if raw else None), (str(base) if base else None)
 
 
 def _log_blob(
@@ -161,24 +163,20 @@ def _log_blob(
     artifact = wandb.Artifact(name, type=f"flyte-{kind}", metadata=metadata)
     try:
         artifact.add_reference(uri, checksum=True)
-    except Exception as exc:  # e.g. a store whose client library is not installed
-        warnings.warn(
-            f"artifact {name}: checksums of {uri} cannot be computed here ({exc}); it is "
-            "referenced without them",
-            WandbArtifactFailed,
-            stacklevel=3,
-        )
+    except Exception as exc:  # e.g. no credentials to read the store
+        msg = f"artifact {name}: no checksums of {uri} here ({exc}); referenced without them"
+        warnings.warn(msg, WandbArtifactFailed, stacklevel=3)
         artifact = wandb.Artifact(name, type=f"flyte-{kind}", metadata=metadata)
         artifact.add_reference(uri, checksum=False)
     run.log_artifact(artifact, aliases=[alias] if alias else None)
     version = None
-    if not getattr(run.settings, "_offline", False):
+    if not getattr(run.settings, "_offline", False):  # online, consumers need the version
         artifact.wait(timeout=COMMIT_WAIT_S)
         version = artifact.version
     record = {"entity": run.entity or None, "project": run.project, "name": name,
               "alias": alias, "version": version, "digest": artifact.digest,
               "type": artifact.type, "uri": uri}  # fmt: skip
-    place = _stores.record_place(uri, *_stores.flyte_places())
+    place = _stores.record_place(uri, *_places())
     if place is not None:
         _stores.write_text(place, json.dumps(record))
     return {**record, "direction": "output"}
@@ -193,13 +191,10 @@ def bind_inputs(func: Callable[..., Any], args: Any, kwargs: Any) -> dict[str, A
 
 def scalar_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
     """The inputs fit for the run's config: small values of parameters not named like secrets."""
-    out = {}
-    for name, value in inputs.items():
-        secret = any(word in name.lower() for word in SECRET_WORDS)
-        small = None if secret or _is_blob(value) else _small(value)
-        if small is not None:
-            out[name] = small
-    return out
+    kept = {k: None if _is_blob(v) else _small(v) for k, v in inputs.items()}
+    return {
+        k: v for k, v in kept.items() if v is not None and not any(w in k.lower() for w in SECRETS)
+    }
 
 
 def log_inputs(run: Any, inputs: Mapping[str, Any], owned: bool) -> list[dict[str, Any]]:
@@ -207,9 +202,11 @@ def log_inputs(run: Any, inputs: Mapping[str, Any], owned: bool) -> list[dict[st
     used: list[dict[str, Any]] = []
     recorded: dict[str, Any] = {}
     online = not getattr(run.settings, "_offline", False)
-    _, run_base_dir = _stores.flyte_places()
+    run_base_dir = _places()[1]
     for name, value in inputs.items():
-        for path, blob in _blobs(value, name):
+        found: list[tuple[str, Any]] = []
+        _walk(value, name, found)
+        for path, blob in found:
             uri = _uri(blob)
             places = _stores.record_places(uri, run_base_dir)
             text = next(filter(None, map(_stores.read_text, places)), None)
@@ -226,8 +223,7 @@ def log_inputs(run: Any, inputs: Mapping[str, Any], owned: bool) -> list[dict[st
                 {**record, "direction": "input", "name": ref, "uri": uri, "applied": online}
             )
     update = {INPUTS_KEY: scalar_inputs(inputs) if owned else {}, INPUT_ARTIFACTS_KEY: recorded}
-    update = {key: value for key, value in update.items() if value}
-    if update:
+    if update := {key: value for key, value in update.items() if value}:
         run.config.update(update, allow_val_change=True)
     return used
 
@@ -253,12 +249,9 @@ def log_model_checkpoint(
     metadata: Mapping[str, Any] | None = None,
     run: Any = None,
 ) -> Any:
-    """Log the checkpoint folder (or file) ``path`` as a ``model`` artifact of the current run.
-
-    Aliases ``latest`` (and ``best`` with ``best=True``); a remote ``path`` is referenced, a
-    local one uploaded; ``name`` defaults to ``<run id>-model``. Returns the artifact. Raises
-    :class:`WandbCloudExtraMissing` for an ``s3://``/``gs://`` path without the store's library.
-    """
+    """Log the checkpoint folder or file ``path`` (remote: referenced; local: uploaded) as a
+    ``model`` artifact of the current run, aliased ``latest`` (and ``best``); returns it. Raises
+    :class:`WandbCloudExtraMissing` for an ``s3://``/``gs://`` path without the store's library."""
     import wandb
 
     run = run if run is not None else get_wandb_run()
@@ -278,10 +271,8 @@ def log_model_checkpoint(
     )
     if "://" in target:
         artifact.add_reference(target, checksum=True)
-    elif os.path.isdir(target):
-        artifact.add_dir(target)
-    elif os.path.isfile(target):
-        artifact.add_file(target)
+    elif os.path.exists(target):
+        (artifact.add_dir if os.path.isdir(target) else artifact.add_file)(target)
     else:
         raise FileNotFoundError(f"log_model_checkpoint({target!r}): no such file or folder")
     aliases = ["latest", "best"] if best else ["latest"]

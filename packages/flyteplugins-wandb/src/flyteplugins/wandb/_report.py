@@ -1,5 +1,5 @@
-"""The W&B tab of a task's Flyte report (``report=True``), drawn once when the call ends (the run's
-W&B page is the live view); and :func:`report_sweep`, a local sweep's trials."""
+"""The W&B tab of a task's Flyte report (``report=True``), drawn once as the call ends; and
+:func:`report_sweep`, a local sweep's trials."""
 
 from __future__ import annotations
 
@@ -55,9 +55,9 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], css: str, best
 
 
 class Tab:
-    """The W&B tab of one task call, with ``artifacts`` (what the call logged and used). In a
-    distributed task (``rank`` given, from the call's topology) every rank with a run writes its
-    line to ``<task output>/wandb-report/rank-<rank>.json``; global rank 0 draws them all."""
+    """The W&B tab of one task call, with ``artifacts`` (what the call logged and used). With a
+    ``rank`` (a distributed task), every rank writes its line to ``<task output>/wandb-report/
+    rank-<rank>.json``; global rank 0 draws them all."""
 
     def __init__(self, run: Any, output_path: str, rank: int | None = None) -> None:
         self.run, self.rank, self.recorder = run, rank, attach(run)
@@ -93,10 +93,10 @@ class Tab:
             self.extra += f'<p class="fpw-failed">The task failed: {failure}</p>'
 
     def closed(self) -> None:
-        """After the run finished: the tab written to the report (in a distributed task, this
-        rank's final line; rank 0 draws every rank's once final, waiting at most PEER_WAIT_S)."""
+        """After the run finished: the tab written (rank 0 waits at most PEER_WAIT_S for the
+        other ranks' final lines; they only write theirs)."""
         lines = [self._line(final=True)]
-        if self.rank:  # a rank other than 0: rank 0 draws the tab
+        if self.rank:
             return
         if self.rank == 0:
             for _ in range(int(PEER_WAIT_S / 0.2)):  # until every other rank's line is final
@@ -144,11 +144,11 @@ _pending: set[asyncio.Future[Any]] = set()  # report writes scheduled on an even
 
 
 def _flush() -> None:
-    """Write the current task's Flyte report: on an event loop (an ``async`` task, where Flyte's
-    blocking flush would stall the loop) as a write on the loop that :func:`drain` awaits."""
+    """Write the current task's Flyte report; on an event loop (an ``async`` task, which Flyte's
+    blocking flush would stall) as a write that :func:`drain` awaits."""
     try:
         asyncio.get_running_loop()
-    except RuntimeError:  # no event loop here: a synchronous task's thread
+    except RuntimeError:  # a synchronous task's thread
         flyte.report.flush()
         return
     _pending.add(task := asyncio.ensure_future(flyte.report.flush.aio()))

@@ -66,16 +66,6 @@ def record_places(uri: str, run_base_dir: str | None) -> list[str]:
     return [*places, uri.rstrip("/") + SIDECAR_SUFFIX]
 
 
-def flyte_places() -> tuple[str | None, str | None]:
-    """The current task's raw data path and its Flyte run's storage (``None`` outside Flyte)."""
-    import flyte
-
-    tctx = flyte.ctx()
-    raw = getattr(getattr(tctx, "raw_data_path", None), "path", None)
-    base = getattr(tctx, "run_base_dir", None)
-    return (str(raw) if raw else None), (str(base) if base else None)
-
-
 def _fs(uri: str) -> Any:
     import flyte.storage
 
@@ -91,18 +81,16 @@ def write_text(uri: str, text: str) -> None:
 
 def read_text(uri: str) -> str | None:
     """The text at ``uri``, or ``None`` when there is nothing there."""
-    fs = _fs(uri)
     try:
-        return bytes(fs.cat_file(uri)).decode() if fs.exists(uri) else None
+        return bytes(_fs(uri).cat_file(uri)).decode()
     except FileNotFoundError:
         return None
 
 
 def list_names(folder: str) -> list[str]:
     """The names of the files directly in ``folder`` (``[]`` when it does not exist)."""
-    fs = _fs(folder)
     try:
-        listed = fs.ls(folder, detail=False) if fs.exists(folder) else []
+        listed = _fs(folder).ls(folder, detail=False)
     except FileNotFoundError:
         return []
     return sorted(str(p).rstrip("/").rsplit("/", 1)[-1] for p in listed)

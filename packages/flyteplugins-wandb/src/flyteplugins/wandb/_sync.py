@@ -1,7 +1,5 @@
-"""``sync="after"``: each process that wrote an offline run copies its folder, once the run
-ended, to ``<run_base_dir>/wandb-offline/<run id>/<upload key>/<folder>/`` in the Flyte run's
-storage (one key per attempt and rank: nothing is overwritten), for the sync task (``_sync_task``).
-"""
+"""``sync="after"``: each process that wrote an offline run copies its folder, once the run ended,
+to ``<run_base_dir>/wandb-offline/<run id>/<time-pid>/<folder>/`` for the sync task."""
 
 from __future__ import annotations
 
@@ -42,22 +40,20 @@ def _wait_written(folder: Path) -> bool:
     """Wait until every run file in ``folder`` holds its run's exit record and stopped growing."""
     from ._records import read_run
 
-    deadline = time.monotonic() + WRITE_WAIT_S
-    files = sorted(folder.glob("run-*.wandb"))
+    deadline, files = time.monotonic() + WRITE_WAIT_S, list(folder.glob("run-*.wandb"))
     sizes: dict[Path, int] = {}
     while True:
         done = bool(files)
         for path in files:
-            size = path.stat().st_size
-            done = done and sizes.get(path) == size and read_run(path).finished
-            sizes[path] = size
+            done = done and sizes.get(path) == path.stat().st_size and read_run(path).finished
+            sizes[path] = path.stat().st_size
         if done or time.monotonic() >= deadline:
             return done
         time.sleep(0.1)
 
 
 class AfterRun(Extension):
-    """``sync="after"``: the extension that saves the finished run's folder for the sync task."""
+    """Saves the finished run's folder for the sync task."""
 
     def ended(self, call: Any, exc: BaseException | None, code: int) -> None:
         active, run = call.active, call.run
@@ -80,19 +76,13 @@ class AfterRun(Extension):
                 # on an event loop of its own, whether or not the task runs one in this thread
                 pool.submit(asyncio.run, put(str(folder), remote, recursive=True)).result()
         except Exception as exc:
-            warnings.warn(
-                f"the offline W&B run {run_id or '?'} (sync='after') could not be copied to the "
-                f"Flyte run's storage ({type(exc).__name__}: {exc}); its data stays in {folder}: "
-                f"upload it with `wandb sync {folder}`",
-                WandbOfflineRunNotSaved,
-                stacklevel=2,
-            )
+            msg = (f"the offline W&B run {run_id or '?'} (sync='after') could not be copied to the "
+                   f"Flyte run's storage ({type(exc).__name__}: {exc}); its data stays in "
+                   f"{folder}: upload it with `wandb sync {folder}`")  # fmt: skip
+            warnings.warn(msg, WandbOfflineRunNotSaved, stacklevel=2)
             return
         if not complete:
-            warnings.warn(
-                f"the offline W&B run {run_id} had not finished writing {folder} after "
-                f"{WRITE_WAIT_S:.0f} s; what was written is saved for the sync task",
-                WandbOfflineRunNotSaved,
-                stacklevel=2,
-            )
+            msg = (f"the offline W&B run {run_id} had not finished writing {folder} after "
+                   f"{WRITE_WAIT_S:.0f} s; what was written is saved")  # fmt: skip
+            warnings.warn(msg, WandbOfflineRunNotSaved, stacklevel=2)
         print(f"W&B offline run {run_id} saved for the sync task: {remote}", flush=True)

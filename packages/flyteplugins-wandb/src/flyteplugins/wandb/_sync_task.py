@@ -50,15 +50,15 @@ def find_folders(files: Iterable[str]) -> list[StoredFolder]:
     )
 
 
+def _plain(path: str) -> str:  # a store's path without its scheme (gs://, gcs://: the same)
+    if path.startswith("file://") or "://" not in path:
+        return os.path.abspath(path.removeprefix("file://"))
+    return path.split("://", 1)[1].rstrip("/")
+
+
 def relative_to_root(path: str, root: str) -> str | None:
     """``path`` (as ``Dir.walk`` names a file) relative to the tree's ``root``, or ``None``."""
-
-    def plain(text: str) -> str:
-        if text.startswith("file://") or "://" not in text:
-            return os.path.abspath(text.removeprefix("file://"))
-        return text.split("://", 1)[1].rstrip("/")
-
-    base, full = plain(root), plain(path)
+    base, full = _plain(root), _plain(path)
     return full[len(base) + 1 :] if full.startswith(base + "/") else None
 
 
@@ -72,8 +72,8 @@ def client_bounds_env(environ: Mapping[str, str]) -> dict[str, str]:
 def _client_sync(
     folders: list[Path], markers: list[Path], env: Mapping[str, str], timeout: float
 ) -> bool:
-    """``wandb sync`` of ``folders`` in a child process (its messages on our output), stopped
-    once no new marker appeared for ``timeout`` seconds (0: never). Returns whether it was."""
+    """``wandb sync`` of ``folders`` (its messages on our output), stopped once no new marker
+    appeared for ``timeout`` seconds (0: never). Returns whether it was stopped."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "wandb", "sync", *map(str, folders)],
         env={**os.environ, **client_bounds_env(os.environ), **env},
@@ -87,36 +87,35 @@ def _client_sync(
         for line in proc.stdout or ():
             print(line.rstrip("\n"), flush=True)
 
-    reader = threading.Thread(target=echo, daemon=True)
-    reader.start()
-    done, progress, stopped = 0, time.monotonic(), False
-    while proc.poll() is None and not stopped:
+    (reader := threading.Thread(target=echo, daemon=True)).start()
+    done, progress = 0, time.monotonic()
+    while proc.poll() is None:
         time.sleep(0.5)
-        now_done = sum(m.exists() for m in markers)
-        if now_done > done:
+        if (now_done := sum(m.exists() for m in markers)) > done:
             done, progress = now_done, time.monotonic()
         elif timeout and time.monotonic() - progress >= timeout:
-            stopped = True
             proc.terminate()
             try:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            reader.join(5)
+            return True
     reader.join(5)
-    return stopped
+    return False
 
 
 def retry_hint(remote_folders: Iterable[str], base_url: str | None = None) -> str:
     """What is left to sync and how to finish: the sync task again, or ``wandb sync`` by hand."""
-    left = list(remote_folders)
-    prefix = f"WANDB_BASE_URL={base_url} " if base_url else ""
-    if left and not any("://" in p.removeprefix("file://") for p in left):
-        paths = " ".join(shlex.quote(p.removeprefix("file://")) for p in left)
-        by_hand = f"`{prefix}wandb sync {paths}`"
+    left, prefix = list(remote_folders), f"WANDB_BASE_URL={base_url} " if base_url else ""
+    paths = [p.removeprefix("file://") for p in left]
+    if left and not any("://" in p for p in paths):
+        by_hand = f"`{prefix}wandb sync {' '.join(map(shlex.quote, paths))}`"
     else:
-        by_hand = "copy each folder to a machine with network and run "
-        by_hand += f"`{prefix}wandb sync <folder>`"
+        by_hand = (
+            f"copy each folder to a machine with network and run `{prefix}wandb sync <folder>`"
+        )
     return (
         f"Left to sync: {', '.join(left)}. The folders stay in the Flyte run's storage; run the "
         "sync task again (`await sync_wandb(<your sync task>)`: it skips what was uploaded), or "
@@ -135,9 +134,8 @@ def _host(folder: Path) -> Any:
 async def sync_folders(
     folders: Any, run_ids: list[str] | None, sync_timeout: float
 ) -> dict[str, list[str]]:
-    """Upload each run folder under ``folders`` (a Flyte run's ``wandb-offline`` tree) not
-    synced yet, downloaded into a temporary folder. ``{"synced": [...], "skipped": [...]}``;
-    :class:`WandbSyncFailed` names the folders left and how to finish."""
+    """Upload each run folder under ``folders`` (a Flyte run's ``wandb-offline`` tree) not synced
+    yet; :class:`WandbSyncFailed` names the folders left and how to finish."""
     import flyte.io
     from flyte.storage import join, put
 
@@ -145,10 +143,10 @@ async def sync_folders(
     from ._client_env import sync_environment
 
     root = str(folders.path)
-    listed: list[Any] = [relative_to_root(str(file.path), root) async for file in folders.walk()]
-    if None in listed:
-        raise RuntimeError(f"listing {root} gave files outside it")
-    found = [f for f in find_folders(listed) if run_ids is None or f.run_id in run_ids]
+    listed = [relative_to_root(str(file.path), root) async for file in folders.walk()]
+    found = [
+        f for f in find_folders(filter(None, listed)) if run_ids is None or f.run_id in run_ids
+    ]
     remote = {f: join(root, *f.rel.split("/")) if f.rel else root for f in found}
     skipped = [remote[f] for f in found if f.synced]
     pending = [f for f in found if not f.synced]
@@ -157,10 +155,7 @@ async def sync_folders(
         "to upload" + (f", {len(skipped)} already synced" if skipped else ""),
         flush=True,
     )
-    synced: list[str] = []
-    failed: dict[str, str] = {}  # remote folder: the server it was for
-    stopped_at: list[str] = []
-    defaults = read_defaults()
+    synced, failed, stopped_at, defaults = [], {}, [], read_defaults()  # failed: folder -> URL
     with tempfile.TemporaryDirectory(prefix="wandb-sync-") as tmp:
         local = {f: Path(tmp, f.rel) for f in pending}
         for path in local.values():
@@ -175,9 +170,8 @@ async def sync_folders(
             url = defaults.server(host).api_url
             print(f"W&B sync [{i}/{len(by_host)}]: {len(group)} folder(s) to {url}", flush=True)
             markers = [local[f] / f"run-{f.run_id}.wandb{SYNCED_SUFFIX}" for f in group]
-            env = sync_environment(host, defaults)
-            args = ([local[f] for f in group], markers, env, sync_timeout)
-            if await asyncio.to_thread(_client_sync, *args):
+            args = ([local[f] for f in group], markers, sync_environment(host, defaults))
+            if await asyncio.to_thread(_client_sync, *args, sync_timeout):
                 stopped_at.append(url)
             for f, marker in zip(group, markers, strict=True):
                 if marker.exists():
@@ -205,11 +199,10 @@ async def sync_folders(
 def wandb_sync_task(
     env: Any, *, name: str = "wandb_sync", sync_timeout: float = 600.0, **task_options: Any
 ) -> Any:
-    """Declare the sync task on ``env`` (a ``flyte.TaskEnvironment`` with the W&B secret and
-    network); assign it to a module-level name equal to ``name``: ``wandb_sync =
-    wandb_sync_task(sync_env)``. Its ``wandb sync`` has the plugin's retry bounds and is stopped
-    after ``sync_timeout`` seconds (0: never) without finishing a folder: :class:`WandbSyncFailed`
-    names what is left. ``task_options`` go to ``env.task`` (``retries=``, ...)."""
+    """The sync task on ``env`` (a ``flyte.TaskEnvironment`` with the W&B secret and network), to
+    assign to the module-level name ``name`` (``wandb_sync = wandb_sync_task(env)``); its ``wandb
+    sync`` is stopped after ``sync_timeout`` s (0: never) without finishing a folder.
+    ``task_options`` go to ``env.task``."""
     import flyte
     import flyte.io
 
@@ -221,17 +214,13 @@ def wandb_sync_task(
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name={name!r}: a sync task's name must be a Python identifier")
     check_seconds("sync_timeout", sync_timeout, "0: no bound")
-    bound = float(sync_timeout)
 
     async def sync_task(folders: Any, run_ids: Any = None) -> Any:
-        return await sync_folders(folders, run_ids, bound)
+        return await sync_folders(folders, run_ids, float(sync_timeout))
 
     # Flyte reads the task's interface from real types, not this module's annotation strings.
-    sync_task.__annotations__ = {
-        "folders": flyte.io.Dir,
-        "run_ids": list[str] | None,
-        "return": dict[str, list[str]],
-    }
+    types = {"folders": flyte.io.Dir, "run_ids": list[str] | None, "return": dict[str, list[str]]}
+    sync_task.__annotations__ = types
     sync_task.__name__ = sync_task.__qualname__ = name
     sync_task.__module__ = sys._getframe(1).f_globals.get("__name__", __name__)
     sync_task.__doc__ = "Upload the offline W&B runs of a Flyte run (flyteplugins-wandb)."
@@ -239,9 +228,8 @@ def wandb_sync_task(
 
 
 async def sync_wandb(task: Any, *, run_ids: list[str] | None = None) -> dict[str, list[str]]:
-    """Upload the offline W&B runs of the current Flyte run (only ``run_ids``, if given) with
-    the sync ``task``, after the ``sync="after"`` tasks; folders synced before are skipped.
-    Returns ``{"synced": [...], "skipped": [...]}`` (places in Flyte's storage)."""
+    """Upload the offline W&B runs (only ``run_ids``, if given) the ``sync="after"`` tasks of the
+    current Flyte run kept, with the sync ``task``; ``{"synced": [...], "skipped": [...]}``."""
     import flyte.io
     from flyte.storage import exists
 
