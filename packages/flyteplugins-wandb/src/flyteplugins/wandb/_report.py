@@ -1,5 +1,5 @@
-"""The W&B tab of a task's Flyte report (``report=True``), drawn once as the call ends; and
-:func:`report_sweep`, a local sweep's trials."""
+"""The W&B tab of a task's Flyte report (``report=True``), drawn once as the call ends, with
+:class:`Native` running it and the artifact logging of a call; :func:`report_sweep`."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ import contextlib
 import html
 import json
 import time
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import flyte
 import flyte.report
 
+from . import _artifacts, _flyte
 from ._charts import Recorder, attach, detach, fmt, svg_chart
+from ._extension import Extension
 from ._stores import list_names, read_text, write_text
 
 TAB_NAME: Final = "Weights & Biases"
@@ -145,7 +148,7 @@ _pending: set[asyncio.Future[Any]] = set()  # report writes scheduled on an even
 
 def _flush() -> None:
     """Write the current task's Flyte report; on an event loop (an ``async`` task, which Flyte's
-    blocking flush would stall) as a write that :func:`drain` awaits."""
+    blocking flush would stall) as a write that :func:`settle` awaits."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:  # a synchronous task's thread
@@ -153,12 +156,6 @@ def _flush() -> None:
         return
     _pending.add(task := asyncio.ensure_future(flyte.report.flush.aio()))
     task.add_done_callback(_pending.discard)
-
-
-async def drain() -> None:
-    """Wait (at most 30 s) for the report writes scheduled on this loop (before a call returns)."""
-    if _pending:
-        await asyncio.wait(list(_pending), timeout=30.0)
 
 
 def report_sweep(results: Mapping[str, Any]) -> None:
@@ -194,3 +191,62 @@ def report_sweep(results: Mapping[str, Any]) -> None:
         + "</div></section>"
     )
     _flush()
+
+
+class Native(Extension):
+    """The report tab and the artifact logging of one task call whose run is live."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+        self.tab: Tab | None = None
+
+    def started(self, call: Any) -> None:
+        if self.settings.get("report"):
+            args = (call.run, call.active.topology)
+            self.tab = _guard(WandbReportFailed, "start the W&B tab", open_tab, *args)
+
+    def _log(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
+        items = _guard(_artifacts.WandbArtifactFailed, what, fn, *args)
+        if self.tab is not None and items:  # the tab lists them
+            self.tab.artifacts.extend(items)
+
+    def before(self, call: Any, func: Callable[..., Any], args: Any, kwargs: Any) -> None:
+        if self.settings.get("log_inputs"):
+            inputs = _artifacts.bind_inputs(func, args, kwargs)
+            self._log(
+                "record the task's inputs", _artifacts.log_inputs, call.run, inputs, call.owned
+            )
+
+    def after(self, call: Any, func: Callable[..., Any], result: Any) -> None:
+        if self.settings.get("log_outputs"):
+            tctx = _flyte.task_context()
+            identity = _flyte.identity(tctx).as_config() if tctx else None
+            args = (call.run, call.name, func, result, identity)
+            self._log("log the task's outputs", _artifacts.log_outputs, *args)
+
+    def closing(self, call: Any, exc: BaseException | None, code: int) -> None:
+        if self.tab is not None:
+            _guard(WandbReportFailed, "close the W&B tab", self.tab.closing, exc, code)
+
+    def ended(self, call: Any, exc: BaseException | None, code: int) -> None:
+        if self.tab is not None:
+            _guard(WandbReportFailed, "write the final W&B tab", self.tab.closed)
+
+
+def _guard(category: type[Warning], what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except Exception as exc:
+        from ._resilience import redact
+
+        warnings.warn(redact(f"could not {what}: {exc!r}"), category, stacklevel=3)
+        return None
+
+
+async def settle() -> None:
+    """In an ``async`` task, after its call ended: wait (at most 30 s) for the report writes."""
+    try:
+        if _pending:
+            await asyncio.wait(list(_pending), timeout=30.0)
+    except Exception as exc:
+        warnings.warn(f"could not write the W&B tab: {exc!r}", WandbReportFailed, stacklevel=1)
