@@ -70,7 +70,7 @@ def _walk(value: Any, path: str, found: list[tuple[str, Any]], depth: int = 0) -
 
 
 def _small(value: Any) -> Any | None:
-    """A value fit for a summary or config (a scalar, a short string, small JSON), else ``None``."""
+    """A value fit for a summary or config (a scalar, a short string, small JSON, not a blob)."""
     if isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, str):
@@ -80,7 +80,7 @@ def _small(value: Any) -> Any | None:
         text = json.dumps(plain, allow_nan=False)
     except (TypeError, ValueError):  # _UNFIT, NaN or infinity
         return None
-    return plain if len(text) <= MAX_VALUE_CHARS * 4 else None
+    return plain if len(text) <= MAX_VALUE_CHARS * 4 and not _is_blob(value) else None
 
 
 def artifact_name(task: str, output: str) -> str:
@@ -125,18 +125,14 @@ def log_outputs(
                 unreferenced.append(f"{path} ({uri})")
                 libs.append(lib)
                 summary["outputs/" + path] = uri
-        small = None if _is_blob(value) else _small(value)
-        if small is not None:
+        if (small := _small(value)) is not None:
             summary["outputs/" + name] = small
     if summary:
         run.summary.update(summary)
     if unreferenced:
-        warnings.warn(
-            f"{task}: no W&B artifact logged for {', '.join(unreferenced)} (the URIs are in the "
-            f"run's summary): {_stores.extra_hint(libs)}",
-            WandbArtifactFailed,
-            stacklevel=2,
-        )
+        msg = f"{task}: no W&B artifact logged for {', '.join(unreferenced)} (the URIs are in the "
+        msg += f"run's summary): {_stores.extra_hint(libs)}"
+        warnings.warn(msg, WandbArtifactFailed, stacklevel=2)
     return logged
 
 
@@ -169,10 +165,8 @@ def _log_blob(
         artifact = wandb.Artifact(name, type=f"flyte-{kind}", metadata=metadata)
         artifact.add_reference(uri, checksum=False)
     run.log_artifact(artifact, aliases=[alias] if alias else None)
-    version = None
-    if not getattr(run.settings, "_offline", False):  # online, consumers need the version
-        artifact.wait(timeout=COMMIT_WAIT_S)
-        version = artifact.version
+    offline = getattr(run.settings, "_offline", False)  # online, consumers need the version:
+    version = None if offline else artifact.wait(timeout=COMMIT_WAIT_S).version
     record = {"entity": run.entity or None, "project": run.project, "name": name,
               "alias": alias, "version": version, "digest": artifact.digest,
               "type": artifact.type, "uri": uri}  # fmt: skip
@@ -182,23 +176,20 @@ def _log_blob(
     return {**record, "direction": "output"}
 
 
-def bind_inputs(func: Callable[..., Any], args: Any, kwargs: Any) -> dict[str, Any]:
-    try:
-        return dict(inspect.signature(func).bind(*args, **kwargs).arguments)
-    except (TypeError, ValueError):
-        return {}
-
-
 def scalar_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
     """The inputs fit for the run's config: small values of parameters not named like secrets."""
-    kept = {k: None if _is_blob(v) else _small(v) for k, v in inputs.items()}
-    return {
-        k: v for k, v in kept.items() if v is not None and not any(w in k.lower() for w in SECRETS)
-    }
+    kept = {k: _small(v) for k, v in inputs.items() if not any(w in k.lower() for w in SECRETS)}
+    return {k: v for k, v in kept.items() if v is not None}
 
 
-def log_inputs(run: Any, inputs: Mapping[str, Any], owned: bool) -> list[dict[str, Any]]:
-    """Scalar inputs to the config (when this call owns the run), blob inputs as uses."""
+def log_inputs(
+    run: Any, func: Callable[..., Any], args: Any, kwargs: Any, owned: bool
+) -> list[dict[str, Any]]:
+    """The call's scalar inputs to the config (when it owns the run), blob inputs as uses."""
+    try:
+        inputs = inspect.signature(func).bind(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        inputs = {}
     used: list[dict[str, Any]] = []
     recorded: dict[str, Any] = {}
     online = not getattr(run.settings, "_offline", False)

@@ -212,10 +212,8 @@ class Native(Extension):
 
     def before(self, call: Any, func: Callable[..., Any], args: Any, kwargs: Any) -> None:
         if self.settings.get("log_inputs"):
-            inputs = _artifacts.bind_inputs(func, args, kwargs)
-            self._log(
-                "record the task's inputs", _artifacts.log_inputs, call.run, inputs, call.owned
-            )
+            inputs = (call.run, func, args, kwargs, call.owned)
+            self._log("record the task's inputs", _artifacts.log_inputs, *inputs)
 
     def after(self, call: Any, func: Callable[..., Any], result: Any) -> None:
         if self.settings.get("log_outputs"):

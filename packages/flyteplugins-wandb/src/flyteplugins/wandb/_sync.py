@@ -11,7 +11,6 @@ import shlex
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from collections.abc import Iterable, Mapping
@@ -149,20 +148,10 @@ def _client_sync(
 ) -> bool:
     """``wandb sync`` of ``folders`` (its messages on our output), stopped once no new marker
     appeared for ``timeout`` seconds (0: never). Returns whether it was stopped."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wandb", "sync", *map(str, folders)],
-        env={**os.environ, **client_bounds_env(os.environ), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-
-    def echo() -> None:
-        for line in proc.stdout or ():
-            print(line.rstrip("\n"), flush=True)
-
-    (reader := threading.Thread(target=echo, daemon=True)).start()
+    sys.stdout.flush()  # our messages before the client's
+    command = [sys.executable, "-m", "wandb", "sync", *map(str, folders)]
+    env = {**os.environ, **client_bounds_env(os.environ), **env}
+    proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
     done, progress = 0, time.monotonic()
     while proc.poll() is None:
         time.sleep(0.5)
@@ -175,9 +164,7 @@ def _client_sync(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            reader.join(5)
             return True
-    reader.join(5)
     return False
 
 
