@@ -14,7 +14,7 @@ from typing import Any
 import flyte
 from _services import own_services
 
-from flyteplugins.wandb._records import RunRecord, iter_payloads, read_runs
+from flyteplugins.wandb._records import RunRecord, read_runs
 
 #: Seconds ``wandb.teardown()`` may wait for this process's service to exit. wandb 0.31 can miss
 #: the teardown request when a response of the service to an earlier request (``wandb.Api``) is
@@ -134,24 +134,3 @@ def recorded_links(*run_names: str) -> set[str]:
         if not run_names or name in run_names
         for _, url in json.loads(raw)
     }
-
-
-def recorded_artifacts(run_file: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The artifacts an offline run logged: ``name``, ``type``, ``digest``, ``aliases``,
-    ``metadata`` and ``entries`` (``path``, ``ref``, ``digest``, ``size``) of each."""
-    import json
-
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    out = []
-    for payload in iter_payloads(Path(run_file).read_bytes()):
-        (rec := pb.Record()).ParseFromString(payload)  # type: ignore[attr-defined]
-        if rec.WhichOneof("record_type") != "artifact":
-            continue
-        a = rec.artifact
-        entries = [{"path": e.path, "ref": e.ref, "digest": e.digest, "size": e.size}
-                   for e in a.manifest.contents]  # fmt: skip
-        meta = json.loads(a.metadata or "{}")
-        out.append({"name": a.name, "type": a.type, "digest": a.digest, "entries": entries,
-                    "aliases": sorted(a.aliases), "metadata": meta})  # fmt: skip
-    return out

@@ -15,7 +15,7 @@ from typing import Any
 
 import flyte
 import pytest
-from _plugin_helpers import recorded_artifacts, settled_runs
+from _plugin_helpers import settled_runs
 from _report_html import parse_tab, reports_of, run_named
 from _report_tasks import make_file, pipeline
 from flyte.io import File
@@ -25,11 +25,11 @@ from flyteplugins.wandb import log_model_checkpoint, wandb_init
 from flyteplugins.wandb._artifacts import (
     INPUT_ARTIFACTS_KEY,
     INPUTS_KEY,
+    SIDECAR_SUFFIX,
     WandbArtifactFailed,
     WandbCloudExtraMissing,
 )
-from flyteplugins.wandb._records import RunRecord
-from flyteplugins.wandb._stores import SIDECAR_SUFFIX
+from flyteplugins.wandb._records import RunRecord, recorded_artifacts
 
 ROWS = 5
 

@@ -121,10 +121,10 @@ def test_links_plot_and_log_download(demo: tuple[Path, str, dict[str, Any]]) -> 
 def test_reports_show_the_wandb_tab_and_the_artifact_lineage(
     demo: tuple[Path, str, dict[str, Any]],
 ) -> None:
-    from _plugin_helpers import recorded_artifacts
     from _report_html import parse_tab
 
     from flyteplugins.wandb._artifacts import INPUT_ARTIFACTS_KEY
+    from flyteplugins.wandb._records import recorded_artifacts
 
     out, stdout, summary = demo
     reports = {task: Path(p) for task, p in summary["reports"].items()}

@@ -1,19 +1,21 @@
 """Flyte's typed values in W&B: ``File``/``Dir`` outputs as artifacts by reference, small ones
-in the summary, inputs in the config and as artifact uses (see docs/guide/report.md)."""
+in the summary, inputs in the config and as artifact uses (see docs/guide/report.md); where the
+records of artifacts live; text I/O on local paths and Flyte's stores alike."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib.util
 import inspect
 import json
 import os
 import re
 import typing
 import warnings
-from collections.abc import Callable, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, NamedTuple
 
-from . import _stores
 from ._state import current_active, get_wandb_run
 
 INPUTS_KEY: Final = "flyte_inputs"
@@ -22,8 +24,93 @@ MAX_VALUE_CHARS: Final = 256  # longer strings (JSON of small values: x4) stay o
 MAX_DEPTH: Final = 6
 SECRETS: Final = ("key", "token", "secret", "password", "passwd", "credential", "auth")
 COMMIT_WAIT_S: Final = 60  # online, a producer waits for its artifact (consumers need it)
+SIDECAR_SUFFIX: Final = ".wandb-artifact.json"
+RECORDS_FOLDER: Final = "wandb-artifacts"
 _UNFIT: Final = object()
 _NAME_BAD: Final = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class StoreLibrary(NamedTuple):
+    """The client library W&B needs to reference objects of one store, and our extra for it."""
+
+    scheme: str
+    module: str
+    package: str
+    extra: str
+
+
+STORE_LIBRARIES: Final = {
+    "s3": StoreLibrary("s3", "boto3", "boto3", "aws"),
+    "gs": StoreLibrary("gs", "google.cloud.storage", "google-cloud-storage", "gcp"),
+}
+
+
+def missing_library(uri: str) -> StoreLibrary | None:
+    """The library W&B would need to reference ``uri`` when it is not installed, else ``None``."""
+    lib = STORE_LIBRARIES.get(uri.split("://", 1)[0] if "://" in uri else "")
+    try:
+        return None if lib is None or importlib.util.find_spec(lib.module) else lib
+    except (ImportError, ValueError):  # a parent package missing, or a module set to None
+        return lib
+
+
+def extra_hint(libs: Iterable[StoreLibrary]) -> str:
+    """What W&B needs and the command that installs it, for the stores of ``libs``."""
+    unique = sorted(set(libs), key=lambda lib: lib.extra)
+    needs = " and ".join(f"{lib.package} for {lib.scheme}://" for lib in unique)
+    extras = ",".join(lib.extra for lib in unique)
+    return f"W&B needs {needs} references: pip install 'flyteplugins-wandb[{extras}]'"
+
+
+def run_record_of(uri: str, run_base_dir: str) -> str:
+    """The record of the object at ``uri`` in a Flyte run's storage (keyed by a hash of ``uri``)."""
+    key = hashlib.sha256(uri.rstrip("/").encode()).hexdigest()[:40]
+    return f"{run_base_dir.rstrip('/')}/{RECORDS_FOLDER}/{key}.json"
+
+
+def record_place(uri: str, raw_data_path: str | None, run_base_dir: str | None) -> str | None:
+    """Where the record of the object at ``uri`` is written: beside it when Flyte wrote it (under
+    ``raw_data_path``), else in the Flyte run's storage, never in a user's folder."""
+    raw = (raw_data_path or "").removeprefix("file://").rstrip("/")
+    if raw and uri.removeprefix("file://").rstrip("/").startswith(raw + "/"):
+        return uri.rstrip("/") + SIDECAR_SUFFIX
+    return run_record_of(uri, run_base_dir) if run_base_dir else None
+
+
+def record_places(uri: str, run_base_dir: str | None) -> list[str]:
+    """Where a task receiving the object at ``uri`` looks for its record, in order."""
+    places = [run_record_of(uri, run_base_dir)] if run_base_dir else []
+    return [*places, uri.rstrip("/") + SIDECAR_SUFFIX]
+
+
+def _fs(uri: str) -> Any:
+    import flyte.storage
+
+    return flyte.storage.get_underlying_filesystem(path=uri)
+
+
+def write_text(uri: str, text: str) -> None:
+    """Write ``text`` at ``uri`` (a local path, ``file://`` or a store Flyte can write)."""
+    if "://" not in uri or uri.startswith("file://"):
+        os.makedirs(os.path.dirname(uri.removeprefix("file://")) or ".", exist_ok=True)
+    _fs(uri).pipe_file(uri, text.encode())
+
+
+def read_text(uri: str) -> str | None:
+    """The text at ``uri``, or ``None`` when there is nothing there."""
+    try:
+        return bytes(_fs(uri).cat_file(uri)).decode()
+    except FileNotFoundError:
+        return None
+
+
+def list_names(folder: str) -> list[str]:
+    """The names of the files directly in ``folder`` (``[]`` when it does not exist)."""
+    try:
+        listed = _fs(folder).ls(folder, detail=False)
+    except FileNotFoundError:
+        return []
+    return sorted(str(p).rstrip("/").rsplit("/", 1)[-1] for p in listed)
 
 
 class WandbArtifactFailed(UserWarning):
@@ -118,7 +205,7 @@ def log_outputs(
         found: list[tuple[str, Any]] = []
         _walk(value, name, found)
         for path, blob in found:
-            lib = _stores.missing_library(uri := _uri(blob))
+            lib = missing_library(uri := _uri(blob))
             if lib is None:
                 logged.append(_log_blob(run, task, path, blob, identity))
             else:
@@ -131,7 +218,7 @@ def log_outputs(
         run.summary.update(summary)
     if unreferenced:
         msg = f"{task}: no W&B artifact logged for {', '.join(unreferenced)} (the URIs are in the "
-        msg += f"run's summary): {_stores.extra_hint(libs)}"
+        msg += f"run's summary): {extra_hint(libs)}"
         warnings.warn(msg, WandbArtifactFailed, stacklevel=2)
     return logged
 
@@ -170,9 +257,9 @@ def _log_blob(
     record = {"entity": run.entity or None, "project": run.project, "name": name,
               "alias": alias, "version": version, "digest": artifact.digest,
               "type": artifact.type, "uri": uri}  # fmt: skip
-    place = _stores.record_place(uri, *_places())
+    place = record_place(uri, *_places())
     if place is not None:
-        _stores.write_text(place, json.dumps(record))
+        write_text(place, json.dumps(record))
     return {**record, "direction": "output"}
 
 
@@ -199,8 +286,8 @@ def log_inputs(
         _walk(value, name, found)
         for path, blob in found:
             uri = _uri(blob)
-            places = _stores.record_places(uri, run_base_dir)
-            text = next(filter(None, map(_stores.read_text, places)), None)
+            places = record_places(uri, run_base_dir)
+            text = next(filter(None, map(read_text, places)), None)
             if text is None:
                 continue  # not logged by a decorated task upstream
             record = json.loads(text)
@@ -252,10 +339,10 @@ def log_model_checkpoint(
             "function, or pass run="
         )
     target = os.fspath(path)
-    lib = _stores.missing_library(target)
+    lib = missing_library(target)
     if lib is not None:
         raise WandbCloudExtraMissing(
-            f"log_model_checkpoint({target!r}): {_stores.extra_hint([lib])}", name=lib.module
+            f"log_model_checkpoint({target!r}): {extra_hint([lib])}", name=lib.module
         )
     artifact = wandb.Artifact(
         name or artifact_name(str(run.id), "model"), type="model", metadata=dict(metadata or {})

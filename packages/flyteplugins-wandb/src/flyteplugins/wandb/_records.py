@@ -5,6 +5,7 @@ type) around ``wandb_internal_pb2.Record`` payloads."""
 from __future__ import annotations
 
 import json
+import os
 import struct
 import zlib
 from collections.abc import Iterator
@@ -81,6 +82,14 @@ def iter_payloads(data: bytes) -> Iterator[bytes]:
             pending = None
 
 
+def _records(path: str | os.PathLike[str]) -> Iterator[Any]:
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    for payload in iter_payloads(Path(path).read_bytes()):
+        (rec := pb.Record()).ParseFromString(payload)  # type: ignore[attr-defined]
+        yield rec
+
+
 def _apply(target: dict[str, Any], update: Any = (), remove: Any = ()) -> None:
     """Set (``update``) and drop (``remove``) the items' nested keys in ``target``."""
     for item, drop in [(i, False) for i in update] + [(i, True) for i in remove]:
@@ -105,11 +114,8 @@ _RUN_FIELDS = {"run_id": "run_id", "project": "project", "entity": "entity", "gr
 
 def read_run(path: str | Path) -> RunRecord:
     """Parse one ``run-<id>.wandb`` file."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
     out = RunRecord(path=Path(path))
-    for payload in iter_payloads(out.path.read_bytes()):
-        (rec := pb.Record()).ParseFromString(payload)  # type: ignore[attr-defined]
+    for rec in _records(path):
         kind = rec.WhichOneof("record_type")
         if kind == "run":
             r = rec.run
@@ -142,3 +148,16 @@ def find_run_files(root: str | Path) -> list[Path]:
 def read_runs(root: str | Path) -> list[RunRecord]:
     """:func:`read_run` for every run file under ``root``, oldest first."""
     return [read_run(p) for p in find_run_files(root)]
+
+
+def recorded_artifacts(run_file: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The artifacts an offline run logged: ``name``, ``type``, ``digest``, ``aliases``,
+    ``metadata`` and ``entries`` (``path``, ``ref``, ``digest``, ``size``) of each."""
+    out = []
+    for a in (r.artifact for r in _records(run_file) if r.WhichOneof("record_type") == "artifact"):
+        entries = [{"path": e.path, "ref": e.ref, "digest": e.digest, "size": e.size}
+                   for e in a.manifest.contents]  # fmt: skip
+        meta = json.loads(a.metadata or "{}")
+        out.append({"name": a.name, "type": a.type, "digest": a.digest, "entries": entries,
+                    "aliases": sorted(a.aliases), "metadata": meta})  # fmt: skip
+    return out

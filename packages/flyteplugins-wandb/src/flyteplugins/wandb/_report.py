@@ -16,9 +16,9 @@ import flyte
 import flyte.report
 
 from . import _artifacts, _flyte
+from ._artifacts import list_names, read_text, write_text
 from ._charts import Recorder, attach, detach, fmt, svg_chart
 from ._extension import Extension
-from ._stores import list_names, read_text, write_text
 
 TAB_NAME: Final = "Weights & Biases"
 PEER_WAIT_S: float = 30.0  # how long rank 0 waits for the other ranks' final lines

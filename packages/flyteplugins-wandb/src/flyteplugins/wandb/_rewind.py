@@ -74,39 +74,35 @@ def rewind_to(step: int | None) -> Any:
     step, ``RuntimeError`` outside a call that owns its run.
     """
     active = _state.current_active()
-    current = None if active is None else active.run
-    if active is None or current is None:
+    if active is None or active.run is None:
         raise RuntimeError(
             "rewind_to() is called inside a @wandb_init task (or function) whose process has a "
             "run; here there is none (outside @wandb_init, or a rank the plan leaves silent)"
         )
+    old, call = active.run, active.call
     if step is None:
-        return current
-    run_id = str(getattr(current, "id", "") or active.plan.run_id or "?")
-    call = getattr(active, "call", None)
+        return old
+    run_id = str(getattr(old, "id", "") or active.plan.run_id or "?")
     if call is None or not call.owned or call.resolved is None or call.request is None:
         raise RuntimeError(
             f"rewind_to({step!r}): W&B run {run_id!r} belongs to an enclosing call or task; "
             "rewind it where it was started"
         )
-    starting = int(getattr(current, "_starting_step", 0) or 0)
-    logged = max(0, int(getattr(current, "_local_step", starting) or 0) - starting)
-    offline = bool(getattr(current.settings, "_offline", False))
-    last = starting - 1 if getattr(current.settings, "resumed", False) and starting > 0 else None
+    starting = int(getattr(old, "_starting_step", 0) or 0)
+    logged = max(0, int(getattr(old, "_local_step", starting) or 0) - starting)
+    offline = bool(getattr(old.settings, "_offline", False))
+    last = starting - 1 if getattr(old.settings, "resumed", False) and starting > 0 else None
     check_step(run_id, step, last_step=last, logged=logged, offline=offline)
     resolved = rewound(call.resolved, step)
     request = dataclasses.replace(call.request, kwargs=dict(resolved.init_kwargs))
     if offline:  # the rewound run's folder must not be the resumed one's (same id, same second)
         extra = {"x_sync_dir_suffix": f"rewind{step}", **request.extra_settings}
         request = dataclasses.replace(request, extra_settings=extra)
-    old = call.run
     call._finish(0)  # out of the live runs, finished
-    call.run = run = _backend.init_run(request)
+    active.run = call.run = run = _backend.init_run(request)
     call.request, call.resolved = request, resolved
     with _state.live_lock:
         _state.live_runs[str(getattr(run, "id", "") or resolved.run_id)] = run
-    if call.active is not None:
-        call.active.run = run
     for ext in call.extensions:
         ext.replaced(call, old, run)
     return run

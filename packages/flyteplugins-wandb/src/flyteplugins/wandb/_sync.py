@@ -31,8 +31,7 @@ class WandbOfflineRunNotSaved(UserWarning):
     """An offline run folder of a ``sync="after"`` task could not be copied to Flyte's storage."""
 
 
-def current_root() -> str:
-    """Where the offline W&B folders of the Flyte run the caller runs in are kept."""
+def current_root() -> str:  # where the Flyte run the caller runs in keeps its offline W&B folders
     import flyte
     from flyte.storage import join
 
@@ -46,7 +45,7 @@ def current_root() -> str:
 
 
 def _wait_written(folder: Path) -> bool:
-    """Wait until every run file in ``folder`` holds its run's exit record and stopped growing."""
+    """Wait until every run file in ``folder`` holds its exit record and stopped growing."""
     from ._records import read_run
 
     deadline, files = time.monotonic() + WRITE_WAIT_S, list(folder.glob("run-*.wandb"))
@@ -105,9 +104,7 @@ class WandbSyncFailed(RuntimeError):
         self.failed = failed
 
 
-class StoredFolder(NamedTuple):
-    """A run folder under the tree's root: its path there, its run, whether it was synced."""
-
+class StoredFolder(NamedTuple):  # a run folder: its path under the root, its run, if synced
     rel: str
     run_id: str
     synced: bool
@@ -137,8 +134,7 @@ def relative_to_root(path: str, root: str) -> str | None:
 
 
 def client_bounds_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The plugin's bounds on the client's retries (those of a live run, :data:`CLIENT_BOUNDS`)
-    as the variables ``wandb sync`` reads, except the ones ``environ`` already sets."""
+    """A live run's :data:`CLIENT_BOUNDS` as the variables ``wandb sync`` reads, unless set."""
     named = {env_var(k): str(v) for k, v in CLIENT_BOUNDS.items() if k != "init_timeout"}
     return {name: value for name, value in named.items() if name not in environ}
 
@@ -209,11 +205,9 @@ async def sync_folders(
     remote = {f: join(root, *f.rel.split("/")) if f.rel else root for f in found}
     skipped = [remote[f] for f in found if f.synced]
     pending = [f for f in found if not f.synced]
-    print(
-        f"W&B sync: {len(pending)} run folder(s) of {len({f.run_id for f in pending})} run(s) "
-        "to upload" + (f", {len(skipped)} already synced" if skipped else ""),
-        flush=True,
-    )
+    already = f", {len(skipped)} already synced" if skipped else ""
+    runs = len({f.run_id for f in pending})
+    print(f"W&B sync: {len(pending)} run folder(s) of {runs} run(s) to upload{already}", flush=True)
     synced, failed, stopped_at, defaults = [], {}, [], read_defaults()  # failed: folder -> URL
     with tempfile.TemporaryDirectory(prefix="wandb-sync-") as tmp:
         local = {f: Path(tmp, f.rel) for f in pending}
@@ -239,20 +233,16 @@ async def sync_folders(
                 else:
                     failed[remote[f]] = url
     print(f"W&B sync: {len(synced)} uploaded, {len(failed)} failed", flush=True)
-    if failed:
-        why = (
-            f"`wandb sync` finished no run folder for {sync_timeout:g} s (sync_timeout) and was "
-            f"stopped; is {' and '.join(stopped_at)} up and answering?"
-            if stopped_at
-            else "see the client's messages above"
-        )
-        urls = set(failed.values())
-        raise WandbSyncFailed(
-            f"{len(failed)} of {len(pending)} W&B run folder(s) were not uploaded ({why}). "
-            + retry_hint(failed, urls.pop() if len(urls) == 1 else None),
-            list(failed),
-        )
-    return {"synced": synced, "skipped": skipped}
+    if not failed:
+        return {"synced": synced, "skipped": skipped}
+    why = "see the client's messages above"
+    if stopped_at:
+        why = (f"`wandb sync` finished no run folder for {sync_timeout:g} s (sync_timeout) and "
+               f"was stopped; is {' and '.join(stopped_at)} up and answering?")  # fmt: skip
+    urls = set(failed.values())
+    hint = retry_hint(failed, urls.pop() if len(urls) == 1 else None)
+    msg = f"{len(failed)} of {len(pending)} W&B run folder(s) were not uploaded ({why}). {hint}"
+    raise WandbSyncFailed(msg, list(failed))
 
 
 def wandb_sync_task(
@@ -279,8 +269,7 @@ def wandb_sync_task(
 
     # Flyte reads the task's interface from real types, not this module's annotation strings.
     types = {"folders": flyte.io.Dir, "run_ids": list[str] | None, "return": dict[str, list[str]]}
-    sync_task.__annotations__ = types
-    sync_task.__name__ = sync_task.__qualname__ = name
+    sync_task.__annotations__, sync_task.__name__, sync_task.__qualname__ = types, name, name
     sync_task.__module__ = sys._getframe(1).f_globals.get("__name__", __name__)
     sync_task.__doc__ = "Upload the offline W&B runs of a Flyte run (flyteplugins-wandb)."
     return env.task(**task_options)(sync_task)
