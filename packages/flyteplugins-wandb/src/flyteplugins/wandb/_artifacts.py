@@ -286,8 +286,7 @@ def log_inputs(
         _walk(value, name, found)
         for path, blob in found:
             uri = _uri(blob)
-            places = record_places(uri, run_base_dir)
-            text = next(filter(None, map(read_text, places)), None)
+            text = next(filter(None, map(read_text, record_places(uri, run_base_dir))), None)
             if text is None:
                 continue  # not logged by a decorated task upstream
             record = json.loads(text)

@@ -19,6 +19,7 @@ from . import _artifacts, _flyte
 from ._artifacts import list_names, read_text, write_text
 from ._charts import Recorder, attach, detach, fmt, svg_chart
 from ._extension import Extension
+from ._resilience import redact
 
 TAB_NAME: Final = "Weights & Biases"
 PEER_WAIT_S: float = 30.0  # how long rank 0 waits for the other ranks' final lines
@@ -137,12 +138,6 @@ class Tab:
         return "".join([*parts, self.extra, "</section>"])
 
 
-def open_tab(run: Any, topology: Any = None) -> Tab | None:
-    """The W&B tab of the current Flyte task for ``run`` (``None`` outside a task)."""
-    tctx, many = flyte.ctx(), topology is not None and topology.world_size > 1
-    return Tab(run, str(tctx.output_path), topology.rank if many else None) if tctx else None
-
-
 _pending: set[asyncio.Future[Any]] = set()  # report writes scheduled on an event loop
 
 
@@ -201,9 +196,11 @@ class Native(Extension):
         self.tab: Tab | None = None
 
     def started(self, call: Any) -> None:
-        if self.settings.get("report"):
-            args = (call.run, call.active.topology)
-            self.tab = _guard(WandbReportFailed, "start the W&B tab", open_tab, *args)
+        tctx, topology = flyte.ctx(), call.active.topology
+        if self.settings.get("report") and tctx:  # a distributed task: each rank writes its line
+            rank = topology.rank if topology is not None and topology.world_size > 1 else None
+            args = (call.run, str(tctx.output_path), rank)
+            self.tab = _guard(WandbReportFailed, "start the W&B tab", Tab, *args)
 
     def _log(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
         items = _guard(_artifacts.WandbArtifactFailed, what, fn, *args)
@@ -235,8 +232,6 @@ def _guard(category: type[Warning], what: str, fn: Callable[..., Any], *args: An
     try:
         return fn(*args)
     except Exception as exc:
-        from ._resilience import redact
-
         warnings.warn(redact(f"could not {what}: {exc!r}"), category, stacklevel=3)
         return None
 
