@@ -25,11 +25,11 @@ from flyteplugins.wandb import log_model_checkpoint, wandb_init
 from flyteplugins.wandb._artifacts import (
     INPUT_ARTIFACTS_KEY,
     INPUTS_KEY,
+    SIDECAR_SUFFIX,
     WandbArtifactFailed,
     WandbCloudExtraMissing,
 )
 from flyteplugins.wandb._records import RunRecord, recorded_artifacts
-from flyteplugins.wandb._stores import SIDECAR_SUFFIX
 
 ROWS = 5
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flyteplugins.wandb._stores import (
+from flyteplugins.wandb._artifacts import (
     RECORDS_FOLDER,
     SIDECAR_SUFFIX,
     STORE_LIBRARIES,

@@ -18,8 +18,8 @@ from flyteplugins.wandb._resilience import CLIENT_BOUNDS, env_var
 from flyteplugins.wandb._resolve import PLUGIN_ONLY, Identity, Parent, Trial, resolve
 from flyteplugins.wandb._rewind import check_step, rewound
 from flyteplugins.wandb._settings import check_sync
-from flyteplugins.wandb._sync import METADATA_FILE
-from flyteplugins.wandb._sync_task import (
+from flyteplugins.wandb._sync import (
+    METADATA_FILE,
     SYNCED_SUFFIX,
     client_bounds_env,
     find_folders,

@@ -41,8 +41,7 @@ if TYPE_CHECKING:
     )
     from ._report import WandbReportFailed, report_sweep
     from ._rewind import WandbRewindError, rewind_to
-    from ._sync import WandbOfflineRunNotSaved
-    from ._sync_task import WandbSyncFailed, sync_wandb, wandb_sync_task
+    from ._sync import WandbOfflineRunNotSaved, WandbSyncFailed, sync_wandb, wandb_sync_task
     from ._user_init import WandbInitInTaskWarning
 
 # Modules a plain decorated task never needs, imported at the first use of one of their names.
@@ -56,8 +55,7 @@ _LAZY = {
         ("_failures", "WandbUploadIncomplete WandbFinishFailed"),
         ("_report", "WandbReportFailed report_sweep"),
         ("_rewind", "WandbRewindError rewind_to"),
-        ("_sync", "WandbOfflineRunNotSaved"),
-        ("_sync_task", "WandbSyncFailed sync_wandb wandb_sync_task"),
+        ("_sync", "WandbOfflineRunNotSaved WandbSyncFailed sync_wandb wandb_sync_task"),
         ("_user_init", "WandbInitInTaskWarning"),
     )
     for name in names.split()

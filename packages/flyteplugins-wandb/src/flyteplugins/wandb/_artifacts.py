@@ -1,30 +1,116 @@
-"""Flyte's typed values in W&B: ``File``/``Dir`` outputs as artifacts by reference, small
-outputs in the summary, inputs in the config and as artifact uses (lineage; offline kept in the
-config for :func:`apply_recorded_uses`). See docs/guide/report.md."""
+"""Flyte's typed values in W&B: ``File``/``Dir`` outputs as artifacts by reference, small ones
+in the summary, inputs in the config and as artifact uses (see docs/guide/report.md); where the
+records of artifacts live; text I/O on local paths and Flyte's stores alike."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib.util
 import inspect
 import json
 import os
 import re
 import typing
 import warnings
-from collections.abc import Callable, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, NamedTuple
 
-from . import _stores
 from ._state import current_active, get_wandb_run
 
 INPUTS_KEY: Final = "flyte_inputs"
 INPUT_ARTIFACTS_KEY: Final = "flyte_input_artifacts"
 MAX_VALUE_CHARS: Final = 256  # longer strings (JSON of small values: x4) stay out of W&B
 MAX_DEPTH: Final = 6
-SECRET_WORDS: Final = ("key", "token", "secret", "password", "passwd", "credential", "auth")
+SECRETS: Final = ("key", "token", "secret", "password", "passwd", "credential", "auth")
 COMMIT_WAIT_S: Final = 60  # online, a producer waits for its artifact (consumers need it)
+SIDECAR_SUFFIX: Final = ".wandb-artifact.json"
+RECORDS_FOLDER: Final = "wandb-artifacts"
 _UNFIT: Final = object()
 _NAME_BAD: Final = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class StoreLibrary(NamedTuple):
+    """The client library W&B needs to reference objects of one store, and our extra for it."""
+
+    scheme: str
+    module: str
+    package: str
+    extra: str
+
+
+STORE_LIBRARIES: Final = {
+    "s3": StoreLibrary("s3", "boto3", "boto3", "aws"),
+    "gs": StoreLibrary("gs", "google.cloud.storage", "google-cloud-storage", "gcp"),
+}
+
+
+def missing_library(uri: str) -> StoreLibrary | None:
+    """The library W&B would need to reference ``uri`` when it is not installed, else ``None``."""
+    lib = STORE_LIBRARIES.get(uri.split("://", 1)[0] if "://" in uri else "")
+    try:
+        return None if lib is None or importlib.util.find_spec(lib.module) else lib
+    except (ImportError, ValueError):  # a parent package missing, or a module set to None
+        return lib
+
+
+def extra_hint(libs: Iterable[StoreLibrary]) -> str:
+    """What W&B needs and the command that installs it, for the stores of ``libs``."""
+    unique = sorted(set(libs), key=lambda lib: lib.extra)
+    needs = " and ".join(f"{lib.package} for {lib.scheme}://" for lib in unique)
+    extras = ",".join(lib.extra for lib in unique)
+    return f"W&B needs {needs} references: pip install 'flyteplugins-wandb[{extras}]'"
+
+
+def run_record_of(uri: str, run_base_dir: str) -> str:
+    """The record of the object at ``uri`` in a Flyte run's storage (keyed by a hash of ``uri``)."""
+    key = hashlib.sha256(uri.rstrip("/").encode()).hexdigest()[:40]
+    return f"{run_base_dir.rstrip('/')}/{RECORDS_FOLDER}/{key}.json"
+
+
+def record_place(uri: str, raw_data_path: str | None, run_base_dir: str | None) -> str | None:
+    """Where the record of the object at ``uri`` is written: beside it when Flyte wrote it (under
+    ``raw_data_path``), else in the Flyte run's storage, never in a user's folder."""
+    raw = (raw_data_path or "").removeprefix("file://").rstrip("/")
+    if raw and uri.removeprefix("file://").rstrip("/").startswith(raw + "/"):
+        return uri.rstrip("/") + SIDECAR_SUFFIX
+    return run_record_of(uri, run_base_dir) if run_base_dir else None
+
+
+def record_places(uri: str, run_base_dir: str | None) -> list[str]:
+    """Where a task receiving the object at ``uri`` looks for its record, in order."""
+    places = [run_record_of(uri, run_base_dir)] if run_base_dir else []
+    return [*places, uri.rstrip("/") + SIDECAR_SUFFIX]
+
+
+def _fs(uri: str) -> Any:
+    import flyte.storage
+
+    return flyte.storage.get_underlying_filesystem(path=uri)
+
+
+def write_text(uri: str, text: str) -> None:
+    """Write ``text`` at ``uri`` (a local path, ``file://`` or a store Flyte can write)."""
+    if "://" not in uri or uri.startswith("file://"):
+        os.makedirs(os.path.dirname(uri.removeprefix("file://")) or ".", exist_ok=True)
+    _fs(uri).pipe_file(uri, text.encode())
+
+
+def read_text(uri: str) -> str | None:
+    """The text at ``uri``, or ``None`` when there is nothing there."""
+    try:
+        return bytes(_fs(uri).cat_file(uri)).decode()
+    except FileNotFoundError:
+        return None
+
+
+def list_names(folder: str) -> list[str]:
+    """The names of the files directly in ``folder`` (``[]`` when it does not exist)."""
+    try:
+        listed = _fs(folder).ls(folder, detail=False)
+    except FileNotFoundError:
+        return []
+    return sorted(str(p).rstrip("/").rsplit("/", 1)[-1] for p in listed)
 
 
 class WandbArtifactFailed(UserWarning):
@@ -70,14 +156,8 @@ def _walk(value: Any, path: str, found: list[tuple[str, Any]], depth: int = 0) -
     return list(parts.values()) if isinstance(value, (list, tuple)) else parts
 
 
-def _blobs(value: Any, name: str) -> list[tuple[str, Any]]:
-    found: list[tuple[str, Any]] = []
-    _walk(value, name, found)
-    return found
-
-
 def _small(value: Any) -> Any | None:
-    """A value fit for a summary or config (a scalar, a short string, small JSON), else ``None``."""
+    """A value fit for a summary or config (a scalar, a short string, small JSON, not a blob)."""
     if isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, str):
@@ -87,7 +167,7 @@ def _small(value: Any) -> Any | None:
         text = json.dumps(plain, allow_nan=False)
     except (TypeError, ValueError):  # _UNFIT, NaN or infinity
         return None
-    return plain if len(text) <= MAX_VALUE_CHARS * 4 else None
+    return plain if len(text) <= MAX_VALUE_CHARS * 4 and not _is_blob(value) else None
 
 
 def artifact_name(task: str, output: str) -> str:
@@ -120,32 +200,37 @@ def log_outputs(
     run: Any, task: str, func: Callable[..., Any], result: Any, identity: Mapping[str, Any] | None
 ) -> list[dict[str, Any]]:
     """Log the outputs of one call; return what was logged (for the report)."""
-    logged: list[dict[str, Any]] = []
-    summary: dict[str, Any] = {}
-    unreferenced = {}
+    logged, summary, unreferenced, libs = [], {}, [], []
     for name, value in output_items(func, result):
-        found = _blobs(value, name)
+        found: list[tuple[str, Any]] = []
+        _walk(value, name, found)
         for path, blob in found:
-            lib = _stores.missing_library(_uri(blob))
+            lib = missing_library(uri := _uri(blob))
             if lib is None:
                 logged.append(_log_blob(run, task, path, blob, identity))
             else:
-                unreferenced[path] = (_uri(blob), lib)
-                summary["outputs/" + path] = _uri(blob)
-        small = None if found and _is_blob(value) else _small(value)
-        if small is not None:
+                unreferenced.append(f"{path} ({uri})")
+                libs.append(lib)
+                summary["outputs/" + path] = uri
+        if (small := _small(value)) is not None:
             summary["outputs/" + name] = small
     if summary:
         run.summary.update(summary)
     if unreferenced:
-        outputs = ", ".join(f"{path} ({uri})" for path, (uri, _) in unreferenced.items())
-        warnings.warn(
-            f"{task}: no W&B artifact logged for {outputs} (the URIs are in the run's summary): "
-            + _stores.extra_hint(lib for _, lib in unreferenced.values()),
-            WandbArtifactFailed,
-            stacklevel=2,
-        )
+        msg = f"{task}: no W&B artifact logged for {', '.join(unreferenced)} (the URIs are in the "
+        msg += f"run's summary): {extra_hint(libs)}"
+        warnings.warn(msg, WandbArtifactFailed, stacklevel=2)
     return logged
+
+
+def _places() -> tuple[str | None, str | None]:
+    """The current task's raw data path and its Flyte run's storage (``None`` outside Flyte)."""
+    import flyte
+
+    tctx = flyte.ctx()
+    raw = getattr(getattr(tctx, "raw_data_path", None), "path", None)
+    base = getattr(tctx, "run_base_dir", None)
+    return (str(raw) if raw else None), (str(base) if base else None)
 
 
 def _log_blob(
@@ -161,58 +246,47 @@ def _log_blob(
     artifact = wandb.Artifact(name, type=f"flyte-{kind}", metadata=metadata)
     try:
         artifact.add_reference(uri, checksum=True)
-    except Exception as exc:  # e.g. a store whose client library is not installed
-        warnings.warn(
-            f"artifact {name}: checksums of {uri} cannot be computed here ({exc}); it is "
-            "referenced without them",
-            WandbArtifactFailed,
-            stacklevel=3,
-        )
+    except Exception as exc:  # e.g. no credentials to read the store
+        msg = f"artifact {name}: no checksums of {uri} here ({exc}); referenced without them"
+        warnings.warn(msg, WandbArtifactFailed, stacklevel=3)
         artifact = wandb.Artifact(name, type=f"flyte-{kind}", metadata=metadata)
         artifact.add_reference(uri, checksum=False)
     run.log_artifact(artifact, aliases=[alias] if alias else None)
-    version = None
-    if not getattr(run.settings, "_offline", False):
-        artifact.wait(timeout=COMMIT_WAIT_S)
-        version = artifact.version
+    offline = getattr(run.settings, "_offline", False)  # online, consumers need the version:
+    version = None if offline else artifact.wait(timeout=COMMIT_WAIT_S).version
     record = {"entity": run.entity or None, "project": run.project, "name": name,
               "alias": alias, "version": version, "digest": artifact.digest,
               "type": artifact.type, "uri": uri}  # fmt: skip
-    place = _stores.record_place(uri, *_stores.flyte_places())
+    place = record_place(uri, *_places())
     if place is not None:
-        _stores.write_text(place, json.dumps(record))
+        write_text(place, json.dumps(record))
     return {**record, "direction": "output"}
-
-
-def bind_inputs(func: Callable[..., Any], args: Any, kwargs: Any) -> dict[str, Any]:
-    try:
-        return dict(inspect.signature(func).bind(*args, **kwargs).arguments)
-    except (TypeError, ValueError):
-        return {}
 
 
 def scalar_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
     """The inputs fit for the run's config: small values of parameters not named like secrets."""
-    out = {}
-    for name, value in inputs.items():
-        secret = any(word in name.lower() for word in SECRET_WORDS)
-        small = None if secret or _is_blob(value) else _small(value)
-        if small is not None:
-            out[name] = small
-    return out
+    kept = {k: _small(v) for k, v in inputs.items() if not any(w in k.lower() for w in SECRETS)}
+    return {k: v for k, v in kept.items() if v is not None}
 
 
-def log_inputs(run: Any, inputs: Mapping[str, Any], owned: bool) -> list[dict[str, Any]]:
-    """Scalar inputs to the config (when this call owns the run), blob inputs as uses."""
+def log_inputs(
+    run: Any, func: Callable[..., Any], args: Any, kwargs: Any, owned: bool
+) -> list[dict[str, Any]]:
+    """The call's scalar inputs to the config (when it owns the run), blob inputs as uses."""
+    try:
+        inputs = inspect.signature(func).bind(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        inputs = {}
     used: list[dict[str, Any]] = []
     recorded: dict[str, Any] = {}
     online = not getattr(run.settings, "_offline", False)
-    _, run_base_dir = _stores.flyte_places()
+    run_base_dir = _places()[1]
     for name, value in inputs.items():
-        for path, blob in _blobs(value, name):
+        found: list[tuple[str, Any]] = []
+        _walk(value, name, found)
+        for path, blob in found:
             uri = _uri(blob)
-            places = _stores.record_places(uri, run_base_dir)
-            text = next(filter(None, map(_stores.read_text, places)), None)
+            text = next(filter(None, map(read_text, record_places(uri, run_base_dir))), None)
             if text is None:
                 continue  # not logged by a decorated task upstream
             record = json.loads(text)
@@ -226,8 +300,7 @@ def log_inputs(run: Any, inputs: Mapping[str, Any], owned: bool) -> list[dict[st
                 {**record, "direction": "input", "name": ref, "uri": uri, "applied": online}
             )
     update = {INPUTS_KEY: scalar_inputs(inputs) if owned else {}, INPUT_ARTIFACTS_KEY: recorded}
-    update = {key: value for key, value in update.items() if value}
-    if update:
+    if update := {key: value for key, value in update.items() if value}:
         run.config.update(update, allow_val_change=True)
     return used
 
@@ -253,12 +326,9 @@ def log_model_checkpoint(
     metadata: Mapping[str, Any] | None = None,
     run: Any = None,
 ) -> Any:
-    """Log the checkpoint folder (or file) ``path`` as a ``model`` artifact of the current run.
-
-    Aliases ``latest`` (and ``best`` with ``best=True``); a remote ``path`` is referenced, a
-    local one uploaded; ``name`` defaults to ``<run id>-model``. Returns the artifact. Raises
-    :class:`WandbCloudExtraMissing` for an ``s3://``/``gs://`` path without the store's library.
-    """
+    """Log the checkpoint folder or file ``path`` (remote: referenced; local: uploaded) as a
+    ``model`` artifact of the current run, aliased ``latest`` (and ``best``); returns it. Raises
+    :class:`WandbCloudExtraMissing` for an ``s3://``/``gs://`` path without the store's library."""
     import wandb
 
     run = run if run is not None else get_wandb_run()
@@ -268,20 +338,18 @@ def log_model_checkpoint(
             "function, or pass run="
         )
     target = os.fspath(path)
-    lib = _stores.missing_library(target)
+    lib = missing_library(target)
     if lib is not None:
         raise WandbCloudExtraMissing(
-            f"log_model_checkpoint({target!r}): {_stores.extra_hint([lib])}", name=lib.module
+            f"log_model_checkpoint({target!r}): {extra_hint([lib])}", name=lib.module
         )
     artifact = wandb.Artifact(
         name or artifact_name(str(run.id), "model"), type="model", metadata=dict(metadata or {})
     )
     if "://" in target:
         artifact.add_reference(target, checksum=True)
-    elif os.path.isdir(target):
-        artifact.add_dir(target)
-    elif os.path.isfile(target):
-        artifact.add_file(target)
+    elif os.path.exists(target):
+        (artifact.add_dir if os.path.isdir(target) else artifact.add_file)(target)
     else:
         raise FileNotFoundError(f"log_model_checkpoint({target!r}): no such file or folder")
     aliases = ["latest", "best"] if best else ["latest"]

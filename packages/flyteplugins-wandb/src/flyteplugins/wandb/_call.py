@@ -226,7 +226,7 @@ class _Call:
     async def settle(self) -> None:
         """In an ``async`` task, after the call ended: let the report tab's writes finish."""
         if self.had_extras:
-            from ._native import settle
+            from ._report import settle
 
             await settle()
 
@@ -315,7 +315,7 @@ def _extensions(call: _Call, settings: Mapping[str, Any]) -> list[Extension]:
 
             out.append(AfterRun())
     if call.run is not None and call.task_wrapper and extras_wanted(settings):
-        from ._native import Native
+        from ._report import Native
 
         out.append(Native(dict(settings)))
         call.had_extras = True

@@ -1,6 +1,6 @@
 """Read an offline ``run-<id>.wandb`` file (the client ships no reader): a 7-byte header
 (``:W&B``, uint16 ``0xBEE1``, version), then LevelDB log framing (32 KiB blocks; crc32, length,
-type) around ``wandb_internal_pb2.Record`` payloads. For tests, the log download and the demo."""
+type) around ``wandb_internal_pb2.Record`` payloads."""
 
 from __future__ import annotations
 
@@ -42,8 +42,7 @@ class RunRecord:
     resumed: bool = False
 
     @property
-    def finished(self) -> bool:
-        """Whether the run reached ``finish`` (an exit record was written)."""
+    def finished(self) -> bool:  # an exit record was written
         return self.exit_code is not None
 
     def metric(self, key: str) -> list[Any]:
@@ -87,8 +86,7 @@ def _records(path: str | os.PathLike[str]) -> Iterator[Any]:
     from wandb.proto import wandb_internal_pb2 as pb
 
     for payload in iter_payloads(Path(path).read_bytes()):
-        rec = pb.Record()  # type: ignore[attr-defined]
-        rec.ParseFromString(payload)
+        (rec := pb.Record()).ParseFromString(payload)  # type: ignore[attr-defined]
         yield rec
 
 

@@ -1,5 +1,5 @@
-"""The W&B tab of a task's Flyte report (``report=True``), drawn once when the call ends (the run's
-W&B page is the live view); and :func:`report_sweep`, a local sweep's trials."""
+"""The W&B tab of a task's Flyte report (``report=True``), drawn once as the call ends, with
+:class:`Native` running it and the artifact logging of a call; :func:`report_sweep`."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ import contextlib
 import html
 import json
 import time
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import flyte
 import flyte.report
 
+from . import _artifacts, _flyte
+from ._artifacts import list_names, read_text, write_text
 from ._charts import Recorder, attach, detach, fmt, svg_chart
-from ._stores import list_names, read_text, write_text
+from ._extension import Extension
+from ._resilience import redact
 
 TAB_NAME: Final = "Weights & Biases"
 PEER_WAIT_S: float = 30.0  # how long rank 0 waits for the other ranks' final lines
@@ -55,9 +59,9 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], css: str, best
 
 
 class Tab:
-    """The W&B tab of one task call, with ``artifacts`` (what the call logged and used). In a
-    distributed task (``rank`` given, from the call's topology) every rank with a run writes its
-    line to ``<task output>/wandb-report/rank-<rank>.json``; global rank 0 draws them all."""
+    """The W&B tab of one task call, with ``artifacts`` (what the call logged and used). With a
+    ``rank`` (a distributed task), every rank writes its line to ``<task output>/wandb-report/
+    rank-<rank>.json``; global rank 0 draws them all."""
 
     def __init__(self, run: Any, output_path: str, rank: int | None = None) -> None:
         self.run, self.rank, self.recorder = run, rank, attach(run)
@@ -93,10 +97,10 @@ class Tab:
             self.extra += f'<p class="fpw-failed">The task failed: {failure}</p>'
 
     def closed(self) -> None:
-        """After the run finished: the tab written to the report (in a distributed task, this
-        rank's final line; rank 0 draws every rank's once final, waiting at most PEER_WAIT_S)."""
+        """After the run finished: the tab written (rank 0 waits at most PEER_WAIT_S for the
+        other ranks' final lines; they only write theirs)."""
         lines = [self._line(final=True)]
-        if self.rank:  # a rank other than 0: rank 0 draws the tab
+        if self.rank:
             return
         if self.rank == 0:
             for _ in range(int(PEER_WAIT_S / 0.2)):  # until every other rank's line is final
@@ -134,31 +138,19 @@ class Tab:
         return "".join([*parts, self.extra, "</section>"])
 
 
-def open_tab(run: Any, topology: Any = None) -> Tab | None:
-    """The W&B tab of the current Flyte task for ``run`` (``None`` outside a task)."""
-    tctx, many = flyte.ctx(), topology is not None and topology.world_size > 1
-    return Tab(run, str(tctx.output_path), topology.rank if many else None) if tctx else None
-
-
 _pending: set[asyncio.Future[Any]] = set()  # report writes scheduled on an event loop
 
 
 def _flush() -> None:
-    """Write the current task's Flyte report: on an event loop (an ``async`` task, where Flyte's
-    blocking flush would stall the loop) as a write on the loop that :func:`drain` awaits."""
+    """Write the current task's Flyte report; on an event loop (an ``async`` task, which Flyte's
+    blocking flush would stall) as a write that :func:`settle` awaits."""
     try:
         asyncio.get_running_loop()
-    except RuntimeError:  # no event loop here: a synchronous task's thread
+    except RuntimeError:  # a synchronous task's thread
         flyte.report.flush()
         return
     _pending.add(task := asyncio.ensure_future(flyte.report.flush.aio()))
     task.add_done_callback(_pending.discard)
-
-
-async def drain() -> None:
-    """Wait (at most 30 s) for the report writes scheduled on this loop (before a call returns)."""
-    if _pending:
-        await asyncio.wait(list(_pending), timeout=30.0)
 
 
 def report_sweep(results: Mapping[str, Any]) -> None:
@@ -194,3 +186,60 @@ def report_sweep(results: Mapping[str, Any]) -> None:
         + "</div></section>"
     )
     _flush()
+
+
+class Native(Extension):
+    """The report tab and the artifact logging of one task call whose run is live."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+        self.tab: Tab | None = None
+
+    def started(self, call: Any) -> None:
+        tctx, topology = flyte.ctx(), call.active.topology
+        if self.settings.get("report") and tctx:  # a distributed task: each rank writes its line
+            rank = topology.rank if topology is not None and topology.world_size > 1 else None
+            args = (call.run, str(tctx.output_path), rank)
+            self.tab = _guard(WandbReportFailed, "start the W&B tab", Tab, *args)
+
+    def _log(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
+        items = _guard(_artifacts.WandbArtifactFailed, what, fn, *args)
+        if self.tab is not None and items:  # the tab lists them
+            self.tab.artifacts.extend(items)
+
+    def before(self, call: Any, func: Callable[..., Any], args: Any, kwargs: Any) -> None:
+        if self.settings.get("log_inputs"):
+            inputs = (call.run, func, args, kwargs, call.owned)
+            self._log("record the task's inputs", _artifacts.log_inputs, *inputs)
+
+    def after(self, call: Any, func: Callable[..., Any], result: Any) -> None:
+        if self.settings.get("log_outputs"):
+            tctx = _flyte.task_context()
+            identity = _flyte.identity(tctx).as_config() if tctx else None
+            args = (call.run, call.name, func, result, identity)
+            self._log("log the task's outputs", _artifacts.log_outputs, *args)
+
+    def closing(self, call: Any, exc: BaseException | None, code: int) -> None:
+        if self.tab is not None:
+            _guard(WandbReportFailed, "close the W&B tab", self.tab.closing, exc, code)
+
+    def ended(self, call: Any, exc: BaseException | None, code: int) -> None:
+        if self.tab is not None:
+            _guard(WandbReportFailed, "write the final W&B tab", self.tab.closed)
+
+
+def _guard(category: type[Warning], what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except Exception as exc:
+        warnings.warn(redact(f"could not {what}: {exc!r}"), category, stacklevel=3)
+        return None
+
+
+async def settle() -> None:
+    """In an ``async`` task, after its call ended: wait (at most 30 s) for the report writes."""
+    try:
+        if _pending:
+            await asyncio.wait(list(_pending), timeout=30.0)
+    except Exception as exc:
+        warnings.warn(f"could not write the W&B tab: {exc!r}", WandbReportFailed, stacklevel=1)

@@ -1,8 +1,5 @@
-"""``rewind_to(step)``: continue a resumed run from the step its restored checkpoint holds.
-
-The resumed run object is finished without a row and replaced by one started with the client's
-``resume_from="<id>?_step=N"`` (offline: recorded, applied by ``wandb sync``).
-"""
+"""``rewind_to(step)``: continue a resumed run from the step its restored checkpoint holds, by
+finishing it and starting it again with the client's ``resume_from="<id>?_step=N"``."""
 
 from __future__ import annotations
 
@@ -17,11 +14,8 @@ class WandbRewindError(ValueError):
 
 
 def rewound(resolved: _resolve.ResolvedRun, step: int) -> _resolve.ResolvedRun:
-    """The same run, continued from ``step``: ``resume_from`` replaces ``resume``.
-
-    Only a run the call owns under a stable id can be rewound (a task's run, a rank's run of a
-    distributed job); offline, the client records the rewind and ``wandb sync`` applies it.
-    """
+    """The same run, continued from ``step`` (``resume_from`` replaces ``resume``); only a run
+    the call owns under a stable id can be rewound (offline, ``wandb sync`` applies it)."""
     p = resolved.plan
     problem = None
     if resolved.joins_parent or p.reuses_parent:
@@ -44,11 +38,9 @@ def rewound(resolved: _resolve.ResolvedRun, step: int) -> _resolve.ResolvedRun:
 
 
 def check_step(run_id: str, step: Any, *, last_step: int | None, logged: int, offline: bool) -> int:
-    """``step``, or a :class:`WandbRewindError` (``TypeError`` for a non-``int``) naming the run.
-
-    ``last_step``: the resumed run's last step on its server (``None``: it has none); ``logged``:
-    rows this attempt logged already; ``offline``: the server is checked only when synced.
-    """
+    """``step``, or a :class:`WandbRewindError` (``TypeError`` for a non-``int``) naming the run;
+    ``last_step``: the run's last step on its server (``None``: none); ``logged``: rows this
+    attempt logged; ``offline``: the server is checked only when synced."""
     if isinstance(step, bool) or not isinstance(step, int):
         raise TypeError(
             f"rewind_to({step!r}) for W&B run {run_id!r}: the step must be an int "
@@ -65,10 +57,7 @@ def check_step(run_id: str, step: Any, *, last_step: int | None, logged: int, of
     elif offline:
         return step
     elif last_step is None:
-        why = (
-            "the run has no history on its server (it was not resumed: a first attempt, or a "
-            "run deleted on the server)"
-        )
+        why = "the run has no history on its server (not resumed: a first attempt, or deleted)"
     elif step > last_step:
         why = f"past the run's last step {last_step}"
     if why:
@@ -85,43 +74,35 @@ def rewind_to(step: int | None) -> Any:
     step, ``RuntimeError`` outside a call that owns its run.
     """
     active = _state.current_active()
-    current = None if active is None else active.run
-    if active is None or current is None:
+    if active is None or active.run is None:
         raise RuntimeError(
             "rewind_to() is called inside a @wandb_init task (or function) whose process has a "
             "run; here there is none (outside @wandb_init, or a rank the plan leaves silent)"
         )
+    old, call = active.run, active.call
     if step is None:
-        return current
-    run_id = str(getattr(current, "id", "") or active.plan.run_id or "?")
-    call = getattr(active, "call", None)
+        return old
+    run_id = str(getattr(old, "id", "") or active.plan.run_id or "?")
     if call is None or not call.owned or call.resolved is None or call.request is None:
         raise RuntimeError(
             f"rewind_to({step!r}): W&B run {run_id!r} belongs to an enclosing call or task; "
             "rewind it where it was started"
         )
-    starting = int(getattr(current, "_starting_step", 0) or 0)
-    logged = max(0, int(getattr(current, "_local_step", starting) or 0) - starting)
-    offline = bool(getattr(current.settings, "_offline", False))
-    resumed = bool(getattr(current.settings, "resumed", False))
-    last = starting - 1 if resumed and starting > 0 else None
+    starting = int(getattr(old, "_starting_step", 0) or 0)
+    logged = max(0, int(getattr(old, "_local_step", starting) or 0) - starting)
+    offline = bool(getattr(old.settings, "_offline", False))
+    last = starting - 1 if getattr(old.settings, "resumed", False) and starting > 0 else None
     check_step(run_id, step, last_step=last, logged=logged, offline=offline)
     resolved = rewound(call.resolved, step)
     request = dataclasses.replace(call.request, kwargs=dict(resolved.init_kwargs))
     if offline:  # the rewound run's folder must not be the resumed one's (same id, same second)
         extra = {"x_sync_dir_suffix": f"rewind{step}", **request.extra_settings}
         request = dataclasses.replace(request, extra_settings=extra)
-    old = call.run
-    with _state.live_lock:
-        for key in [k for k, v in _state.live_runs.items() if v is old]:
-            del _state.live_runs[key]
-    _backend.finish_run(old, 0)
-    call.run = run = _backend.init_run(request)
+    call._finish(0)  # out of the live runs, finished
+    active.run = call.run = run = _backend.init_run(request)
     call.request, call.resolved = request, resolved
     with _state.live_lock:
         _state.live_runs[str(getattr(run, "id", "") or resolved.run_id)] = run
-    if call.active is not None:
-        call.active.run = run
     for ext in call.extensions:
         ext.replaced(call, old, run)
     return run
