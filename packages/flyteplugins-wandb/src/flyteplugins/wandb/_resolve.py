@@ -1,9 +1,7 @@
-"""The resolver: every fact about a call's run, decided once, from plain inputs.
-
-:func:`resolve` turns the settings, the parent, the topology, the Flyte identity and the
-client's defaults into a :class:`ResolvedRun` that the runtime executes as is; core's ``plan``
-decides ranks, ids and groups. Pure: no environment, files or clocks are read here.
-"""
+"""The resolver: every fact about a call's run, decided once by :func:`resolve` from plain
+inputs (settings, parent, topology, Flyte identity, the client's defaults) into a
+:class:`ResolvedRun` the runtime executes as is; core's ``plan`` decides ranks, ids and groups.
+Pure: no environment, files or clocks are read here."""
 
 from __future__ import annotations
 
@@ -18,13 +16,11 @@ from flyteplugins.wandb_core import (
     RunPlan,
     Topology,
     make_base,
-    parse_rank_scope,
-    parse_run_mode,
     plan,
 )
 
 from . import _settings
-from ._client import DEFAULT_PROJECT, ClientDefaults, Server, group_url, project_url, run_url
+from ._client import ClientDefaults, Server, page_url
 
 CallKind = Literal["task", "function", "trial"]
 """``task``: a Flyte task's own function; ``function``: a decorated function (inside a task, or
@@ -67,10 +63,12 @@ class Parent:
 
     @classmethod
     def from_published(cls, value: Mapping[str, Any] | None, *, in_process: bool) -> Parent | None:
-        if not value or not isinstance(value.get("id"), str):
+        """The parent a ``_context.read_parent`` value names (``None``: none published)."""
+        if value is None:
             return None
-        where = {k: value.get(k) for k in ("host", "entity", "project")}
-        return cls(value["id"], **where, in_process=in_process)
+        return cls(
+            value["id"], value.get("host"), value.get("entity"), value.get("project"), in_process
+        )
 
 
 @dataclass(frozen=True)
@@ -107,8 +105,8 @@ def merge_settings(context: Mapping[str, Any], decorator: Mapping[str, Any]) -> 
     out = dict(context)
     for key, value in decorator.items():
         if key == "config" and isinstance(out.get(key), Mapping) and value is not None:
-            out[key] = {**out[key], **value}
-        elif value is not None:
+            value = {**out[key], **value}
+        if value is not None:
             out[key] = value
     return out
 
@@ -123,38 +121,25 @@ def own_settings(obj: Any) -> dict[str, Any]:
 
 def server_for(settings: Mapping[str, Any], defaults: ClientDefaults) -> Server:
     """The server of a run: ``host=`` (or the ``base_url`` of the own Settings), else defaults."""
-    if settings.get("host"):
-        return defaults.server(settings["host"], source="host=")
-    return defaults.server(
-        own_settings(settings.get("settings")).get("base_url"), source="settings.base_url"
-    )
+    host = settings.get("host")
+    own = own_settings(settings.get("settings")).get("base_url")
+    return defaults.server(host or own, source="host=" if host else "settings.base_url")
 
 
 def where(
-    settings: Mapping[str, Any], defaults: ClientDefaults, parent: Parent | None, joins: bool
+    settings: Mapping[str, Any], defaults: ClientDefaults, joined: Parent | None = None
 ) -> tuple[Server, str | None, str | None]:
-    """Server, entity and project of a run: a joined parent's, else settings > client defaults."""
+    """Server, entity and project of a run: the ``joined`` parent's, else the settings' (the own
+    ``settings=`` among them), else the client's defaults."""
     own = own_settings(settings.get("settings"))
     server = server_for(settings, defaults)
     entity = settings.get("entity") or own.get("entity") or defaults.entity
     project = settings.get("project") or own.get("project") or defaults.project
-    if joins and parent is not None:
-        if parent.host:
-            server = defaults.server(parent.host, source="the parent task's run")
-        entity, project = parent.entity or entity, parent.project or project
-    return server, entity, project
-
-
-def page_url(
-    server: Server, entity: str | None, project: str | None, kind: str, page_id: str
-) -> str | None:
-    """A run, group or project page; ``None`` when the entity is unknown (no URL can name it)."""
-    if not entity:
-        return None
-    proj = project or DEFAULT_PROJECT
-    if kind == "project":
-        return project_url(server.app_url, entity, proj)
-    return (group_url if kind == "group" else run_url)(server.app_url, entity, proj, page_id)
+    if joined is None:
+        return server, entity, project
+    if joined.host:
+        server = defaults.server(joined.host, source="the parent task's run")
+    return server, joined.entity or entity, joined.project or project
 
 
 def choose_parent(
@@ -186,8 +171,8 @@ def resolve(
     user_id = None if kind == "trial" else settings.get("id")
     parent_id = parent.id if parent is not None else None
     p = plan(
-        parse_run_mode(settings.get("run_mode", DEFAULT_RUN_MODE)),
-        parse_rank_scope(settings.get("rank_scope", DEFAULT_RANK_SCOPE)),
+        settings.get("run_mode", DEFAULT_RUN_MODE),
+        settings.get("rank_scope", DEFAULT_RANK_SCOPE),
         topology,
         base,
         parent_id=parent_id,
@@ -196,16 +181,14 @@ def resolve(
         label=label,
     )
     joins = p.run_id is not None and p.run_id == parent_id
-    writer = p.shared and not p.primary  # writes rows into a run another process owns
-    server, entity, project = where(settings, defaults, parent, joins)
+    server, entity, project = where(settings, defaults, parent if joins else None)
 
     kwargs = {k: v for k, v in settings.items() if k not in PLUGIN_ONLY and k != "id"}
     if settings.get("sync") == "after":
         kwargs["mode"] = "offline"  # uploaded later by the sync task, whatever the network
     kwargs.update(project=project, entity=entity)
     client: dict[str, Any] = {"base_url": server.api_url}
-    run_id: str | None = p.run_id
-    resume: str | None = None
+    run_id, resume = p.run_id, None
     # No Flyte action names the run (a plain function, a function starting its own run in a
     # task, a task called as a function outside Flyte): a fresh id per call rather than one run
     # resumed by every call. Distributed ranks keep the planned ids.
@@ -218,7 +201,7 @@ def resolve(
             kwargs.pop("resume", None)
             run_id = trial.run_id
             client.update(sweep_id=trial.sweep_id, sweep_param_path=trial.param_path)
-        elif writer:
+        elif p.joins_existing:  # writes rows into a run another process owns
             kwargs.pop("resume", None)
             if joins:  # a child joining its parent's run writes rows, not the run's identity
                 kwargs = {k: v for k, v in kwargs.items() if k not in RUN_IDENTITY}
@@ -229,14 +212,15 @@ def resolve(
     kwargs["id"] = run_id
     if p.group is not None:
         kwargs["group"] = p.group
-    if identity is not None and not writer and kind != "trial":
+    if identity is not None and not p.joins_existing and kind != "trial":
         config, key = dict(kwargs.get("config") or {}), "flyte"
         while key in config:  # the Flyte identity never replaces a user's key
             key = "_" + key
         kwargs["config"] = {**config, key: identity.as_config()}
     if p.shared:
-        client.update(x_primary=p.primary, x_label=p.label or None)
-        client["x_update_finish_state"] = p.finishes
+        client.update(
+            x_primary=p.primary, x_label=p.label or None, x_update_finish_state=p.finishes
+        )
     return ResolvedRun(
         plan=p,
         server=server,
@@ -248,5 +232,5 @@ def resolve(
         joins_parent=joins,
         init_kwargs={k: v for k, v in kwargs.items() if v is not None},
         settings={k: v for k, v in client.items() if v is not None},
-        url=page_url(server, entity, project, "run", run_id) if run_id else None,
+        url=page_url(server.app_url, entity, project, "runs", run_id) if run_id else None,
     )
