@@ -1,7 +1,6 @@
-"""The installed wandb client's rules, without importing it: server, web app, page URLs and the
-defaults it reads. Links render where ``import wandb`` should not be paid, so each rule mirrors
-one of the client's (named in its docstring); ``tests-integration/test_client_rules.py``
-compares them with the installed client."""
+"""The installed wandb client's rules without importing it (links render where ``import wandb``
+should not be paid): server, web app, page URLs, defaults. Each mirrors the client's function
+named in its docstring; ``tests-integration/test_client_rules.py`` compares them."""
 
 from __future__ import annotations
 
@@ -121,8 +120,8 @@ def expand_path(path: str, environ: Mapping[str, str]) -> Path:
 def read_defaults(
     environ: Mapping[str, str] | None = None, cwd: str | None = None
 ) -> ClientDefaults:
-    """What the client would take for server, app URL, entity and project if a run named none:
-    its variables, else its settings files."""
+    """The server, app URL, entity and project the client takes when a run names none: its
+    variables, else its settings files."""
     env = os.environ if environ is None else environ
     # Lowest precedence first: the global file, then the one of the run folder's root ($WANDB_DIR
     # or the working directory), in .wandb/ when that exists.
@@ -154,17 +153,14 @@ def read_defaults(
 def check_base_url(value: str, source: str) -> None:
     """Refuse a server URL the client cannot use, naming where it came from and its value."""
     parts = urlsplit(value.strip())
-    problem = None
+    try:
+        parts.port  # noqa: B018 (raises for a port that is not 0-65535)
+        problem = None if parts.hostname else "it names no host"
+    except ValueError:
+        problem = "its port is not a number from 0 to 65535"
     if parts.scheme not in ("http", "https"):
         problem = "it needs http:// or https://"
-    elif not parts.hostname:
-        problem = "it names no host"
-    else:
-        try:
-            parts.port  # noqa: B018 (raises for a port that is not 0-65535)
-        except ValueError:
-            problem = "its port is not a number from 0 to 65535"
-    if problem is not None:
+    if problem:
         where = f"{source}={value!r}" if source.isupper() else f"base_url={value!r} in {source}"
         raise ValueError(
             f"{where} is not a W&B server URL: {problem} (e.g. https://wandb.example.com or "

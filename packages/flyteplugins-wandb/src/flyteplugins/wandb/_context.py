@@ -19,8 +19,8 @@ PARENT_KEY: Final = "wandb/~parent"
 """Where a task publishes its live run (id, host, entity, project) for its children."""
 
 _outside_task: ContextVar[Mapping[str, str] | None] = ContextVar("fpw_outside", default=None)
-# The ``with`` blocks open in this asyncio task or thread, innermost last: per context, so one
-# module-level ``wandb_config(...)`` can be entered by concurrent tasks, nested and re-entered.
+# The ``with`` blocks open in this asyncio task or thread, innermost last: one module-level
+# ``wandb_config(...)`` can be entered by concurrent tasks, nested and re-entered.
 _entered: ContextVar[tuple[tuple[ContextEntries, AbstractContextManager[None]], ...]] = ContextVar(
     "fpw_entered", default=()
 )
@@ -66,8 +66,8 @@ def encode_entries(prefix: str, values: Mapping[str, Any]) -> dict[str, str]:
 
 
 def decode_entries(prefix: str, context: Mapping[str, str], names: Any = None) -> dict[str, Any]:
-    """The values stored under ``prefix`` in ``context``, unset markers dropped; with ``names``,
-    only those names (others may come from a newer or different plugin)."""
+    """The values stored under ``prefix`` in ``context`` (only ``names`` when given), unset
+    markers dropped."""
     out = {}
     for key, text in context.items():
         name = key[len(prefix) :] if isinstance(key, str) and key.startswith(prefix) else None
@@ -105,11 +105,10 @@ _E = TypeVar("_E", bound="ContextEntries")
 
 
 class ContextEntries(dict[str, str]):
-    """Encoded settings, usable as ``custom_context=`` (merging with other entries) and as a
-    ``with`` block that overrides its keys for the code and child tasks inside it (reusable,
-    nestable, from concurrent tasks and threads). Subclasses name their ``_prefix`` and
-    ``_fields``, read as attributes (``None`` when not given; ``kwargs``: the other keys) and
-    set as attributes, checked by ``_normalize``."""
+    """Encoded settings: ``custom_context=`` entries, and a reusable, nestable ``with`` block
+    overriding them for the code and child tasks inside it. A subclass's ``_fields`` (under its
+    ``_prefix``) read and set as attributes (``kwargs``: the other keys), checked by
+    ``_normalize``."""
 
     _prefix: ClassVar[str] = ""
     _fields: ClassVar[tuple[str, ...]] = ()
@@ -214,18 +213,16 @@ def wandb_config(
     log_inputs: bool | None = None,
     **init_kwargs: Any,
 ) -> WandbConfig:
-    """W&B settings for a run and its child tasks, as Flyte ``custom_context`` entries.
+    """W&B settings for a run and its child tasks, as Flyte ``custom_context`` entries: pass
+    them to ``flyte.with_runcontext(custom_context=...)`` (merged as ``{**cfg, "team": "a"}``),
+    or use ``with wandb_config(...):`` in a task for the child tasks started in the block.
 
-    Pass the result as ``flyte.with_runcontext(custom_context=...)`` (merge it with other entries
-    as ``{**wandb_config(...), "team": "a"}``), or use ``with wandb_config(...):`` in a task to
-    override the given settings for the child tasks started in the block. ``host``: the W&B
-    server; ``finish_timeout``: seconds the upload may take after the task's code returned
-    (default 30; 0 waits for everything); ``offline_fallback=True``: log offline when the server
-    cannot be reached at start; ``download_logs``: ``True`` or a folder, download the run's logs
+    ``host``: the W&B server; ``finish_timeout``: seconds the upload may take after the task's
+    code returned (default 30; 0: no limit); ``offline_fallback=True``: log offline when the
+    server cannot be reached at start; ``download_logs``: ``True`` or a folder, for the run's logs
     after the task (needs the ``[sweeps]`` extra); ``report``, ``log_outputs``, ``log_inputs``:
-    see ``@wandb_init``. Other keywords go to ``wandb.init``. ``None`` keeps what an enclosing
-    context gave. Every setting is checked now; ``cfg.project`` reads one back, ``cfg.kwargs`` the
-    other keywords, ``cfg.to_dict()`` gives the plain entries.
+    see ``@wandb_init``; other keywords go to ``wandb.init``; ``None`` keeps what an enclosing
+    context gave. Checked now; ``cfg.project``, ``cfg.kwargs``, ``cfg.to_dict()`` read it back.
     """
     named = {k: v for k, v in locals().items() if k != "init_kwargs"}  # the parameters above
     return WandbConfig(encode_entries(PREFIX, normalize_settings({**named, **init_kwargs})))
@@ -238,7 +235,7 @@ def read_wandb_config(context: Mapping[str, str] | None = None) -> dict[str, Any
 
 def get_wandb_context() -> WandbConfig | None:
     """The ``wandb_config`` settings the running code sees (its task's ``custom_context``, else
-    the open ``with wandb_config(...)`` blocks), or ``None`` when there are none."""
+    the open ``with wandb_config(...)`` blocks), or ``None``."""
     return WandbConfig.from_dict(current_custom_context()) or None
 
 

@@ -1,14 +1,11 @@
-"""The resolver: every fact about a call's run, decided once by :func:`resolve` from plain
-inputs (settings, parent, topology, Flyte identity, the client's defaults) into a
-:class:`ResolvedRun` the runtime executes as is; core's ``plan`` decides ranks, ids and groups.
-Pure: no environment, files or clocks are read here."""
+"""The resolver: every fact about a call's run, decided once and purely (no environment, files
+or clocks) from the settings, parent, topology, Flyte identity and client defaults."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from flyteplugins.wandb_core import (
     DEFAULT_RANK_SCOPE,
@@ -32,8 +29,7 @@ PLUGIN_ONLY: Final = _settings.PLUGIN_ONLY | {"settings"}
 RUN_IDENTITY: Final = ("name", "tags", "notes", "group", "job_type", "config")
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     """The Flyte action a call runs in."""
 
     run_name: str
@@ -47,7 +43,7 @@ class Identity:
         return make_base(self.run_name or "run", self.action_name)
 
     def as_config(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self._asdict()
 
 
 @dataclass(frozen=True)
@@ -63,7 +59,6 @@ class Parent:
 
     @classmethod
     def from_published(cls, value: Mapping[str, Any] | None, *, in_process: bool) -> Parent | None:
-        """The parent a ``_context.read_parent`` value names (``None``: none published)."""
         if value is None:
             return None
         return cls(
@@ -71,8 +66,7 @@ class Parent:
         )
 
 
-@dataclass(frozen=True)
-class Trial:
+class Trial(NamedTuple):
     """What a W&B sweep agent assigned to the trial (its ``WANDB_*`` variables)."""
 
     sweep_id: str
@@ -82,10 +76,8 @@ class Trial:
 
 @dataclass(frozen=True)
 class ResolvedRun:
-    """Everything about one call's run. ``run_id`` ``None``: the client picks a fresh one;
-    ``init_kwargs``: for ``wandb.init`` (no plugin setting among them); ``settings``: the
-    ``wandb.Settings`` fields the plugin sets; ``url``: the run's page, when its entity is known
-    before it starts."""
+    """Everything about one call's run (``run_id`` ``None``: the client picks one; ``settings``:
+    the ``wandb.Settings`` fields the plugin sets; ``url``: ``None`` while no entity is known)."""
 
     plan: RunPlan
     server: Server
@@ -129,8 +121,8 @@ def server_for(settings: Mapping[str, Any], defaults: ClientDefaults) -> Server:
 def where(
     settings: Mapping[str, Any], defaults: ClientDefaults, joined: Parent | None = None
 ) -> tuple[Server, str | None, str | None]:
-    """Server, entity and project of a run: the ``joined`` parent's, else the settings' (the own
-    ``settings=`` among them), else the client's defaults."""
+    """Server, entity and project of a run: the ``joined`` parent's, else the settings' (and the
+    own ``settings=``), else the client's defaults."""
     own = own_settings(settings.get("settings"))
     server = server_for(settings, defaults)
     entity = settings.get("entity") or own.get("entity") or defaults.entity
@@ -164,9 +156,8 @@ def resolve(
     trial: Trial | None = None,
     label: str | None = None,
 ) -> ResolvedRun:
-    """Resolve one call's run. ``launcher_base`` is the base id when no Flyte action names the
-    call (a function under ``torchrun``); ``label`` names a single process that joins a run
-    owned by another process."""
+    """Resolve one call's run. ``launcher_base``: the base id when no Flyte action names the
+    call (under ``torchrun``); ``label`` names a single process joining another's run."""
     base = identity.base if identity else launcher_base or make_base("local", label or "function")
     user_id = None if kind == "trial" else settings.get("id")
     parent_id = parent.id if parent is not None else None
@@ -210,8 +201,7 @@ def resolve(
         else:
             resume = kwargs["resume"] = kwargs.get("resume") or "allow"
     kwargs["id"] = run_id
-    if p.group is not None:
-        kwargs["group"] = p.group
+    kwargs["group"] = p.group or kwargs.get("group")
     if identity is not None and not p.joins_existing and kind != "trial":
         config, key = dict(kwargs.get("config") or {}), "flyte"
         while key in config:  # the Flyte identity never replaces a user's key
