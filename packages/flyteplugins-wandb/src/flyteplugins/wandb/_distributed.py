@@ -101,9 +101,8 @@ _warned_no_store = False
 
 
 def job_id(topology: Topology, environ: Mapping[str, str]) -> str:
-    """The id every rank of this job, and a restart of it, agrees on: the rendezvous id
-    (``torchrun --rdzv-id``), else one agreed through the job's store, else this rank's own,
-    with a warning naming ``--rdzv-id`` when the job has several ranks."""
+    """The id every rank and restart of this job agrees on: the rendezvous id, else one agreed in
+    the job's store, else this rank's own (warning once, naming ``--rdzv-id``)."""
     if rdzv := rendezvous_id(environ):
         return rdzv
     proposal = "job-" + uuid.uuid4().hex[:12]
@@ -155,9 +154,8 @@ def worker_settings(
     *,
     gpu_count: int | None = None,
 ) -> dict[str, Any]:
-    """The ``wandb.Settings`` fields added for one rank: with CUDA visible, its system metrics
-    watch the GPU of its ``LOCAL_RANK`` (what ``torch.cuda.set_device(local_rank)`` selects),
-    not every GPU of the node; not where the client lacks :data:`GPU_SETTING` or the user set it."""
+    """The ``wandb.Settings`` fields added for one rank: its system metrics watch the GPU of its
+    ``LOCAL_RANK``, not every GPU of the node (unless the user set :data:`GPU_SETTING`)."""
     if topology is None:
         return {}
     gpus = visible_gpu_ids(environ, gpu_count)
@@ -174,9 +172,8 @@ _stores: dict[str, Any] = {}
 
 
 def open_store(timeout_s: float, environ: Mapping[str, str] = os.environ) -> Any:
-    """A client of the job's c10d store, or ``None``: the agent's under torchrun / Elastic
-    (``TORCHELASTIC_USE_AGENT_STORE=True``), else the store of a process group initialised from
-    the environment, which its rank 0 serves at the same ``MASTER_ADDR:MASTER_PORT``."""
+    """A client of the job's c10d store at ``MASTER_ADDR:MASTER_PORT``, or ``None``: the agent's
+    under torchrun / Elastic, else the one rank 0 of an initialised process group serves."""
     try:
         import torch.distributed as dist
     except ImportError:

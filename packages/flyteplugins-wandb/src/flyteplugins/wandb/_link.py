@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flyteplugins.wandb_core import parse_rank_scope, parse_run_mode
+from ._settings import check
 
 WANDB_ICON = "https://wandb.ai/logo.svg"
 
@@ -37,10 +37,8 @@ class Wandb:
     cached: bool = False
 
     def __post_init__(self) -> None:
-        if self.run_mode is not None:
-            parse_run_mode(self.run_mode)
-        if self.rank_scope is not None:
-            parse_rank_scope(self.rank_scope)
+        check("run_mode", self.run_mode)
+        check("rank_scope", self.rank_scope)
 
     def urls(
         self, run_name: str, action_name: str, context: dict[str, str] | None = None

@@ -1,6 +1,5 @@
-"""Every setting of ``wandb_config`` / ``@wandb_init`` in one table, with its check, run where the
-setting is given (at decoration, at the ``wandb_config`` call): errors name the bad value and what
-is allowed. Nothing here imports wandb or flyte."""
+"""Every setting of ``wandb_config`` / ``@wandb_init`` in one table with its check, run where the
+setting is given; errors name the bad value and what is allowed. Imports neither wandb nor flyte."""
 
 from __future__ import annotations
 
@@ -18,10 +17,9 @@ from ._extension import SWEEPS_EXTRA_HINT, download_registered
 
 
 class Setting(NamedTuple):
-    """One setting: ``accepts`` is also the error's "expected ..."; ``kind`` (a type),
-    ``choices`` and ``rule`` are checked when given. ``goes_to``: ``wandb.init`` (passed on),
-    ``plugin`` (read by the resolver, links or extensions), ``runtime`` (read when the run starts
-    and finishes), ``both`` (read by the resolver and passed on)."""
+    """One setting: ``accepts`` is also the error's "expected ..."; ``kind`` (a type), ``choices``
+    and ``rule`` are checked when given. ``goes_to``: passed to ``wandb.init``, read by the
+    ``plugin`` (resolver, links, extensions) or at ``runtime`` (start, finish), or ``both``."""
 
     name: str
     accepts: str
@@ -141,13 +139,11 @@ TABLE: Final = (
             "WANDB_PROJECT, else the client's", "both", str, rule=check_project),
     Setting("entity", "a str: a user or team name", "WANDB_ENTITY, else the key's", "both", str,
             rule=check_entity),
-    Setting("host", "a str: the W&B server's URL", "WANDB_BASE_URL, else the client's", "plugin",
-            str),
+    Setting("host", "a str: the W&B server's URL", "WANDB_BASE_URL, else client's", "plugin", str),
     Setting("id", "a run id (the ranks' ids derive from it)", "the Flyte action's", "both",
             rule=_check_id),
     Setting("name", "a str", "the client's", "wandb.init", str),
-    Setting("tags", "a list of str, each 1 to 64 characters", "none", "wandb.init",
-            rule=check_tags),
+    Setting("tags", "a list of str of 1 to 64 characters", "none", "wandb.init", rule=check_tags),
     Setting("config", "a dict (merged: decorator over context)", "none", "wandb.init", Mapping),
     Setting("mode", "one of 'online', 'offline', 'disabled', 'shared'", "WANDB_MODE, else online",
             "both", None, ("online", "offline", "disabled", "shared")),

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from flyteplugins.wandb_core import RunPlan, Topology, plan
 
@@ -36,8 +36,7 @@ def finish_timeout(environ: Mapping[str, str]) -> float:
     return value
 
 
-@dataclass(frozen=True)
-class FinishShares:
+class FinishShares(NamedTuple):
     """How the writers of one shared run split its ``finish_timeout`` (``budget``): the
     secondaries finish at once within ``secondary``; the primary waits for them at most ``wait``
     (their share and the margin to report), then finishes within ``primary``."""
@@ -72,14 +71,12 @@ def _collect(store: Any, keys: dict[int, str], wait_s: float) -> dict[int, str]:
 
 @dataclass
 class SharedFinish:
-    """Orders the finishes of the ranks that write one shared run, within one budget, through
-    the job's store (with none, in any order): no barrier a rank stuck elsewhere could deadlock,
-    and it works after the process group is destroyed. A secondary publishes its exit code when
-    its code returns, finishes within its share, then publishes that it is done. The primary
-    waits for every exit code (``FINISH_TIMEOUT_ENV``), then for their finishes within their
-    share, then finishes within its own; the run fails when a secondary failed or never
-    returned (not when one was still uploading). A failed secondary waits for the primary's
-    finish before exiting, as the agent then tears down the surviving workers."""
+    """Orders the finishes of one shared run's writers within one budget, through the job's store
+    (no barrier a rank stuck elsewhere could deadlock; it outlives the process group). A
+    secondary publishes its exit code, finishes within its share, then that it is done; the
+    primary waits for the codes (``FINISH_TIMEOUT_ENV``), then their finishes, then finishes: the
+    run fails when a secondary failed or never returned. A failed secondary waits for the
+    primary's finish, as the agent then tears down the surviving workers."""
 
     run_id: str
     rank: int
@@ -103,9 +100,8 @@ class SharedFinish:
         user_settings: Any = None,
         **kw: Any,
     ) -> SharedFinish | None:
-        """This rank's handshake (``None`` when it writes no shared run). ``base`` and ``kw``
-        (``parent_id``, ``user_id``) made its plan: every rank is planned alike to find the
-        secondaries. The plugin's ``finish_timeout``, else the user's ``settings``: the budget."""
+        """This rank's handshake (``None``: it writes no shared run); every rank is planned as
+        ``plan_`` was (``base``, ``kw``) to find the secondaries."""
         if topology is None or not (plan_.initializes and plan_.shared) or plan_.run_id is None:
             return None
         writers = {}
@@ -162,8 +158,7 @@ class SharedFinish:
         return 1 if (exit_code != 0 or failed or stuck) else 0
 
     def finish_report(self) -> dict[str, float | None]:
-        """Keywords of ``_backend.finish_run``: when this writer's finish began, and the budget
-        it shares with the other writers."""
+        """``_backend.finish_run``'s keywords: when this finish began, the budget it shares."""
         if self.shares is None:
             return {"since": self.began}
         share = None if self.primary else self.shares.secondary
