@@ -111,20 +111,15 @@ def own_settings(obj: Any) -> dict[str, Any]:
     return {n: getattr(obj, n) for n in names if getattr(obj, n, None) is not None}
 
 
-def server_for(settings: Mapping[str, Any], defaults: ClientDefaults) -> Server:
-    """The server of a run: ``host=`` (or the ``base_url`` of the own Settings), else defaults."""
-    host = settings.get("host")
-    own = own_settings(settings.get("settings")).get("base_url")
-    return defaults.server(host or own, source="host=" if host else "settings.base_url")
-
-
 def where(
     settings: Mapping[str, Any], defaults: ClientDefaults, joined: Parent | None = None
 ) -> tuple[Server, str | None, str | None]:
-    """Server, entity and project of a run: the ``joined`` parent's, else the settings' (and the
-    own ``settings=``), else the client's defaults."""
-    own = own_settings(settings.get("settings"))
-    server = server_for(settings, defaults)
+    """Server, entity and project of a run: the ``joined`` parent's, else the settings' (``host=``,
+    then the own ``settings=``), else the client's defaults."""
+    own, host = own_settings(settings.get("settings")), settings.get("host")
+    server = defaults.server(
+        host or own.get("base_url"), source="host=" if host else "settings.base_url"
+    )
     entity = settings.get("entity") or own.get("entity") or defaults.entity
     project = settings.get("project") or own.get("project") or defaults.project
     if joined is None:
