@@ -135,9 +135,9 @@ def read_defaults(
         parser = configparser.ConfigParser()
         try:
             parser.read(path)
-            items = parser.items("default") if parser.has_section("default") else []
-        except configparser.Error:
-            items = []
+            items = parser.items("default")
+        except configparser.Error:  # malformed, or no [default] section
+            continue
         found.update((k, (v, f"the settings file {path}")) for k, v in items if v)
     for key in ("base_url", "entity", "project"):  # WANDB_BASE_URL, WANDB_ENTITY, WANDB_PROJECT
         if env.get(var := "WANDB_" + key.upper()):
