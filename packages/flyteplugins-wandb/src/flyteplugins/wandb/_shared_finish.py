@@ -123,9 +123,8 @@ class SharedFinish:
     @property
     def finish_timeout(self) -> float | None:
         """This writer's share of the budget (``None``: not split)."""
-        if self.shares is None:
-            return None
-        return self.shares.primary if self.primary else self.shares.secondary
+        shares = self.shares
+        return None if shares is None else (shares.primary if self.primary else shares.secondary)
 
     def before_finish(self, exit_code: int) -> int:
         """Before this writer finishes: a secondary publishes its exit code, the primary waits
