@@ -127,9 +127,9 @@ def test_page_urls_are_the_clients(base: str, entity: str, project: str, run_id:
     client.sweep_id = run_id
     app = _client.api_to_app_url(base)
     assert app == client.app_url
-    assert _client.project_url(app, entity, project) == client.project_url
-    assert _client.run_url(app, entity, project, run_id) == client.run_url
-    assert _client.sweep_url(app, entity, project, run_id) == client.sweep_url
+    assert _client.page_url(app, entity, project) == client.project_url
+    assert _client.page_url(app, entity, project, "runs", run_id) == client.run_url
+    assert _client.page_url(app, entity, project, "sweeps", run_id) == client.sweep_url
     assert "WANDB_APP_URL" not in env
 
 

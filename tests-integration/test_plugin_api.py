@@ -91,7 +91,7 @@ def test_public_names() -> None:
         ({"tags": "one"}, TypeError, r"tags='one'"),
         ({"project": 2024}, TypeError, r"project=2024 \(int\)"),
         ({"id": "a/b"}, ValueError, r"invalid W&B run id 'a/b'"),
-        ({"mode": "sometimes"}, ValueError, r"mode 'sometimes'"),
+        ({"mode": "sometimes"}, ValueError, r"mode='sometimes': expected one of 'online'"),
         ({"download_logs": "yes"}, TypeError, r"download_logs='yes'"),
         ({"config": {"f": object()}}, TypeError, r"config\['f'\]"),
     ],

@@ -64,8 +64,7 @@ def test_every_named_module_and_function_exists(decision: str, where: str) -> No
 # Modules allowed to decide what the checks below look for.
 _DECIDERS = {"wandb/_client.py", "wandb/_client_env.py", "wandb/_resolve.py", "wandb/_pages.py"}
 _CLIENT_VARIABLES = {"WANDB_BASE_URL", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_APP_URL"}
-_HOST_RULES = {"api_url_for_host", "api_to_app_url", "run_url", "group_url", "sweep_url",
-               "sweeps_page_url", "project_url", "link_targets"}  # fmt: skip
+_HOST_RULES = {"api_url_for_host", "api_to_app_url", "page_url", "link_targets"}
 # core's id functions may be called where ids are made from an identity (the resolver) and where
 # the base of a launcher's job is made (one function of _distributed).
 _ID_MAKERS = {"make_base": {"wandb/_resolve.py", "wandb/_pages.py", "wandb/_distributed.py"}}

@@ -232,7 +232,7 @@ def test_every_link_is_a_page_of_a_run_the_job_creates(
         assert {(p.id, p.server, p.entity, p.project) for p in pages} == expected
         for p in pages:
             same = [r for r in logging if r.run_id == p.id]
-            assert all(r.url == (p.url if p.complete else None) for r in same)
+            assert all(r.url == p.url for r in same)
 
 
 IDENT_FOR_LINKS = Identity(run_name="r1", action_name="a0")

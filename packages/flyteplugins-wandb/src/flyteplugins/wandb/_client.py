@@ -1,18 +1,14 @@
-"""The installed wandb client's rules, without importing it: which server, web app and key.
-
-Links render where ``import wandb`` should not be paid, so each rule is a plain function that
-mirrors one of the client's (named in its docstring); ``tests-integration/test_client_rules.py``
-compares them with the installed client.
-"""
+"""The installed wandb client's rules without importing it (links render where ``import wandb``
+should not be paid): server, web app, page URLs, defaults. Each mirrors the client's function
+named in its docstring; ``tests-integration/test_client_rules.py`` compares them."""
 
 from __future__ import annotations
 
 import configparser
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 from urllib.parse import quote, urlsplit
 
 from flyteplugins.wandb_core import split_templates
@@ -26,24 +22,22 @@ FORGE_HOSTS: Final[Mapping[str, str]] = {
 }
 FORGE_APP_PATH: Final = "/wandb"
 FORGE_API_PATH: Final = "/api/wandb"
-DEFAULT_PROJECT: Final = "uncategorized"
-"""Where the server files a run that names no project."""
+DEFAULT_PROJECT: Final = "uncategorized"  # where the server files a run that names no project
+# The characters a page's id keeps unquoted (``Settings.run_url``, ``Settings.sweep_url``).
+_SAFE: Final = {"runs": "=+&$@", "groups": "", "sweeps": "/"}
 
 
-@dataclass(frozen=True)
-class Server:
-    """A W&B server: its API URL, its web app's URL, and where it was taken from (for messages:
-    ``host=``, ``WANDB_BASE_URL``, a settings file)."""
+class Server(NamedTuple):
+    """A W&B server: its API and web app URLs, and where it was taken from (for messages)."""
 
     api_url: str
     app_url: str
     source: str
 
 
-@dataclass(frozen=True)
-class ClientDefaults:
-    """What the client takes from the environment and its settings files when a run names
-    nothing (see :func:`read_defaults`); the resolver never reads the environment itself."""
+class ClientDefaults(NamedTuple):
+    """What the client takes from its variables and settings files when a run names nothing
+    (:func:`read_defaults`); the resolver never reads the environment itself."""
 
     base_url: str | None = None
     base_url_source: str = "the client's default"
@@ -54,8 +48,9 @@ class ClientDefaults:
     def server(self, host: str | None = None, *, source: str = "host=") -> Server:
         """The server a run uses: ``host`` when given, else these defaults."""
         api = api_url_for_host(host or self.base_url or DEFAULT_BASE_URL)
-        app = self.app_url or api_to_app_url(api)
-        return Server(api, app, source if host else self.base_url_source)
+        return Server(
+            api, self.app_url or api_to_app_url(api), source if host else self.base_url_source
+        )
 
 
 def forge_host(url: str) -> str | None:
@@ -68,13 +63,10 @@ def api_to_app_url(api_url: str) -> str:
     """The web app URL of an API URL (``wandb.util.api_to_app_url``)."""
     if host := forge_host(api_url):
         return f"https://{host}{FORGE_APP_PATH}"
-    if "://api.wandb.test" in api_url:
-        return api_url.replace("://api.", "://app.").strip("/")
-    if "://api.wandb." in api_url:
-        return api_url.replace("://api.", "://").strip("/")
-    if "://api." in api_url:
-        return api_url.replace("://api.", "://app.").strip("/")
-    return api_url
+    if "://api." not in api_url:
+        return api_url
+    cloud = "://api.wandb." in api_url and "://api.wandb.test" not in api_url
+    return api_url.replace("://api.", "://" if cloud else "://app.").strip("/")
 
 
 def api_url_for_host(host: str) -> str:
@@ -92,10 +84,9 @@ def api_url_for_host(host: str) -> str:
             f"host={host!r} is a CoreWeave Forge address but not its app or API: use "
             f"https://{hostname}{FORGE_APP_PATH} or https://api.{hostname}"
         )
-    if parts.port is None:  # a W&B cloud app host (without ``api.``, or with ``app.``)
-        for candidate in (f"api.{hostname}", f"api.{hostname.removeprefix('app.')}"):
-            if candidate in FORGE_HOSTS.values():
-                return f"https://{candidate}"
+    for api in (f"api.{hostname}", f"api.{hostname.removeprefix('app.')}"):  # a W&B cloud app
+        if parts.port is None and api in FORGE_HOSTS.values():
+            return f"https://{api}"
     return text
 
 
@@ -105,29 +96,18 @@ def _quote(text: str, safe: str) -> str:
     return "".join(p if i % 2 else quote(p, safe=safe) for i, p in enumerate(parts))
 
 
-def project_url(app_url: str, entity: str, project: str) -> str:
-    """``Settings.project_url``: ``{app}/{entity}/{project}``."""
-    return f"{app_url.rstrip('/')}/{_quote(entity, '/')}/{_quote(project, '/')}"
-
-
-def run_url(app_url: str, entity: str, project: str, run_id: str) -> str:
-    """``Settings.run_url``: the page of one run."""
-    return f"{project_url(app_url, entity, project)}/runs/{_quote(run_id, '=+&$@')}"
-
-
-def group_url(app_url: str, entity: str, project: str, group: str) -> str:
-    """The page of a group of runs (the W&B app's ``/groups/{group}``)."""
-    return f"{project_url(app_url, entity, project)}/groups/{_quote(group, '')}"
-
-
-def sweep_url(app_url: str, entity: str, project: str, sweep_id: str) -> str:
-    """``Settings.sweep_url``: the page of one sweep."""
-    return f"{project_url(app_url, entity, project)}/sweeps/{_quote(sweep_id, '/')}"
-
-
-def sweeps_page_url(app_url: str, entity: str, project: str) -> str:
-    """The project's list of sweeps."""
-    return f"{project_url(app_url, entity, project)}/sweeps"
+def page_url(
+    app_url: str, entity: str | None, project: str | None, kind: str = "", page_id: str = ""
+) -> str | None:
+    """``Settings.project_url``; with ``kind`` (``runs``, ``groups``, ``sweeps``) the page of
+    ``page_id`` (``Settings.run_url``, ``sweep_url``) or, without one, the list. ``None`` when
+    the entity is unknown: no URL can name the page."""
+    if not entity:
+        return None
+    url = f"{app_url.rstrip('/')}/{_quote(entity, '/')}/{_quote(project or DEFAULT_PROJECT, '/')}"
+    if kind:
+        url += f"/{kind}" + (f"/{_quote(page_id, _SAFE[kind])}" if page_id else "")
+    return url
 
 
 def expand_path(path: str, environ: Mapping[str, str]) -> Path:
@@ -140,8 +120,8 @@ def expand_path(path: str, environ: Mapping[str, str]) -> Path:
 def read_defaults(
     environ: Mapping[str, str] | None = None, cwd: str | None = None
 ) -> ClientDefaults:
-    """What the client would take for server, app URL, entity and project if a run named none:
-    its variables, else its settings files."""
+    """The server, app URL, entity and project the client takes when a run names none: its
+    variables, else its settings files."""
     env = os.environ if environ is None else environ
     # Lowest precedence first: the global file, then the one of the run folder's root ($WANDB_DIR
     # or the working directory), in .wandb/ when that exists.
@@ -155,40 +135,32 @@ def read_defaults(
         parser = configparser.ConfigParser()
         try:
             parser.read(path)
-            items = parser.items("default") if parser.has_section("default") else []
-        except configparser.Error:
-            items = []
+            items = parser.items("default")
+        except configparser.Error:  # malformed, or no [default] section
+            continue
         found.update((k, (v, f"the settings file {path}")) for k, v in items if v)
     for key in ("base_url", "entity", "project"):  # WANDB_BASE_URL, WANDB_ENTITY, WANDB_PROJECT
-        var = "WANDB_" + key.upper()
-        if env.get(var):
+        if env.get(var := "WANDB_" + key.upper()):
             found[key] = (env[var], var)
     if "base_url" in found:
         check_base_url(*found["base_url"])
-    base, entity, project = (found.get(k, (None, None)) for k in ("base_url", "entity", "project"))
-    return ClientDefaults(
-        base_url=base[0],
-        base_url_source=base[1] or "the client's default",
-        app_url=(env.get("WANDB_APP_URL") or "").rstrip("/") or None,
-        entity=entity[0],
-        project=project[0],
-    )
+    default = (None, "the client's default")
+    base, entity, project = (found.get(k, default) for k in ("base_url", "entity", "project"))
+    app_url = (env.get("WANDB_APP_URL") or "").rstrip("/") or None
+    return ClientDefaults(base[0], base[1], app_url, entity[0], project[0])
 
 
 def check_base_url(value: str, source: str) -> None:
     """Refuse a server URL the client cannot use, naming where it came from and its value."""
     parts = urlsplit(value.strip())
-    problem = None
+    try:
+        parts.port  # noqa: B018 (raises for a port that is not 0-65535)
+        problem = None if parts.hostname else "it names no host"
+    except ValueError:
+        problem = "its port is not a number from 0 to 65535"
     if parts.scheme not in ("http", "https"):
         problem = "it needs http:// or https://"
-    elif not parts.hostname:
-        problem = "it names no host"
-    else:
-        try:
-            parts.port  # noqa: B018 (raises for a port that is not 0-65535)
-        except ValueError:
-            problem = "its port is not a number from 0 to 65535"
-    if problem is not None:
+    if problem:
         where = f"{source}={value!r}" if source.isupper() else f"base_url={value!r} in {source}"
         raise ValueError(
             f"{where} is not a W&B server URL: {problem} (e.g. https://wandb.example.com or "

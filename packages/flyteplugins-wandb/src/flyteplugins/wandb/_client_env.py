@@ -33,9 +33,8 @@ def client_server(api_url: str | None) -> Iterator[None]:
         try:
             yield
         finally:
-            if before is None:
-                os.environ.pop("WANDB_BASE_URL", None)
-            else:
+            os.environ.pop("WANDB_BASE_URL", None)
+            if before is not None:
                 os.environ["WANDB_BASE_URL"] = before
 
 
@@ -54,19 +53,16 @@ def netrc_has_key(api_url: str, environ: Mapping[str, str] | None = None) -> boo
     """Whether a netrc file holds a password for ``api_url``'s host and port (as ``wandb login``
     writes it), or for the W&B host behind a Forge host."""
     env = os.environ if environ is None else environ
-    names = [env["NETRC"]] if env.get("NETRC") else ["~/.netrc", "~/_netrc"]
     machines = [urlsplit(api_url).netloc]
     if forge := forge_host(api_url):
         machines.append(FORGE_HOSTS[forge])
-    for path in (expand_path(name, env) for name in names):
+    for name in [env["NETRC"]] if env.get("NETRC") else ["~/.netrc", "~/_netrc"]:
         try:
-            parsed = netrc.netrc(str(path)) if path.is_file() else None
-        except (OSError, netrc.NetrcParseError):
+            parsed = netrc.netrc(str(expand_path(name, env)))
+        except (OSError, netrc.NetrcParseError):  # absent, a folder, unreadable or malformed
             continue
-        for machine in machines:
-            auth = parsed.authenticators(machine) if parsed else None
-            if auth and auth[2]:
-                return True
+        if any((parsed.authenticators(machine) or ("", "", ""))[2] for machine in machines):
+            return True
     return False
 
 

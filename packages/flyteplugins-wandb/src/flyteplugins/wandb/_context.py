@@ -12,15 +12,15 @@ from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import Any, ClassVar, Final, TypeVar
 
-from ._settings import KNOWN_SETTINGS, check_no_secret, normalize_settings
+from ._settings import KNOWN_SETTINGS, normalize_settings
 
 PREFIX: Final = "wandb/"
 PARENT_KEY: Final = "wandb/~parent"
 """Where a task publishes its live run (id, host, entity, project) for its children."""
 
 _outside_task: ContextVar[Mapping[str, str] | None] = ContextVar("fpw_outside", default=None)
-# The ``with`` blocks open in this asyncio task or thread, innermost last: per context, so one
-# module-level ``wandb_config(...)`` can be entered by concurrent tasks, nested and re-entered.
+# The ``with`` blocks open in this asyncio task or thread, innermost last: one module-level
+# ``wandb_config(...)`` can be entered by concurrent tasks, nested and re-entered.
 _entered: ContextVar[tuple[tuple[ContextEntries, AbstractContextManager[None]], ...]] = ContextVar(
     "fpw_entered", default=()
 )
@@ -30,19 +30,17 @@ def _check_json_safe(value: Any, where: str) -> None:
     """Reject what JSON cannot carry exactly, naming where it was found."""
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{where}={value!r}: non-finite floats cannot be carried exactly")
-    if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _check_json_safe(item, f"{where}[{i}]")
-    elif isinstance(value, Mapping):
-        for k, item in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{where} has the key {k!r} ({type(k).__name__}); keys must be str")
-            _check_json_safe(item, f"{where}[{k!r}]")
-    elif value is not None and not isinstance(value, (bool, int, float, str)):
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return
+    if not isinstance(value, (list, tuple, Mapping)):
         raise TypeError(
             f"{where}={value!r} ({type(value).__name__}) cannot travel in Flyte's custom_context; "
             "use str, int, float, bool, None, lists and dicts of those"
         )
+    for k, item in value.items() if isinstance(value, Mapping) else enumerate(value):
+        if isinstance(value, Mapping) and not isinstance(k, str):
+            raise TypeError(f"{where} has the key {k!r} ({type(k).__name__}); keys must be str")
+        _check_json_safe(item, f"{where}[{k!r}]")
 
 
 def encode_value(value: Any, *, key: str = "value") -> str:
@@ -68,14 +66,13 @@ def encode_entries(prefix: str, values: Mapping[str, Any]) -> dict[str, str]:
 
 
 def decode_entries(prefix: str, context: Mapping[str, str], names: Any = None) -> dict[str, Any]:
-    """The values stored under ``prefix`` in ``context``, unset markers dropped; with ``names``,
-    only those names (others may come from a newer or different plugin)."""
+    """The values stored under ``prefix`` in ``context`` (only ``names`` when given), unset
+    markers dropped."""
     out = {}
     for key, text in context.items():
-        if isinstance(key, str) and key.startswith(prefix):
-            name = key[len(prefix) :]
-            if names is None or name in names:
-                out[name] = decode_value(text, key=key)
+        name = key[len(prefix) :] if isinstance(key, str) and key.startswith(prefix) else None
+        if name is not None and (names is None or name in names):
+            out[name] = decode_value(text, key=key)
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -108,11 +105,10 @@ _E = TypeVar("_E", bound="ContextEntries")
 
 
 class ContextEntries(dict[str, str]):
-    """Encoded settings, usable as ``custom_context=`` (merging with other entries) and as a
-    ``with`` block that overrides its keys for the code and child tasks inside it (reusable,
-    nestable, from concurrent tasks and threads). Subclasses name their ``_prefix`` and
-    ``_fields``, read as attributes (``None`` when not given; ``kwargs``: the other keys) and
-    set as attributes, checked by ``_normalize``."""
+    """Encoded settings: ``custom_context=`` entries, and a reusable, nestable ``with`` block
+    overriding them for the code and child tasks inside it. A subclass's ``_fields`` (under its
+    ``_prefix``) read and set as attributes (``kwargs``: the other keys), checked by
+    ``_normalize``."""
 
     _prefix: ClassVar[str] = ""
     _fields: ClassVar[tuple[str, ...]] = ()
@@ -135,31 +131,30 @@ class ContextEntries(dict[str, str]):
         stack[-1][1].__exit__(*exc)
 
     def decoded(self) -> dict[str, Any]:
-        """The settings these entries hold, decoded (bookkeeping keys and unset markers omitted)."""
-        return {k: v for k, v in decode_entries(self._prefix, self).items() if k[:1] != "~"}
+        """The settings these entries hold, decoded (unset markers omitted)."""
+        return decode_entries(self._prefix, self)
 
-    def _no_setting(self, name: str) -> AttributeError:
-        return AttributeError(
-            f"{type(self).__name__} has no setting {name!r}; its settings are "
-            f"{', '.join(self._fields)} and kwargs (every other keyword)"
-        )
+    def _setting(self, name: str) -> str:
+        if name not in (*self._fields, "kwargs"):
+            raise AttributeError(
+                f"{type(self).__name__} has no setting {name!r}; its settings are "
+                f"{', '.join(self._fields)} and kwargs (every other keyword)"
+            )
+        return name
 
     def __getattr__(self, name: str) -> Any:
-        if name not in (*self._fields, "kwargs"):
-            raise self._no_setting(name)
         values = self.decoded()
-        if name == "kwargs":
+        if self._setting(name) == "kwargs":
             return {k: v for k, v in values.items() if k not in self._fields} or None
         return values.get(name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name not in (*self._fields, "kwargs"):
-            raise self._no_setting(name)
+        updates = {self._setting(name): value}
         if name == "kwargs":  # replaces every other keyword
-            old = {k: None for k in self.decoded() if k not in self._fields}
-            updates = {**old, **(value or {})}
-        else:
-            updates = {name: value}
+            updates = {
+                **{k: None for k in self.decoded() if k not in self._fields},
+                **(value or {}),
+            }
         checked = self._normalize({k: v for k, v in updates.items() if v is not None})
         for key in updates:
             self.pop(self._prefix + key, None)
@@ -180,8 +175,8 @@ class ContextEntries(dict[str, str]):
     def from_dict(cls: type[_E], entries: Mapping[str, str]) -> _E:
         """The settings of this kind found in ``entries`` (other keys are left out)."""
         p = cls._prefix
-        ours = (k for k in entries if isinstance(k, str) and k.startswith(p))
-        return cls({k: entries[k] for k in ours if not k[len(p) :].startswith("~")})
+        ours = {k: v for k, v in entries.items() if isinstance(k, str) and k.startswith(p)}
+        return cls({k: v for k, v in ours.items() if not k.startswith(p + "~")})
 
 
 class WandbConfig(ContextEntries):
@@ -193,7 +188,6 @@ class WandbConfig(ContextEntries):
 
     @classmethod
     def _normalize(cls, values: dict[str, Any]) -> dict[str, Any]:
-        check_no_secret(values)
         return normalize_settings(values)
 
 
@@ -219,21 +213,18 @@ def wandb_config(
     log_inputs: bool | None = None,
     **init_kwargs: Any,
 ) -> WandbConfig:
-    """W&B settings for a run and its child tasks, as Flyte ``custom_context`` entries.
+    """W&B settings for a run and its child tasks, as Flyte ``custom_context`` entries: pass
+    them to ``flyte.with_runcontext(custom_context=...)`` (merged as ``{**cfg, "team": "a"}``),
+    or use ``with wandb_config(...):`` in a task for the child tasks started in the block.
 
-    Pass the result as ``flyte.with_runcontext(custom_context=...)`` (merge it with other entries
-    as ``{**wandb_config(...), "team": "a"}``), or use ``with wandb_config(...):`` in a task to
-    override the given settings for the child tasks started in the block. ``host``: the W&B
-    server; ``finish_timeout``: seconds the upload may take after the task's code returned
-    (default 30; 0 waits for everything); ``offline_fallback=True``: log offline when the server
-    cannot be reached at start; ``download_logs``: ``True`` or a folder, download the run's logs
+    ``host``: the W&B server; ``finish_timeout``: seconds the upload may take after the task's
+    code returned (default 30; 0: no limit); ``offline_fallback=True``: log offline when the
+    server cannot be reached at start; ``download_logs``: ``True`` or a folder, for the run's logs
     after the task (needs the ``[sweeps]`` extra); ``report``, ``log_outputs``, ``log_inputs``:
-    see ``@wandb_init``. Other keywords go to ``wandb.init``. ``None`` keeps what an enclosing
-    context gave. Every setting is checked now; ``cfg.project`` reads one back, ``cfg.kwargs`` the
-    other keywords, ``cfg.to_dict()`` gives the plain entries.
+    see ``@wandb_init``; other keywords go to ``wandb.init``; ``None`` keeps what an enclosing
+    context gave. Checked now; ``cfg.project``, ``cfg.kwargs``, ``cfg.to_dict()`` read it back.
     """
     named = {k: v for k, v in locals().items() if k != "init_kwargs"}  # the parameters above
-    check_no_secret(init_kwargs)
     return WandbConfig(encode_entries(PREFIX, normalize_settings({**named, **init_kwargs})))
 
 
@@ -244,7 +235,7 @@ def read_wandb_config(context: Mapping[str, str] | None = None) -> dict[str, Any
 
 def get_wandb_context() -> WandbConfig | None:
     """The ``wandb_config`` settings the running code sees (its task's ``custom_context``, else
-    the open ``with wandb_config(...)`` blocks), or ``None`` when there are none."""
+    the open ``with wandb_config(...)`` blocks), or ``None``."""
     return WandbConfig.from_dict(current_custom_context()) or None
 
 

@@ -1,9 +1,6 @@
-"""Distributed jobs (torchrun, PyTorch Elastic, Flyte's clustered launcher) around core's plan.
-
-At decoration, the shape a task's config launches (for its links). In a process of the job: its
-topology, the W&B variables it must not inherit from its launcher, a base id from its job for a
-call no Flyte action names, the GPU its system metrics watch, and the job's key-value store.
-"""
+"""Distributed jobs (torchrun, PyTorch Elastic, Flyte's clustered launcher) around core's plan:
+the shape a task's config launches (for its links) and, in a process of the job, its topology,
+the W&B variables it must not inherit, its job's id and store, and the GPU its metrics watch."""
 
 from __future__ import annotations
 
@@ -20,23 +17,20 @@ from typing import Any
 
 from flyteplugins.wandb_core import Topology, TopologyError, make_base, parse_nnodes
 
+from ._resolve import own_settings
+
 logger = logging.getLogger("flyteplugins.wandb")
 
-#: The wandb setting that limits system metrics to some GPUs (its name in wandb 0.31).
-GPU_SETTING = "x_stats_gpu_device_ids"
-#: The key of the job id in the job's store, shared by every call of every rank and attempt.
-JOB_ID_KEY = "flyteplugins-wandb/job-id"
-#: Variables that only a distributed launcher sets (torchelastic; Flyte's clustered launcher).
-LAUNCHER_MARKERS = ("TORCHELASTIC_RUN_ID", "FLYTE_CLUSTERED_WORKER")
+GPU_SETTING = "x_stats_gpu_device_ids"  # the wandb setting that limits system metrics to GPUs
+JOB_ID_KEY = "flyteplugins-wandb/job-id"  # the job's id in its store, for every rank and restart
+LAUNCHER_MARKERS = ("TORCHELASTIC_RUN_ID", "FLYTE_CLUSTERED_WORKER")  # set only by launchers
 
 
 def shape_of_config(config: object) -> tuple[int | str, int] | None:
     """``(nnodes, nproc_per_node)`` a task plugin config launches; ``None`` for one process.
-
-    ``flyteplugins-pytorch``'s ``Elastic`` (``nnodes`` may be a range ``"1:4"``) or Flyte's
-    clustered ``TorchRun``/``JaxRun`` settings, recognised only when their module is already
-    imported (a task with such a config imported it): a plain task never imports torch.
-    """
+    ``flyteplugins-pytorch``'s ``Elastic`` (``nnodes`` may be a range ``"1:4"``) and Flyte's
+    clustered settings are recognised only when their module is imported (a task with such a
+    config imported it): a plain task never imports torch."""
     elastic = getattr(sys.modules.get("flyteplugins.pytorch.task"), "Elastic", None)
     if elastic is not None and isinstance(config, elastic):
         nnodes, nproc = config.nnodes, config.nproc_per_node
@@ -56,12 +50,10 @@ class WandbStrayRank(UserWarning):
 
 
 def read_topology(environ: Mapping[str, str]) -> Topology | None:
-    """The process's topology; ``None`` when it is not part of a distributed job.
-
-    Core refuses a lone ``RANK`` or ``WORLD_SIZE``. Outside a launcher it is a leftover of a
-    shell or pod spec (or an Elastic task run inline by Flyte's local mode): a warning, and the
-    process is a single one. Under a launcher the job is broken: core's error stands.
-    """
+    """The process's topology; ``None`` outside a distributed job. A lone ``RANK`` or
+    ``WORLD_SIZE`` outside a launcher is a leftover of a shell or pod spec (or an Elastic task
+    run inline by Flyte's local mode): a warning, and a single process. Under a launcher the job
+    is broken: core's error stands."""
     try:
         return Topology.from_env(environ)
     except TopologyError as exc:
@@ -79,18 +71,15 @@ def read_topology(environ: Mapping[str, str]) -> Topology | None:
 
 
 def clean_worker_environment(environ: MutableMapping[str, str], *, pid: int) -> list[str]:
-    """Remove inherited W&B variables that break a worker's own runs; return the names removed.
-
-    ``WANDB_SERVICE`` of another process (the launcher's wandb-core service, which dies with it)
-    is removed so the worker starts its own; ``WANDB_RUN_ID`` is the launcher's run id, except
-    in a sweep agent's trial (``WANDB_SWEEP_ID`` set), where the agent assigned it.
-    """
-    removed = []
+    """Remove (and name) what a worker must not inherit from its launcher: another process's
+    ``WANDB_SERVICE`` (it dies with the launcher) and ``WANDB_RUN_ID`` (the launcher's run,
+    except in a sweep agent's trial, where the agent assigned it)."""
     owner = re.match(r"\d+-(\d+)-", environ.get("WANDB_SERVICE", ""))
-    if "WANDB_SERVICE" in environ and (owner is None or int(owner.group(1)) != pid):
-        removed.append("WANDB_SERVICE")
-    if "WANDB_RUN_ID" in environ and not environ.get("WANDB_SWEEP_ID"):
-        removed.append("WANDB_RUN_ID")
+    stale = {
+        "WANDB_SERVICE": owner is None or int(owner.group(1)) != pid,
+        "WANDB_RUN_ID": not environ.get("WANDB_SWEEP_ID"),
+    }
+    removed = [name for name, drop in stale.items() if drop and name in environ]
     for name in removed:
         del environ[name]
     return removed
@@ -112,15 +101,12 @@ _warned_no_store = False
 
 
 def job_id(topology: Topology, environ: Mapping[str, str]) -> str:
-    """The id every rank of this job, and a restart of it, agrees on: the rendezvous id
-    (``torchrun --rdzv-id``), else one agreed through the job's store (:func:`agree`), else
-    this rank's own, with a warning naming ``--rdzv-id`` when the job has several ranks."""
-    rdzv = rendezvous_id(environ)
-    if rdzv:
+    """The id every rank and restart of this job agrees on: the rendezvous id, else one agreed in
+    the job's store, else this rank's own (warning once, naming ``--rdzv-id``)."""
+    if rdzv := rendezvous_id(environ):
         return rdzv
     proposal = "job-" + uuid.uuid4().hex[:12]
-    store = open_store(30.0, environ)
-    if store is not None:
+    if (store := open_store(30.0, environ)) is not None:
         try:
             return agree(store, proposal)
         except Exception as exc:  # the store went away: fall back to the rank's own proposal
@@ -130,8 +116,8 @@ def job_id(topology: Topology, environ: Mapping[str, str]) -> str:
         _warned_no_store = True
         logger.warning(
             "W&B: this job has no rendezvous id (TORCHELASTIC_RUN_ID=%r) and no store its ranks "
-            "share, so its ranks get different run ids (%s here). Give the job "
-            "a unique id: torchrun --rdzv-id=<job id>.",
+            "share, so its ranks get different run ids (%s here). Give the job a unique id: "
+            "torchrun --rdzv-id=<job id>.",
             environ.get("TORCHELASTIC_RUN_ID"),
             proposal,
         )
@@ -145,12 +131,9 @@ def launcher_base(name: str, topology: Topology | None, environ: Mapping[str, st
 
 
 def visible_gpu_ids(environ: Mapping[str, str], count: int | None = None) -> list[int] | None:
-    """Physical indices of the ``count`` GPUs this process sees; ``None`` without CUDA.
-
-    ``count`` defaults to torch's count when the program imported torch (an Elastic worker has),
-    else to the NVIDIA device nodes. ``CUDA_VISIBLE_DEVICES`` maps logical to physical indices
-    (W&B's monitor enumerates physical devices); UUIDs cannot be mapped: ``None``.
-    """
+    """Physical indices of the ``count`` GPUs this process sees (default: torch's count when the
+    program imported torch, else the NVIDIA device nodes); ``None`` without CUDA, or when
+    ``CUDA_VISIBLE_DEVICES`` names UUIDs (W&B's monitor enumerates physical devices)."""
     if count is None:
         torch = sys.modules.get("torch")
         try:  # a broken CUDA install must not break logging
@@ -171,17 +154,12 @@ def worker_settings(
     *,
     gpu_count: int | None = None,
 ) -> dict[str, Any]:
-    """The ``wandb.Settings`` fields this plugin adds for one rank of a distributed job.
-
-    With CUDA visible, the rank's system metrics watch the GPU of its ``LOCAL_RANK`` (the device
-    ``torch.cuda.set_device(local_rank)`` selects), not every GPU of the node; left out when the
-    installed wandb lacks :data:`GPU_SETTING` or the user's ``settings`` set it.
-    """
+    """The ``wandb.Settings`` fields added for one rank: its system metrics watch the GPU of its
+    ``LOCAL_RANK``, not every GPU of the node (unless the user set :data:`GPU_SETTING`)."""
     if topology is None:
         return {}
     gpus = visible_gpu_ids(environ, gpu_count)
-    chosen = getattr(user_settings, "model_fields_set", user_settings or ())  # or a dict's keys
-    if not gpus or GPU_SETTING in chosen:
+    if not gpus or GPU_SETTING in own_settings(user_settings):
         return {}
     import wandb
 
@@ -194,9 +172,8 @@ _stores: dict[str, Any] = {}
 
 
 def open_store(timeout_s: float, environ: Mapping[str, str] = os.environ) -> Any:
-    """A client of the job's c10d store, or ``None``: the agent's under torchrun / Elastic
-    (``TORCHELASTIC_USE_AGENT_STORE=True``), else the store of a process group initialised from
-    the environment, which its rank 0 serves at the same ``MASTER_ADDR:MASTER_PORT``."""
+    """A client of the job's c10d store at ``MASTER_ADDR:MASTER_PORT``, or ``None``: the agent's
+    under torchrun / Elastic, else the one rank 0 of an initialised process group serves."""
     try:
         import torch.distributed as dist
     except ImportError:

@@ -1,18 +1,13 @@
-"""The ``Wandb`` link shown on a task in the Flyte UI.
-
-Rendered at submit time (with the submitter's ``custom_context`` and client defaults) from the
-resolver's decision (``_pages``, imported then), so it names the run or group that will exist.
-"""
+"""The ``Wandb`` link shown on a task in the Flyte UI, rendered at submit time (with the
+submitter's ``custom_context`` and client defaults) from the resolver's decision (``_pages``,
+imported then), so it names the run or group that will exist."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flyteplugins.wandb_core import parse_rank_scope, parse_run_mode
-
-if TYPE_CHECKING:
-    from ._pages import LinkPage
+from ._settings import check
 
 WANDB_ICON = "https://wandb.ai/logo.svg"
 
@@ -42,42 +37,32 @@ class Wandb:
     cached: bool = False
 
     def __post_init__(self) -> None:
-        if self.run_mode is not None:
-            parse_run_mode(self.run_mode)
-        if self.rank_scope is not None:
-            parse_rank_scope(self.rank_scope)
+        check("run_mode", self.run_mode)
+        check("rank_scope", self.rank_scope)
 
-    def _settings(self) -> dict[str, Any]:
-        fields = ("project", "entity", "host", "id", "run_mode", "rank_scope")
-        return {f: getattr(self, f) for f in fields if getattr(self, f) is not None}
-
-    def pages(
+    def urls(
         self, run_name: str, action_name: str, context: dict[str, str] | None = None
-    ) -> list[LinkPage]:
-        """Every page this task's W&B runs (or groups) will have, as the resolver decides them."""
+    ) -> list[str]:
+        """The page of every run (or group) of this task, as the resolver decides them (the W&B
+        app's start page where no entity is known)."""
         from . import _client, _pages, _resolve
         from ._context import read_parent, read_wandb_config
 
         ctx = context or {}
-        settings = _resolve.merge_settings(read_wandb_config(ctx), self._settings())
-        parent = _resolve.Parent.from_published(read_parent(ctx), in_process=False)
-        return _pages.link_pages(
-            settings,
+        fields = ("project", "entity", "host", "id", "run_mode", "rank_scope")
+        own = {f: getattr(self, f) for f in fields}
+        pages = _pages.link_pages(
+            _resolve.merge_settings(read_wandb_config(ctx), own),
             defaults=_client.read_defaults(),
             run_name=run_name,
             action_name=action_name,
-            parent=parent,
+            parent=_resolve.Parent.from_published(read_parent(ctx), in_process=False),
             nnodes=self.nnodes,
             nproc_per_node=self.nproc_per_node,
             worker=self.worker,
             cached=self.cached,
         )
-
-    def urls(
-        self, run_name: str, action_name: str, context: dict[str, str] | None = None
-    ) -> list[str]:
-        """The URLs of :meth:`pages` (the app's start page where an entity is unknown)."""
-        return [page.url for page in self.pages(run_name, action_name, context)]
+        return [page.url or page.server.app_url for page in pages]
 
     def get_link(
         self,

@@ -1,10 +1,8 @@
 """On SIGTERM (pod eviction, spot reclaim): mark the live runs preempting and finish them.
 
 Only the main thread may set signal handlers, so only a run started there (an ``async`` task, a
-decorated function called there) installs the handler: a synchronous Flyte task runs in a worker
-thread, and W&B marks its run crashed when the process dies. The first such run installs it, the
-last one restores the previous disposition (unless someone replaced ours meanwhile).
-"""
+decorated function called there) installs it: W&B marks a synchronous task's run (in a worker
+thread) crashed when the process dies. The last such run restores the previous disposition."""
 
 from __future__ import annotations
 

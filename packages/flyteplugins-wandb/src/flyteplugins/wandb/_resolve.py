@@ -1,16 +1,11 @@
-"""The resolver: every fact about a call's run, decided once, from plain inputs.
-
-:func:`resolve` turns the settings, the parent, the topology, the Flyte identity and the
-client's defaults into a :class:`ResolvedRun` that the runtime executes as is; core's ``plan``
-decides ranks, ids and groups. Pure: no environment, files or clocks are read here.
-"""
+"""The resolver: every fact about a call's run, decided once and purely (no environment, files
+or clocks) from the settings, parent, topology, Flyte identity and client defaults."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from flyteplugins.wandb_core import (
     DEFAULT_RANK_SCOPE,
@@ -18,13 +13,11 @@ from flyteplugins.wandb_core import (
     RunPlan,
     Topology,
     make_base,
-    parse_rank_scope,
-    parse_run_mode,
     plan,
 )
 
 from . import _settings
-from ._client import DEFAULT_PROJECT, ClientDefaults, Server, group_url, project_url, run_url
+from ._client import ClientDefaults, Server, page_url
 
 CallKind = Literal["task", "function", "trial"]
 """``task``: a Flyte task's own function; ``function``: a decorated function (inside a task, or
@@ -36,8 +29,7 @@ PLUGIN_ONLY: Final = _settings.PLUGIN_ONLY | {"settings"}
 RUN_IDENTITY: Final = ("name", "tags", "notes", "group", "job_type", "config")
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     """The Flyte action a call runs in."""
 
     run_name: str
@@ -51,7 +43,7 @@ class Identity:
         return make_base(self.run_name or "run", self.action_name)
 
     def as_config(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self._asdict()
 
 
 @dataclass(frozen=True)
@@ -67,14 +59,14 @@ class Parent:
 
     @classmethod
     def from_published(cls, value: Mapping[str, Any] | None, *, in_process: bool) -> Parent | None:
-        if not value or not isinstance(value.get("id"), str):
+        if value is None:
             return None
-        where = {k: value.get(k) for k in ("host", "entity", "project")}
-        return cls(value["id"], **where, in_process=in_process)
+        return cls(
+            value["id"], value.get("host"), value.get("entity"), value.get("project"), in_process
+        )
 
 
-@dataclass(frozen=True)
-class Trial:
+class Trial(NamedTuple):
     """What a W&B sweep agent assigned to the trial (its ``WANDB_*`` variables)."""
 
     sweep_id: str
@@ -84,10 +76,8 @@ class Trial:
 
 @dataclass(frozen=True)
 class ResolvedRun:
-    """Everything about one call's run. ``run_id`` ``None``: the client picks a fresh one;
-    ``init_kwargs``: for ``wandb.init`` (no plugin setting among them); ``settings``: the
-    ``wandb.Settings`` fields the plugin sets; ``url``: the run's page, when its entity is known
-    before it starts."""
+    """Everything about one call's run (``run_id`` ``None``: the client picks one; ``settings``:
+    the ``wandb.Settings`` fields the plugin sets; ``url``: ``None`` while no entity is known)."""
 
     plan: RunPlan
     server: Server
@@ -107,8 +97,8 @@ def merge_settings(context: Mapping[str, Any], decorator: Mapping[str, Any]) -> 
     out = dict(context)
     for key, value in decorator.items():
         if key == "config" and isinstance(out.get(key), Mapping) and value is not None:
-            out[key] = {**out[key], **value}
-        elif value is not None:
+            value = {**out[key], **value}
+        if value is not None:
             out[key] = value
     return out
 
@@ -121,40 +111,22 @@ def own_settings(obj: Any) -> dict[str, Any]:
     return {n: getattr(obj, n) for n in names if getattr(obj, n, None) is not None}
 
 
-def server_for(settings: Mapping[str, Any], defaults: ClientDefaults) -> Server:
-    """The server of a run: ``host=`` (or the ``base_url`` of the own Settings), else defaults."""
-    if settings.get("host"):
-        return defaults.server(settings["host"], source="host=")
-    return defaults.server(
-        own_settings(settings.get("settings")).get("base_url"), source="settings.base_url"
-    )
-
-
 def where(
-    settings: Mapping[str, Any], defaults: ClientDefaults, parent: Parent | None, joins: bool
+    settings: Mapping[str, Any], defaults: ClientDefaults, joined: Parent | None = None
 ) -> tuple[Server, str | None, str | None]:
-    """Server, entity and project of a run: a joined parent's, else settings > client defaults."""
-    own = own_settings(settings.get("settings"))
-    server = server_for(settings, defaults)
+    """Server, entity and project of a run: the ``joined`` parent's, else the settings' (``host=``,
+    then the own ``settings=``), else the client's defaults."""
+    own, host = own_settings(settings.get("settings")), settings.get("host")
+    server = defaults.server(
+        host or own.get("base_url"), source="host=" if host else "settings.base_url"
+    )
     entity = settings.get("entity") or own.get("entity") or defaults.entity
     project = settings.get("project") or own.get("project") or defaults.project
-    if joins and parent is not None:
-        if parent.host:
-            server = defaults.server(parent.host, source="the parent task's run")
-        entity, project = parent.entity or entity, parent.project or project
-    return server, entity, project
-
-
-def page_url(
-    server: Server, entity: str | None, project: str | None, kind: str, page_id: str
-) -> str | None:
-    """A run, group or project page; ``None`` when the entity is unknown (no URL can name it)."""
-    if not entity:
-        return None
-    proj = project or DEFAULT_PROJECT
-    if kind == "project":
-        return project_url(server.app_url, entity, proj)
-    return (group_url if kind == "group" else run_url)(server.app_url, entity, proj, page_id)
+    if joined is None:
+        return server, entity, project
+    if joined.host:
+        server = defaults.server(joined.host, source="the parent task's run")
+    return server, joined.entity or entity, joined.project or project
 
 
 def choose_parent(
@@ -179,15 +151,14 @@ def resolve(
     trial: Trial | None = None,
     label: str | None = None,
 ) -> ResolvedRun:
-    """Resolve one call's run. ``launcher_base`` is the base id when no Flyte action names the
-    call (a function under ``torchrun``); ``label`` names a single process that joins a run
-    owned by another process."""
+    """Resolve one call's run. ``launcher_base``: the base id when no Flyte action names the
+    call (under ``torchrun``); ``label`` names a single process joining another's run."""
     base = identity.base if identity else launcher_base or make_base("local", label or "function")
     user_id = None if kind == "trial" else settings.get("id")
     parent_id = parent.id if parent is not None else None
     p = plan(
-        parse_run_mode(settings.get("run_mode", DEFAULT_RUN_MODE)),
-        parse_rank_scope(settings.get("rank_scope", DEFAULT_RANK_SCOPE)),
+        settings.get("run_mode", DEFAULT_RUN_MODE),
+        settings.get("rank_scope", DEFAULT_RANK_SCOPE),
         topology,
         base,
         parent_id=parent_id,
@@ -196,16 +167,14 @@ def resolve(
         label=label,
     )
     joins = p.run_id is not None and p.run_id == parent_id
-    writer = p.shared and not p.primary  # writes rows into a run another process owns
-    server, entity, project = where(settings, defaults, parent, joins)
+    server, entity, project = where(settings, defaults, parent if joins else None)
 
     kwargs = {k: v for k, v in settings.items() if k not in PLUGIN_ONLY and k != "id"}
     if settings.get("sync") == "after":
         kwargs["mode"] = "offline"  # uploaded later by the sync task, whatever the network
     kwargs.update(project=project, entity=entity)
     client: dict[str, Any] = {"base_url": server.api_url}
-    run_id: str | None = p.run_id
-    resume: str | None = None
+    run_id, resume = p.run_id, None
     # No Flyte action names the run (a plain function, a function starting its own run in a
     # task, a task called as a function outside Flyte): a fresh id per call rather than one run
     # resumed by every call. Distributed ranks keep the planned ids.
@@ -218,7 +187,7 @@ def resolve(
             kwargs.pop("resume", None)
             run_id = trial.run_id
             client.update(sweep_id=trial.sweep_id, sweep_param_path=trial.param_path)
-        elif writer:
+        elif p.joins_existing:  # writes rows into a run another process owns
             kwargs.pop("resume", None)
             if joins:  # a child joining its parent's run writes rows, not the run's identity
                 kwargs = {k: v for k, v in kwargs.items() if k not in RUN_IDENTITY}
@@ -227,16 +196,16 @@ def resolve(
         else:
             resume = kwargs["resume"] = kwargs.get("resume") or "allow"
     kwargs["id"] = run_id
-    if p.group is not None:
-        kwargs["group"] = p.group
-    if identity is not None and not writer and kind != "trial":
+    kwargs["group"] = p.group or kwargs.get("group")
+    if identity is not None and not p.joins_existing and kind != "trial":
         config, key = dict(kwargs.get("config") or {}), "flyte"
         while key in config:  # the Flyte identity never replaces a user's key
             key = "_" + key
         kwargs["config"] = {**config, key: identity.as_config()}
     if p.shared:
-        client.update(x_primary=p.primary, x_label=p.label or None)
-        client["x_update_finish_state"] = p.finishes
+        client.update(
+            x_primary=p.primary, x_label=p.label or None, x_update_finish_state=p.finishes
+        )
     return ResolvedRun(
         plan=p,
         server=server,
@@ -248,5 +217,5 @@ def resolve(
         joins_parent=joins,
         init_kwargs={k: v for k, v in kwargs.items() if v is not None},
         settings={k: v for k, v in client.items() if v is not None},
-        url=page_url(server, entity, project, "run", run_id) if run_id else None,
+        url=page_url(server.app_url, entity, project, "runs", run_id) if run_id else None,
     )

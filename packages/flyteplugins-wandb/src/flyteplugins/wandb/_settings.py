@@ -1,8 +1,5 @@
-"""Every setting of ``wandb_config`` / ``@wandb_init`` in one table, with its check.
-
-Settings are checked where they are given (at decoration, at the ``wandb_config`` call), with
-errors naming the bad value and what is allowed. Nothing here imports wandb or flyte.
-"""
+"""Every setting of ``wandb_config`` / ``@wandb_init`` in one table with its check, run where the
+setting is given; errors name the bad value and what is allowed. Imports neither wandb nor flyte."""
 
 from __future__ import annotations
 
@@ -18,21 +15,18 @@ from flyteplugins.wandb_core import check_user_id, parse_rank_scope, parse_run_m
 
 from ._extension import SWEEPS_EXTRA_HINT, download_registered
 
-MODES: Final = ("online", "offline", "disabled", "shared")
-
 
 class Setting(NamedTuple):
-    """One setting. ``accepts`` is also the message's "expected ..."; ``kind`` (a type),
-    ``choices`` and ``rule`` are checked when given. ``goes_to``: ``wandb.init`` (passed on),
-    ``plugin`` (read by the resolver, links or extensions), ``runtime`` (read when the run starts
-    and finishes), ``both`` (read by the resolver and passed on)."""
+    """One setting: ``accepts`` is also the error's "expected ..."; ``kind`` (a type), ``choices``
+    and ``rule`` are checked when given. ``goes_to``: passed to ``wandb.init``, read by the
+    ``plugin`` (resolver, links, extensions) or at ``runtime`` (start, finish), or ``both``."""
 
     name: str
     accepts: str
     default: str
     goes_to: Literal["wandb.init", "plugin", "runtime", "both"]
     kind: type | tuple[type, ...] | None = None
-    choices: tuple[str, ...] = ()
+    choices: tuple[object, ...] = ()
     rule: Callable[[Any], object] | None = None
 
 
@@ -71,12 +65,11 @@ def _check_name(name: str, value: str, also: str = "", longest: int = 0) -> None
     if not value.strip():
         raise ValueError(f"{name}={value!r} is empty: give a W&B {name} name or leave it unset")
     odd = {c for c in value if also and (c.isspace() or not c.isprintable())}
-    bad = sorted(odd | {c for c in value if c in PATH_CHARACTERS})
-    if bad:
-        a = "an" if name[0] in "aeiou" else "a"
+    if bad := sorted(odd | (set(value) & set(PATH_CHARACTERS))):
+        article = "an" if name[0] in "aeiou" else "a"
         raise ValueError(
             f"{name}={value!r} contains {', '.join(map(repr, bad))}: W&B refuses the characters "
-            f"{' '.join(PATH_CHARACTERS)}{also} in {a} {name} name"
+            f"{' '.join(PATH_CHARACTERS)}{also} in {article} {name} name"
         )
     if longest and len(value) > longest:
         raise ValueError(
@@ -101,8 +94,7 @@ def check_tags(tags: Any) -> None:
 
 
 def _check_id(value: Any) -> None:
-    used = check_user_id(value)
-    if used != value:
+    if (used := check_user_id(value)) != value:
         warnings.warn(
             f"id={value!r} has {len(value)} characters, more than W&B accepts with the suffixes "
             f"the plugin may add; the run id used is {used!r}",
@@ -147,16 +139,14 @@ TABLE: Final = (
             "WANDB_PROJECT, else the client's", "both", str, rule=check_project),
     Setting("entity", "a str: a user or team name", "WANDB_ENTITY, else the key's", "both", str,
             rule=check_entity),
-    Setting("host", "a str: the W&B server's URL", "WANDB_BASE_URL, else the client's", "plugin",
-            str),
+    Setting("host", "a str: the W&B server's URL", "WANDB_BASE_URL, else client's", "plugin", str),
     Setting("id", "a run id (the ranks' ids derive from it)", "the Flyte action's", "both",
             rule=_check_id),
     Setting("name", "a str", "the client's", "wandb.init", str),
-    Setting("tags", "a list of str, each 1 to 64 characters", "none", "wandb.init",
-            rule=check_tags),
+    Setting("tags", "a list of str of 1 to 64 characters", "none", "wandb.init", rule=check_tags),
     Setting("config", "a dict (merged: decorator over context)", "none", "wandb.init", Mapping),
     Setting("mode", "one of 'online', 'offline', 'disabled', 'shared'", "WANDB_MODE, else online",
-            "both", None, MODES),
+            "both", None, ("online", "offline", "disabled", "shared")),
     Setting("group", "a str", "from the plan (distributed jobs)", "both", str),
     Setting("run_mode", "auto, new or shared", "auto", "plugin", rule=parse_run_mode),
     Setting("rank_scope", "global or worker", "global", "plugin", rule=parse_rank_scope),
@@ -167,7 +157,8 @@ TABLE: Final = (
     Setting("finish_timeout", "seconds >= 0 (0 waits for every upload)", "30", "runtime",
             rule=partial(check_seconds, "finish_timeout", zero="0 waits for every upload")),
     Setting("offline_fallback", "True or False", "False", "runtime", bool),
-    Setting("sync", "'after' (log offline, then upload with the sync task)", "none", "plugin"),
+    Setting("sync", "one of 'after' (log offline, then upload with the sync task)", "none",
+            "plugin", None, ("after",)),
     Setting("report", "True or False", "False", "plugin", bool),
     Setting("log_outputs", "True or False", "False", "plugin", bool),
     Setting("log_inputs", "True or False", "False", "plugin", bool),
@@ -195,13 +186,13 @@ OPTIONS: Final = ("report", "log_outputs", "log_inputs")  # the extensions' on/o
 
 def check(name: str, value: Any) -> None:
     """Check the setting ``name`` by its row of :data:`TABLE` (``None``: not given)."""
+    row = _ROWS[name]
     if value is None:
         return
-    row = _ROWS[name]
     if row.kind is not None and not isinstance(value, row.kind):
         raise _bad(name, value, row.accepts, TypeError)
     if row.choices and value not in row.choices:
-        raise ValueError(f"invalid {name} {value!r}; expected {row.accepts}")
+        raise _bad(name, value, row.accepts)
     if row.rule is not None:
         row.rule(value)
 
@@ -213,48 +204,16 @@ check_offline_fallback: Final = partial(check, "offline_fallback")
 def check_sync(value: Any, mode: Any = None, offline_fallback: Any = None) -> None:
     """``sync``: ``"after"`` or ``None``; it contradicts an explicit mode other than offline and
     ``offline_fallback`` (a run that always logs offline has nothing to fall back from)."""
-    if value is None:
-        return
-    if value != "after":
-        raise _bad("sync", value, "one of " + _ROWS["sync"].accepts)
-    if mode is not None and mode != "offline":
+    check("sync", value)
+    if value is not None and mode not in (None, "offline"):
         raise ValueError(
             f"sync={value!r} logs offline and uploads later, but mode={mode!r} was given with it: "
             "drop mode= (or give mode='offline')"
         )
-    if offline_fallback is True:
+    if value is not None and offline_fallback is True:
         raise ValueError(
             f"sync={value!r} logs offline from the start, so offline_fallback=True (log offline "
             "when the server cannot be reached at start) would never apply: give one of them"
-        )
-
-
-def check_keywords(names: Any) -> None:
-    """Refuse a keyword that is neither a setting nor a ``wandb.init`` keyword, naming the one
-    it most likely meant: its first word (``sync_mode``), else the closest spelling."""
-    allowed = (*KNOWN_SETTINGS, *WANDB_INIT_KEYWORDS)
-    for name in names:
-        if name in allowed:
-            continue
-        first = str(name).lower().replace("-", "_").split("_")[0]
-        guess = [first] if first in allowed else difflib.get_close_matches(str(name), allowed, 1)
-        hint = f"did you mean {guess[0]!r}? " if guess else ""
-        raise TypeError(
-            f"unknown keyword {name!r}: {hint}accepted are the plugin's settings "
-            f"({', '.join(KNOWN_SETTINGS)}) and the keywords of wandb.init "
-            f"({', '.join(k for k in WANDB_INIT_KEYWORDS if k not in KNOWN_SETTINGS)})"
-        )
-
-
-def validate(values: Mapping[str, Any]) -> None:
-    """Reject bad settings at the call that gave them, naming the value and what is allowed."""
-    check_keywords(values)
-    for name in KNOWN_SETTINGS:
-        check(name, values.get(name))
-    check_sync(values.get("sync"), values.get("mode"), values.get("offline_fallback"))
-    if values.get("settings") is not None:
-        raise TypeError(
-            "settings= cannot travel in custom_context; pass wandb.Settings to @wandb_init instead"
         )
 
 
@@ -271,8 +230,28 @@ def check_no_secret(values: Mapping[str, Any]) -> None:
 
 
 def normalize_settings(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate settings and bring them to their canonical form (``tags`` a list, ...)."""
-    validate(values)
+    """Check settings where they are given (an API key, a keyword that is neither a setting nor
+    a ``wandb.init`` keyword, a bad value: refused) and bring them to their canonical form."""
+    check_no_secret(values)
+    allowed = (*KNOWN_SETTINGS, *WANDB_INIT_KEYWORDS)
+    for name in values:
+        if name in allowed:
+            continue
+        # the name most likely meant: its first word (``sync_mode``), else the closest spelling
+        first = str(name).lower().replace("-", "_").split("_")[0]
+        guess = [first] if first in allowed else difflib.get_close_matches(str(name), allowed, 1)
+        raise TypeError(
+            f"unknown keyword {name!r}: {f'did you mean {guess[0]!r}? ' if guess else ''}"
+            f"accepted are the plugin's settings ({', '.join(KNOWN_SETTINGS)}) and the keywords "
+            f"of wandb.init ({', '.join(k for k in WANDB_INIT_KEYWORDS if k not in _ROWS)})"
+        )
+    for name in KNOWN_SETTINGS:
+        check(name, values.get(name))
+    check_sync(values.get("sync"), values.get("mode"), values.get("offline_fallback"))
+    if values.get("settings") is not None:
+        raise TypeError(
+            "settings= cannot travel in custom_context; pass wandb.Settings to @wandb_init instead"
+        )
     out = {k: v for k, v in values.items() if v is not None}
     if isinstance(out.get("download_logs"), os.PathLike):
         out["download_logs"] = os.fspath(out["download_logs"])
@@ -289,8 +268,7 @@ def extras_wanted(settings: Mapping[str, Any]) -> bool:
 
 def refuse_extras_for_function(opts: Mapping[str, Any], target: Any) -> None:
     """``report``/``log_outputs``/``log_inputs`` belong to tasks: refused on a plain function."""
-    given = [name for name in OPTIONS if opts.get(name)]
-    if given:
+    if given := [name for name in OPTIONS if opts.get(name)]:
         raise TypeError(
             f"{', '.join(f'{n}=True' for n in given)} on "
             f"{getattr(target, '__qualname__', target)!r}: these apply to Flyte tasks (their "

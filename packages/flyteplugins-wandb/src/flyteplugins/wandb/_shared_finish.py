@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from flyteplugins.wandb_core import RunPlan, Topology, plan
 
@@ -30,16 +30,13 @@ def finish_timeout(environ: Mapping[str, str]) -> float:
     try:
         value = float(raw) if raw.strip() else 300.0
     except ValueError:
-        raise ValueError(
-            f"{FINISH_TIMEOUT_ENV}={raw!r} is not a number of seconds (e.g. 300)"
-        ) from None
+        value = 0.0
     if value <= 0:
-        raise ValueError(f"{FINISH_TIMEOUT_ENV}={raw!r} must be > 0")
+        raise ValueError(f"{FINISH_TIMEOUT_ENV}={raw!r} must be > 0 (seconds, e.g. 300)")
     return value
 
 
-@dataclass(frozen=True)
-class FinishShares:
+class FinishShares(NamedTuple):
     """How the writers of one shared run split its ``finish_timeout`` (``budget``): the
     secondaries finish at once within ``secondary``; the primary waits for them at most ``wait``
     (their share and the margin to report), then finishes within ``primary``."""
@@ -55,10 +52,8 @@ class FinishShares:
 
 def split_finish(budget: float) -> FinishShares | None:
     """The shares of ``budget`` seconds (``None`` for 0: no limit, every writer waits)."""
-    if budget <= 0:
-        return None
     half = (budget - min(REPORT_MARGIN_S, budget / 5)) / 2
-    return FinishShares(budget=budget, secondary=half, primary=half)
+    return FinishShares(budget, half, half) if budget > 0 else None
 
 
 def _collect(store: Any, keys: dict[int, str], wait_s: float) -> dict[int, str]:
@@ -76,17 +71,12 @@ def _collect(store: Any, keys: dict[int, str], wait_s: float) -> dict[int, str]:
 
 @dataclass
 class SharedFinish:
-    """Orders the finishes of the ranks that write one shared run, within one budget.
-
-    Through the job's store (the agent's under torchrun / Elastic, else the default process
-    group's; with neither, ranks finish in any order): no barrier that a rank stuck elsewhere
-    could deadlock, and it works after the process group is destroyed. A secondary publishes its
-    exit code when its code returns, finishes within its share, then publishes that it is done.
-    The primary waits for every exit code (``FINISH_TIMEOUT_ENV``), then for their finishes
-    within their share, then finishes within its own; the run fails when a secondary failed or
-    never returned (not when one was still uploading). A failed secondary waits for the
-    primary's finish before exiting, as the agent then tears down the surviving workers.
-    """
+    """Orders the finishes of one shared run's writers within one budget, through the job's store
+    (no barrier a rank stuck elsewhere could deadlock; it outlives the process group). A
+    secondary publishes its exit code, finishes within its share, then that it is done; the
+    primary waits for the codes (``FINISH_TIMEOUT_ENV``), then their finishes, then finishes: the
+    run fails when a secondary failed or never returned. A failed secondary waits for the
+    primary's finish, as the agent then tears down the surviving workers."""
 
     run_id: str
     rank: int
@@ -110,9 +100,8 @@ class SharedFinish:
         user_settings: Any = None,
         **kw: Any,
     ) -> SharedFinish | None:
-        """This rank's handshake (``None`` when it writes no shared run). ``base`` and ``kw``
-        (``parent_id``, ``user_id``) made its plan: every rank is planned alike to find the
-        secondaries. The plugin's ``finish_timeout``, else the user's ``settings``: the budget."""
+        """This rank's handshake (``None``: it writes no shared run); every rank is planned as
+        ``plan_`` was (``base``, ``kw``) to find the secondaries."""
         if topology is None or not (plan_.initializes and plan_.shared) or plan_.run_id is None:
             return None
         writers = {}
@@ -128,9 +117,8 @@ class SharedFinish:
         job = environ.get("TORCHELASTIC_RUN_ID") or environ.get("JOBSET_NAME") or "job"
         attempt = f"{topology.restart_count}.{environ.get('JOBSET_RESTART_ATTEMPT', '0')}"
         ns = f"flyteplugins-wandb/{job}/{attempt}/{plan_.run_id}"
-        timeout_s = finish_timeout(environ)
-        args = (plan_.run_id, topology.rank, plan_.primary, secondaries, has_primary, ns, timeout_s)
-        return cls(*args, shares=shares)
+        args = (plan_.run_id, topology.rank, plan_.primary, secondaries, has_primary, ns)
+        return cls(*args, finish_timeout(environ), shares)
 
     @property
     def finish_timeout(self) -> float | None:
@@ -142,10 +130,9 @@ class SharedFinish:
         """Before this writer finishes: a secondary publishes its exit code, the primary waits
         for the secondaries; return the exit code the run finishes with."""
         self.began = time.monotonic()
-        store = open_store(self.timeout_s)
+        store, ns = open_store(self.timeout_s), self.namespace
         if store is None or (self.primary and not self.secondaries):
             return exit_code
-        ns = self.namespace
         if not self.primary:
             store.set(f"{ns}/code/{self.rank}", str(exit_code))
             return exit_code
@@ -158,21 +145,19 @@ class SharedFinish:
         done = _collect(store, {r: f"{ns}/done/{r}" for r in codes}, upload_s)
         stuck = sorted(set(self.secondaries) - codes.keys())
         failed = sorted(r for r, code in codes.items() if code != "0")
-        uploading = sorted(codes.keys() - done.keys())
-        stuck_why = f"did not return from their code within {grace:.0f} s ({FINISH_TIMEOUT_ENV})"
-        late_why = f"were still uploading after {upload_s:.1f} s (their share of finish_timeout)"
         for ranks, why in (
-            (stuck, f"{stuck_why}; marking the run failed"),
+            (stuck, f"did not return from their code within {grace:.0f} s ({FINISH_TIMEOUT_ENV}); "
+             "marking the run failed"),
             (failed, "failed"),
-            (uploading, f"{late_why}; finishing the run without them"),
-        ):
+            (sorted(codes.keys() - done.keys()), f"were still uploading after {upload_s:.1f} s "
+             "(their share of finish_timeout); finishing the run without them"),
+        ):  # fmt: skip
             if ranks:
                 logger.warning("W&B shared run %s: ranks %s %s", self.run_id, ranks, why)
         return 1 if (exit_code != 0 or failed or stuck) else 0
 
     def finish_report(self) -> dict[str, float | None]:
-        """Keywords of ``_backend.finish_run``: when this writer's finish began, and the budget
-        it shares with the other writers."""
+        """``_backend.finish_run``'s keywords: when this finish began, the budget it shares."""
         if self.shares is None:
             return {"since": self.began}
         share = None if self.primary else self.shares.secondary

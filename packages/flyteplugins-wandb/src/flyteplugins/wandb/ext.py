@@ -63,7 +63,7 @@ def server_url(settings: Mapping[str, Any]) -> str:
     own choice)."""
     from . import _client, _resolve
 
-    return _resolve.server_for(settings, _client.read_defaults()).api_url
+    return _resolve.where(settings, _client.read_defaults())[0].api_url
 
 
 def flyte_identity() -> dict[str, Any] | None:
