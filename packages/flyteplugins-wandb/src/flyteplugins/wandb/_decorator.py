@@ -11,12 +11,12 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast, overload
 
-from flyteplugins.wandb_core import DistributedInfo, parse_rank_scope, parse_run_mode
+from flyteplugins.wandb_core import DistributedInfo
 
 from . import _flyte
 from ._call import _Call
 from ._extension import download_hook
-from ._settings import check_no_secret, normalize_settings, refuse_extras_for_function
+from ._settings import normalize_settings, refuse_extras_for_function
 from ._state import get_wandb_run
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -93,7 +93,6 @@ def wandb_init(
     ``wandb_config`` context and apply to this task (and its traces) only.
     """
     settings_obj = init_kwargs.pop("settings", None)
-    check_no_secret(init_kwargs)
     raw = {
         "run_mode": run_mode,
         "rank_scope": rank_scope,
@@ -106,10 +105,6 @@ def wandb_init(
         "log_inputs": log_inputs,
         **init_kwargs,
     }
-    if run_mode is not None:
-        parse_run_mode(run_mode)
-    if rank_scope is not None:
-        parse_rank_scope(rank_scope)
     opts = normalize_settings(raw)
     if settings_obj is not None:
         opts["settings"] = settings_obj
