@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from flyteplugins.wandb._config import ContextEntries, wandb_config
 from flyteplugins.wandb._context import (
     PARENT_KEY,
     PREFIX,
-    ContextEntries,
     current_custom_context,
     decode_entries,
     encode_entries,
@@ -19,7 +19,6 @@ from flyteplugins.wandb._context import (
     parent_entries,
     read_parent,
     read_wandb_config,
-    wandb_config,
 )
 from flyteplugins.wandb._settings import check_entity, check_project
 

@@ -17,7 +17,6 @@ from flyteplugins.wandb_core import RankScope, RunMode
 
 from .__about__ import __version__
 from ._call import WandbLinkIncomplete
-from ._context import get_wandb_context, wandb_config
 from ._decorator import get_distributed_info, get_wandb_run_dir, wandb_init
 from ._globals import WandbGlobalsUnavailable
 from ._link import Wandb
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
         apply_recorded_uses,
         log_model_checkpoint,
     )
+    from ._config import get_wandb_context, wandb_config
     from ._distributed import WandbStrayRank
     from ._failures import (
         WandbApiKeyMissing,
@@ -50,6 +50,7 @@ _LAZY = {
     for module, names in (
         ("_artifacts", "WandbArtifactFailed WandbCloudExtraMissing apply_recorded_uses"),
         ("_artifacts", "log_model_checkpoint"),
+        ("_config", "get_wandb_context wandb_config"),
         ("_distributed", "WandbStrayRank"),
         ("_failures", "WandbApiKeyMissing WandbOfflineFallback WandbServerUnreachable"),
         ("_failures", "WandbUploadIncomplete WandbFinishFailed"),

@@ -14,8 +14,8 @@ from typing import Any, Final
 
 from ._backend import effective_mode
 from ._client_env import client_server
+from ._config import ContextEntries
 from ._context import (
-    ContextEntries,
     current_custom_context,
     decode_entries,
     decode_value,
