@@ -105,17 +105,35 @@ async def train_then_sync() -> dict[str, Any]:
     return {"run_id": run_id, "first": first, "again": again}
 
 
+def _ten_rows_unless_resumed() -> Any:
+    """The call's run after logging ``x`` at steps 0..9 when new; ``None`` when it was resumed."""
+    run = get_wandb_run()
+    assert run is not None
+    if run.resumed:
+        return None
+    for i in range(10):
+        run.log({"x": i})
+    return run
+
+
 @wandb_init(project="rewind-bad", entity="ent")
 @env.task
 def rewind_bad(step: int) -> str:
     """Logs 10 rows (0..9), then a second call of the same action rewinds to ``step``."""
-    run = get_wandb_run()
-    assert run is not None
-    if not run.resumed:
-        for i in range(10):
-            run.log({"x": i})
-        return str(run.id)
-    rewind_to(step)
+    run = _ten_rows_unless_resumed() or rewind_to(step)
+    return str(run.id)
+
+
+@wandb_init(project="rewind-tab", entity="ent", report=True)
+@env.task
+def rewind_with_tab() -> str:
+    """Logs 10 rows; a second call of the same run rewinds to step 4 and logs ``y`` three times:
+    the task's W&B tab charts the rows of the rewound run."""
+    run = _ten_rows_unless_resumed()
+    if run is None:
+        run = rewind_to(4)  # the run object the task logs to from here on
+        for i in range(3):
+            run.log({"y": 100 + i})
     return str(run.id)
 
 

@@ -102,6 +102,20 @@ def test_a_bad_rewind_names_the_run_and_the_step(
     assert [r["_step"] for r in run["history"]] == list(range(10)) and run["rewinds"] == []
 
 
+def test_the_tab_follows_the_rewound_run(wandb_online: WandbTestServer, tmp_path: Path) -> None:
+    from _report_html import parse_tab, reports_of, run_named
+
+    run_id = f"tab-{tmp_path.name}"
+    assert _local(jobs.rewind_with_tab, "tab1", tmp_path, id=run_id) == run_id  # steps 0..9
+    context = dict(wandb_config(id=run_id))  # the same run, resumed, then rewound to step 4
+    name, out = run_named(jobs.rewind_with_tab, prefix="tab2", custom_context=context)
+    assert out == run_id
+    (report,) = reports_of(name).values()
+    charts = {chart.series: chart for chart in parse_tab(report).charts}
+    assert charts["y"].logged == 3  # the rows logged after the rewind, to the new run object
+    assert len(charts["y"].points) == 3
+
+
 # ------------------------------------------------------------------- Elastic restart, online
 
 

@@ -84,6 +84,11 @@ class Tab:
             write_text(f"{self.folder}/rank-{self.rank}.json", json.dumps(line))
         return line
 
+    def follow(self, run: Any) -> None:
+        """``rewind_to`` put ``run`` in place of the tab's run: chart what is logged to it."""
+        detach(self.run)
+        self.run, self.recorder = run, attach(run)
+
     def closing(self, exc: BaseException | None, code: int) -> None:
         """Before the run finishes: read its summary, give the run its ``log`` back."""
         self.summary = self.recorder.last_values()
@@ -226,6 +231,10 @@ class Native(Extension):
     def ended(self, call: Any, exc: BaseException | None, code: int) -> None:
         if self.tab is not None:
             _guard(WandbReportFailed, "write the final W&B tab", self.tab.closed)
+
+    def replaced(self, call: Any, old: Any, new: Any) -> None:
+        if self.tab is not None:
+            _guard(WandbReportFailed, "move the W&B tab to the rewound run", self.tab.follow, new)
 
 
 def _guard(category: type[Warning], what: str, fn: Callable[..., Any], *args: Any) -> Any:
