@@ -91,7 +91,7 @@ def init_run(request: InitRequest) -> Any:
     kwargs.setdefault("reinit", "create_new")
     _resilience.apply_bounds(settings, resilience)
     base_url = request.server.api_url
-    online = mode in ("online", "shared")
+    online = mode in _resilience.ONLINE_MODES
     if resilience.offline_fallback and online:
         from . import _failures
 
@@ -146,7 +146,7 @@ def finish_run(
     called = time.monotonic()
     run.finish(exit_code=exit_code)
     now = time.monotonic()
-    if getattr(getattr(run, "settings", None), "mode", None) in ("online", "shared", "run"):
+    if getattr(getattr(run, "settings", None), "mode", None) in _resilience.ONLINE_MODES:
         from ._failures import report_incomplete_upload
 
         elapsed = now - (called if since is None else since)

@@ -137,9 +137,9 @@ def wandb_config(
     log_inputs: bool | None = None,
     **init_kwargs: Any,
 ) -> WandbConfig:
-    """W&B settings for a run and its child tasks, as Flyte ``custom_context`` entries: pass
-    them to ``flyte.with_runcontext(custom_context=...)`` (merged as ``{**cfg, "team": "a"}``),
-    or use ``with wandb_config(...):`` in a task for the child tasks started in the block.
+    """W&B settings for a run and its child tasks, as Flyte ``custom_context`` entries, for
+    ``flyte.with_runcontext(custom_context=...)`` (merged as ``{**cfg, "team": "a"}``), or as
+    ``with wandb_config(...):`` in a task for the child tasks started in the block.
 
     ``host``: the W&B server; ``finish_timeout``: seconds the upload may take after the task's
     code returned (default 30; 0: no limit); ``offline_fallback=True``: log offline when the

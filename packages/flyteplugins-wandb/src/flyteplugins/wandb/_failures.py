@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from . import _client, _client_env
-from ._resilience import CLIENT_BOUNDS, env_var, redact
+from ._resilience import CLIENT_BOUNDS, ONLINE_MODES, env_var, redact
 
 #: A finish that took this part of its ``finish_timeout`` or more ran into it.
 TIMED_OUT_FRACTION: Final = 0.95
@@ -40,7 +40,7 @@ class WandbOfflineFallback(UserWarning):
 def missing_key(mode: str, server: _client.Server, settings: Any = None) -> Exception | None:
     """The error naming both fixes when an online run has no API key anywhere (asked after the
     client refused to start, so a key given to ``wandb.login`` counts; never read into text)."""
-    if mode not in ("online", "shared") or _client_env.has_api_key(server.api_url, settings):
+    if mode not in ONLINE_MODES or _client_env.has_api_key(server.api_url, settings):
         return None
     return WandbApiKeyMissing(
         f"W&B is online (mode={mode!r}, server {server.api_url}, from {server.source}) but no "
@@ -151,7 +151,7 @@ def report_incomplete_upload(
     ``share``: this writer's part of it when the writers of a shared run split it.
     """
     settings = getattr(run, "settings", None)
-    if getattr(settings, "mode", None) not in ("online", "shared", "run"):
+    if getattr(settings, "mode", None) not in ONLINE_MODES:
         return None
     own_limit = getattr(settings, "finish_timeout", None)
     limit = own_limit if limit is None else limit

@@ -15,6 +15,9 @@ from typing import Any, Final
 from ._resolve import own_settings
 from ._settings import check_finish_timeout, check_offline_fallback
 
+#: The client's modes that talk to a server (``run`` is the client's old name for online).
+ONLINE_MODES: Final = ("online", "shared", "run")
+
 DEFAULT_FINISH_TIMEOUT: Final = 30.0
 """Seconds a run may spend uploading after the task's code returned (``finish_timeout``)."""
 
